@@ -1,0 +1,136 @@
+"""The ``bt`` command line: parse flags, build a config, call the engine. Nothing else lives here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from feeds.base import LlmbtError
+
+
+class Group(click.Group):
+    """A click group that turns user errors (:class:`LlmbtError`) into one clean line, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LlmbtError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmbt")
+def cli() -> None:
+    """llmbt: backtest strategies that trade on signals from a (LoRA-fine-tuned) language model."""
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LlmbtError(f"--param {pair!r} must look like key=value, e.g. --param fast=10")
+        out[key.strip()] = value.strip()
+    return out or None
+
+
+def run_options(func):
+    """The flags shared by commands that take a run configuration (``run``, later ``compare``)."""
+    opts = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML file with run settings; flags given on the command line override it."),
+        click.option("--strategy", help="Registered strategy name (see `bt strategies`)."),
+        click.option("--data", help="Price source: sample:GOOG|EURUSD|BTCUSD, csv:PATH, "
+                     "parquet:PATH, yahoo:TICKER, ccxt:EXCHANGE:SYMBOL."),
+        click.option("--start", help="First date (inclusive), YYYY-MM-DD."),
+        click.option("--end", help="Last date (inclusive), YYYY-MM-DD."),
+        click.option("--interval", help="Bar size for downloaded data, e.g. 1d, 1h."),
+        click.option("--cash", type=float, help="Starting cash (default 100000)."),
+        click.option("--commission", type=float, help="Commission as a fraction of traded value "
+                     "(default 0.001 = 0.1 %)."),
+        click.option("--slippage", type=float, help="Slippage as a fraction of price (default 0)."),
+        click.option("--sizer", help="percent (of portfolio value) or fixed (units)."),
+        click.option("--size", type=float, help="Percent for --sizer percent (default 95), units "
+                     "for fixed."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Strategy parameter, repeatable: --param fast=10 --param slow=30."),
+        click.option("--benchmark", help="Strategy run as the benchmark (default buy_and_hold; "
+                     "'none' to skip)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def build_config(config_path: str | None, params: tuple[str, ...], **flags):
+    """YAML (if any) → defaults, then every flag that was given overrides it."""
+    from engine.config import RunConfig
+
+    base = RunConfig.from_yaml(config_path) if config_path else RunConfig()
+    return base.replace(params=_parse_params(params), **flags)
+
+
+@cli.command()
+@run_options
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Tearsheet HTML path (default out/<strategy>-<run id>.html).")
+@click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet.")
+@click.option("--save-config", type=click.Path(dir_okay=False), help="Write the resolved config "
+              "as YAML (reusable with --config).")
+def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) -> None:
+    """Run one backtest, print its metrics and write a QuantStats tearsheet.
+
+    Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
+    """
+    from engine.report import report_run
+    from engine.runner import run_backtest
+
+    config = build_config(**kwargs)
+    if save_config:
+        Path(save_config).write_text(config.to_yaml())
+    click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
+    result = run_backtest(config)
+    path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
+    report_run(result, path)
+
+
+@cli.command("strategies")
+def strategies_cmd() -> None:
+    """List the registered strategies and their parameters."""
+    from strategies.registry import available, get_strategy
+
+    for name in available():
+        cls = get_strategy(name)
+        params = ", ".join(f"{k}={v!r}" for k, v in cls.params._getitems())
+        click.echo(f"{name:<16} {params}")
+
+
+@cli.group()
+def data() -> None:
+    """Price data: fill the local cache so later runs need no network."""
+
+
+@data.command("fetch")
+@click.argument("uri")
+@click.option("--start", help="First date, YYYY-MM-DD.")
+@click.option("--end", help="Last date, YYYY-MM-DD.")
+@click.option("--interval", default="1d", show_default=True, help="Bar size, e.g. 1d, 1h.")
+def data_fetch(uri: str, start: str | None, end: str | None, interval: str) -> None:
+    """Download URI (yahoo:TICKER or ccxt:EXCHANGE:SYMBOL) into the local Parquet cache.
+
+    Example: bt data fetch yahoo:AAPL --start 2020-01-01 --end 2024-12-31
+    """
+    from feeds import fetch_to_cache, load_prices
+
+    path = fetch_to_cache(uri, start, end, interval=interval)
+    frame = load_prices(uri, start, end, interval=interval)
+    click.echo(f"{len(frame)} bars {frame.index[0]} .. {frame.index[-1]} cached at {path}")
+
+
+def main() -> None:
+    cli(prog_name="bt")
+
+
+if __name__ == "__main__":
+    main()

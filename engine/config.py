@@ -1,0 +1,182 @@
+"""One frozen, typed configuration per run; its hash is the run id and the cache key of the run.
+
+A :class:`RunConfig` is validated on creation, so a bad value fails before any data is loaded.
+Each error names the CLI flag (and YAML key) that sets the value, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from feeds.base import ConfigError, did_you_mean
+
+SIZERS = ("percent", "fixed")
+MODES = ("bars", "headlines")
+QUANTIZATIONS = ("none", "8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a backtest's result.
+
+    Attributes:
+        strategy: registered strategy name (``bt run --strategy``).
+        data: price source URI, e.g. ``sample:GOOG``, ``csv:prices.csv``, ``yahoo:AAPL``.
+        start, end: inclusive date range (ISO strings) or None for all data.
+        interval: bar size for downloaded data (``1d``, ``1h``…).
+        cash: starting cash. commission: fraction of traded value (0.001 = 0.1 %).
+        slippage: fraction of price paid on every fill, against the trader.
+        sizer: ``percent`` (of portfolio value, ``size`` in %) or ``fixed`` (``size`` units).
+        params: strategy parameters (``--param key=value``).
+        benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
+        mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
+        model, adapter, quantization: the scoring model (LLM strategies).
+        batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
+    """
+
+    strategy: str = "sma_cross"
+    data: str = "sample:GOOG"
+    start: str | None = None
+    end: str | None = None
+    interval: str = "1d"
+    cash: float = 100_000.0
+    commission: float = 0.001
+    slippage: float = 0.0
+    sizer: str = "percent"
+    size: float = 95.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    benchmark: str = "buy_and_hold"
+    mode: str = "bars"
+    news: str | None = None
+    news_tz: str | None = None
+    model: str = "smollm2-135m"
+    adapter: str | None = None
+    quantization: str = "none"
+    batch_size: int = 16
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
+        for name in ("cash", "commission", "slippage", "size", "batch_size"):
+            _coerce_number(self, name)
+        _check(self.cash > 0, "--cash", self.cash, "must be positive, e.g. --cash 100000")
+        _check(0 <= self.commission < 0.1, "--commission", self.commission,
+               "is a fraction of traded value: use e.g. 0.001 for 0.1 %")
+        _check(0 <= self.slippage < 0.1, "--slippage", self.slippage,
+               "is a fraction of price: use e.g. 0.0005 for 5 bp")
+        _check_choice("--sizer", self.sizer, SIZERS)
+        _check(self.size > 0 and (self.sizer != "percent" or self.size <= 100), "--size", self.size,
+               "must be in (0, 100] for --sizer percent, or a positive number of units for fixed")
+        _check_choice("--mode", self.mode, MODES)
+        _check_choice("--quantization", self.quantization, QUANTIZATIONS)
+        _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
+        _check_dates(self.start, self.end)
+        _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
+
+    @property
+    def run_id(self) -> str:
+        """A stable 12-hex-digit hash of every field: equal configs give equal ids."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def __hash__(self) -> int:
+        return hash(self.run_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (the YAML form)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return data | {"params": dict(self.params)}
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """A copy with the given fields changed; ``None`` values are ignored (flag not given)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        _reject_unknown(given)
+        if "params" in given:
+            given["params"] = {**self.params, **given["params"]}
+        return dataclasses.replace(self, **given)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> RunConfig:
+        """Build from a mapping, rejecting unknown keys with "Did you mean …?"."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        _reject_unknown(data, source)
+        return cls(**dict(data))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        """Load a YAML file whose keys are the field names (``--config run.yaml``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} not found: check the --config path")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+        return cls.from_dict(data, source=str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def _reject_unknown(data: Mapping[str, Any], source: str = "config") -> None:
+    for key in data:
+        if key not in field_names():
+            raise ConfigError(f"{source}: unknown key {key!r}.{did_you_mean(key, field_names())} "
+                              f"Valid keys: {', '.join(field_names())}")
+
+
+def _flag_key(flag: str) -> str:
+    return f"{flag} (YAML key {flag.lstrip('-').replace('-', '_')!r})"
+
+
+def _check(ok: bool, flag: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"{_flag_key(flag)} = {value!r} {fix}")
+
+
+def _check_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{_flag_key(flag)} = {value!r} is not one of {', '.join(choices)}."
+                          f"{did_you_mean(str(value), choices)}")
+
+
+def _coerce_number(cfg: RunConfig, name: str) -> None:
+    value = getattr(cfg, name)
+    kind = int if name == "batch_size" else float
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{_flag_key(flag)} = {value!r} is not a number") from None
+    if isinstance(value, bool) or (kind is int and number != value):
+        raise ConfigError(f"{_flag_key('--' + name.replace('_', '-'))} = {value!r} must be a whole number")
+    object.__setattr__(cfg, name, number)
+
+
+def _check_dates(start: str | None, end: str | None) -> None:
+    import pandas as pd
+
+    parsed = {}
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is None:
+            continue
+        try:
+            parsed[flag] = pd.Timestamp(str(value))
+        except (ValueError, TypeError):
+            raise ConfigError(f"{_flag_key(flag)} = {value!r} is not a date: use YYYY-MM-DD") from None
+    if len(parsed) == 2 and parsed["--start"] > parsed["--end"]:
+        raise ConfigError(f"--start {start!r} is after --end {end!r}: swap them")

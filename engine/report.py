@@ -1,0 +1,32 @@
+"""Turn a :class:`RunResult` into terminal output and a tearsheet (the reports package draws)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.runner import RunResult, periods_per_year
+
+
+def report_run(result: RunResult, html: Path | None) -> None:
+    """Print the metrics table, trade summary and signal info; write the tearsheet if asked."""
+    from reports import print_metrics, write_tearsheet
+
+    series = {result.config.strategy: result.returns}
+    if result.benchmark_returns is not None:
+        series[str(result.benchmark_returns.name)] = result.benchmark_returns
+    ppy = periods_per_year(result.returns.index)
+    s = result.stats
+    extra = {"Trades": {result.config.strategy: f"{int(s['trades'])}"},
+             "Final value": {result.config.strategy: f"{s['final_value']:,.2f}"},
+             "Exposure": {result.config.strategy: f"{s['exposure']:.1%}"}}
+    print_metrics(series, ppy, extra)
+    for key, value in result.signal_info.items():
+        click.echo(f"{key}: {value}")
+    click.echo(f"backtest took {result.seconds:.2f} s")
+    if html is not None:
+        path = write_tearsheet(result.returns, html, benchmark=result.benchmark_returns,
+                               title=f"{result.config.strategy} on {result.config.data} "
+                                     f"(run {result.run_id})", periods=ppy)
+        click.echo(f"tearsheet: {path}")

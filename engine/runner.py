@@ -1,0 +1,167 @@
+"""Build a Cerebro from a :class:`RunConfig`, run it, and return a plain result object.
+
+Data flow: prices (feeds) → precomputed signal columns (strategy ``prepare_signals``) → a
+Backtrader feed carrying those columns as lines → strategy ``next()`` reads them → analyzers →
+:class:`RunResult`. Market orders are filled at the next bar's open (Backtrader's default; neither
+cheat-on-open nor cheat-on-close is enabled).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from engine.analyzers import EquityCurve, TradeLog
+from engine.config import RunConfig
+from feeds import load_prices
+from strategies.base import SignalStrategy
+from strategies.registry import check_params, get_strategy
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class RunResult:
+    """What a backtest returns: plain pandas/JSON data, no Backtrader objects."""
+
+    config: RunConfig
+    returns: pd.Series
+    equity: pd.Series
+    trades: pd.DataFrame
+    stats: dict[str, float]
+    benchmark_returns: pd.Series | None = None
+    signal_info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+class PercentOfValue(bt.Sizer):
+    """Whole units worth ``percents`` % of the portfolio value at the signal bar's close."""
+
+    params = (("percents", 95.0),)
+
+    def _getsizing(self, comminfo, cash, data, isbuy) -> int:
+        value = self.strategy.broker.getvalue()
+        return int(value * self.p.percents / 100.0 / data.close[0])
+
+
+def signal_feed_class(columns: tuple[str, ...]) -> type[bt.feeds.PandasData]:
+    """A PandasData subclass that carries ``columns`` as extra lines (read by name)."""
+    name = "SignalData_" + "_".join(columns) if columns else "PriceData"
+    params = tuple((c, c) for c in columns) + (("datetime", None), ("openinterest", None))
+    return type(name, (bt.feeds.PandasData,), {"lines": tuple(columns), "params": params})
+
+
+def make_feed(frame: pd.DataFrame, columns: tuple[str, ...] = ()) -> bt.feeds.PandasData:
+    """Wrap a normalised price frame (+ signal columns) as a Backtrader feed."""
+    df = frame.copy()
+    df.index = df.index.tz_convert("UTC").tz_localize(None)
+    return signal_feed_class(columns)(dataname=df)
+
+
+def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
+                 with_benchmark: bool = True) -> RunResult:
+    """Run one backtest.
+
+    Args:
+        config: the validated run configuration.
+        prices: an already-loaded normalised frame (skips loading ``config.data``).
+        with_benchmark: also run ``config.benchmark`` on the same data and costs.
+    """
+    started = time.perf_counter()
+    if prices is None:
+        prices = load_prices(config.data, config.start, config.end, interval=config.interval)
+    cls = get_strategy(config.strategy)
+    params = check_params(cls, dict(config.params))
+    frame, info, columns = prices, {}, ()
+    if issubclass(cls, SignalStrategy):
+        signals, info = cls.prepare_signals(prices, config)
+        columns = tuple(cls.signal_columns)
+        frame = prices.join(signals[list(columns)])
+    result = _run_cerebro(config, frame, cls, params, columns)
+    result.signal_info = info
+    if with_benchmark and config.benchmark not in ("none", config.strategy):
+        bench = config.replace(strategy=config.benchmark, params={})
+        bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), {}, ())
+        result.benchmark_returns = bench.returns.rename(config.benchmark)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_cerebro(config: RunConfig, frame: pd.DataFrame, cls: type[bt.Strategy],
+                 params: dict, columns: tuple[str, ...]) -> RunResult:
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=False)
+    cerebro.adddata(make_feed(frame, columns))
+    cerebro.addstrategy(cls, **params)
+    _setup_broker(cerebro, config)
+    cerebro.addanalyzer(EquityCurve, _name="equity")
+    cerebro.addanalyzer(TradeLog, _name="tradelog")
+    cerebro.addanalyzer(bt.analyzers.DrawDown, _name="drawdown")
+    strat = cerebro.run()[0]
+    equity = _equity_series(strat.analyzers.equity.get_analysis())
+    returns = _returns(equity, config.cash).rename(config.strategy)
+    trades = pd.DataFrame(strat.analyzers.tradelog.get_analysis()["trades"])
+    stats = _stats(config, equity, returns, trades, strat)
+    return RunResult(config=config, returns=returns, equity=equity, trades=trades, stats=stats)
+
+
+def _setup_broker(cerebro: bt.Cerebro, config: RunConfig) -> None:
+    cerebro.broker.setcash(config.cash)
+    cerebro.broker.setcommission(commission=config.commission)
+    if config.slippage:
+        cerebro.broker.set_slippage_perc(config.slippage, slip_open=True, slip_match=True)
+    if config.sizer == "percent":
+        cerebro.addsizer(PercentOfValue, percents=config.size)
+    else:
+        cerebro.addsizer(bt.sizers.FixedSize, stake=config.size)
+
+
+def _equity_series(analysis: dict) -> pd.Series:
+    index = pd.DatetimeIndex(analysis["times"]).tz_localize("UTC")
+    eq = pd.Series(analysis["values"], index=index, name="equity", dtype=float)
+    eq.attrs["exposure"] = float(np.mean(np.abs(analysis["exposure"]))) if analysis["exposure"] else 0.0
+    return eq
+
+
+def _returns(equity: pd.Series, cash: float) -> pd.Series:
+    prev = equity.shift(1)
+    prev.iloc[0] = cash
+    return equity / prev - 1.0
+
+
+def periods_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars per year from the bar spacing: 252 for daily stocks, 365 for daily crypto, 12 monthly."""
+    if len(index) < 3:
+        return 252.0
+    days = pd.Series(index).diff().median() / pd.Timedelta(days=1)
+    trading_days = 365.25 if (index.dayofweek >= 5).mean() > 0.05 else 252.0
+    if days >= 6:
+        return 365.25 / days
+    if days >= 0.9:
+        return trading_days / round(days)
+    return trading_days * len(index) / index.normalize().nunique()
+
+
+def _stats(config: RunConfig, equity: pd.Series, returns: pd.Series, trades: pd.DataFrame,
+           strat: bt.Strategy) -> dict[str, float]:
+    ppy = periods_per_year(equity.index)
+    std = returns.std(ddof=1)
+    wins = int((trades["pnl_net"] > 0).sum()) if len(trades) else 0
+    return {
+        "final_value": float(equity.iloc[-1]),
+        "total_return": float(equity.iloc[-1] / config.cash - 1.0),
+        "sharpe": float(returns.mean() / std * np.sqrt(ppy)) if std > 0 else 0.0,
+        "max_drawdown": float(strat.analyzers.drawdown.get_analysis().max.drawdown) / 100.0,
+        "trades": float(len(trades)),
+        "win_rate": wins / len(trades) if len(trades) else 0.0,
+        "exposure": equity.attrs["exposure"],
+        "bars": float(len(equity)),
+    }

@@ -1,0 +1,19 @@
+"""Market data for llmbt: price bars from files or the network, and news headlines."""
+
+from feeds.base import ConfigError, DataError, LlmbtError
+from feeds.news import align_news_to_bars, load_news
+from feeds.prices import fetch_to_cache, load_prices, normalize_prices, validate_prices
+from feeds.sources import SOURCES
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "LlmbtError",
+    "SOURCES",
+    "align_news_to_bars",
+    "fetch_to_cache",
+    "load_news",
+    "load_prices",
+    "normalize_prices",
+    "validate_prices",
+]

@@ -1,0 +1,41 @@
+"""Shared foundations: the user-facing error type, "Did you mean …?" and the home folder.
+
+Every module of llmbt raises :class:`LlmbtError` (or a subclass) for bad input. The CLI turns it
+into a one-line message with no traceback; the message always names the offending value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class LlmbtError(ValueError):
+    """Bad input from the user: the message names the value and says how to fix it."""
+
+
+class DataError(LlmbtError):
+    """Prices or news that fail validation."""
+
+
+class ConfigError(LlmbtError):
+    """A run configuration that fails validation."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_name_error(kind: str, name: str, choices: Iterable[str], cls=LlmbtError) -> LlmbtError:
+    """Build the standard error for an unknown registry name."""
+    choices = sorted(choices)
+    return cls(f"unknown {kind} {name!r}.{did_you_mean(name, choices)} Choose one of: {', '.join(choices)}")
+
+
+def llmbt_home() -> Path:
+    """The folder for caches and local models: ``$LLMBT_HOME``, default ``~/.cache/llmbt``."""
+    return Path(os.environ.get("LLMBT_HOME") or Path.home() / ".cache" / "llmbt").expanduser()

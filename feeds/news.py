@@ -1,0 +1,219 @@
+"""Headlines: load and validate a news file, and align each headline to the bar it may trade on.
+
+Row numbers in error messages count data rows from 1 (a CSV header line is not counted).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
+
+from feeds.base import DataError, did_you_mean
+
+REQUIRED: tuple[str, ...] = ("timestamp", "symbol", "headline")
+OPTIONAL: tuple[str, ...] = ("source",)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    return pd.read_json(path, lines=True, dtype=False)  # no type guessing: keep text as text
+
+
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    ".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": pd.read_parquet,
+}
+
+
+def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
+              symbol: str | None = None) -> pd.DataFrame:
+    """Read and validate headlines from CSV, JSONL or Parquet (chosen by extension).
+
+    Args:
+        path: file with columns ``timestamp, symbol, headline`` and optionally ``source``.
+        tz: time zone (IANA name) for naive timestamps; required when any are naive.
+            Timestamps with an offset are converted to UTC whatever ``tz`` says.
+        max_chars: longest headline accepted.
+        symbol: keep only this symbol's headlines (case-insensitive).
+
+    Returns:
+        Columns ``timestamp`` (UTC), ``symbol``, ``headline`` (stripped), ``source`` ("" when
+        absent), stably sorted by timestamp, with a fresh RangeIndex.
+
+    Raises:
+        DataError: unreadable file, missing columns, bad timestamps or headlines, unknown symbol.
+    """
+    path = Path(path).expanduser()
+    label = f"news {str(path)!r}"
+    df = _columns(_read(path, label), label)
+    if not isinstance(max_chars, int) or max_chars < 1:
+        raise DataError(f"max_chars {max_chars!r} must be a positive integer, e.g. 1000")
+    out = pd.DataFrame({
+        "timestamp": _parse_times(df["timestamp"], tz, label),
+        "symbol": _text(df["symbol"]),
+        "headline": _headlines(_text(df["headline"]), max_chars, label),
+        "source": _text(df["source"]) if "source" in df else "",
+    })
+    out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return out if symbol is None else _only_symbol(out, symbol, label)
+
+
+def _read(path: Path, label: str) -> pd.DataFrame:
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"{label}: unsupported extension {path.suffix or '(none)'!r}; "
+                        f"use one of {', '.join(READERS)}")
+    if not path.is_file():
+        raise DataError(f"{label}: file not found (looked in {Path.cwd()}); check the path")
+    try:
+        df = reader(path)
+    except (OSError, ValueError, NotImplementedError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"{label}: cannot read the file ({text}); check its format") from exc
+    if df.empty:
+        raise DataError(f"{label}: no headlines in the file; add rows or drop --news")
+    return df
+
+
+def _columns(df: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Rename columns to their lower-case names and check the required ones are there."""
+    df = df.rename(columns=lambda c: str(c).strip().lower())
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise DataError(f"{label}: missing column(s) {', '.join(missing)} (found: "
+                        f"{', '.join(map(str, df.columns))}); news needs timestamp, symbol, "
+                        "headline[, source]")
+    return df.loc[:, ~df.columns.duplicated()].reset_index(drop=True)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+
+
+def _headlines(text: pd.Series, max_chars: int, label: str) -> pd.Series:
+    empty = (text == "").to_numpy()
+    if empty.any():
+        raise DataError(f"{label}: {int(empty.sum())} empty headline(s), first at row "
+                        f"{int(np.argmax(empty)) + 1}; remove them")
+    lengths = text.str.len().to_numpy()
+    if (lengths > max_chars).any():
+        row = int(np.argmax(lengths > max_chars))
+        raise DataError(f"{label}: headline at row {row + 1} has {int(lengths[row])} characters "
+                        f"(limit {max_chars}); shorten it or raise --news-max-chars")
+    return text
+
+
+def _parse_times(values: pd.Series, tz: str | None, label: str) -> pd.DatetimeIndex:
+    """Timestamps as UTC; naive ones are localized to ``tz`` first."""
+    if is_numeric_dtype(values) and not is_bool_dtype(values):
+        raise DataError(f"{label}: timestamps are numbers (e.g. {values.iloc[0]!r}); "
+                        "write ISO 8601 text like 2024-01-31T14:30:00Z")
+    if is_datetime64_any_dtype(values):
+        times = pd.DatetimeIndex(values)
+        if times.hasnans:
+            raise DataError(f"{label}: missing timestamp at row "
+                            f"{int(np.argmax(times.isna())) + 1}; fill it or drop the row")
+    else:
+        times = _parse_text_times(values, label)
+    if times.tz is None:
+        times = _localize(times, tz, label)
+    return times.tz_convert("UTC").as_unit("ns")
+
+
+def _parse_text_times(values: pd.Series, label: str) -> pd.DatetimeIndex:
+    utc = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    bad = utc.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{label}: cannot parse timestamp {values.iloc[row]!r} at row {row + 1}; "
+                        "use ISO 8601 like 2024-01-31T14:30:00-05:00")
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))  # naive or one zone
+    except ValueError as exc:  # several offsets: fine if every timestamp has one
+        naive = np.array([pd.Timestamp(v).tzinfo is None for v in values])
+        if naive.any():
+            row = int(np.argmax(naive))
+            raise DataError(f"{label}: mixes naive and offset timestamps (row {row + 1}: "
+                            f"{values.iloc[row]!r} has no offset); give every timestamp an "
+                            "offset, or none and pass --news-tz") from exc
+        return pd.DatetimeIndex(utc)
+
+
+def _localize(times: pd.DatetimeIndex, tz: str | None, label: str) -> pd.DatetimeIndex:
+    if tz is None:
+        raise DataError(f"{label} has naive timestamps (e.g. {times[0]}); pass --news-tz "
+                        "(e.g. --news-tz America/New_York) or write offsets like "
+                        "2024-01-31T09:30:00-05:00")
+    _check_tz(tz)
+    try:
+        return times.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+    except ValueError as exc:
+        raise DataError(f"{label}: {' '.join(str(exc).split())} in {tz} (a daylight-saving "
+                        "change); write that timestamp with an explicit offset") from exc
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        hint = did_you_mean(str(tz), zoneinfo.available_timezones())
+        raise DataError(f"unknown time zone {tz!r}.{hint} Use an IANA name like "
+                        "America/New_York or UTC") from exc
+
+
+def _only_symbol(df: pd.DataFrame, symbol: str, label: str) -> pd.DataFrame:
+    keep = (df["symbol"].str.upper() == str(symbol).strip().upper()).to_numpy()
+    if not keep.any():
+        names = sorted(set(df["symbol"]))
+        raise DataError(f"{label}: no headlines for symbol {symbol!r}."
+                        f"{did_you_mean(symbol, names)} Symbols in the file: "
+                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+    return df[keep].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- alignment
+
+
+def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series,
+                       bar_index: pd.DatetimeIndex) -> np.ndarray:
+    """For each headline, the position of the first bar that opens strictly after it.
+
+    ``bar_index`` holds bar *open* times, so a headline published during a bar (or exactly at
+    its open) is never traded in that bar: it maps to the next one. Headlines at or after the
+    last bar's open get -1. Both inputs must be tz-aware; ``bar_index`` must be sorted.
+
+    Returns:
+        ``int64`` array with one position (or -1) per headline.
+    """
+    news = _aware(news_times, "news_times")
+    bars = _aware(bar_index, "bar_index")
+    if not bars.is_monotonic_increasing:
+        raise DataError("bar_index is not sorted; sort the bars by time (df.sort_index())")
+    pos = np.searchsorted(_ns(bars), _ns(news), side="right")
+    return np.where(pos < len(bars), pos, -1).astype(np.int64)
+
+
+def _aware(values: pd.DatetimeIndex | pd.Series, label: str) -> pd.DatetimeIndex:
+    try:
+        idx = pd.DatetimeIndex(values)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{label} must be datetimes ({' '.join(str(exc).split())}); "
+                        "pass a tz-aware DatetimeIndex") from exc
+    if idx.tz is None:
+        raise DataError(f"{label} are naive datetimes; make them tz-aware first, "
+                        "e.g. .tz_localize('UTC')")
+    if idx.hasnans:
+        raise DataError(f"{label} contain NaT at position {int(np.argmax(idx.isna()))}; "
+                        "drop missing times first")
+    return idx
+
+
+def _ns(idx: pd.DatetimeIndex) -> np.ndarray:
+    return idx.tz_convert("UTC").as_unit("ns").asi8

@@ -1,0 +1,56 @@
+"""Base class for strategies whose signals are computed before the event loop.
+
+A :class:`SignalStrategy` declares the extra columns it reads (``signal_columns``); the runner
+attaches them to the Backtrader feed as lines. ``next()`` only *reads* those lines — it never calls a
+model or looks at future rows. The bar-``t`` signal is acted on with a market order, which Backtrader
+fills at bar ``t+1``'s open.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import backtrader as bt
+import pandas as pd
+
+
+class SignalStrategy(bt.Strategy):
+    """Trade a precomputed ``signal`` column: > 0 long, < 0 short (if allowed), 0 flat."""
+
+    #: Extra feed columns this strategy reads; the runner attaches them as lines.
+    signal_columns: ClassVar[tuple[str, ...]] = ("signal",)
+    params = (("allow_short", False),)
+
+    @classmethod
+    def prepare_signals(cls, prices: pd.DataFrame, config) -> pd.DataFrame:
+        """Compute the signal columns for every bar before the loop (override in subclasses).
+
+        Args:
+            prices: the normalised price frame.
+            config: the run's :class:`engine.config.RunConfig`.
+
+        Returns:
+            A frame indexed like ``prices`` with one column per ``signal_columns`` entry.
+        """
+        raise NotImplementedError(f"{cls.__name__} must implement prepare_signals()")
+
+    def target_direction(self) -> int:
+        """Wanted position sign for this bar: read ``signal`` only."""
+        sig = self.data.signal[0]
+        if sig != sig:  # NaN: no signal yet
+            return 0
+        if sig > 0:
+            return 1
+        return -1 if (sig < 0 and self.p.allow_short) else 0
+
+    def next(self) -> None:
+        want = self.target_direction()
+        have = (self.position.size > 0) - (self.position.size < 0)
+        if want == have:
+            return
+        if have != 0:
+            self.close()
+        if want > 0:
+            self.buy()
+        elif want < 0:
+            self.sell()

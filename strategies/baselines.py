@@ -1,0 +1,51 @@
+"""Baseline strategies: ``buy_and_hold`` and ``sma_cross``."""
+
+from __future__ import annotations
+
+import backtrader as bt
+
+from strategies.registry import register
+
+
+@register("buy_and_hold")
+class BuyAndHold(bt.Strategy):
+    """Buy once on the first bar (filled at the second bar's open) and hold to the end."""
+
+    params = ()
+
+    def next(self) -> None:
+        if not self.position and not getattr(self, "_ordered", False):
+            self._ordered = True
+            self.buy()
+
+
+@register("sma_cross")
+class SmaCross(bt.Strategy):
+    """Long when the fast SMA of closes crosses above the slow SMA; flat when it crosses below.
+
+    Signals use closes up to the current bar; orders fill at the next bar's open.
+    """
+
+    params = (("fast", 10), ("slow", 30), ("allow_short", False))
+
+    def __init__(self) -> None:
+        if not 0 < self.p.fast < self.p.slow:
+            from feeds.base import ConfigError
+
+            raise ConfigError(f"sma_cross needs 0 < fast < slow, got fast={self.p.fast} "
+                              f"slow={self.p.slow}: e.g. --param fast=10 --param slow=30")
+        fast = bt.ind.SMA(self.data.close, period=self.p.fast)
+        slow = bt.ind.SMA(self.data.close, period=self.p.slow)
+        self.cross = bt.ind.CrossOver(fast, slow)
+
+    def next(self) -> None:
+        if self.cross[0] > 0:
+            if self.position.size < 0:
+                self.close()
+            if self.position.size <= 0:
+                self.buy()
+        elif self.cross[0] < 0:
+            if self.position.size > 0:
+                self.close()
+            if self.p.allow_short and self.position.size >= 0:
+                self.sell()

@@ -1,0 +1,71 @@
+"""The strategy registry: names → Backtrader strategy classes, with "Did you mean …?" for typos."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import backtrader as bt
+
+from feeds.base import ConfigError, did_you_mean, unknown_name_error
+
+_REGISTRY: dict[str, type[bt.Strategy]] = {}
+
+
+def register(name: str) -> Callable[[type[bt.Strategy]], type[bt.Strategy]]:
+    """Class decorator that registers a strategy under ``name``; a duplicate name is refused."""
+
+    def deco(cls: type[bt.Strategy]) -> type[bt.Strategy]:
+        if name in _REGISTRY:
+            raise ValueError(f"strategy {name!r} is already registered by {_REGISTRY[name].__name__}")
+        cls.registered_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    from strategies import baselines  # noqa: F401  (registers on import)
+
+
+def available() -> list[str]:
+    """Names of all registered strategies, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str) -> type[bt.Strategy]:
+    """The class registered as ``name``; unknown names raise with "Did you mean …?"."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise unknown_name_error("strategy", name, _REGISTRY, cls=ConfigError)
+    return _REGISTRY[name]
+
+
+def param_names(cls: type[bt.Strategy]) -> tuple[str, ...]:
+    return tuple(cls.params._getkeys())
+
+
+def check_params(cls: type[bt.Strategy], params: dict) -> dict:
+    """Validate ``--param`` names against the strategy's parameters and coerce their types."""
+    names = param_names(cls)
+    defaults = dict(cls.params._getitems())
+    out = {}
+    for key, value in params.items():
+        if key not in names:
+            raise ConfigError(f"strategy {cls.registered_name!r} has no parameter {key!r}."
+                              f"{did_you_mean(key, names)} Parameters: {', '.join(names)}")
+        out[key] = _coerce(key, value, defaults[key])
+    return out
+
+
+def _coerce(key: str, value, default):
+    if default is None or isinstance(value, type(default)) or not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+        return type(default)(value)
+    except (KeyError, ValueError):
+        raise ConfigError(f"--param {key}={value!r} is not a {type(default).__name__} "
+                          f"(default {default!r})") from None

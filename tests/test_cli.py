@@ -1,0 +1,77 @@
+"""CLI tests through click's runner: real data, real tearsheet, clean errors."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from engine.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_of_every_command():
+    for args in ([], ["run"], ["data"], ["data", "fetch"], ["strategies"]):
+        res = invoke(*args, "--help")
+        assert res.exit_code == 0, res.output
+        assert "Usage" in res.output
+    assert "--commission" in invoke("run", "--help").output
+
+
+def test_run_writes_tearsheet_with_strategy_and_benchmark(tmp_path):
+    report = tmp_path / "goog.html"
+    res = invoke("run", "--strategy", "sma_cross", "--data", "sample:GOOG", "--start", "2010-01-01",
+                 "--cash", "100000", "--commission", "0.001", "--report", str(report))
+    assert res.exit_code == 0, res.output
+    html = report.read_text()
+    assert "sma_cross" in html and "buy_and_hold" in html
+    assert "Sharpe" in res.output and "tearsheet:" in res.output
+
+
+def test_run_from_yaml_with_flag_override(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("strategy: sma_cross\ndata: sample:GOOG\nstart: '2012-01-01'\nparams: {fast: 5}\n")
+    saved = tmp_path / "resolved.yaml"
+    res = invoke("run", "--config", str(cfg), "--param", "slow=40", "--no-report",
+                 "--save-config", str(saved))
+    assert res.exit_code == 0, res.output
+    text = saved.read_text()
+    assert "fast: 5" in text and "slow: '40'" in text
+
+
+def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path):
+    cases = [
+        (["run", "--strategy", "sma_crss", "--no-report"], "Did you mean 'sma_cross'"),
+        (["run", "--data", "sampel:GOOG", "--no-report"], "Did you mean"),
+        (["run", "--data", "sample:GOGL", "--no-report"], "GOOG"),
+        (["run", "--param", "fast", "--no-report"], "key=value"),
+        (["run", "--config", str(tmp_path / "nope.yaml")], "not found"),
+        (["run", "--start", "2020-01-01", "--no-report"], "2020"),
+        (["run", "--report", str(tmp_path / "x.pdf")], ".html"),
+    ]
+    for args, fragment in cases:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code != 0, args
+        assert "Traceback" not in res.output and res.exception.__class__ is SystemExit, args
+        assert fragment in res.output, (args, res.output)
+
+
+def test_strategies_lists_baselines():
+    out = invoke("strategies").output
+    assert "sma_cross" in out and "buy_and_hold" in out
+
+
+def test_example_yaml_runs():
+    res = invoke("run", "--config", "examples/sma_cross.yaml", "--no-report")
+    assert res.exit_code == 0, res.output
+
+
+def test_readme_lists_every_metric():
+    from pathlib import Path
+
+    from reports import METRICS
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    for name in METRICS:
+        assert name in readme, name

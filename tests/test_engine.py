@@ -1,0 +1,136 @@
+"""Engine tests: golden numbers on the real GOOG sample, checked against an independent simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import RunConfig
+from engine.runner import periods_per_year, run_backtest
+from feeds import load_prices
+from feeds.base import ConfigError
+
+
+@pytest.fixture(scope="module")
+def goog() -> pd.DataFrame:
+    return load_prices("sample:GOOG")
+
+
+def independent_sma_cross(df: pd.DataFrame, fast=10, slow=30, cash=100_000.0, comm=0.001, pct=95.0):
+    """Plain-python long-only SMA cross: signal at bar t's close, fill at bar t+1's open."""
+    close, open_ = df["close"].to_numpy(), df["open"].to_numpy()
+    f = pd.Series(close).rolling(fast).mean().to_numpy()
+    s = pd.Series(close).rolling(slow).mean().to_numpy()
+    diff, last_nz, pos, trades, pending = f - s, np.nan, 0, 0, None
+    for t in range(len(df)):
+        if pending is not None:  # fill yesterday's order at today's open
+            side, size = pending
+            if side == "buy" and size * open_[t] * (1 + comm) <= cash:
+                cash -= size * open_[t] * (1 + comm)
+                pos = size
+            elif side == "sell":
+                cash += pos * open_[t] * (1 - comm)
+                pos, trades = 0, trades + 1
+            pending = None
+        if t >= slow and not math.isnan(diff[t]):
+            up = last_nz < 0 and diff[t] > 0
+            down = last_nz > 0 and diff[t] < 0
+            if up and pos == 0:
+                pending = ("buy", int((cash + pos * close[t]) * pct / 100 / close[t]))
+            elif down and pos > 0:
+                pending = ("sell", pos)
+        if not math.isnan(diff[t]) and diff[t] != 0:
+            last_nz = diff[t]
+    return trades, cash + pos * close[-1]
+
+
+def test_sma_cross_golden_numbers_on_goog(goog):
+    result = run_backtest(RunConfig(strategy="sma_cross"), prices=goog, with_benchmark=False)
+    # Frozen after matching the independent simulation below.
+    assert result.stats["trades"] == 32
+    assert result.stats["final_value"] == pytest.approx(510_947.53125, rel=1e-9)
+
+
+def test_sma_cross_matches_independent_simulation(goog):
+    for start in ("2004-08-19", "2010-01-01"):
+        prices = goog.loc[start:]
+        result = run_backtest(RunConfig(strategy="sma_cross"), prices=prices, with_benchmark=False)
+        trades, final = independent_sma_cross(prices)
+        assert result.stats["trades"] == trades
+        assert result.stats["final_value"] == pytest.approx(final, rel=1e-9)
+
+
+def test_orders_fill_at_next_bar_open(goog):
+    prices = goog.iloc[:60]
+    result = run_backtest(RunConfig(strategy="buy_and_hold", commission=0.0), prices=prices,
+                          with_benchmark=False)
+    size = int(100_000 * 0.95 / prices["close"].iloc[0])
+    cash_left = 100_000 - size * prices["open"].iloc[1]
+    assert result.equity.iloc[1] == pytest.approx(cash_left + size * prices["close"].iloc[1])
+    assert result.equity.iloc[0] == pytest.approx(100_000)
+
+
+def test_returns_compound_to_final_value(goog):
+    result = run_backtest(RunConfig(strategy="sma_cross", start="2010-01-01"), with_benchmark=True)
+    assert (1 + result.returns).prod() * 100_000 == pytest.approx(result.stats["final_value"])
+    assert result.benchmark_returns is not None and result.benchmark_returns.name == "buy_and_hold"
+    assert str(result.returns.index.tz) == "UTC"
+
+
+def test_commission_and_slippage_cost_money(goog):
+    prices = goog.loc["2010":]
+    base = run_backtest(RunConfig(commission=0.0), prices=prices, with_benchmark=False)
+    costly = run_backtest(RunConfig(commission=0.002, slippage=0.001), prices=prices,
+                          with_benchmark=False)
+    assert costly.stats["final_value"] < base.stats["final_value"]
+
+
+def test_periods_per_year():
+    daily = load_prices("sample:GOOG").index
+    assert periods_per_year(daily) == 252
+    assert periods_per_year(load_prices("sample:BTCUSD").index) == pytest.approx(12, rel=0.05)
+
+
+def test_run_id_is_stable_and_changes_with_config():
+    a, b = RunConfig(cash=1000), RunConfig(cash=1000.0)
+    assert a.run_id == b.run_id
+    assert a.run_id != a.replace(commission=0.002).run_id
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"cash": -5}, "--cash"),
+    ({"cash": "lots"}, "not a number"),
+    ({"commission": 1.5}, "--commission"),
+    ({"sizer": "percnt"}, "Did you mean 'percent'"),
+    ({"size": 150}, "--size"),
+    ({"mode": "bar"}, "Did you mean 'bars'"),
+    ({"start": "2012-01-01", "end": "2010-01-01"}, "swap"),
+    ({"start": "yesterday-ish"}, "YYYY-MM-DD"),
+    ({"batch_size": 0}, "--batch-size"),
+])
+def test_bad_config_values(kwargs, fragment):
+    with pytest.raises(ConfigError, match=None) as err:
+        RunConfig(**kwargs)
+    assert fragment in str(err.value)
+
+
+def test_yaml_config_roundtrip_and_unknown_key(tmp_path):
+    cfg = RunConfig(strategy="sma_cross", params={"fast": 5, "slow": 20})
+    path = tmp_path / "run.yaml"
+    path.write_text(cfg.to_yaml())
+    assert RunConfig.from_yaml(path) == cfg
+    path.write_text("stratgy: sma_cross\n")
+    with pytest.raises(ConfigError, match="Did you mean 'strategy'"):
+        RunConfig.from_yaml(path)
+    with pytest.raises(ConfigError, match="not found"):
+        RunConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_unknown_strategy_and_param(goog):
+    with pytest.raises(ConfigError, match="Did you mean 'sma_cross'"):
+        run_backtest(RunConfig(strategy="sma_crss"), prices=goog)
+    with pytest.raises(ConfigError, match="Did you mean 'fast'"):
+        run_backtest(RunConfig(strategy="sma_cross", params={"fsat": 3}), prices=goog)

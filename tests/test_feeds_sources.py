@@ -1,0 +1,295 @@
+"""Network sources with only the network call replaced: Yahoo parsing, ccxt paging, the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from feeds import DataError, fetch_to_cache, load_prices, sources
+
+COLUMNS = ["open", "high", "low", "close", "volume"]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path))
+    return tmp_path
+
+
+def yahoo_frame(ticker: str = "AAPL", start: str = "2024-01-02", n: int = 5,
+                tz: str | None = None, freq: str = "B") -> pd.DataFrame:
+    """What ``yf.download(ticker, multi_level_index=True)`` returns (yfinance >= 0.2.50)."""
+    name = "Date" if freq == "B" else "Datetime"
+    index = pd.date_range(start, periods=n, freq=freq, tz=tz, name=name)
+    close = 185.0 + np.arange(n)
+    fields = {"Close": close, "High": close + 2.0, "Low": close - 2.0, "Open": close - 0.5,
+              "Volume": np.arange(n, dtype="int64") * 1000 + 50_000_000}
+    frame = pd.DataFrame({(f, ticker): v for f, v in fields.items()}, index=index)
+    frame.columns.names = ["Price", "Ticker"]
+    return frame
+
+
+class FakeYahoo:
+    """Stands in for ``_yahoo_download``; records calls; serves a fixed frame or raises."""
+
+    def __init__(self, frame: pd.DataFrame | None = None, error: Exception | None = None):
+        self.frame, self.error, self.calls = frame, error, []
+
+    def __call__(self, ticker, start, end, interval):
+        self.calls.append((ticker, start, end, interval))
+        if self.error is not None:
+            raise self.error
+        return self.frame
+
+
+def use_yahoo(monkeypatch, fake: FakeYahoo) -> FakeYahoo:
+    monkeypatch.setattr(sources, "_yahoo_download", fake)
+    return fake
+
+
+# ---------------------------------------------------------------- yahoo
+
+
+def test_yahoo_multiindex_frame_is_normalised(monkeypatch) -> None:
+    fake = use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    df = load_prices("yahoo:aapl", "2024-01-02", "2024-01-08")
+    assert fake.calls == [("AAPL", "2024-01-02", "2024-01-09", "1d")]  # yfinance end: exclusive
+    assert list(df.columns) == COLUMNS and (df.dtypes == np.float64).all()
+    assert df.index.name == "timestamp" and str(df.index.tz) == "UTC"
+    assert df.index[0] == pd.Timestamp("2024-01-02", tz="UTC")
+    assert df["close"].tolist() == [185.0, 186.0, 187.0, 188.0, 189.0]
+    assert df["open"].iloc[0] == 184.5 and df["volume"].iloc[1] == 50_001_000.0
+
+
+def test_second_call_is_served_from_the_parquet_cache(monkeypatch, home) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    first = load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    offline = use_yahoo(monkeypatch, FakeYahoo(error=ConnectionError("no route to host")))
+    again = load_prices("yahoo:AAPL", "2024-01-03", "2024-01-05")
+    assert offline.calls == []
+    pd.testing.assert_frame_equal(again, first.iloc[1:4])
+    [path] = (home / "prices").glob("*.parquet")
+    assert path.name.startswith("yahoo_AAPL_1d-")
+    meta = pq.read_schema(path).metadata
+    assert b"llmbt" in meta and b"pickle" not in b"".join(meta.values())
+
+
+def test_daily_bars_in_exchange_time_keep_the_session_date(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame(tz="America/New_York")))
+    df = load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    assert df.index[0] == pd.Timestamp("2024-01-02 00:00", tz="UTC")
+
+
+def test_intraday_bars_are_converted_to_utc(monkeypatch) -> None:
+    frame = yahoo_frame(start="2024-01-02 09:30", n=3, tz="America/New_York", freq="h")
+    fake = use_yahoo(monkeypatch, FakeYahoo(frame))
+    df = load_prices("yahoo:AAPL", "2024-01-02", "2024-01-02 16:30", interval="1h")
+    assert fake.calls[0][3] == "1h"
+    assert list(df.index.strftime("%H:%M")) == ["14:30", "15:30", "16:30"]
+
+
+def test_ticker_first_column_layout_is_understood(monkeypatch) -> None:
+    frame = yahoo_frame().swaplevel(axis=1)  # yf.download(group_by="ticker")
+    use_yahoo(monkeypatch, FakeYahoo(frame))
+    assert load_prices("yahoo:AAPL", "2024-01-02")["close"].iloc[-1] == 189.0
+
+
+def test_cache_that_does_not_cover_the_range_refetches_the_union(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame(n=5)))
+    load_prices("yahoo:AAPL", "2024-01-02", "2024-01-05")
+    fake = use_yahoo(monkeypatch, FakeYahoo(yahoo_frame(n=10)))
+    df = load_prices("yahoo:AAPL", "2024-01-08", "2024-01-15")
+    assert fake.calls == [("AAPL", "2024-01-02", "2024-01-16", "1d")]
+    assert len(df) == 6
+    offline = use_yahoo(monkeypatch, FakeYahoo(error=OSError("offline")))
+    assert len(load_prices("yahoo:AAPL", "2024-01-02", "2024-01-15")) == 10
+    assert offline.calls == []
+
+
+def test_refresh_refetches_even_when_cached(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    fake = use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08", refresh=True)
+    assert len(fake.calls) == 1
+
+
+def test_open_ended_request_is_cached_until_refresh(monkeypatch) -> None:
+    fake = use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    load_prices("yahoo:AAPL")
+    assert fake.calls == [("AAPL", None, None, "1d")]
+    offline = use_yahoo(monkeypatch, FakeYahoo(error=OSError("offline")))
+    assert len(load_prices("yahoo:AAPL")) == 5 and offline.calls == []
+    with pytest.raises(DataError, match="unreachable"):
+        load_prices("yahoo:AAPL", refresh=True)
+
+
+def test_fetch_to_cache_then_load_offline(monkeypatch, home) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    path = fetch_to_cache("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    assert path.is_file() and path.parent == home / "prices"
+    cached = pd.read_parquet(path)
+    assert list(cached.columns) == COLUMNS and str(cached.index.tz) == "UTC"
+    use_yahoo(monkeypatch, FakeYahoo(error=ConnectionError("offline")))
+    assert len(load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")) == 5
+
+
+def test_network_failure_says_how_to_work_offline(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(error=ConnectionError("Failed to resolve query1.finance")))
+    with pytest.raises(DataError) as info:
+        load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    message = str(info.value)
+    for fragment in ("Yahoo Finance is unreachable", "ConnectionError", "bt data fetch",
+                     "csv:", "sample:"):
+        assert fragment in message
+    assert isinstance(info.value.__cause__, ConnectionError)
+
+
+def test_yahoo_empty_frame_names_the_ticker(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame().iloc[:0]))
+    with pytest.raises(DataError, match="no rows for 'ZZZZ'.*unknown ticker"):
+        load_prices("yahoo:ZZZZ", "2024-01-02")
+
+
+def test_yahoo_frame_for_another_ticker_is_rejected(monkeypatch) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame(ticker="MSFT")))
+    with pytest.raises(DataError, match="no columns for 'AAPL'"):
+        load_prices("yahoo:AAPL", "2024-01-02")
+
+
+def test_corrupt_cache_is_reported(monkeypatch, home) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
+    path = fetch_to_cache("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    path.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="unreadable.*--refresh"):
+        load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    assert len(load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08", refresh=True)) == 5
+
+
+# ---------------------------------------------------------------- ccxt
+
+HOUR_MS = 3_600_000
+T0 = int(pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000)
+
+
+def candles(n: int, start_ms: int = T0) -> list[list[float]]:
+    return [[start_ms + i * HOUR_MS, 100.0 + i, 102.0 + i, 99.0 + i, 101.0 + i, 5.0 + i]
+            for i in range(n)]
+
+
+class FakeExchange:
+    """Serves ``candles`` in pages of ``page`` rows from ``since`` (minus ``overlap`` rows)."""
+
+    timeframes = {"1m": "1", "1h": "60", "1d": "D"}
+
+    def __init__(self, rows: list[list[float]], page: int, overlap: int = 0,
+                 ignore_since: bool = False):
+        self.rows, self.page, self.overlap, self.ignore_since = rows, page, overlap, ignore_since
+        self.calls: list[tuple] = []
+
+    def fetch_ohlcv(self, symbol, timeframe, since=None, limit=None):
+        self.calls.append((symbol, timeframe, since, limit))
+        if self.ignore_since:
+            return [list(r) for r in self.rows[-self.page:]]
+        first = next((i for i, r in enumerate(self.rows) if r[0] >= since), len(self.rows))
+        first = max(first - self.overlap, 0)
+        return [list(r) for r in self.rows[first:first + self.page]]
+
+
+def use_exchange(monkeypatch, exchange) -> list[str]:
+    names: list[str] = []
+    monkeypatch.setattr(sources, "_ccxt_exchange", lambda name: names.append(name) or exchange)
+    return names
+
+
+def test_ccxt_pages_are_joined_sorted_without_duplicates(monkeypatch) -> None:
+    exchange = FakeExchange(candles(10), page=4, overlap=1)
+    names = use_exchange(monkeypatch, exchange)
+    df = load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-01 09:00", interval="1h")
+    assert names == ["bybit"]
+    assert len(df) == 10 and df.index.is_unique and df.index.is_monotonic_increasing
+    assert df.index[-1] == pd.Timestamp("2024-01-01 09:00", tz="UTC")
+    assert df["close"].tolist() == [101.0 + i for i in range(10)]
+    # each page repeats the previous page's last candle; paging resumes after the newest one
+    assert [c[2] for c in exchange.calls] == [T0, T0 + 4 * HOUR_MS, T0 + 7 * HOUR_MS]
+    assert all(c[:2] == ("BTC/USDT", "1h") for c in exchange.calls)
+
+
+def test_ccxt_three_pages_stop_once_the_end_is_covered(monkeypatch) -> None:
+    exchange = FakeExchange(candles(30), page=4)
+    use_exchange(monkeypatch, exchange)
+    df = load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-01 11:00", interval="1h")
+    assert [c[2] for c in exchange.calls] == [T0, T0 + 4 * HOUR_MS, T0 + 8 * HOUR_MS]
+    assert len(df) == 12
+
+
+def test_ccxt_paging_stops_when_no_new_rows_arrive(monkeypatch) -> None:
+    exchange = FakeExchange(candles(5), page=5, ignore_since=True)
+    use_exchange(monkeypatch, exchange)
+    df = load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-02-01", interval="1h")
+    assert len(exchange.calls) == 2 and len(df) == 5
+
+
+def test_ccxt_download_is_cached(monkeypatch) -> None:
+    use_exchange(monkeypatch, FakeExchange(candles(10), page=4))
+    first = load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-01 09:00", interval="1h")
+
+    class Down:
+        timeframes = FakeExchange.timeframes
+
+        def fetch_ohlcv(self, *args, **kwargs):
+            raise AssertionError("network used")
+
+    use_exchange(monkeypatch, Down())
+    again = load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-01 09:00", interval="1h")
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_ccxt_failures_become_data_errors(monkeypatch) -> None:
+    class NetworkError(Exception):
+        pass
+
+    class BadSymbol(Exception):
+        pass
+
+    for error, fragment in [(NetworkError("timeout"), "unreachable.*bt data fetch"),
+                            (BadSymbol("bybit does not have market symbol X/Y"),
+                             "rejected the symbol.*BTC/USDT")]:
+        exchange = FakeExchange([], page=1)
+        exchange.fetch_ohlcv = lambda *a, error=error, **k: (_ for _ in ()).throw(error)
+        use_exchange(monkeypatch, exchange)
+        with pytest.raises(DataError, match=fragment):
+            load_prices("ccxt:bybit:X/Y", "2024-01-01", "2024-01-02", interval="1h")
+
+
+def test_ccxt_empty_and_bad_timeframe(monkeypatch) -> None:
+    use_exchange(monkeypatch, FakeExchange([], page=5))
+    with pytest.raises(DataError, match="no 1h candles for 'BTC/USDT'"):
+        load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-02", interval="1h")
+    with pytest.raises(DataError, match="unknown bybit timeframe '1hour'.*Did you mean '1h'"):
+        load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", interval="1hour")
+
+
+def test_ccxt_keys_come_only_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("CCXT_BYBIT_API_KEY", raising=False)
+    monkeypatch.delenv("CCXT_BYBIT_SECRET", raising=False)
+    assert not sources._ccxt_exchange("bybit").apiKey
+    monkeypatch.setenv("CCXT_BYBIT_API_KEY", "key-123")
+    monkeypatch.setenv("CCXT_BYBIT_SECRET", "secret-456")
+    exchange = sources._ccxt_exchange("bybit")
+    assert (exchange.apiKey, exchange.secret) == ("key-123", "secret-456")
+
+
+@pytest.mark.parametrize(("interval", "ms"), [("1m", 60_000), ("4h", 14_400_000),
+                                              ("1d", 86_400_000), ("1w", 604_800_000)])
+def test_timeframe_lengths(interval: str, ms: int) -> None:
+    assert sources._timeframe_ms(interval) == ms
+
+
+def test_cache_names_are_safe_and_distinct(home) -> None:
+    a = sources.cache_path("ccxt:bybit:BTC/USDT", "1h")
+    b = sources.cache_path("ccxt:bybit:BTC_USDT", "1h")
+    assert a.parent == home / "prices" and "/" not in a.name and a != b
+    assert a != sources.cache_path("ccxt:bybit:BTC/USDT", "1d")
