@@ -1,0 +1,164 @@
+"""A persistent, process-safe cache of label probabilities on top of :mod:`diskcache`.
+
+Key: sha256 hex of (model fingerprint, template version, prompt text). Value: a JSON string of
+the probabilities in :data:`~signals_cache.labels.LABELS` order (diskcache stores ``str``
+natively, nothing is pickled; JSON floats round-trip exactly). Each entry is tagged with the
+model fingerprint so that one model's entries can be evicted at once. Entries never expire and
+are never culled for size: the cache only shrinks through :meth:`SignalCache.clear`.
+
+Several processes may read and write one cache directory at the same time (SQLite WAL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import numpy as np
+
+from feeds.base import LlmbtError, llmbt_home
+from signals_cache.labels import LABELS
+
+#: Key of the run statistics entry (signal keys are 64 hex characters, so it cannot collide).
+STATS_KEY = "llmbt:run-stats"
+
+
+def cache_key(fingerprint: str, template_version: str, prompt: str) -> str:
+    """The sha256 hex digest that identifies one (model, template, prompt) signal."""
+    payload = json.dumps([fingerprint, template_version, prompt], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def default_directory() -> Path:
+    """``llmbt_home()/signals``."""
+    return llmbt_home() / "signals"
+
+
+class SignalCache:
+    """Label probabilities per (model fingerprint, template version, prompt).
+
+    Args:
+        directory: cache folder, created when missing; default :func:`default_directory`.
+    """
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(
+            str(self.directory), tag_index=True, eviction_policy="none", statistics=False
+        )
+
+    def __enter__(self) -> SignalCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SignalCache({str(self.directory)!r})"
+
+    def close(self) -> None:
+        """Close the database connections (the cache reopens them on the next use)."""
+        self._cache.close()
+
+    def get_many(
+        self, fingerprint: str, template_version: str, prompts: Sequence[str]
+    ) -> dict[int, np.ndarray]:
+        """Cached probabilities by position in ``prompts``; positions not cached are absent."""
+        found: dict[int, np.ndarray] = {}
+        with self._cache.transact(retry=True):
+            for i, prompt in enumerate(prompts):
+                value = self._cache.get(cache_key(fingerprint, template_version, prompt))
+                if value is not None:
+                    found[i] = _decode(value)
+        return found
+
+    def put_many(
+        self,
+        fingerprint: str,
+        template_version: str,
+        prompts: Sequence[str],
+        probs: np.ndarray | Sequence[Sequence[float]],
+    ) -> None:
+        """Store one row of ``probs`` (shape ``(len(prompts), 3)``) per prompt, atomically.
+
+        Raises:
+            LlmbtError: ``probs`` has the wrong shape or non-finite values.
+        """
+        rows = _check_probs(probs, len(prompts))
+        with self._cache.transact(retry=True):
+            for prompt, row in zip(prompts, rows, strict=True):
+                key = cache_key(fingerprint, template_version, prompt)
+                self._cache.set(key, json.dumps(row.tolist()), tag=fingerprint)
+
+    def clear(self, model: str | None = None) -> int:
+        """Remove the entries of one model fingerprint, or everything; returns the count."""
+        if model is None:
+            return self._cache.clear(retry=True)
+        return self._cache.evict(model, retry=True)
+
+    def record_run(self, hits: int, misses: int) -> None:
+        """Store the hits/misses of the last run, and add them to the running totals."""
+        with self._cache.transact(retry=True):
+            previous = self._run_stats()
+            self._cache.set(
+                STATS_KEY,
+                json.dumps(
+                    {
+                        "last_hits": int(hits),
+                        "last_misses": int(misses),
+                        "last_run_at": time.time(),
+                        "total_hits": previous.get("total_hits", 0) + int(hits),
+                        "total_misses": previous.get("total_misses", 0) + int(misses),
+                    }
+                ),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, bytes on disk, and the recorded run statistics.
+
+        Returns:
+            ``{"directory", "entries", "size_bytes", "last_hits", "last_misses", "last_run_at",
+            "total_hits", "total_misses"}``; the run fields are ``None``/0 before any run.
+        """
+        with self._cache.transact(retry=True):
+            run = self._run_stats()
+            entries = len(self._cache) - (STATS_KEY in self._cache)
+        return {
+            "directory": str(self.directory),
+            "entries": entries,
+            "size_bytes": self._cache.volume(),
+            "last_hits": run.get("last_hits"),
+            "last_misses": run.get("last_misses"),
+            "last_run_at": run.get("last_run_at"),
+            "total_hits": run.get("total_hits", 0),
+            "total_misses": run.get("total_misses", 0),
+        }
+
+    def _run_stats(self) -> dict[str, Any]:
+        value = self._cache.get(STATS_KEY)
+        return json.loads(value) if value is not None else {}
+
+
+def _decode(value: str) -> np.ndarray:
+    row = np.asarray(json.loads(value), dtype=np.float64)
+    if row.shape != (len(LABELS),):
+        raise LlmbtError(f"corrupt signal-cache entry {value!r}; clear the signal cache.")
+    return row
+
+
+def _check_probs(probs: np.ndarray | Sequence[Sequence[float]], n: int) -> np.ndarray:
+    rows = np.asarray(probs, dtype=np.float64)
+    if rows.shape != (n, len(LABELS)):
+        raise LlmbtError(
+            f"probabilities have shape {rows.shape}, expected ({n}, {len(LABELS)}): "
+            f"one row per prompt, columns {', '.join(LABELS)}."
+        )
+    if not np.isfinite(rows).all():
+        raise LlmbtError("probabilities contain NaN or infinity; refusing to cache them.")
+    return rows

@@ -1,0 +1,183 @@
+"""Score prompts through the signal cache: look up first, run the model only on the misses.
+
+Identical prompts are scored once. Misses are sorted by length (so a batch holds prompts of
+similar length and little padding) and scored batch by batch; every batch is written to the
+cache as soon as it is scored, so an interrupted run loses at most one batch and a re-run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from feeds.base import ConfigError, LlmbtError
+from signals_cache.cache import SignalCache
+from signals_cache.labels import LABELS
+
+_BULL, _BEAR = LABELS.index("bullish"), LABELS.index("bearish")
+
+
+class Scorer(Protocol):
+    """Anything that maps prompts to label probabilities (``LabelScorer`` among others)."""
+
+    def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        """Probabilities of shape ``(len(prompts), 3)``, columns in ``LABELS`` order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Probabilities of every prompt (in input order) and how they were obtained.
+
+    Attributes:
+        probs: ``(n, 3)`` probabilities, columns in ``LABELS`` order.
+        hits: distinct prompts found in the cache.
+        misses: distinct prompts not found in the cache (all of them were scored).
+        model_calls: calls made to ``scorer.score`` (one per batch).
+        items_scored: distinct prompts sent to the model (equals ``misses``).
+        seconds: wall time of the whole call.
+        items_per_s: prompts returned per second of wall time (hits included).
+    """
+
+    probs: np.ndarray
+    hits: int
+    misses: int
+    model_calls: int
+    items_scored: int
+    seconds: float
+    items_per_s: float
+
+    @property
+    def score(self) -> np.ndarray:
+        """``P(bullish) - P(bearish)`` per prompt, in [-1, 1]."""
+        return self.probs[:, _BULL] - self.probs[:, _BEAR]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The largest label probability per prompt."""
+        return self.probs.max(axis=1)
+
+    def to_frame(self, index: Sequence | pd.Index | None = None) -> pd.DataFrame:
+        """Columns ``bullish, bearish, neutral, score, confidence``, one row per prompt."""
+        frame = pd.DataFrame(self.probs, columns=list(LABELS), index=index)
+        frame["score"] = self.score
+        frame["confidence"] = self.confidence
+        return frame
+
+
+@dataclass
+class _Batches:
+    """Scores the missing prompts batch by batch, storing each batch in the cache."""
+
+    scorer: Scorer
+    cache: SignalCache
+    fingerprint: str
+    template_version: str
+    batch_size: int
+    calls: int = 0
+
+    def run(self, prompts: list[str], progress: bool) -> list[np.ndarray]:
+        rows: list[np.ndarray] = []
+        with _progress_bar(progress) as bar:
+            task = bar.add_task("scoring", total=len(prompts))
+            for start in range(0, len(prompts), self.batch_size):
+                rows.extend(self._score_batch(prompts[start : start + self.batch_size]))
+                bar.advance(task, min(self.batch_size, len(prompts) - start))
+        return rows
+
+    def _score_batch(self, batch: list[str]) -> np.ndarray:
+        self.calls += 1
+        probs = _check_output(self.scorer.score(batch, batch_size=self.batch_size), len(batch))
+        self.cache.put_many(self.fingerprint, self.template_version, batch, probs)
+        return probs
+
+
+def score_with_cache(
+    prompts: Sequence[str],
+    scorer: Scorer,
+    cache: SignalCache,
+    *,
+    fingerprint: str,
+    template_version: str,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> ScoreResult:
+    """Probabilities for ``prompts``, scoring only those not cached for this model + template.
+
+    Args:
+        prompts: rendered prompts (duplicates allowed, scored once).
+        scorer: object with ``score(prompts, batch_size) -> (n, 3) array``.
+        cache: where results are looked up and stored.
+        fingerprint: identifies the model weights (base model + adapter).
+        template_version: the prompt template's version, e.g. ``"bars-v1"``.
+        batch_size: prompts per scorer call; each batch is cached as soon as it is scored.
+        progress: show a progress bar (only when stderr is a terminal).
+
+    Raises:
+        ConfigError: ``batch_size`` is below 1.
+        LlmbtError: the scorer returned an array of the wrong shape or invalid values.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+    started = time.perf_counter()
+    unique, inverse = _dedupe(prompts)
+    table = cache.get_many(fingerprint, template_version, unique)
+    missing = sorted(
+        (i for i in range(len(unique)) if i not in table), key=lambda i: len(unique[i])
+    )
+    batches = _Batches(scorer, cache, fingerprint, template_version, batch_size)
+    scored = batches.run([unique[i] for i in missing], progress)
+    table.update(zip(missing, scored, strict=True))
+    cache.record_run(hits=len(unique) - len(missing), misses=len(missing))
+    probs = np.array([table[i] for i in range(len(unique))], dtype=np.float64)
+    probs = probs.reshape(len(unique), len(LABELS))[inverse]
+    seconds = time.perf_counter() - started
+    return ScoreResult(
+        probs=probs,
+        hits=len(unique) - len(missing),
+        misses=len(missing),
+        model_calls=batches.calls,
+        items_scored=len(missing),
+        seconds=seconds,
+        items_per_s=len(prompts) / seconds if seconds > 0 else float("inf"),
+    )
+
+
+def _dedupe(prompts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct prompts in first-seen order, and each input's position among them."""
+    positions: dict[str, int] = {}
+    inverse = np.array([positions.setdefault(p, len(positions)) for p in prompts], dtype=np.intp)
+    return list(positions), inverse
+
+
+def _check_output(probs: np.ndarray, n: int) -> np.ndarray:
+    rows = np.asarray(probs, dtype=np.float64)
+    if rows.shape != (n, len(LABELS)):
+        raise LlmbtError(
+            f"scorer returned shape {rows.shape} for {n} prompts; expected ({n}, {len(LABELS)})."
+        )
+    if not (np.isfinite(rows).all() and (rows >= 0).all() and (rows <= 1).all()):
+        raise LlmbtError("scorer returned values outside [0, 1] or NaN; expected probabilities.")
+    return rows
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (enabled and sys.stderr.isatty()),
+        transient=True,
+    )

