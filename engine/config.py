@@ -31,7 +31,8 @@ class RunConfig:
     Attributes:
         strategy: registered strategy name (``bt run --strategy``).
         data: price source URI, e.g. ``sample:GOOG``, ``csv:prices.csv``, ``yahoo:AAPL``.
-        start, end: inclusive date range (ISO strings) or None for all data.
+        start, end: inclusive date range (ISO strings); None for all data. The default start
+            (2011-01-01) keeps the default LLM run short on a laptop CPU.
         interval: bar size for downloaded data (``1d``, ``1h``…).
         cash: starting cash. commission: fraction of traded value (0.001 = 0.1 %).
         slippage: fraction of price paid on every fill, against the trader.
@@ -45,7 +46,7 @@ class RunConfig:
 
     strategy: str = "sma_cross"
     data: str = "sample:GOOG"
-    start: str | None = None
+    start: str | None = "2011-01-01"
     end: str | None = None
     interval: str = "1d"
     cash: float = 100_000.0

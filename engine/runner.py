@@ -77,15 +77,17 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         with_benchmark: also run ``config.benchmark`` on the same data and costs.
     """
     started = time.perf_counter()
+    loaded_here = prices is None
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
     params = check_params(cls, dict(config.params))
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy):
-        signals, info = cls.prepare_signals(prices, config)
+        history = _history(config) if loaded_here and config.start else prices
+        signals, info = cls.prepare_signals(history, config)
         columns = tuple(cls.signal_columns)
-        frame = prices.join(signals[list(columns)])
+        frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
     result = _run_cerebro(config, frame, cls, params, columns)
     result.signal_info = info
     if with_benchmark and config.benchmark not in ("none", config.strategy):
@@ -94,6 +96,11 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         result.benchmark_returns = bench.returns.rename(config.benchmark)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _history(config: RunConfig) -> pd.DataFrame:
+    """All bars up to ``--end``: signal features warm up on data before ``--start``."""
+    return load_prices(config.data, None, config.end, interval=config.interval)
 
 
 def _run_cerebro(config: RunConfig, frame: pd.DataFrame, cls: type[bt.Strategy],

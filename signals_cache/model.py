@@ -398,3 +398,16 @@ def _check_adapter_meta(spec: ModelSpec, named_base: str | None) -> None:
     if wanted and wanted != base_fingerprint(spec):
         raise LlmbtError(f"--adapter {spec.adapter!r} was trained on another base model "
                          f"({named_base!r}, fingerprint {wanted}); pass that base as --model.")
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """Only the tokenizer of ``spec`` (enough to render prompts and look up cached scores)."""
+    from transformers import AutoTokenizer
+
+    source = _local_source(spec)
+    local = Path(source).is_dir()
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise LlmbtError(f"--model {source!r}: tokenizer loading failed ({exc}). {_HUB_FIX}") from exc
+    return _prepare_tokenizer(tok, source)

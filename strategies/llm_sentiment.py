@@ -1,0 +1,153 @@
+"""``llm_sentiment``: trade the language model's score, computed for every bar before the loop.
+
+``score`` = P(bullish) − P(bearish) ∈ [−1, 1], ``confidence`` = max label probability. Both are
+columns on the feed, filled by :func:`signals_cache.signals.compute_signals` before
+``cerebro.run()``; ``next()`` only reads them. A signal at bar *t* is traded at bar *t+1*'s open.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from feeds.base import ConfigError
+from strategies.base import SignalStrategy
+from strategies.registry import register
+
+SIZINGS = ("fixed", "confidence", "vol_target", "kelly")
+
+
+def symbol_of(uri: str) -> str:
+    """The instrument name shown to the model: ``sample:GOOG`` → GOOG, ``ccxt:bybit:BTC/USDT`` → BTC/USDT."""
+    tail = uri.split(":")[-1]
+    return tail.rsplit("/", 1)[-1].rsplit(".", 1)[0] if uri.startswith(("csv:", "parquet:")) else tail
+
+
+def zscore_score(score: pd.Series, lookback: int) -> pd.Series:
+    """Score relative to its own trailing ``lookback`` values (causal), mapped to [-1, 1] as z/2.
+
+    An untuned model is often biased (e.g. always "bullish"); its *changes* can still carry signal.
+    Uses only scores up to each bar (rolling window, no centring).
+    """
+    seen = score.dropna()
+    roll = seen.rolling(lookback, min_periods=max(5, lookback // 3))
+    z = (seen - roll.mean()) / roll.std().replace(0.0, float("nan"))
+    return (z / 2).clip(-1, 1).reindex(score.index)
+
+
+@register("llm_sentiment")
+class LlmSentiment(SignalStrategy):
+    """Enter when the score passes ``entry`` with enough confidence; exit when it falls to ``exit``.
+
+    Params:
+        entry: score needed to open a long (−entry to open a short when ``allow_short``).
+        exit: a long is closed when the score drops below this (a short when it rises above −exit).
+        min_confidence: signals with lower confidence are ignored (position kept).
+        normalize: ``zscore`` (default) trades the score relative to its trailing ``lookback`` bars
+            (z/2 clipped to [−1, 1]), which removes a biased model's constant tilt; ``none`` trades
+            the raw score.
+        sizing: fixed (the run's sizer %), confidence (× confidence), vol_target (× target / realised
+            vol), kelly (× fractional Kelly from the running hit rate of closed trades).
+        stop_loss, take_profit: fractions of the entry price (0 = off), checked at each close.
+        max_hold: close after this many bars (0 = off). half_life: headline decay in bars (0 = off).
+    """
+
+    signal_columns = ("score", "confidence", "vol")
+    params = (
+        ("entry", 0.25), ("exit", 0.0), ("min_confidence", 0.4), ("allow_short", False),
+        ("sizing", "fixed"), ("vol_target", 0.15), ("kelly_fraction", 0.5),
+        ("stop_loss", 0.0), ("take_profit", 0.0), ("max_hold", 0), ("half_life", 0.0),
+        ("normalize", "zscore"), ("lookback", 60),
+    )
+
+    @classmethod
+    def prepare_signals(cls, prices: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
+        from feeds import load_news
+        from signals_cache.model import ModelSpec
+        from signals_cache.signals import SignalRequest, compute_signals
+
+        spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
+        req = SignalRequest(spec=spec, mode=config.mode, symbol=symbol_of(config.data),
+                            cache_dir=config.cache_dir, batch_size=config.batch_size,
+                            half_life=float(config.params.get("half_life", 0.0)),
+                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
+        news = load_news(config.news, tz=config.news_tz) if config.news else None
+        frame, info = compute_signals(prices, req, news)
+        params = dict(cls.params._getitems()) | dict(config.params)
+        if params["normalize"] == "zscore":
+            frame["score"] = zscore_score(frame["score"], int(params["lookback"]))
+        elif params["normalize"] != "none":
+            raise ConfigError(f"--param normalize={params['normalize']!r} must be zscore or none")
+        return frame, info
+
+    def __init__(self) -> None:
+        if self.p.sizing not in SIZINGS:
+            raise ConfigError(f"--param sizing={self.p.sizing!r} is not one of {', '.join(SIZINGS)}")
+        if not -1 <= self.p.exit <= self.p.entry <= 1:
+            raise ConfigError(f"llm_sentiment needs -1 <= exit <= entry <= 1, got entry={self.p.entry} "
+                              f"exit={self.p.exit}: e.g. --param entry=0.2 --param exit=0")
+        self.wins, self.losses, self.win_sum, self.loss_sum = 0, 0, 0.0, 0.0
+        self.entry_bar, self.entry_price = 0, 0.0
+
+    def notify_trade(self, trade) -> None:
+        if trade.isclosed:
+            if trade.pnlcomm > 0:
+                self.wins, self.win_sum = self.wins + 1, self.win_sum + trade.pnlcomm
+            else:
+                self.losses, self.loss_sum = self.losses + 1, self.loss_sum - trade.pnlcomm
+
+    def notify_order(self, order) -> None:
+        if order.status == order.Completed and self.position.size != 0:
+            self.entry_bar, self.entry_price = len(self), self.position.price
+
+    def next(self) -> None:
+        if self.position and self._risk_exit():
+            self.close()
+            return
+        score, conf = self.data.score[0], self.data.confidence[0]
+        if math.isnan(score) or math.isnan(conf) or conf < self.p.min_confidence:
+            return  # no (trusted) news: keep the position
+        size = self.position.size
+        if size > 0 and score < self.p.exit or size < 0 and score > -self.p.exit:
+            self.close()
+            size = 0
+        if size == 0 and score >= self.p.entry:
+            self._open(+1, conf)
+        elif size == 0 and self.p.allow_short and score <= -self.p.entry:
+            self._open(-1, conf)
+
+    def _risk_exit(self) -> bool:
+        held = len(self) - self.entry_bar
+        if self.p.max_hold and held >= self.p.max_hold:
+            return True
+        change = self.data.close[0] / self.entry_price - 1.0 if self.entry_price else 0.0
+        change *= 1 if self.position.size > 0 else -1
+        return bool(self.p.stop_loss and change <= -self.p.stop_loss
+                    or self.p.take_profit and change >= self.p.take_profit)
+
+    def _open(self, direction: int, conf: float) -> None:
+        base = self.getsizer().getsizing(self.data, isbuy=direction > 0)
+        units = int(base * self._scale(conf))
+        if units > 0:
+            (self.buy if direction > 0 else self.sell)(size=units)
+
+    def _scale(self, conf: float) -> float:
+        """Fraction of the run's sizer amount to use, by the ``sizing`` rule."""
+        if self.p.sizing == "confidence":
+            return conf
+        if self.p.sizing == "vol_target":
+            vol = self.data.vol[0]
+            return 1.0 if math.isnan(vol) or vol <= 0 else min(1.0, self.p.vol_target / vol)
+        if self.p.sizing == "kelly":
+            return self._kelly()
+        return 1.0
+
+    def _kelly(self) -> float:
+        """Fractional Kelly f = p − (1 − p)/b from closed trades (Beta(1,1) prior on p)."""
+        n = self.wins + self.losses
+        if n < 5 or self.losses == 0 or self.wins == 0:
+            return self.p.kelly_fraction * 0.5  # too little history: half the fraction
+        p = (self.wins + 1) / (n + 2)
+        b = (self.win_sum / self.wins) / (self.loss_sum / self.losses)
+        return max(0.0, min(1.0, self.p.kelly_fraction * (p - (1 - p) / b)))
