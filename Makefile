@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: setup
-	$(BT) run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/demo.html
+	$(BT) run --strategy llm_sentiment --report out/demo.html
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -57,6 +57,15 @@ def run_options(func):
                      help="Strategy parameter, repeatable: --param fast=10 --param slow=30."),
         click.option("--benchmark", help="Strategy run as the benchmark (default buy_and_hold; "
                      "'none' to skip)."),
+        click.option("--mode", help="LLM signal mode: bars (score each bar's features) or headlines."),
+        click.option("--news", help="Headline file (CSV/JSONL/Parquet: timestamp, symbol, headline)."),
+        click.option("--news-tz", help="Time zone of naive news timestamps, e.g. America/New_York."),
+        click.option("--model", help="Scoring model: alias (smollm2-135m), local folder, .gguf file "
+                     "or Hugging Face id."),
+        click.option("--adapter", help="peft (LoRA) adapter folder applied to --model."),
+        click.option("--quantization", help="none, 8bit or 4bit (bitsandbytes)."),
+        click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
+        click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -126,6 +135,69 @@ def data_fetch(uri: str, start: str | None, end: str | None, interval: str) -> N
     path = fetch_to_cache(uri, start, end, interval=interval)
     frame = load_prices(uri, start, end, interval=interval)
     click.echo(f"{len(frame)} bars {frame.index[0]} .. {frame.index[-1]} cached at {path}")
+
+
+@cli.group()
+def cache() -> None:
+    """The signal cache: scores stored by (model fingerprint, template, prompt)."""
+
+
+@cache.command("stats")
+@click.option("--cache-dir", help="Cache folder (default $LLMBT_HOME/signals).")
+def cache_stats(cache_dir: str | None) -> None:
+    """Entries, size on disk and hits/misses of the last run."""
+    from signals_cache.cache import SignalCache
+
+    with SignalCache(cache_dir) as c:
+        for key, value in c.stats().items():
+            click.echo(f"{key:<14} {value}")
+
+
+@cache.command("clear")
+@click.option("--model", help="Clear only this model's entries: alias/folder (with --adapter) or "
+              "a 16-hex fingerprint.")
+@click.option("--adapter", help="Adapter folder of the model to clear.")
+@click.option("--cache-dir", help="Cache folder (default $LLMBT_HOME/signals).")
+def cache_clear(model: str | None, adapter: str | None, cache_dir: str | None) -> None:
+    """Remove cached scores (all, or one model's)."""
+    from signals_cache.cache import SignalCache
+    from signals_cache.model import ModelSpec, model_fingerprint
+
+    fingerprint = None
+    if model is not None:
+        is_hex = len(model) == 16 and all(ch in "0123456789abcdef" for ch in model)
+        fingerprint = model if is_hex else model_fingerprint(ModelSpec(base=model, adapter=adapter), "")
+    with SignalCache(cache_dir) as c:
+        removed = c.clear(model=fingerprint)
+    click.echo(f"removed {removed} entries" + (f" of model {fingerprint}" if fingerprint else ""))
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print ratios measured in one run."""
+
+
+@bench.command("scoring")
+@click.option("--model", default="smollm2-135m", show_default=True, help="Model to time.")
+@click.option("--data", default="sample:GOOG", show_default=True, help="Prices whose bar prompts are scored.")
+@click.option("-n", "--n", "n", default=64, show_default=True, help="Prompts for the batched paths.")
+@click.option("--n-generate", default=8, show_default=True, help="Prompts for generate-then-parse.")
+@click.option("--batch-size", default=16, show_default=True, help="Batch size of the batched paths.")
+@click.option("--start", default="2012-06-01", show_default=True,
+              help="Backtest window start for the cached-backtest ratio.")
+def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str) -> None:
+    """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
+    cached llm_sentiment backtest vs sma_cross wall time.
+
+    Example: bt bench scoring -n 64 --n-generate 8
+    """
+    from engine.bench import bench_all
+    from engine.config import RunConfig
+
+    config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
+    results = bench_all(model, data, n, n_generate, batch_size, config)
+    for key, value in results.items():
+        click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
 
 
 def main() -> None:

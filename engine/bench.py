@@ -1,0 +1,67 @@
+"""``bt bench scoring``: speed of the scoring paths and of cached backtests, measured in one run."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from engine.config import RunConfig
+from engine.runner import run_backtest
+from feeds import load_prices
+
+
+def bar_prompt_sample(model: str, data: str, n: int) -> list[str]:
+    """The last ``n`` bar prompts of ``data`` rendered for ``model`` (real prompts, not synthetic)."""
+    from signals_cache.model import ModelSpec, load_tokenizer
+    from signals_cache.prompts import BARS_V1, bar_prompts
+    from strategies.llm_sentiment import symbol_of
+
+    prices = load_prices(data, None, None)
+    prompts = bar_prompts(prices, symbol_of(data), BARS_V1, load_tokenizer(ModelSpec(base=model)))
+    return list(prompts.iloc[-n:])
+
+
+def bench_cache_lookups(prompts: list[str], repeats: int = 20) -> float:
+    """Lookups per second of cached prompts (batch ``get_many`` on a fresh on-disk cache)."""
+    from signals_cache.cache import SignalCache
+
+    with tempfile.TemporaryDirectory() as tmp, SignalCache(tmp) as cache:
+        probs = np.full((len(prompts), 3), 1 / 3)
+        cache.put_many("bench", "bars-v1", prompts, probs)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            assert len(cache.get_many("bench", "bars-v1", prompts)) == len(prompts)
+        return repeats * len(prompts) / (time.perf_counter() - started)
+
+
+def bench_backtests(config: RunConfig) -> dict[str, float]:
+    """Wall time of a cached ``llm_sentiment`` run vs ``sma_cross`` on the same data and costs.
+
+    The first llm run fills the cache (not timed); the timed one makes zero model calls.
+    """
+    llm = config.replace(strategy="llm_sentiment")
+    run_backtest(llm, with_benchmark=False)
+    times = {}
+    for name, cfg in (("llm_sentiment_cached_s", llm), ("sma_cross_s", config.replace(strategy="sma_cross"))):
+        started = time.perf_counter()
+        run_backtest(cfg, with_benchmark=False)
+        times[name] = time.perf_counter() - started
+    times["cached_llm_vs_sma_cross"] = times["llm_sentiment_cached_s"] / times["sma_cross_s"]
+    return times
+
+
+def bench_all(model: str, data: str, n: int, n_generate: int, batch_size: int,
+              config: RunConfig) -> dict[str, Any]:
+    """Every measurement of ``bt bench scoring`` in one dict."""
+    from signals_cache.bench import bench_scoring
+    from signals_cache.model import ModelSpec, load_model
+
+    prompts = bar_prompt_sample(model, data, n)
+    out = bench_scoring(load_model(ModelSpec(base=model)), prompts, n_generate=n_generate,
+                        batch_size=batch_size)
+    out["cache_lookups_per_s"] = bench_cache_lookups(prompts)
+    out.update(bench_backtests(config))
+    return out

@@ -1,0 +1,125 @@
+"""llm_sentiment end to end through the real model-loading path (a tiny random Llama for speed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
+
+from engine.cli import cli
+from engine.config import RunConfig
+from engine.runner import run_backtest
+from feeds import load_prices
+from signals_cache.signals import _decay
+from strategies.llm_sentiment import symbol_of, zscore_score
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
+    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+
+
+def _config(tiny, tmp_path, **kw) -> RunConfig:
+    base = dict(strategy="llm_sentiment", start="2012-10-01", model=str(tiny),
+                cache_dir=str(tmp_path / "signals"), batch_size=8)
+    return RunConfig(**(base | kw))
+
+
+def test_second_run_makes_zero_model_calls_and_equal_results(tiny, tmp_path):
+    first = run_backtest(_config(tiny, tmp_path), with_benchmark=False)
+    assert first.signal_info["model calls"].split()[0] != "0"
+    second = run_backtest(_config(tiny, tmp_path), with_benchmark=False)
+    assert second.signal_info["model calls"].startswith("0 (0 prompts scored")
+    pd.testing.assert_series_equal(first.equity, second.equity)
+
+
+def test_raw_scores_in_range_and_warmup_from_history(tiny, tmp_path):
+    from strategies.llm_sentiment import LlmSentiment
+
+    cfg = _config(tiny, tmp_path, params={"normalize": "none"})
+    prices = load_prices("sample:GOOG", None, None)
+    frame, _ = LlmSentiment.prepare_signals(prices, cfg)
+    window = frame.loc["2012-10-01":]
+    assert window["score"].notna().all()  # features warmed up on bars before --start
+    assert frame.loc[:"2012-09-30", "score"].isna().all()  # bars before --start are not scored
+    assert window["score"].between(-1, 1).all() and window["confidence"].between(1 / 3, 1).all()
+
+
+def test_headline_mode_scores_land_on_the_first_bar_after_publication(tiny, tmp_path):
+    news = tmp_path / "news.csv"
+    news.write_text("timestamp,symbol,headline\n"
+                    "2012-11-05T15:00:00Z,GOOG,Google beats earnings expectations\n"
+                    "2012-11-09T23:59:00Z,GOOG,Regulators open antitrust probe into Google\n")
+    cfg = _config(tiny, tmp_path, mode="headlines", news=str(news), params={"normalize": "none"})
+    res = run_backtest(cfg, with_benchmark=False)
+    from strategies.llm_sentiment import LlmSentiment
+
+    frame, _ = LlmSentiment.prepare_signals(load_prices("sample:GOOG", None, None), cfg)
+    scored = frame["score"].dropna().index
+    assert list(scored.strftime("%Y-%m-%d")) == ["2012-11-06", "2012-11-12"]  # never the same bar
+    assert res.stats["bars"] > 0
+
+
+def test_bad_strategy_params_are_named(tiny, tmp_path):
+    from feeds.base import ConfigError
+
+    with pytest.raises(ConfigError, match="sizing"):
+        run_backtest(_config(tiny, tmp_path, params={"sizing": "martingale"}), with_benchmark=False)
+    with pytest.raises(ConfigError, match="--news"):
+        run_backtest(_config(tiny, tmp_path, mode="headlines"), with_benchmark=False)
+
+
+@pytest.mark.parametrize("sizing", ["confidence", "vol_target", "kelly"])
+def test_sizing_rules_trade_no_more_than_fixed(tiny, tmp_path, sizing):
+    fixed = run_backtest(_config(tiny, tmp_path), with_benchmark=False)
+    other = run_backtest(_config(tiny, tmp_path, params={"sizing": sizing}), with_benchmark=False)
+    if len(fixed.trades) and len(other.trades):
+        assert other.trades["size"].abs().max() <= fixed.trades["size"].abs().max()
+
+
+def test_zscore_is_causal():
+    s = pd.Series(np.sin(np.arange(200) / 7.0))
+    base = zscore_score(s, 60)
+    changed = s.copy()
+    changed.iloc[150:] += 5
+    pd.testing.assert_series_equal(base.iloc[:150], zscore_score(changed, 60).iloc[:150])
+
+
+def test_decay_half_life():
+    out = _decay(np.array([1.0, 0.0, 0.0]), half_life=1.0)
+    assert out.tolist() == [1.0, 0.5, 0.25]
+
+
+def test_symbol_of():
+    assert symbol_of("sample:GOOG") == "GOOG"
+    assert symbol_of("ccxt:bybit:BTC/USDT") == "BTC/USDT"
+    assert symbol_of("csv:data/aapl.csv") == "aapl"
+
+
+def test_cli_cache_stats_and_clear(tiny, tmp_path):
+    cfg = _config(tiny, tmp_path)
+    run_backtest(cfg, with_benchmark=False)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["cache", "stats", "--cache-dir", cfg.cache_dir]).output
+    assert "entries" in out and "last_misses" in out
+    out = runner.invoke(cli, ["cache", "clear", "--model", str(tiny), "--cache-dir", cfg.cache_dir]).output
+    assert "removed" in out and "removed 0 " not in out
+
+
+@pytest.mark.slow
+def test_embedded_model_run_via_cli(tmp_path):
+    """The README's main command on a short window: embedded model, tearsheet, then a cached re-run."""
+    args = ["run", "--strategy", "llm_sentiment", "--start", "2013-01-15",
+            "--report", str(tmp_path / "llm.html")]
+    first = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "llm_sentiment" in (tmp_path / "llm.html").read_text()
+    second = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert "model calls: 0 (0 prompts scored" in second.output
