@@ -201,6 +201,8 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
 
 
 def main() -> None:
+    import engine.cli_ml  # noqa: F401  (registers dataset/finetune/evaluate)
+
     cli(prog_name="bt")
 
 
