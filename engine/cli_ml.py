@@ -86,3 +86,109 @@ def dataset_check(files: tuple[str, ...]) -> None:
 
     splits = {Path(f).name.split(".")[0]: load_labelled(f) for f in files}
     _print_report(quality_report(splits))
+
+
+def _train_options(func):
+    opts = [
+        click.option("--model", default="smollm2-135m", show_default=True, help="Base model to adapt."),
+        click.option("--method", default="lora", show_default=True,
+                     help="lora, qlora (4-bit base) or prefix."),
+        click.option("--r", "r", default=8, show_default=True, help="LoRA rank."),
+        click.option("--alpha", default=16, show_default=True, help="LoRA alpha."),
+        click.option("--lr", default=2e-4, show_default=True, help="Peak learning rate (AdamW)."),
+        click.option("--epochs", default=1, show_default=True, help="Passes over the training set."),
+        click.option("--max-steps", default=200, show_default=True,
+                     help="Stop after this many optimizer steps (0 = by --epochs)."),
+        click.option("--batch-size", default=8, show_default=True, help="Examples per step."),
+        click.option("--grad-accum", default=1, show_default=True, help="Gradient accumulation steps."),
+        click.option("--schedule", default="cosine", show_default=True, help="cosine or linear decay."),
+        click.option("--eval-every", default=50, show_default=True, help="Validate every N steps."),
+        click.option("--seed", default=0, show_default=True, help="Seed of split, init and order."),
+        click.option("--template", default="headlines-v1", show_default=True,
+                     help="Prompt template (the one scoring will use)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled file: CSV/JSONL label,text (positive/negative/neutral or "
+              "bullish/bearish/neutral) or PhraseBank sentence@label.")
+@click.option("--val", "val_file", type=click.Path(exists=True, dir_okay=False),
+              help="Validation file (default: a stratified 10 % of --data).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Adapter folder.")
+@click.option("--resume-adapter", type=click.Path(exists=True, file_okay=False),
+              help="Continue training this adapter (incremental; use a lower --lr).")
+@_train_options
+def finetune(data, val_file, out, resume_adapter, model, seed, **train) -> None:
+    """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
+
+    Example: bt finetune --data train.csv --out adapters/fpb
+    """
+    from signals_cache.datasets import load_labelled, stratified_split
+    from signals_cache.finetune import TrainConfig
+    from signals_cache.finetune import finetune as run_finetune
+    from signals_cache.model import ModelSpec
+
+    examples = load_labelled(data)
+    if val_file:
+        splits = {"train": examples, "val": load_labelled(val_file)}
+    else:
+        splits = stratified_split(examples, val=0.1, test=0.0, seed=seed)
+    cfg = TrainConfig(seed=seed, **train)
+    meta = run_finetune(splits["train"], splits["val"], ModelSpec(base=model), out, cfg,
+                        resume_adapter=resume_adapter)
+    click.echo(json.dumps(meta.get("metrics", {}), indent=2, default=str))
+    click.echo(f"adapter: {out}")
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled test file (CSV/JSONL label,text).")
+@click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False),
+              help="Adapter folder: evaluated side by side with its base.")
+@click.option("--template", default="headlines-v1", show_default=True, help="Prompt template.")
+@click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
+@click.option("--no-base", is_flag=True, help="With --adapter, skip evaluating the base model.")
+def evaluate(data, model, adapter, template, batch_size, json_out, no_base) -> None:
+    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), items/s.
+
+    Example: bt evaluate --data test.csv --adapter adapters/fpb --json out/eval.json
+    """
+    from signals_cache.datasets import load_labelled
+    from signals_cache.evaluate import evaluate_model
+    from signals_cache.model import ModelSpec
+
+    examples = load_labelled(data)
+    runs = {}
+    if adapter is None or not no_base:
+        runs["base"] = evaluate_model(examples, ModelSpec(base=model), template=template,
+                                      batch_size=batch_size)
+    if adapter is not None:
+        runs["adapter"] = evaluate_model(examples, ModelSpec(base=model, adapter=adapter),
+                                         template=template, batch_size=batch_size)
+    main = runs["adapter" if adapter else "base"]
+    result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1")} | {"n": len(examples)}
+    result |= {name: r for name, r in runs.items()}
+    _print_eval(runs)
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result, indent=2, default=float))
+        click.echo(f"metrics: {json_out}")
+
+
+def _print_eval(runs: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Evaluation")
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier", "items_per_s"):
+        table.add_row(key, *(f"{float(r.get(key, float('nan'))):.4f}" for r in runs.values()))
+    Console().print(table)

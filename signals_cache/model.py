@@ -388,7 +388,9 @@ def _attach_adapter(model: Any, spec: ModelSpec, *, merge: bool) -> Any:
     expected = set(get_peft_model_state_dict(peft_model).keys())
     if saved != expected:  # peft only warns about unexpected or missing adapter keys
         raise LlmbtError(f"{mismatch} (tensors differ, e.g. {sorted(saved ^ expected)[:2]}).")
-    return peft_model.merge_and_unload() if merge else peft_model
+    mergeable = not getattr(peft_model, "active_peft_config", None) or \
+        not peft_model.active_peft_config.is_prompt_learning  # prefix tuning cannot be merged
+    return peft_model.merge_and_unload() if merge and mergeable else peft_model
 
 
 def _check_adapter_meta(spec: ModelSpec, named_base: str | None) -> None:

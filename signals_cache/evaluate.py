@@ -1,0 +1,156 @@
+"""Evaluation of label probabilities: classification metrics (pure numpy), model evaluation on
+labelled examples, and directional metrics of signed scores against forward returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from feeds.base import LlmbtError
+from signals_cache.labels import LABEL_ALIASES, LABELS
+
+#: Bins of the expected calibration error.
+ECE_BINS = 10
+
+
+def _canonical(label: object, labels: Sequence[str]) -> str:
+    key = str(label).strip().lower()
+    if key in labels:
+        return key
+    if tuple(labels) == LABELS and key in LABEL_ALIASES:
+        return LABEL_ALIASES[key]
+    raise LlmbtError(f"label {label!r} is not one of {', '.join(labels)}.")
+
+
+def classification_metrics(
+    y_true: Sequence[str], probs: np.ndarray, labels: Sequence[str] = LABELS
+) -> dict[str, Any]:
+    """Metrics of probabilities ``probs`` (n × len(labels), columns in ``labels`` order) against
+    true labels; the prediction is the arg-max column.
+
+    Returns accuracy, macro_f1 (mean over the labels that occur in y_true or the predictions,
+    as scikit-learn does), weighted_f1 (weighted by support), per_class precision/recall/f1/
+    support, confusion (rows = true, columns = predicted, in ``labels`` order), mean_confidence
+    (mean top probability), ece (10 equal-width bins of the top probability) and brier (mean over
+    rows of the squared distance to the one-hot truth, summed over classes; 0 is perfect, 2 worst).
+
+    Raises:
+        LlmbtError: lengths or shapes differ, there are no rows, or a label is unknown.
+    """
+    labels = tuple(str(x).strip().lower() for x in labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(labels) or probs.shape[0] != len(y_true):
+        raise LlmbtError(f"probs shape {probs.shape} must be ({len(y_true)}, {len(labels)}).")
+    if probs.shape[0] == 0:
+        raise LlmbtError("no examples to evaluate.")
+    if not np.isfinite(probs).all():
+        raise LlmbtError("probs contain NaN or infinite values.")
+    k = len(labels)
+    truth = np.array([labels.index(_canonical(y, labels)) for y in y_true])
+    pred = probs.argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (truth, pred), 1)
+    tp = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    present = (support > 0) | (predicted > 0)
+    n = len(truth)
+    confidence = probs.max(axis=1)
+    correct = (pred == truth).astype(np.float64)
+    onehot = np.eye(k)[truth]
+    return {
+        "n": n,
+        "accuracy": float(correct.mean()),
+        "macro_f1": float(f1[present].mean()),
+        "weighted_f1": float((f1 * support).sum() / n),
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]),
+                    "f1": float(f1[i]), "support": int(support[i])}
+            for i, label in enumerate(labels)
+        },
+        "labels": list(labels),
+        "confusion": confusion.tolist(),
+        "mean_confidence": float(confidence.mean()),
+        "ece": expected_calibration_error(confidence, correct),
+        "brier": float(((probs - onehot) ** 2).sum(axis=1).mean()),
+    }
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Σ_b |B|/n · |accuracy(B) − mean confidence(B)| over equal-width bins (0, 1/bins], …"""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in np.unique(index):
+        mask = index == b
+        total += mask.sum() / len(confidence) * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
+
+
+def directional_metrics(scores: np.ndarray, forward_returns: np.ndarray) -> dict[str, Any]:
+    """How signed scores (positive = long) line up with forward returns.
+
+    Signals are the rows with a non-zero score and a finite return. ``hit_rate``: share of the
+    signals whose sign matches the return's sign, over signals with a non-zero return;
+    ``profitable_ratio``: share of all signals with score·return > 0 (a zero return counts as
+    unprofitable); ``mean_signed_return``: mean of sign(score)·return. Ratios are None without
+    signals.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    returns = np.asarray(forward_returns, dtype=np.float64).ravel()
+    if scores.shape != returns.shape:
+        raise LlmbtError(f"scores ({scores.size}) and forward_returns ({returns.size}) differ in "
+                         "length.")
+    signal = np.isfinite(scores) & (scores != 0) & np.isfinite(returns)
+    directional = signal & (returns != 0)
+    s, r = scores[signal], returns[signal]
+    return {
+        "n_signals": int(signal.sum()),
+        "hit_rate": float((np.sign(scores[directional]) == np.sign(returns[directional])).mean())
+        if directional.any() else None,
+        "profitable_ratio": float((s * r > 0).mean()) if s.size else None,
+        "mean_signed_return": float((np.sign(s) * r).mean()) if s.size else None,
+    }
+
+
+def evaluate_model(
+    examples: Sequence[Any], spec: Any, *, template: str = "headlines-v1", batch_size: int = 16
+) -> dict[str, Any]:
+    """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
+    pairs) with :class:`~signals_cache.scoring.LabelScorer` on the model of ``spec``.
+
+    Returns :func:`classification_metrics` plus ``items_per_s`` and ``n``; when every example
+    has a ``forward_return``, also ``directional`` (:func:`directional_metrics` of
+    P(bullish) − P(bearish)).
+    """
+    from signals_cache.finetune import example_fields, render_example
+    from signals_cache.model import load_model
+    from signals_cache.prompts import get_template
+    from signals_cache.scoring import LabelScorer
+
+    examples = list(examples)
+    if not examples:
+        raise LlmbtError("no examples to evaluate.")
+    tmpl = get_template(template)
+    loaded = load_model(spec)
+    fields = [example_fields(ex) for ex in examples]
+    prompts = [render_example(tmpl, loaded.tokenizer, text, sym) for text, _, sym in fields]
+    scorer = LabelScorer(loaded)
+    probs = scorer.score(prompts, batch_size=batch_size)
+    result = classification_metrics([label for _, label, _ in fields], probs, scorer.labels)
+    result["items_per_s"] = scorer.last_items_per_s
+    result["n"] = len(examples)
+    returns = [getattr(ex, "forward_return", None) for ex in examples]
+    if all(r is not None for r in returns):
+        bull, bear = scorer.labels.index("bullish"), scorer.labels.index("bearish")
+        result["directional"] = directional_metrics(probs[:, bull] - probs[:, bear],
+                                                    np.asarray(returns, dtype=np.float64))
+    return result
