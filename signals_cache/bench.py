@@ -16,10 +16,22 @@ from signals_cache.scoring import GenerateParser, LabelScorer
 
 
 def bench_scoring(
-    loaded: LoadedModel, prompts: Sequence[str], *, n_generate: int = 8, batch_size: int = 16
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    n_generate: int = 8,
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
 ) -> dict[str, Any]:
     """Time (a) generate-then-parse one prompt at a time on the first ``n_generate`` prompts,
     (b) batched label scoring and (c) batched label scoring with prefix reuse, in one run.
+
+    (a) is the usual tutorial approach: for each prompt, tokenize it, call
+    ``model.generate(do_sample=False, max_new_tokens=max_new_tokens)`` with the model's own
+    generation config (it stops at the end-of-turn token, so a one-word reply costs the prompt's
+    prefill plus a few decode steps, whatever ``max_new_tokens``), decode and parse the first
+    label word. (b) and (c) include tokenisation; (c) includes computing the shared prefix's KV
+    once (the memo is cleared first). A warm-up call runs untimed before (a).
 
     Returns:
         Items per second of each (``generate_items_per_s``, ``plain_items_per_s``,
@@ -37,7 +49,9 @@ def bench_scoring(
     scorer = LabelScorer(loaded)
     parser = GenerateParser(loaded, scorer.labels)
     scorer.score(list(prompts[:1]), batch_size=1, prefix_reuse=False)  # warm-up, untimed
-    generated, failures = parser.generate_labels(list(prompts[:n_generate]))
+    generated, failures = parser.generate_labels(
+        list(prompts[:n_generate]), max_new_tokens=max_new_tokens
+    )
     plain = scorer.score(prompts, batch_size=batch_size, prefix_reuse=False)
     plain_ips = scorer.last_items_per_s
     scorer.clear_prefix_cache()  # (c) pays for its prefix pass
@@ -47,6 +61,7 @@ def bench_scoring(
         "n_prompts": len(prompts),
         "n_generate": len(generated),
         "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
         "generate_items_per_s": gen_ips,
         "plain_items_per_s": plain_ips,
         "prefix_items_per_s": reuse_ips,
