@@ -13,14 +13,15 @@ from engine.runner import run_backtest
 from feeds import load_prices
 
 
-def bar_prompt_sample(model: str, data: str, n: int) -> list[str]:
+def bar_prompt_sample(model: str, data: str, n: int, prompt: str | None = None) -> list[str]:
     """The last ``n`` bar prompts of ``data`` rendered for ``model`` (real prompts, not synthetic)."""
     from signals_cache.model import ModelSpec, load_tokenizer
-    from signals_cache.prompts import BARS_V1, bar_prompts
+    from signals_cache.prompts import bar_prompts, template_for
     from strategies.llm_sentiment import symbol_of
 
     prices = load_prices(data, None, None)
-    prompts = bar_prompts(prices, symbol_of(data), BARS_V1, load_tokenizer(ModelSpec(base=model)))
+    template = template_for("bars", prompt)
+    prompts = bar_prompts(prices, symbol_of(data), template, load_tokenizer(ModelSpec(base=model)))
     return list(prompts.iloc[-n:])
 
 
@@ -54,14 +55,16 @@ def bench_backtests(config: RunConfig) -> dict[str, float]:
 
 
 def bench_all(model: str, data: str, n: int, n_generate: int, batch_size: int,
-              config: RunConfig) -> dict[str, Any]:
+              config: RunConfig, prompt: str | None = None) -> dict[str, Any]:
     """Every measurement of ``bt bench scoring`` in one dict."""
     from signals_cache.bench import bench_scoring
     from signals_cache.model import ModelSpec, load_model
+    from signals_cache.prompts import template_for
 
-    prompts = bar_prompt_sample(model, data, n)
+    prompts = bar_prompt_sample(model, data, n, prompt)
     out = bench_scoring(load_model(ModelSpec(base=model)), prompts, n_generate=n_generate,
                         batch_size=batch_size)
+    out["prompt"] = template_for("bars", prompt).version
     out["cache_lookups_per_s"] = bench_cache_lookups(prompts)
     out.update(bench_backtests(config))
     return out

@@ -185,7 +185,9 @@ def bench() -> None:
 @click.option("--batch-size", default=16, show_default=True, help="Batch size of the batched paths.")
 @click.option("--start", default="2012-06-01", show_default=True,
               help="Backtest window start for the cached-backtest ratio.")
-def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str) -> None:
+@click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
+def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str,
+                      prompt: str | None) -> None:
     """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
     cached llm_sentiment backtest vs sma_cross wall time.
 
@@ -195,7 +197,7 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
     from engine.config import RunConfig
 
     config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
-    results = bench_all(model, data, n, n_generate, batch_size, config)
+    results = bench_all(model, data, n, n_generate, batch_size, config, prompt)
     for key, value in results.items():
         click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
 

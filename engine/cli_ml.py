@@ -53,7 +53,7 @@ def dataset_build(data, corpus, horizon, method, embargo, rebalance, seed, out) 
     from feeds import load_prices
     from feeds.base import ConfigError
     from signals_cache import datasets as ds
-    from signals_cache.prompts import BARS_V1, HEADLINES_V1
+    from signals_cache.prompts import template_for
     from strategies.llm_sentiment import symbol_of
 
     if bool(data) == bool(corpus):
@@ -61,10 +61,10 @@ def dataset_build(data, corpus, horizon, method, embargo, rebalance, seed, out) 
     if data:
         examples = ds.bar_examples(load_prices(data, None, None), symbol=symbol_of(data),
                                    horizon=horizon, method=method)
-        splits, template = ds.time_split(examples, embargo=embargo or horizon), BARS_V1
+        splits, template = ds.time_split(examples, embargo=embargo or horizon), template_for("bars")
     else:
         splits = ds.stratified_split(ds.load_labelled(corpus), seed=seed)
-        template = HEADLINES_V1
+        template = template_for("headlines")
     if rebalance:
         splits["train"] = ds.rebalance(splits["train"], seed=seed)
     out = Path(out)

@@ -38,18 +38,34 @@ class PromptTemplate:
         version: unique identifier, part of the cache key (``"bars-v1"``).
         system: the shared instruction text (identical for every prompt).
         user: ``str.format`` pattern of the user message; its fields are required by render.
+        features_style: how a bar template shows its ``features`` field, which callers always
+            pass as canonical ``name: value`` lines (:func:`format_features`): ``"lines"`` keeps
+            them, ``"row"`` shows only the values, space-separated in :data:`DECIMALS` order
+            (the names are explained once in the shared system text, so each prompt's own
+            tokens, the part that cannot reuse the prefix KV, are about 2.5x fewer).
     """
 
     name: str
     version: str
     system: str
     user: str
+    features_style: str = "lines"
+
+    def __post_init__(self) -> None:
+        if self.features_style not in FEATURE_STYLES:
+            raise ConfigError(
+                f"features_style {self.features_style!r} of template {self.version!r} must be "
+                f"one of {FEATURE_STYLES}."
+            )
 
     @property
     def fields(self) -> frozenset[str]:
         """Names of the placeholders in :attr:`user`."""
         return frozenset(f for _, f, _, _ in string.Formatter().parse(self.user) if f)
 
+
+#: Ways a bar template can show its features (see :class:`PromptTemplate`).
+FEATURE_STYLES = ("lines", "row")
 
 #: Registered templates by version.
 TEMPLATES: dict[str, PromptTemplate] = {}
@@ -110,12 +126,56 @@ expected, ambiguous or unrelated to the price. Judge only from the headline give
 
 {_ANSWER_RULE}"""
 
+_BARS_V2_SYSTEM = f"""You are a disciplined quantitative market analyst. You receive the technical \
+features of one price bar of a traded instrument, computed only from that bar and the bars \
+before it, and you judge the likely direction of the price over the next few bars.
+
+The message gives the symbol, then one line of ten numbers separated by spaces, always in this \
+order:
+1. ret_1, 2. ret_5, 3. ret_20: percent return of the close over the last 1, 5 and 20 bars.
+4. rsi_14: Wilder relative strength index over 14 bars (0 to 100; above 70 is overbought, below \
+30 is oversold).
+5. macd_hist: MACD histogram (12, 26, 9) as a percent of the close; positive means upward momentum.
+6. dist_sma20, 7. dist_sma50: percent distance of the close above its 20-bar and 50-bar simple \
+moving averages (negative means below).
+8. atr_14: average true range over 14 bars as a percent of the close (volatility).
+9. bb_pctb: Bollinger %B (20 bars, 2 standard deviations); 0 is the lower band, 1 the upper band.
+10. vol_ratio: volume of the bar divided by its 20-bar average volume; n/a when there is no volume.
+
+Answer bullish if the features point to a rise, bearish if they point to a fall, and neutral \
+when the evidence is mixed, weak or the move is likely to be small. Judge only from the \
+features given; do not assume any news.
+
+{_ANSWER_RULE}"""
+
 BARS_V1 = register(PromptTemplate("bars", "bars-v1", _BARS_SYSTEM, "Symbol: {symbol}\n{features}"))
+#: The default bar template: same features as bars-v1, values only (a shorter per-prompt part).
+BARS_V2 = register(
+    PromptTemplate("bars", "bars-v2", _BARS_V2_SYSTEM, "Symbol: {symbol}\n{features}", "row")
+)
 HEADLINES_V1 = register(
     PromptTemplate(
         "headlines", "headlines-v1", _HEADLINES_SYSTEM, "Symbol: {symbol}\nHeadline: {headline}"
     )
 )
+#: The template each signal mode uses unless a run names another.
+DEFAULT_TEMPLATES: dict[str, str] = {"bars": "bars-v2", "headlines": "headlines-v1"}
+
+
+def template_for(mode: str, version: str | None = None) -> PromptTemplate:
+    """The template ``version`` (or the mode's default), checked to serve ``mode``.
+
+    Raises:
+        ConfigError: unknown mode or version, or a template of another mode.
+    """
+    if mode not in DEFAULT_TEMPLATES:
+        raise unknown_name_error("signal mode", mode, DEFAULT_TEMPLATES, cls=ConfigError)
+    template = get_template(version or DEFAULT_TEMPLATES[mode])
+    if template.name != mode:
+        modes = sorted(v for v, t in TEMPLATES.items() if t.name == mode)
+        raise ConfigError(f"prompt {template.version!r} is a {template.name} template; "
+                          f"for {mode} use one of {modes}.")
+    return template
 
 
 def render_messages(template: PromptTemplate, **fields: Any) -> list[dict[str, str]]:
@@ -131,7 +191,10 @@ def render_messages(template: PromptTemplate, **fields: Any) -> list[dict[str, s
             f"template {template.version!r} needs fields {sorted(template.fields)}; "
             f"missing {missing}, unknown {extra}."
         )
-    user = template.user.format(**{k: str(v) for k, v in fields.items()})
+    values = {k: str(v) for k, v in fields.items()}
+    if template.features_style == "row" and "features" in values:
+        values["features"] = _as_row(values["features"])
+    user = template.user.format(**values)
     return [{"role": "system", "content": template.system}, {"role": "user", "content": user}]
 
 
@@ -221,6 +284,18 @@ def _render_each(
             done[text] = render(template, tokenizer, symbol=symbol, **{field: text})
         out.append(done[text])
     return out
+
+
+def _as_row(lines: str) -> str:
+    """``"ret_1: 1.9\\nret_5: 2.0"`` → ``"1.9 2.0"`` (names checked against :data:`DECIMALS`)."""
+    pairs = [line.split(": ", 1) for line in lines.splitlines()]
+    names = [p[0] for p in pairs]
+    if names != list(DECIMALS) or any(len(p) != 2 for p in pairs):
+        raise ConfigError(
+            f"a row-style bar template needs the features as format_features() lines "
+            f"({', '.join(DECIMALS)}); got names {names}."
+        )
+    return " ".join(p[1] for p in pairs)
 
 
 def _format_value(value: float, places: int) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from feeds.base import LlmbtError
+from signals_cache.kv import PrefixBuffers, use_gqa_attention
 from signals_cache.labels import LABELS
 from signals_cache.model import LoadedModel
 
@@ -109,6 +110,7 @@ class LabelScorer:
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
         self._keep_arg = _supports_logits_to_keep(loaded.model)
         self._reuse_ok = _plain_kv_cache(loaded.model)
+        use_gqa_attention(_inner_model(loaded.model))  # exact; avoids copying KV heads
 
     def clear_prefix_cache(self) -> None:
         """Forget the memoised KV of the last shared prefix."""
@@ -145,7 +147,8 @@ class LabelScorer:
         if prefix_reuse and self._reuse_ok:
             plen = min(_common_prefix(ids), min(len(s) for s in ids) - 1)
         if plen > 0:
-            past, plen = self._prefix_kv(ids[0][:plen])
+            kv, plen = self._prefix_kv(ids[0][:plen])
+            past = PrefixBuffers(kv)
         self.last_prefix_len = plen
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         for start in range(0, len(order), batch_size):
@@ -189,10 +192,9 @@ class LabelScorer:
         self._prefix = (tuple(prefix), kv)
         return kv, len(prefix)
 
-    def _last_logits(self, suffixes: list[list[int]], past: list[tuple[Any, Any]] | None) -> Any:
+    def _last_logits(self, suffixes: list[list[int]], past: PrefixBuffers | None) -> Any:
         """Next-token logits after each (left-padded) suffix, continuing ``past`` if given."""
         import torch
-        from transformers import DynamicCache
 
         device, width = self.loaded.device, max(len(s) for s in suffixes)
         pad = self.loaded.tokenizer.pad_token_id
@@ -205,8 +207,7 @@ class LabelScorer:
         kwargs: dict[str, Any] = {"use_cache": False}
         if past is not None:
             batch = len(suffixes)
-            data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past]
-            cache = DynamicCache(data, config=self.loaded.model.config)
+            cache = past.cache(batch, width, self.loaded.model.config)
             mask = torch.cat([torch.ones((batch, self.last_prefix_len), dtype=torch.long), mask], 1)
             kwargs = {"use_cache": True, "past_key_values": cache}
         out = self.loaded.model(

@@ -18,7 +18,7 @@ from signals_cache.cache import SignalCache
 from signals_cache.features import bar_features
 from signals_cache.model import ModelSpec, load_model, load_tokenizer, model_fingerprint
 from signals_cache.pipeline import ScoreResult, score_with_cache
-from signals_cache.prompts import BARS_V1, HEADLINES_V1, bar_prompts, headline_prompts
+from signals_cache.prompts import bar_prompts, headline_prompts, template_for
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
 
@@ -35,6 +35,7 @@ class SignalRequest:
     half_life: float = 0.0
     progress: bool = True
     score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored
+    prompt: str | None = None  # template version; None = the mode's default
 
 
 class LazyScorer:
@@ -68,7 +69,7 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
         probability) and ``vol`` (realised volatility), NaN where there is no signal, and a dict of
         run facts (model calls, cache hits/misses, items/s) for the report.
     """
-    template = BARS_V1 if req.mode == "bars" else HEADLINES_V1
+    template = template_for(req.mode, req.prompt)
     tokenizer = load_tokenizer(req.spec)
     if req.mode == "bars":
         prompts = bar_prompts(prices, req.symbol, template, tokenizer)

@@ -16,6 +16,7 @@ from signals_cache.features import DECIMALS, WARMUP_BARS
 from signals_cache.labels import LABEL_ALIASES, LABELS
 from signals_cache.prompts import (
     BARS_V1,
+    BARS_V2,
     HEADLINES_V1,
     TEMPLATES,
     PromptTemplate,
@@ -26,6 +27,7 @@ from signals_cache.prompts import (
     register,
     render,
     render_messages,
+    template_for,
 )
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -75,8 +77,32 @@ def test_register_rejects_duplicate_versions(monkeypatch):
 
 
 def test_unknown_template_suggests_a_name():
-    with pytest.raises(ConfigError, match="Did you mean 'bars-v1'"):
-        get_template("bars-v2")
+    with pytest.raises(ConfigError, match="Did you mean 'bars-v2'"):
+        get_template("bars-v3")
+
+
+def test_template_for_picks_the_default_and_checks_the_mode():
+    assert template_for("bars") is BARS_V2 and template_for("headlines") is HEADLINES_V1
+    assert template_for("bars", "bars-v1") is BARS_V1
+    with pytest.raises(ConfigError, match="headlines template; for bars use one of"):
+        template_for("bars", "headlines-v1")
+    with pytest.raises(ConfigError, match="Did you mean 'bars'"):
+        template_for("bar")
+
+
+def test_row_style_rejects_an_unknown_style_and_foreign_text():
+    with pytest.raises(ConfigError, match="features_style 'table'"):
+        PromptTemplate("bars", "bars-x", "s", "{features}", "table")
+    with pytest.raises(ConfigError, match="format_features"):
+        render_messages(BARS_V2, symbol="GOOG", features="close: 1.0")
+
+
+def test_row_style_shows_the_same_values_in_order(goog, goog_prompts):
+    rows = bar_prompts(goog, "GOOG", BARS_V2, ChatMLStub())
+    assert rows.index.equals(goog_prompts.index)
+    for lines, row in zip(goog_prompts.iloc[::97], rows.iloc[::97], strict=True):
+        values = [line.split(": ")[1] for line in user_content(lines).splitlines()[1:]]
+        assert user_content(row).splitlines() == ["Symbol: GOOG", " ".join(values)]
 
 
 def test_templates_are_frozen():
@@ -84,7 +110,7 @@ def test_templates_are_frozen():
         BARS_V1.system = "x"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("template", [BARS_V1, HEADLINES_V1])
+@pytest.mark.parametrize("template", [BARS_V1, BARS_V2, HEADLINES_V1])
 def test_system_text_is_long_and_asks_for_one_label(template):
     assert len(template.system) > 600
     assert template.system.endswith("bullish, bearish or neutral.")

@@ -106,6 +106,28 @@ def test_prefix_memo_cropped_for_other_prompts(
     )
 
 
+def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,  # noqa: F811
+                                         prompts: list[str]) -> None:
+    """The scorer's GQA-in-PyTorch attention gives transformers' own SDPA results."""
+    import torch
+
+    from signals_cache.kv import GQA_SDPA
+
+    fresh = load_model(ModelSpec(base=str(save_tiny(tmp_path, tokenizer_dir)), device="cpu"))
+    ids = fresh.tokenizer(prompts[3], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        stock = fresh.model(input_ids=ids).logits[0, -1]
+    scorer = LabelScorer(fresh)
+    assert fresh.model.config._attn_implementation == GQA_SDPA
+    with torch.inference_mode():
+        ours = fresh.model(input_ids=ids).logits[0, -1]
+    torch.testing.assert_close(ours, stock, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        scorer.score([prompts[3]], prefix_reuse=False)[0],
+        scorer._label_probs(stock[None].float())[0], atol=1e-5, rtol=0,
+    )
+
+
 def test_batch_size_does_not_matter(scorer: LabelScorer, prompts: list[str]) -> None:
     one = scorer.score(prompts, batch_size=1, prefix_reuse=False)
     many = scorer.score(prompts, batch_size=32, prefix_reuse=False)
