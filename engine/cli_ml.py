@@ -104,6 +104,8 @@ def _train_options(func):
         click.option("--schedule", default="cosine", show_default=True, help="cosine or linear decay."),
         click.option("--eval-every", default=50, show_default=True, help="Validate every N steps."),
         click.option("--seed", default=0, show_default=True, help="Seed of split, init and order."),
+        click.option("--top-layers", default=0, show_default=True,
+                     help="LoRA on the last N layers only (faster backward; 0 = all layers)."),
         click.option("--template", default="headlines-v1", show_default=True,
                      help="Prompt template (the one scoring will use)."),
     ]

@@ -68,13 +68,16 @@ def make_feed(frame: pd.DataFrame, columns: tuple[str, ...] = ()) -> bt.feeds.Pa
 
 
 def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
-                 with_benchmark: bool = True) -> RunResult:
+                 with_benchmark: bool = True, history: pd.DataFrame | None = None) -> RunResult:
     """Run one backtest.
 
     Args:
         config: the validated run configuration.
-        prices: an already-loaded normalised frame (skips loading ``config.data``).
+        prices: an already-loaded normalised frame of the bars to trade (skips loading
+            ``config.data``).
         with_benchmark: also run ``config.benchmark`` on the same data and costs.
+        history: bars the signals are computed from when ``prices`` is given (``prices`` plus
+            the bars before it, for indicator warm-up); default ``prices``.
     """
     started = time.perf_counter()
     loaded_here = prices is None
@@ -84,7 +87,8 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     params = check_params(cls, dict(config.params))
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy):
-        history = _history(config) if loaded_here and config.start else prices
+        if history is None:
+            history = _history(config) if loaded_here and config.start else prices
         signals, info = cls.prepare_signals(history, config)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted

@@ -42,6 +42,8 @@ class TrainConfig:
     ``r`` is the LoRA rank (for ``prefix`` it is the number of virtual tokens); ``max_steps``
     of 0 trains for ``epochs``; ``early_stopping_patience`` counts validations without a
     validation-loss improvement (0 disables early stopping); ``eval_every`` is in optimizer steps.
+    ``top_layers`` > 0 puts LoRA only on the last that many transformer layers: the backward pass
+    then stops there, so a step costs about a forward pass plus a little (2x faster on CPU).
     """
 
     method: str = "lora"
@@ -62,13 +64,15 @@ class TrainConfig:
     eval_every: int = 50
     max_length: int = 256
     template: str = "headlines-v1"
+    top_layers: int = 0
 
     def __post_init__(self) -> None:
         _choice("--method", self.method, METHODS)
         _choice("--schedule", self.schedule, SCHEDULES)
         for name, low in (("r", 1), ("alpha", 1), ("epochs", 1), ("max_steps", 0),
                           ("batch_size", 1), ("grad_accum", 1), ("seed", 0),
-                          ("early_stopping_patience", 0), ("eval_every", 1), ("max_length", 8)):
+                          ("early_stopping_patience", 0), ("eval_every", 1), ("max_length", 8),
+                          ("top_layers", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{_flag(name)} {value!r} must be an integer >= {low}.")
@@ -111,7 +115,8 @@ def _text_fields(template: PromptTemplate) -> list[str]:
 
 def example_fields(example: Any) -> tuple[str, str, str]:
     """(text, canonical label, symbol) of an object with ``.text``/``.label`` (``.symbol``)
-    or of a ``(text, label)`` / ``(text, label, symbol)`` tuple."""
+    or of a ``(text, label)`` / ``(text, label, symbol)`` tuple. Runs of spaces in the text are
+    collapsed; line breaks (bar features are one per line) are kept."""
     if isinstance(example, tuple | list):
         if len(example) not in (2, 3):
             raise LlmbtError(f"example {example!r} must be (text, label) or (text, label, symbol).")
@@ -121,7 +126,8 @@ def example_fields(example: Any) -> tuple[str, str, str]:
         symbol = getattr(example, "symbol", "") or ""
     if not isinstance(text, str) or not text.strip():
         raise LlmbtError(f"example text {text!r} is empty; drop that example.")
-    return " ".join(text.split()), answer_text(label), str(symbol).strip() or NO_SYMBOL
+    lines = (" ".join(line.split()) for line in text.strip().splitlines())
+    return "\n".join(x for x in lines if x), answer_text(label), str(symbol).strip() or NO_SYMBOL
 
 
 def render_example(template: PromptTemplate, tokenizer: Any, text: str, symbol: str) -> str:
@@ -191,7 +197,18 @@ def collate(enc: _Encoded, rows: Sequence[int], pad_id: int) -> dict[str, Any]:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-def _peft_config(cfg: TrainConfig) -> Any:
+def _top_linear_names(model: Any, layers: list[int]) -> list[str]:
+    """Full names of the linear modules inside the given decoder layers (``all-linear`` there)."""
+    import re
+
+    import torch
+
+    pattern = re.compile(rf"\.(?:layers|h|blocks)\.({'|'.join(map(str, layers))})\.")
+    return [name for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and pattern.search(name)]
+
+
+def _peft_config(cfg: TrainConfig, model: Any) -> Any:
     from peft import LoraConfig, PrefixTuningConfig, TaskType
 
     if cfg.method == "prefix":
@@ -199,8 +216,15 @@ def _peft_config(cfg: TrainConfig) -> Any:
     targets: str | list[str] = cfg.target_modules.strip()
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if cfg.top_layers > n_layers:
+        raise ConfigError(f"--top-layers {cfg.top_layers} exceeds the model's {n_layers} layers; use "
+                          f"at most {n_layers} (0 = all).")
+    layers = list(range(n_layers - cfg.top_layers, n_layers)) if cfg.top_layers else None
+    if layers and targets == "all-linear":  # peft takes layers_to_transform only with a list
+        targets, layers = _top_linear_names(model, layers), None
     return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha,
-                      lora_dropout=cfg.dropout, target_modules=targets)
+                      lora_dropout=cfg.dropout, target_modules=targets, layers_to_transform=layers)
 
 
 def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | None) -> Any:
@@ -221,7 +245,7 @@ def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | No
         _check_resume(spec, resume_adapter)
         model = PeftModel.from_pretrained(model, resume_adapter, is_trainable=True)
     else:
-        model = get_peft_model(model, _peft_config(cfg))
+        model = get_peft_model(model, _peft_config(cfg, model))
     return loaded, model
 
 

@@ -97,6 +97,14 @@ def _headline_inputs(prices, news, template, tokenizer, symbol):
     return prompts, positions[keep]
 
 
+def score_prompts(prompts: list[str], req: SignalRequest) -> ScoreResult:
+    """Label probabilities of rendered prompts through the signal cache (model loaded on a miss).
+
+    ``req.prompt`` (or the mode's default) must be the template the prompts were rendered with.
+    """
+    return _score(prompts, req, template_for(req.mode, req.prompt).version)[0]
+
+
 def _score(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreResult, LazyScorer]:
     cache = SignalCache(Path(req.cache_dir) if req.cache_dir else None)
     scorer = LazyScorer(req.spec)
@@ -148,4 +156,5 @@ def _info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: 
     }
 
 
-__all__ = ["SIGNAL_COLUMNS", "SignalRequest", "compute_signals", "realised_vol", "bar_features"]
+__all__ = ["SIGNAL_COLUMNS", "SignalRequest", "compute_signals", "score_prompts", "realised_vol",
+           "bar_features"]

@@ -70,7 +70,7 @@ class LlmSentiment(SignalStrategy):
         spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
         req = SignalRequest(spec=spec, mode=config.mode, symbol=symbol_of(config.data),
                             cache_dir=config.cache_dir, batch_size=config.batch_size,
-                            half_life=float(config.params.get("half_life", 0.0)),
+                            half_life=float(config.params.get("half_life", 0.0)), prompt=config.prompt,
                             score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
         news = load_news(config.news, tz=config.news_tz) if config.news else None
         frame, info = compute_signals(prices, req, news)

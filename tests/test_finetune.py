@@ -273,6 +273,18 @@ def test_prefix_tuning_trains_and_saves(tiny: Path, tmp_path: Path) -> None:
     assert meta["method"] == "prefix" and meta["metrics"]["steps"] == 3
 
 
+def test_top_layers_puts_lora_on_the_last_layers_only(tiny: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    cfg = TrainConfig(max_steps=2, top_layers=1, early_stopping_patience=0, **FAST)
+    finetune(toy_examples(2), [], ModelSpec(base=str(tiny)), tmp_path, cfg, progress=False)
+    keys = load_file(str(tmp_path / "adapter_model.safetensors")).keys()
+    assert keys and all(".layers.1." in k for k in keys), sorted(keys)[:4]
+    with pytest.raises(ConfigError, match="--top-layers 5 exceeds the model's 2 layers"):
+        finetune(toy_examples(1), [], ModelSpec(base=str(tiny)), tmp_path / "x",
+                 TrainConfig(top_layers=5, max_steps=1, **FAST), progress=False)
+
+
 def test_empty_training_set_refused(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no training examples"):
         finetune([], [], ModelSpec(base=str(tiny)), tmp_path, TrainConfig(), progress=False)
@@ -327,3 +339,21 @@ def test_prefix_adapter_loads_and_scores(tiny: Path, tmp_path: Path) -> None:
     probs = LabelScorer(loaded).score(["<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"],
                                       batch_size=1, prefix_reuse=False)
     assert probs.shape == (1, 3) and abs(probs.sum() - 1) < 1e-6
+
+
+@pytest.mark.parametrize("version", ["bars-v1", "bars-v2"])
+def test_bar_training_prompts_equal_the_backtest_prompts(goog, version: str) -> None:
+    """Training and scoring see the very same text: bar features keep their line breaks."""
+    from conftest import ChatMLStub
+
+    from signals_cache.datasets import bar_examples
+    from signals_cache.finetune import example_fields, render_example
+    from signals_cache.prompts import bar_prompts
+
+    prices = goog.iloc[:120]
+    examples = bar_examples(prices, symbol="GOOG", horizon=5)
+    template, tokenizer = get_template(version), ChatMLStub()
+    scored = bar_prompts(prices, "GOOG", template, tokenizer)
+    for example in examples[::10]:
+        text, _, symbol = example_fields(example)
+        assert render_example(template, tokenizer, text, symbol) == scored[example.time]
