@@ -153,7 +153,7 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
     if len(index) < 3:
         return 252.0
     days = pd.Series(index).diff().median() / pd.Timedelta(days=1)
-    trading_days = 365.25 if (index.dayofweek >= 5).mean() > 0.05 else 252.0
+    trading_days = 365.25 if (index.day_of_week >= 5).mean() > 0.05 else 252.0
     if days >= 6:
         return 365.25 / days
     if days >= 0.9:

@@ -146,6 +146,7 @@ def _decay(values: np.ndarray, half_life: float) -> np.ndarray:
 
 
 def _info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: str, n: int) -> dict:
+    scored_ms = 1000 * result.seconds / result.items_scored if result.items_scored else float("nan")
     return {
         "signals": f"{n} {req.mode[:-1]} prompts, template {version}, model {req.spec.base}"
                    + (f" + adapter {req.spec.adapter}" if req.spec.adapter else ""),
@@ -153,6 +154,8 @@ def _info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: 
                        f"{result.hits} cache hits, {result.misses} misses)",
         "scoring": f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"
                    + (f", model load {scorer.load_seconds:.1f} s" if scorer.load_seconds else ""),
+        "ms per scored item": round(scored_ms, 1),
+        "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
     }
 
 

@@ -1,0 +1,104 @@
+"""The results folder of a walk-forward run: plain JSON and CSV that ``bt compare --from`` reads back.
+
+Layout::
+
+    OUT/config.json        the WalkForwardConfig (with its run id)
+    OUT/run.json           run id, git commit, package versions, timings, folds ok / failed
+    OUT/folds/fold-K.json  everything known about fold K (or its error)
+    OUT/folds.csv          one row per (fold, model): period, examples, losses, F1, Sharpe, …
+    OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
+    OUT/scores.csv         per test bar and model: score, confidence, label, prediction, fwd return
+    OUT/adapters/fold-K    link to the fold's adapter in the content-addressed store
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.walkforward import BASE, TUNED, WalkForwardResult
+from feeds.base import DataError
+
+PACKAGES = ("torch", "transformers", "peft", "backtrader", "quantstats", "pandas", "numpy")
+
+
+def git_commit() -> str | None:
+    """The checked-out commit of the llmbt checkout running this (None outside git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(Path(__file__).parent), check=True,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape a result."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def write_results(result: WalkForwardResult, out: str | Path) -> Path:
+    """Write the results folder (see the module docstring); returns it."""
+    out = Path(out)
+    (out / "folds").mkdir(parents=True, exist_ok=True)
+    cfg = result.config
+    _dump(out / "config.json", {"run_id": cfg.run_id, **cfg.to_dict()})
+    failed = [f.facts["fold"] for f in result.folds if "error" in f.facts]
+    _dump(out / "run.json", {"run_id": cfg.run_id, "git_commit": git_commit(), "versions": versions(),
+                             "seconds": round(result.seconds, 1), "folds": len(result.folds),
+                             "failed_folds": failed})
+    for fold in result.folds:
+        _dump(out / "folds" / f"fold-{fold.facts['fold']}.json", fold.facts)
+        _link_adapter(out, fold.facts)
+    result.table().to_csv(out / "folds.csv", index=False)
+    returns = {name: result.stitched(name) for name in (TUNED, BASE, "buy_and_hold")}
+    pd.DataFrame(returns).to_csv(out / "returns.csv", index_label="time")
+    scores = [result.stitched_scores(name).assign(model=name) for name in (TUNED, BASE)]
+    pd.concat(scores).to_csv(out / "scores.csv", index_label="time")
+    return out
+
+
+def _dump(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def _link_adapter(out: Path, facts: dict[str, Any]) -> None:
+    if not facts.get("adapter"):
+        return
+    link = out / "adapters" / f"fold-{facts['fold']}"
+    link.parent.mkdir(exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(facts["adapter"], link, target_is_directory=True)
+
+
+def read_results(out: str | Path) -> dict[str, Any]:
+    """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts.
+
+    Raises:
+        DataError: the folder is not a walk-forward results folder.
+    """
+    out = Path(out)
+    missing = [n for n in ("run.json", "returns.csv", "scores.csv", "folds.csv") if not (out / n).is_file()]
+    if missing:
+        raise DataError(f"{str(out)!r} is not a walk-forward results folder (missing {missing}); "
+                        "pass the --out folder of a bt walkforward run.")
+    returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
+    scores = pd.read_csv(out / "scores.csv", index_col="time", parse_dates=["time"])
+    folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])
+    return {"returns": {c: returns[c].dropna() for c in returns.columns},
+            "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
+            "folds": folds, "run": json.loads((out / "run.json").read_text()),
+            "config": json.loads((out / "config.json").read_text())}

@@ -1,0 +1,305 @@
+"""Walk-forward validation: per fold, fine-tune on the train window, then backtest base and adapter
+on the unseen test window; stitch the out-of-sample returns.
+
+Per fold ``k`` (windows from :class:`engine.splitters.WalkForward`, embargo >= label horizon):
+
+1. training examples: bar prompts of the train window, labelled by forward returns that end
+   inside the train window (thresholds fitted on labelled bars up to the train window's end);
+2. an adapter fine-tuned on them (from the base, or from fold ``k-1``'s adapter with
+   ``warm_start``), stored by content hash so a re-run reuses it;
+3. both models backtested on the test window (signals computed before the event loop, warm-up
+   from earlier bars, scores through the signal cache) and evaluated on the test window's
+   labelled bars (F1, directional hit rate).
+
+A fold that raises is logged and recorded, and the run goes on unless ``fail_fast``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.config import RunConfig
+from engine.runner import RunResult, run_backtest
+from engine.splitters import Fold, WalkForward
+from feeds import load_prices
+from feeds.base import ConfigError, LlmbtError, llmbt_home
+
+log = logging.getLogger("llmbt.walkforward")
+
+BASE, TUNED = "base", "lora"
+
+
+def default_train() -> dict[str, Any]:
+    """Fine-tuning defaults sized for the embedded model on 2 CPU cores (a few minutes a fold)."""
+    return {"template": "bars-v2", "max_length": 640, "max_steps": 24, "batch_size": 8,
+            "lr": 1e-3, "top_layers": 8, "eval_every": 8, "early_stopping_patience": 2,
+            "warmup_ratio": 0.1}
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """One walk-forward run; its hash (:attr:`run_id`) names the run.
+
+    Attributes:
+        run: strategy, data, costs and base model (``run.start``/``run.end`` bound the bars split).
+        splitter: the train/test windows.
+        horizon: label horizon in bars (forward return from the next bar's open).
+        label_method: ``quantile`` or ``vol`` thresholds (see ``signals_cache.datasets``).
+        train: :class:`~signals_cache.finetune.TrainConfig` fields (over :func:`default_train`).
+        warm_start: start each fold's adapter from the previous fold's (incremental training).
+        val_fraction: share of each train window's examples held out for early stopping.
+        fail_fast: stop at the first failing fold instead of logging it and going on.
+    """
+
+    run: RunConfig = field(default_factory=lambda: RunConfig(strategy="llm_sentiment"))
+    splitter: WalkForward = field(default_factory=lambda: WalkForward(train=252, test=63, embargo=5))
+    horizon: int = 5
+    label_method: str = "quantile"
+    train: dict[str, Any] = field(default_factory=dict)
+    warm_start: bool = False
+    val_fraction: float = 0.15
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
+            raise ConfigError(f"--horizon {self.horizon!r} must be a whole number of bars >= 1.")
+        if self.splitter.embargo < self.horizon:
+            raise ConfigError(f"--embargo {self.splitter.embargo} is shorter than --horizon "
+                              f"{self.horizon}: train labels would see test bars; use --embargo "
+                              f"{self.horizon} or more.")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
+        if self.run.mode != "bars":
+            raise ConfigError("walk-forward fine-tunes on bar prompts; use --mode bars.")
+        self.train_config()  # validates the training fields, naming the flag
+
+    def train_config(self) -> Any:
+        """The :class:`~signals_cache.finetune.TrainConfig` of every fold."""
+        from signals_cache.finetune import TrainConfig
+        from signals_cache.prompts import template_for
+
+        fields_ = default_train() | {"template": template_for("bars", self.run.prompt).version}
+        try:
+            return TrainConfig(**(fields_ | dict(self.train)))
+        except TypeError as exc:
+            raise ConfigError(f"--train-param: {exc}; see bt finetune --help for the names.") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (the run's ``config.json``)."""
+        return {"run": self.run.to_dict(), "splitter": vars(self.splitter).copy(),
+                "horizon": self.horizon, "label_method": self.label_method,
+                "train": self.train_config().to_dict(), "warm_start": self.warm_start,
+                "val_fraction": self.val_fraction}
+
+    @property
+    def run_id(self) -> str:
+        """12 hex digits of the config's hash (``fail_fast`` excluded: it changes no result)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass
+class FoldResult:
+    """What one fold produced: plain facts (JSON) and the two models' backtests."""
+
+    facts: dict[str, Any]
+    runs: dict[str, RunResult] = field(default_factory=dict)
+    scores: dict[str, pd.DataFrame] = field(default_factory=dict)  # per test bar, per model
+    benchmark: pd.Series | None = None
+
+
+@dataclass
+class WalkForwardResult:
+    """All folds, and the stitched out-of-sample returns of each model."""
+
+    config: WalkForwardConfig
+    folds: list[FoldResult]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> list[FoldResult]:
+        return [f for f in self.folds if "error" not in f.facts]
+
+    def stitched(self, name: str) -> pd.Series:
+        """Test-window returns of model ``name`` (or ``buy_and_hold``) over all good folds."""
+        parts = [f.benchmark if name == "buy_and_hold" else f.runs[name].returns for f in self.ok]
+        return pd.concat(parts).rename(name) if parts else pd.Series(dtype=float, name=name)
+
+    def stitched_scores(self, name: str) -> pd.DataFrame:
+        parts = [f.scores[name] for f in self.ok]
+        return pd.concat(parts) if parts else pd.DataFrame()
+
+    def table(self) -> pd.DataFrame:
+        """One row per (fold, model): period, examples, losses, F1, Sharpe, return, drawdown, trades."""
+        rows = []
+        for fold in self.ok:
+            for name, metrics in fold.facts["models"].items():
+                rows.append({k: fold.facts[k] for k in ("fold", "test_start", "test_end")}
+                            | {"model": name, "examples": fold.facts["examples"]["train"],
+                               "train_loss": fold.facts.get("train_loss")} | metrics)
+        return pd.DataFrame(rows)
+
+
+def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.info) -> WalkForwardResult:
+    """Run every fold; see the module docstring."""
+    started = time.perf_counter()
+    prices = load_prices(cfg.run.data, None, cfg.run.end, interval=cfg.run.interval)
+    offset = int(prices.index.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
+    folds = cfg.splitter.folds(prices.index[offset:])
+    say(f"walk-forward {cfg.run_id}: {len(folds)} folds over {prices.index[offset]:%Y-%m-%d}.."
+        f"{prices.index[-1]:%Y-%m-%d}")
+    results, parent = [], None
+    for fold in folds:
+        fold = _shift(fold, offset, prices.index)
+        try:
+            result = _run_fold(cfg, prices, fold, parent if cfg.warm_start else None, say)
+            parent = result.facts["adapter"]
+        except Exception as exc:  # a failing fold is logged and recorded, never silent
+            if cfg.fail_fast:
+                raise
+            log.exception("fold %d failed", fold.number)
+            say(f"fold {fold.number} FAILED: {type(exc).__name__}: {exc}")
+            result = FoldResult(fold.as_dict() | {"error": f"{type(exc).__name__}: {exc}"})
+        results.append(result)
+    return WalkForwardResult(cfg, results, time.perf_counter() - started)
+
+
+def _shift(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:
+    train, test = fold.train + offset, fold.test + offset
+    return Fold(fold.number, train, test, index[train[0]], index[train[-1]], index[test[0]],
+                index[test[-1]])
+
+
+def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: str | None,
+              say: Callable[[str], None]) -> FoldResult:
+    from signals_cache.datasets import time_split
+
+    train_ex, test_ex = fold_examples(cfg, prices, fold)
+    split = time_split(train_ex, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
+    adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
+    say(f"fold {fold.number}: train {fold.train_start:%Y-%m-%d}..{fold.train_end:%Y-%m-%d} "
+        f"({len(split['train'])}+{len(split['val'])} examples), adapter "
+        f"{'reused' if reused else 'trained'} {Path(adapter).name}")
+    result = FoldResult(fold.as_dict() | {
+        "examples": {"train": len(split["train"]), "val": len(split["val"]), "test": len(test_ex)},
+        "adapter": adapter, "adapter_reused": reused,
+        "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
+        "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
+        "models": {}})
+    for name, adapter_dir in ((BASE, None), (TUNED, adapter)):
+        run, scores, quality = _test_model(cfg, prices, fold, test_ex, adapter_dir)
+        result.runs[name], result.scores[name] = run, scores
+        result.facts["models"][name] = _run_facts(run) | quality
+        if run.benchmark_returns is not None:
+            result.benchmark = run.benchmark_returns.rename("buy_and_hold")
+    say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
+        f"{n} Sharpe {m['sharpe']:.2f} F1 {m['eval_f1']:.2f}" for n, m in result.facts["models"].items()))
+    return result
+
+
+def fold_examples(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold) -> tuple[list, list]:
+    """Labelled bar examples of the train window (labels end inside it) and of the test window.
+
+    Features are computed from the first bar of ``prices`` in both, so the test examples' prompts
+    are exactly the backtest's prompts (cache hits); thresholds are fitted on labelled bars whose
+    forward window ends by the train window's last bar.
+    """
+    from signals_cache.datasets import bar_examples
+    from strategies.llm_sentiment import symbol_of
+
+    symbol, last_train = symbol_of(cfg.run.data), int(fold.train[-1])
+    common = {"symbol": symbol, "horizon": cfg.horizon, "train_end": fold.train_end,
+              "method": cfg.label_method}
+    train = [e for e in bar_examples(prices.iloc[: last_train + 1], **common)
+             if e.time >= fold.train_start]
+    stop = min(int(fold.test[-1]) + 1 + cfg.horizon, len(prices))
+    test = [e for e in bar_examples(prices.iloc[:stop], **common)
+            if fold.test_start <= e.time <= fold.test_end]
+    return train, test
+
+
+def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
+                  parent: str | None) -> tuple[str, dict[str, Any], bool]:
+    """The fold's adapter folder, its metadata and whether it was reused from the store.
+
+    Adapters live under ``$LLMBT_HOME/adapters/<hash>``, the hash covering the base weights,
+    the training and validation examples, the hyper-parameters and the parent adapter; an
+    adapter is written to a temporary folder and renamed when complete.
+    """
+    from signals_cache.finetune import META_FILE, dataset_hash, finetune
+    from signals_cache.model import ModelSpec, base_fingerprint
+
+    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization)
+    tcfg = cfg.train_config()
+    key = hashlib.sha256(json.dumps([base_fingerprint(spec), dataset_hash(train), dataset_hash(val),
+                                     tcfg.to_dict(), parent], sort_keys=True).encode()).hexdigest()[:16]
+    folder = llmbt_home() / "adapters" / key
+    if (folder / META_FILE).is_file():
+        return str(folder), json.loads((folder / META_FILE).read_text()), True
+    tmp = folder.with_name(key + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    meta = finetune(train, val, spec, tmp, tcfg, resume_adapter=parent, progress=True)
+    tmp.rename(folder)
+    return str(folder), meta, False
+
+
+def _test_model(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, test_ex: list,
+                adapter: str | None) -> tuple[RunResult, pd.DataFrame, dict[str, Any]]:
+    """Backtest one model on the test window and measure its signals against realised labels."""
+    run_cfg = cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}", end=f"{fold.test_end:%Y-%m-%d}",
+                              adapter=adapter)
+    if adapter is not None:
+        run_cfg = run_cfg.replace(benchmark="none")
+    last = int(fold.test[-1]) + 1
+    run = run_backtest(run_cfg, prices=prices.iloc[fold.test[0] : last],
+                       with_benchmark=adapter is None, history=prices.iloc[:last])
+    scores, quality = _signal_quality(run_cfg, test_ex)
+    return run, scores, quality
+
+
+def _signal_quality(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from signals_cache.evaluate import classification_metrics, directional_metrics
+    from signals_cache.finetune import render_example
+    from signals_cache.labels import LABELS
+    from signals_cache.model import ModelSpec, load_tokenizer
+    from signals_cache.prompts import template_for
+    from signals_cache.signals import SignalRequest, score_prompts
+
+    if not examples:
+        raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
+    spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization)
+    template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
+    prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
+    req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
+                        batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False)
+    probs = score_prompts(prompts, req).probs
+    labels = [e.label for e in examples]
+    forward = np.array([e.forward_return for e in examples])
+    score = probs[:, LABELS.index("bullish")] - probs[:, LABELS.index("bearish")]
+    frame = pd.DataFrame({"score": score, "confidence": probs.max(axis=1), "label": labels,
+                          "predicted": [LABELS[i] for i in probs.argmax(axis=1)],
+                          "forward_return": forward}, index=pd.DatetimeIndex([e.time for e in examples]))
+    cls, direction = classification_metrics(labels, probs), directional_metrics(score, forward)
+    return frame, {"eval_f1": cls["macro_f1"], "eval_accuracy": cls["accuracy"],
+                   "mean_confidence": cls["mean_confidence"], "ece": cls["ece"],
+                   "hit_rate": direction["hit_rate"],
+                   "profitable_ratio": direction.get("profitable_ratio")}
+
+
+def _run_facts(run: RunResult) -> dict[str, float]:
+    keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars")
+    info = run.signal_info
+    return {k: float(run.stats[k]) for k in keys} | {
+        "seconds": round(run.seconds, 3), "ms_per_item": info.get("ms per scored item"),
+        "cache_hit_rate": info.get("cache hit rate")}

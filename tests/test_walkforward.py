@@ -1,0 +1,137 @@
+"""Walk-forward end to end on a tiny random Llama: folds, stitching, results folder, caches, failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
+
+from engine import walkforward as wf
+from engine.config import RunConfig
+from engine.results import read_results, write_results
+from engine.splitters import WalkForward
+from engine.walkforward import WalkForwardConfig, fold_examples, run_walkforward
+from feeds import load_prices
+from feeds.base import ConfigError
+
+TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
+    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path_factory.getbasetemp() / "wf-home"))
+
+
+def make_config(tiny, **kw) -> WalkForwardConfig:
+    run = RunConfig(strategy="llm_sentiment", model=str(tiny), start="2012-01-01", end="2012-12-31",
+                    batch_size=8)
+    base = {"run": run, "splitter": WalkForward(train=100, test=40, embargo=5), "train": TRAIN}
+    return WalkForwardConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMBT_HOME", str(tmp_path_factory.getbasetemp() / "wf-home"))
+        return run_walkforward(make_config(tiny), say=lambda _: None)
+
+
+def test_every_fold_runs_both_models_out_of_sample(first_run):
+    assert len(first_run.folds) == 4 and len(first_run.ok) == 4
+    for fold in first_run.ok:
+        facts = fold.facts
+        assert pd.Timestamp(facts["train_end"]) < pd.Timestamp(facts["test_start"])
+        assert set(facts["models"]) == {"base", "lora"}
+        for name, run in fold.runs.items():
+            assert run.returns.index[0] == pd.Timestamp(facts["test_start"]), name
+            assert run.returns.index[-1] == pd.Timestamp(facts["test_end"]), name
+        assert fold.facts["examples"]["train"] > 20
+
+
+def test_stitched_returns_are_the_concatenated_fold_returns(first_run):
+    for name in ("base", "lora", "buy_and_hold"):
+        stitched = first_run.stitched(name)
+        parts = [f.benchmark if name == "buy_and_hold" else f.runs[name].returns for f in first_run.ok]
+        np.testing.assert_array_equal(stitched.to_numpy(), np.concatenate([p.to_numpy() for p in parts]))
+        assert stitched.index.is_monotonic_increasing and not stitched.index.has_duplicates
+
+
+def test_results_folder_round_trips(first_run, tmp_path):
+    out = write_results(first_run, tmp_path / "wf")
+    for name in ("config.json", "run.json", "folds.csv", "returns.csv", "scores.csv", "folds/fold-0.json"):
+        assert (out / name).is_file(), name
+    assert (out / "adapters" / "fold-0" / "adapter_config.json").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["run_id"] == first_run.config.run_id and run["failed_folds"] == []
+    assert {"torch", "transformers", "peft"} <= run["versions"].keys()
+    back = read_results(out)
+    pd.testing.assert_series_equal(back["returns"]["lora"], first_run.stitched("lora"),
+                                   check_names=False, check_freq=False, check_index_type=False)
+    assert set(back["scores"]) == {"lora", "base"} and len(back["folds"]) == 8
+
+
+def test_second_run_reuses_adapters_and_cached_scores(tiny, first_run):
+    second = run_walkforward(make_config(tiny), say=lambda _: None)
+    assert all(f.facts["adapter_reused"] for f in second.ok)
+    assert all(m["cache_hit_rate"] == 1.0 for f in second.ok for m in f.facts["models"].values())
+    pd.testing.assert_series_equal(second.stitched("lora"), first_run.stitched("lora"))
+
+
+def test_a_failing_fold_is_recorded_and_the_run_goes_on(tiny, monkeypatch):
+    real = wf.train_adapter
+
+    def flaky(cfg, train, val, parent):
+        if train[0].time.month == 6:  # the fold whose train window starts in June
+            raise RuntimeError("disk full")
+        return real(cfg, train, val, parent)
+
+    monkeypatch.setattr(wf, "train_adapter", flaky)
+    cfg = make_config(tiny, splitter=WalkForward(train=100, test=40, step=40, embargo=5))
+    result = run_walkforward(cfg, say=lambda _: None)
+    errors = [f.facts for f in result.folds if "error" in f.facts]
+    assert len(errors) == 1 and errors[0]["error"] == "RuntimeError: disk full"
+    assert len(result.ok) == 3
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_walkforward(make_config(tiny, fail_fast=True), say=lambda _: None)
+
+
+def test_train_examples_never_see_the_test_window(tiny):
+    cfg = make_config(tiny)
+    prices = load_prices("sample:GOOG", None, "2012-12-31")
+    offset = int(prices.index.searchsorted(pd.Timestamp("2012-01-01", tz="UTC")))
+    fold = wf._shift(cfg.splitter.folds(prices.index[offset:])[1], offset, prices.index)
+    train, test = fold_examples(cfg, prices, fold)
+    changed = prices.copy()
+    changed.iloc[int(fold.train[-1]) + 1 :, :4] *= 1.5  # every bar after the train window
+    train2, test2 = fold_examples(cfg, changed, fold)
+    assert [(e.text, e.label) for e in train] == [(e.text, e.label) for e in train2]
+    last = prices.index[int(fold.train[-1]) - cfg.horizon]
+    assert max(e.time for e in train) <= last
+    assert all(fold.test_start <= e.time <= fold.test_end for e in test)
+    assert [e.label for e in test] != [e.label for e in test2] or test != test2
+
+
+def test_config_errors_name_the_flag(tiny):
+    with pytest.raises(ConfigError, match="--embargo 2 is shorter than --horizon 5"):
+        make_config(tiny, splitter=WalkForward(train=100, test=40, embargo=2))
+    with pytest.raises(ConfigError, match="--train-param"):
+        make_config(tiny, train={"max_stepz": 3})
+    with pytest.raises(ConfigError, match="--max-steps"):
+        make_config(tiny, train={"max_steps": -1})
+    with pytest.raises(ConfigError, match="--mode bars"):
+        make_config(tiny, run=RunConfig(strategy="llm_sentiment", mode="headlines"))
+
+
+def test_run_id_changes_with_the_config(tiny):
+    a = make_config(tiny)
+    assert a.run_id == make_config(tiny).run_id
+    assert a.run_id != make_config(tiny, horizon=3, splitter=WalkForward(train=100, test=40)).run_id
+    assert a.run_id == make_config(tiny, fail_fast=True).run_id
