@@ -205,6 +205,7 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
 
 def main() -> None:
     import engine.cli_ml  # noqa: F401  (registers dataset/finetune/evaluate)
+    import engine.cli_wf  # noqa: F401  (registers walkforward/compare)
 
     cli(prog_name="bt")
 

@@ -200,7 +200,7 @@ def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: 
     for name, adapter_dir in ((BASE, None), (TUNED, adapter)):
         run, scores, quality = _test_model(cfg, prices, fold, test_ex, adapter_dir)
         result.runs[name], result.scores[name] = run, scores
-        result.facts["models"][name] = _run_facts(run) | quality
+        result.facts["models"][name] = run_facts(run) | quality
         if run.benchmark_returns is not None:
             result.benchmark = run.benchmark_returns.rename("buy_and_hold")
     say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
@@ -264,11 +264,12 @@ def _test_model(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, test_e
     last = int(fold.test[-1]) + 1
     run = run_backtest(run_cfg, prices=prices.iloc[fold.test[0] : last],
                        with_benchmark=adapter is None, history=prices.iloc[:last])
-    scores, quality = _signal_quality(run_cfg, test_ex)
+    scores, quality = signal_quality_frame(run_cfg, test_ex)
     return run, scores, quality
 
 
-def _signal_quality(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, dict[str, Any]]:
+def signal_quality_frame(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-bar scores of ``run_cfg``'s model on labelled ``examples`` and their quality metrics."""
     from signals_cache.evaluate import classification_metrics, directional_metrics
     from signals_cache.finetune import render_example
     from signals_cache.labels import LABELS
@@ -297,7 +298,7 @@ def _signal_quality(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, d
                    "profitable_ratio": direction.get("profitable_ratio")}
 
 
-def _run_facts(run: RunResult) -> dict[str, float]:
+def run_facts(run: RunResult) -> dict[str, float]:
     keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars")
     info = run.signal_info
     return {k: float(run.stats[k]) for k in keys} | {

@@ -158,6 +158,19 @@ HEADLINES_V1 = register(
         "headlines", "headlines-v1", _HEADLINES_SYSTEM, "Symbol: {symbol}\nHeadline: {headline}"
     )
 )
+_FEW_SHOT = """
+
+Three worked examples (illustrative values, not real bars):
+3.1 6.5 9.8 71 0.45 4.2 8.9 1.6 0.9 1.8 -> bullish
+-2.7 -6.1 -11.4 27 -0.52 -5.3 -9.8 2.9 0.1 2.2 -> bearish
+0.2 -0.4 0.8 51 0.01 0.3 1.1 1.2 0.5 0.9 -> neutral"""
+
+#: Few-shot variant of bars-v2 (three worked examples in the shared system text; the per-prompt
+#: part is unchanged, so prefix reuse keeps its cost): the seed's zero-shot vs few-shot comparison.
+_FEWSHOT_SYSTEM = _BARS_V2_SYSTEM.replace("\n\n" + _ANSWER_RULE, _FEW_SHOT + "\n\n" + _ANSWER_RULE)
+BARS_FEWSHOT_V1 = register(PromptTemplate(
+    "bars", "bars-fewshot-v1", _FEWSHOT_SYSTEM, "Symbol: {symbol}\n{features}", "row"))
+
 #: The template each signal mode uses unless a run names another.
 DEFAULT_TEMPLATES: dict[str, str] = {"bars": "bars-v2", "headlines": "headlines-v1"}
 

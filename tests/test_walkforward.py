@@ -135,3 +135,16 @@ def test_run_id_changes_with_the_config(tiny):
     assert a.run_id == make_config(tiny).run_id
     assert a.run_id != make_config(tiny, horizon=3, splitter=WalkForward(train=100, test=40)).run_id
     assert a.run_id == make_config(tiny, fail_fast=True).run_id
+
+
+def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
+    from engine.compare import compare_results
+
+    out = write_results(first_run, tmp_path / "wf")
+    lines: list[str] = []
+    comp = compare_results(out, say=lines.append)
+    assert comp.stats["candidate"] == "lora" and comp.stats["n_trials"] == 8  # 2 models x 4 folds
+    assert list(comp.metrics.columns) == ["lora", "base", "buy_and_hold"]
+    for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
+        assert (out / name).is_file(), name
+    assert any("Sharpe" in line for line in lines)

@@ -1,0 +1,99 @@
+"""``bt compare --arm …``: several model variants backtested over one period on the same data,
+strategy and costs (base vs ``--adapter``, zero-shot vs few-shot prompt, other models)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from engine.config import RunConfig
+from engine.runner import run_backtest
+from engine.walkforward import run_facts, signal_quality_frame
+from feeds import load_prices
+from feeds.base import ConfigError, did_you_mean
+
+ARM_KEYS = ("name", "model", "adapter", "prompt")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One variant: a display name and what it changes in the run (None = the run's own)."""
+
+    name: str
+    model: str | None = None
+    adapter: str | None = None
+    prompt: str | None = None
+
+
+def parse_arm(text: str) -> Arm:
+    """``"name=lora,adapter=adapters/goog"`` → ``Arm``; a bare word is a model (``smollm2-135m``).
+
+    Raises:
+        ConfigError: an unknown key, an empty value or no name.
+    """
+    if "=" not in text:
+        return Arm(name=text.strip(), model=text.strip())
+    values: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if key not in ARM_KEYS or not sep or not value:
+            hint = did_you_mean(key, ARM_KEYS) if key not in ARM_KEYS else ""
+            raise ConfigError(f"--arm {text!r}: {part!r} must be key=value with key one of "
+                              f"{', '.join(ARM_KEYS)}.{hint} E.g. --arm name=lora,adapter=DIR")
+        values[key] = value
+    if "name" not in values:
+        raise ConfigError(f"--arm {text!r} has no name=; e.g. --arm name=fewshot,prompt=bars-fewshot-v1")
+    return Arm(**values)
+
+
+def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
+             say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Backtest every arm over ``config``'s period and score its signals against realised labels.
+
+    Labels use forward returns over ``horizon`` bars, with thresholds fitted on bars whose window
+    ends before ``config.start`` (nothing of the tested period shapes them).
+
+    Returns:
+        ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm) and a one-row-per-arm
+        ``folds`` table, as :func:`engine.compare.compare` and the comparison page take them.
+    """
+    names = [a.name for a in arms]
+    if len(arms) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"give two or more --arm with distinct names; got {names}.")
+    if config.mode != "bars" or not config.start:
+        raise ConfigError("bt compare --arm needs --mode bars and a --start (labels are fitted before it).")
+    examples = _period_examples(config, horizon)
+    returns, scores, rows = {}, {}, []
+    for i, arm in enumerate(arms):
+        cfg = config.replace(model=arm.model, adapter=arm.adapter, prompt=arm.prompt,
+                             benchmark=None if i == 0 else "none")
+        run = run_backtest(cfg, with_benchmark=i == 0)
+        frame, quality = signal_quality_frame(cfg, examples)
+        returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
+        if run.benchmark_returns is not None:
+            returns["buy_and_hold"] = run.benchmark_returns.rename("buy_and_hold")
+        rows.append({"fold": 0, "model": arm.name, "test_start": run.returns.index[0],
+                     "test_end": run.returns.index[-1]} | run_facts(run) | quality)
+        say(f"{arm.name}: Sharpe {run.stats['sharpe']:.2f}, F1 {quality['eval_f1']:.2f}, "
+            f"{run.signal_info.get('model calls', '')}")
+    ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
+    return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows)}
+
+
+def _period_examples(config: RunConfig, horizon: int) -> list:
+    from signals_cache.datasets import bar_examples
+    from strategies.llm_sentiment import symbol_of
+
+    prices = load_prices(config.data, None, None, interval=config.interval)
+    start = pd.Timestamp(config.start, tz="UTC")
+    end = pd.Timestamp(config.end, tz="UTC") if config.end else prices.index[-1]
+    before = prices.index[prices.index < start]
+    if len(before) <= horizon:
+        raise ConfigError(f"no bars before --start {config.start} to fit label thresholds; start later.")
+    stop = int(prices.index.searchsorted(end, side="right")) + horizon
+    examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(config.data), horizon=horizon,
+                            train_end=before[-1])
+    return [e for e in examples if start <= e.time <= end]

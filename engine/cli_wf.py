@@ -1,0 +1,97 @@
+"""``bt walkforward`` and ``bt compare``: thin commands that build configs and call the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.cli import build_config, cli, run_options
+from feeds.base import ConfigError
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
+    """``("max_steps=30", "lr=1e-3")`` → ``{"max_steps": 30, "lr": 0.001}`` (YAML scalars)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in values:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {pair!r} must look like key=value, e.g. {flag} max_steps=30")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+@cli.command()
+@run_options
+@click.option("--train", "train_len", default="252", show_default=True,
+              help="Train window: bars (252) or a period (1Y, 6M).")
+@click.option("--test", "test_len", default="63", show_default=True, help="Test window: bars or period.")
+@click.option("--step", default=None, help="Distance between test windows (default: --test).")
+@click.option("--embargo", default=5, show_default=True, help="Bars dropped between train and test.")
+@click.option("--anchored", is_flag=True, help="Expanding train windows from the first bar.")
+@click.option("--horizon", default=5, show_default=True, help="Label horizon in bars.")
+@click.option("--warm-start", is_flag=True, help="Start each fold's adapter from the previous one's.")
+@click.option("--train-param", "train_params", multiple=True, metavar="KEY=VALUE",
+              help="Fine-tuning setting, repeatable: --train-param max_steps=60 (see bt finetune).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failing fold.")
+@click.option("--out", default=None, help="Results folder (default out/walkforward-<run id>).")
+def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_start, train_params,
+                fail_fast, out, **kwargs) -> None:
+    """Walk-forward: per fold fine-tune on the train window, backtest base and LoRA on the test window.
+
+    Example: bt walkforward --strategy llm_sentiment --data sample:GOOG
+    """
+    from engine.results import write_results
+    from engine.splitters import WalkForward
+    from engine.walkforward import WalkForwardConfig, run_walkforward
+
+    kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
+    splitter = WalkForward(train=train_len, test=test_len, step=step, embargo=embargo, anchored=anchored)
+    cfg = WalkForwardConfig(run=build_config(**kwargs), splitter=splitter, horizon=horizon,
+                            train=_pairs(train_params, "--train-param"), warm_start=warm_start,
+                            fail_fast=fail_fast)
+    folder = Path(out or f"out/walkforward-{cfg.run_id}")
+    result = run_walkforward(cfg, say=click.echo)
+    write_results(result, folder)
+    _report(folder)
+    click.echo(f"walk-forward took {result.seconds:.0f} s; results in {folder}")
+
+
+def _report(folder: Path) -> None:
+    """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``)."""
+    from engine.compare import compare_results
+
+    compare_results(folder, say=click.echo)
+
+
+@cli.command()
+@run_options
+@click.option("--from", "folder", type=click.Path(exists=True, file_okay=False),
+              help="Results folder of a bt walkforward run (compares its base and LoRA models).")
+@click.option("--arm", "arms", multiple=True, metavar="SPEC",
+              help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
+                   "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1).")
+@click.option("--horizon", default=5, show_default=True, help="Label horizon (bars) for signal quality.")
+@click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
+def compare(folder, arms, horizon, out, **kwargs) -> None:
+    """A/B comparison: metrics, signal quality, cost, and whether the difference is real
+    (paired bootstrap Sharpe CI, PSR/DSR, McNemar); writes comparison.html and tearsheets.
+
+    Examples: bt compare --from out/walkforward-<run id>;
+    bt compare --strategy llm_sentiment --start 2012-06-01 --arm smollm2-135m
+    --arm name=fewshot,prompt=bars-fewshot-v1
+    """
+    from engine.arms import parse_arm
+    from engine.compare import compare_arms, compare_results
+
+    if bool(folder) == bool(arms):
+        raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")
+    if folder:
+        compare_results(folder, say=click.echo)
+        return
+    kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
+    config = build_config(**kwargs)
+    compare_arms(config, [parse_arm(a) for a in arms], out or f"out/compare-{config.run_id}",
+                 horizon=horizon, say=click.echo)

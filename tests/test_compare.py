@@ -1,0 +1,103 @@
+"""A/B comparison: arm parsing, the comparison on real GOOG returns, and `bt compare --arm` end to end
+on a tiny random Llama (pages written, statistics present, plain wording when not significant)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
+
+import engine.cli_wf  # noqa: F401  (registers compare)
+from engine.arms import Arm, parse_arm
+from engine.cli import cli
+from engine.compare import calibration_table, compare
+from feeds import load_prices
+from feeds.base import ConfigError
+
+
+def test_parse_arm():
+    assert parse_arm("smollm2-135m") == Arm("smollm2-135m", model="smollm2-135m")
+    assert parse_arm("name=lora, adapter=a/b") == Arm("lora", adapter="a/b")
+    with pytest.raises(ConfigError, match="Did you mean 'prompt'"):
+        parse_arm("name=x,promt=bars-v1")
+    with pytest.raises(ConfigError, match="has no name="):
+        parse_arm("prompt=bars-v1")
+
+
+def goog_signals() -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
+    """Two real, deterministic 'models' on GOOG 2010-2012: momentum and its contrarian twin."""
+    prices = load_prices("sample:GOOG", "2010-01-01", "2012-12-31")
+    close = prices["close"]
+    forward = (close.shift(-5) / prices["open"].shift(-1) - 1).dropna()
+    momentum = np.tanh(close.pct_change(20) * 10).reindex(forward.index).fillna(0.0)
+    daily = close.pct_change().fillna(0.0)
+    scores, returns = {}, {}
+    for name, s in (("momentum", momentum), ("contrarian", -momentum * 0.5)):
+        label = np.where(forward > 0.01, "bullish", np.where(forward < -0.01, "bearish", "neutral"))
+        pred = np.where(s > 0.2, "bullish", np.where(s < -0.2, "bearish", "neutral"))
+        scores[name] = pd.DataFrame({"score": s, "confidence": 0.4 + 0.5 * s.abs(), "label": label,
+                                     "predicted": pred, "forward_return": forward})
+        returns[name] = (np.sign(s).shift(1).fillna(0) * daily.reindex(s.index)).rename(name)
+    returns["buy_and_hold"] = daily.reindex(forward.index)
+    return returns, scores
+
+
+def test_compare_on_real_returns_reports_every_number():
+    returns, scores = goog_signals()
+    comp = compare(returns, scores, n_trials=2, n_boot=400)
+    assert list(comp.metrics.columns) == ["momentum", "contrarian", "buy_and_hold"]
+    for row in ("CAGR", "Sharpe", "Sortino", "Max drawdown", "Calmar", "Win rate (bars)",
+                "Directional accuracy", "Profitable signals", "Mean confidence",
+                "Calibration error (ECE)", "PSR (SR > 0)", "DSR"):
+        assert row in comp.metrics.index, row
+    # the contrarian twin's directional hits are exactly the momentum misses (same bars, opposite sign)
+    hits = comp.metrics.loc["Directional accuracy"]
+    assert hits["momentum"] + hits["contrarian"] == pytest.approx(1.0, abs=0.02)
+    assert comp.stats["mcnemar"]["b"] + comp.stats["mcnemar"]["c"] > 500
+    assert comp.metrics.loc["DSR", "momentum"] <= comp.metrics.loc["PSR (SR > 0)", "momentum"] + 1e-12
+    assert any("Sharpe" in s for s in comp.significance)
+
+
+def test_identical_models_are_reported_as_not_significant():
+    returns, scores = goog_signals()
+    same = {"a": returns["momentum"].rename("a"), "b": returns["momentum"].rename("b")}
+    comp = compare(same, {"a": scores["momentum"], "b": scores["momentum"]}, n_trials=2, n_boot=200)
+    assert comp.stats["sharpe_diff"]["diff"] == 0
+    assert "not significant" in " ".join(comp.significance).lower()
+
+
+def test_calibration_table_bins_confidence():
+    frame = pd.DataFrame({"confidence": [0.35, 0.5, 0.9, 0.95], "predicted": ["bullish"] * 4,
+                          "label": ["bearish", "bullish", "bullish", "bullish"]})
+    table = calibration_table(frame, bins=2)
+    assert table["count"].tolist() == [2, 2] and table["hit_rate"].tolist() == [0.5, 1.0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
+    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+
+
+def test_bt_compare_arms_end_to_end(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cmp"
+    args = ["compare", "--start", "2012-09-01", "--end", "2012-12-31", "--model", str(tiny),
+            "--arm", "name=zero-shot", "--arm", "name=few-shot,prompt=bars-fewshot-v1", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "zero-shot" in result.output and "comparison page" in result.output
+    for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "compare.json").read_text())
+    assert data["stats"]["candidate"] == "zero-shot" and data["stats"]["n_trials"] == 2
+    page = (out / "comparison.html").read_text()
+    assert all(f'id="{s}"' in page for s in ("summary", "metrics", "equity", "calibration"))
+
+
+def test_bt_compare_needs_from_or_arms():
+    result = CliRunner().invoke(cli, ["compare"])
+    assert result.exit_code != 0 and "--from DIR" in result.output

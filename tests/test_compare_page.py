@@ -1,0 +1,262 @@
+"""The self-contained A/B comparison page, built from the real GOOG sample and two deterministic rules."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds.base import LlmbtError
+from reports.compare_page import ComparisonPage, render_comparison_page, write_comparison_page
+
+SECTION_IDS = ["summary", "metrics", "equity", "drawdowns", "folds", "signals", "calibration"]
+YEARS = (2009, 2010, 2011, 2012)
+BASE, LORA = "mom5", "sma20"
+
+
+# --------------------------------------------------------------------------------------- building the page
+def rule_scores(close: pd.Series) -> dict[str, pd.Series]:
+    """Per-bar scores in [-1, 1] known at each close: 5-day momentum and distance above the 20-day SMA."""
+    return {
+        BASE: np.tanh(10.0 * close.pct_change(5)),
+        LORA: np.tanh(20.0 * (close / close.rolling(20).mean() - 1.0)),
+    }
+
+
+def sharpe(r: pd.Series) -> float:
+    return float(np.sqrt(252) * r.mean() / r.std()) if r.std() > 0 else math.nan
+
+
+def max_drawdown(r: pd.Series) -> float:
+    equity = (1.0 + r).cumprod()
+    return float((equity / equity.cummax() - 1.0).min())
+
+
+def f1_up(score: pd.Series, next_ret: pd.Series) -> float:
+    """F1 of "score > 0" as a prediction of an up day tomorrow."""
+    pred, true = score > 0, next_ret > 0
+    tp = float((pred & true).sum())
+    return 2 * tp / (pred.sum() + true.sum()) if pred.sum() + true.sum() else math.nan
+
+
+def calibration_frame(score: pd.Series, next_ret: pd.Series) -> pd.DataFrame:
+    """Hit rate of the score's direction by |score| bin."""
+    ok = score.notna() & next_ret.notna() & (score != 0)
+    conf, hit = score[ok].abs(), np.sign(score[ok]) == np.sign(next_ret[ok])
+    bins = pd.cut(conf, np.linspace(0.0, 1.0, 6), include_lowest=True)
+    table = pd.DataFrame({"conf": conf, "hit": hit.astype(float), "bin": bins})
+    grouped = table.groupby("bin", observed=True)
+    frame = grouped.agg(mean_confidence=("conf", "mean"), hit_rate=("hit", "mean"), count=("hit", "size"))
+    frame.insert(0, "confidence_bin", [iv.mid for iv in frame.index])
+    return frame.reset_index(drop=True)
+
+
+def significance_sentence(a: pd.Series, b: pd.Series) -> str:
+    diff = b - a
+    t = diff.mean() / (diff.std() / math.sqrt(len(diff)))
+    p = math.erfc(abs(t) / math.sqrt(2))
+    verdict = "is significant" if p < 0.05 else "is not significant"
+    return (f"The Sharpe difference between {LORA} ({sharpe(b):.2f}) and {BASE} ({sharpe(a):.2f}) "
+            f"{verdict} at 5 % (paired t = {t:.2f}, p = {p:.2f}).")
+
+
+def fold_rows(returns: dict[str, pd.Series], positions: dict[str, pd.Series], scores, next_ret) -> list:
+    rows = []
+    for fold, year in enumerate(YEARS, start=1):
+        for model in (BASE, LORA):
+            r = returns[model][str(year)]
+            rows.append({"fold": fold, "model": model, "test_start": r.index[0], "test_end": r.index[-1],
+                         "sharpe": sharpe(r), "total_return": float((1 + r).prod() - 1),
+                         "max_drawdown": max_drawdown(r),
+                         "trades": int(positions[model][str(year)].diff().abs().gt(0).sum()),
+                         "eval_f1": f1_up(scores[model][str(year)], next_ret[str(year)])})
+    return rows
+
+
+def build_page(goog: pd.DataFrame) -> ComparisonPage:
+    """A realistic page: two rules traded on GOOG 2009-2012, one walk-forward fold per calendar year."""
+    close = goog["close"]
+    ret = close.pct_change().fillna(0.0)
+    next_ret = ret.shift(-1)
+    scores = rule_scores(close)
+    positions = {m: (s.shift(1) > 0).astype(float) for m, s in scores.items()}
+    window = slice(str(YEARS[0]), str(YEARS[-1]))
+    returns = {m: (positions[m] * ret)[window] for m in scores}
+    returns["buy_and_hold"] = ret[window]
+    metrics = pd.DataFrame({m: {"CAGR %": 100 * ((1 + r).prod() ** (252 / len(r)) - 1), "Sharpe": sharpe(r),
+                                "Max drawdown %": 100 * max_drawdown(r)} for m, r in returns.items()})
+    return ComparisonPage(
+        title="GOOG 2009-2012: mom5 vs sma20", metrics=metrics, returns=returns, prices=close[window],
+        signals={m: s[window] for m, s in scores.items()},
+        folds=pd.DataFrame(fold_rows(returns, positions, scores, next_ret)),
+        calibration={m: calibration_frame(s[window], next_ret[window]) for m, s in scores.items()},
+        significance=[significance_sentence(returns[BASE], returns[LORA])],
+        notes={"run id": "wf-20240101-abc", "git commit": "0123abc", "config hash": "9f8e7d"})
+
+
+def section(text: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}">(.*?)</section>', text, re.S)
+    assert match, f"no section {section_id!r}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def page(goog) -> ComparisonPage:
+    return build_page(goog)
+
+
+@pytest.fixture(scope="module")
+def rendered(page) -> str:
+    return render_comparison_page(page)
+
+
+# --------------------------------------------------------------------------------------------------- tests
+def test_sections_in_order_each_with_a_heading(rendered):
+    assert re.findall(r'<section id="([^"]+)">', rendered) == SECTION_IDS
+    for sid in SECTION_IDS:
+        assert "<h2>" in section(rendered, sid)
+    assert "<h1>GOOG 2009-2012: mom5 vs sma20</h1>" in section(rendered, "summary")
+
+
+def test_page_is_self_contained_with_decodable_png_images(rendered):
+    sources = re.findall(r'<img [^>]*src="([^"]*)"', rendered)
+    assert len(sources) == 5 == rendered.count("<img ")  # equity, drawdowns, folds, signals, calibration
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    for needle in ('src="http', "src='http", 'href="http', "url(http", "@import", "<script", "<iframe"):
+        assert needle not in rendered.lower()
+    assert len(rendered) < 1_500_000
+
+
+def test_user_text_is_escaped(page):
+    odd = "sma<20> & co"
+    swap = {LORA: odd}
+    weird = dataclasses.replace(
+        page, title="A <b>bold</b> title", metrics=page.metrics.rename(columns=swap),
+        returns={swap.get(m, m): r for m, r in page.returns.items()},
+        signals={swap.get(m, m): s for m, s in page.signals.items()},
+        calibration={swap.get(m, m): c for m, c in page.calibration.items()},
+        folds=page.folds.assign(model=page.folds["model"].replace(swap)),
+        significance=['Sharpe of "sma<20> & co" <script>alert(1)</script> is higher.'],
+        notes={"<key>": "a&b"})
+    text = render_comparison_page(weird)
+    assert "<script" not in text and "<b>" not in text and odd not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section(text, "summary")
+    assert "A &lt;b&gt;bold&lt;/b&gt; title" in text
+    assert "<td>&lt;key&gt;</td><td>a&amp;b</td>" in section(text, "summary")
+    assert f"<th>{html.escape(odd)}</th>" in section(text, "metrics")
+    assert section(text, "folds").count(f"<td>{html.escape(odd)}</td>") == len(YEARS)
+
+
+def test_significance_and_run_notes_are_in_the_summary(page, rendered):
+    summary = section(rendered, "summary")
+    assert '<ul class="significance">' in summary
+    assert f"<li>{html.escape(page.significance[0])}</li>" in summary
+    for key, value in page.notes.items():
+        assert f"<td>{key}</td><td>{value}</td>" in summary
+
+
+def test_metric_values_are_formatted_and_the_best_is_bold(page):
+    metrics = page.metrics.copy()
+    metrics.loc["Hit rate", :] = [0.5, math.nan, 0.25]
+    text = section(render_comparison_page(dataclasses.replace(page, metrics=metrics)), "metrics")
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td>(.*?)</tr>", text))
+    assert set(rows) == set(metrics.index)
+    sharpe_cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows["Sharpe"])
+    assert sharpe_cells == [f"{v:.3f}" for v in metrics.loc["Sharpe"]]
+    best = metrics.loc["Sharpe"].idxmax()
+    assert f'<td class="best">{metrics.loc["Sharpe", best]:.3f}</td>' in rows["Sharpe"]
+    shallowest = metrics.loc["Max drawdown %"].abs().idxmin()
+    assert f'<td class="best">{metrics.loc["Max drawdown %", shallowest]:.3f}</td>' in rows["Max drawdown %"]
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", rows["Hit rate"]) == ["0.500", "–", "0.250"]
+
+
+def test_folds_table_lists_every_fold_and_model(page, rendered):
+    text = section(rendered, "folds")
+    assert text.count("<img ") == 1
+    body = text.split("<tbody>", 1)[1]
+    assert body.count("<tr>") == len(page.folds) == 2 * len(YEARS)
+    first = page.folds.iloc[0]
+    assert (f"<td>1</td><td>{BASE}</td><td>{first.test_start:%Y-%m-%d}</td><td>{first.test_end:%Y-%m-%d}</td>"
+            f"<td>{first.sharpe:.3f}</td><td>{100 * first.total_return:.2f}</td>") in body
+    assert first.test_start.year == 2009 and first.test_end.year == 2009
+
+
+def test_degenerate_inputs_render_no_data_notes(page):
+    nan_signal = pd.Series(np.nan, index=page.prices.index)
+    degenerate = dataclasses.replace(
+        page, signals={BASE: nan_signal, LORA: page.signals[LORA]},
+        folds=page.folds[page.folds["fold"] == 1],
+        calibration={BASE: pd.DataFrame(), LORA: page.calibration[LORA].iloc[0:0]}, significance=[], notes={})
+    text = render_comparison_page(degenerate)
+    assert re.findall(r'<section id="([^"]+)">', text) == SECTION_IDS
+    assert f"No data: no signals from {BASE}." in section(text, "signals")
+    assert section(text, "signals").count("<img ") == 1  # the other model is still drawn
+    assert "No data" in section(text, "calibration") and "<img " not in section(text, "calibration")
+    assert section(text, "folds").split("<tbody>", 1)[1].count("<tr>") == 2
+    assert "No data" in section(text, "summary")
+
+
+def test_entirely_empty_inputs_render_no_data_everywhere():
+    empty = ComparisonPage(title="empty", metrics=pd.DataFrame(), returns={}, prices=pd.Series(dtype=float),
+                           signals={"m": pd.Series(dtype=float)}, folds=pd.DataFrame(), calibration={},
+                           significance=[])
+    text = render_comparison_page(empty)
+    assert "<img " not in text
+    for sid in SECTION_IDS:
+        assert "No data" in section(text, sid), sid
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda p: {"returns": {**p.returns, BASE: p.returns[BASE].reset_index(drop=True)}},
+     r"returns\['mom5'\] has a RangeIndex, not a DatetimeIndex: index it by bar time"),
+    (lambda p: {"folds": p.folds.drop(columns=["sharpe", "trades"])},
+     r"folds is missing column\(s\) sharpe, trades: it needs one row per \(fold, model\)"),
+    (lambda p: {"calibration": {LORA: p.calibration[LORA].rename(columns={"hit_rate": "hits"})}},
+     r"calibration\['sma20'\] is missing column\(s\) hit_rate"),
+    (lambda p: {"prices": p.prices.to_numpy()},
+     r"prices must be a pandas Series indexed by time, got ndarray"),
+    (lambda p: {"metrics": {"Sharpe": 1.0}}, r"metrics must be a pandas DataFrame .* got dict"),
+])
+def test_bad_inputs_raise_a_helpful_error(page, change, match):
+    with pytest.raises(LlmbtError, match=match):
+        render_comparison_page(dataclasses.replace(page, **change(page)))
+
+
+def test_write_comparison_page_writes_the_rendered_html(page, rendered, tmp_path):
+    out = write_comparison_page(tmp_path / "sub" / "compare.html", page)
+    assert out == tmp_path / "sub" / "compare.html"
+    assert out.read_text(encoding="utf-8") == rendered
+    with pytest.raises(LlmbtError, match=r"must end in \.html"):
+        write_comparison_page(tmp_path / "compare.png", page)
+
+
+def test_import_is_side_effect_free_and_rendering_leaves_no_pyplot_state(tmp_path):
+    code = (
+        "import sys, pandas as pd\n"
+        "import reports.compare_page as cp\n"
+        "print('mpl-at-import', 'matplotlib' in sys.modules)\n"
+        "idx = pd.date_range('2020-01-01', periods=30, freq='D')\n"
+        "r = pd.Series(0.001, index=idx)\n"
+        "metrics = pd.DataFrame({'a': [1.0]}, index=['Sharpe'])\n"
+        "page = cp.ComparisonPage('t', metrics, {'a': r}, 100 + r.cumsum(), {'a': r * 100},"
+        " pd.DataFrame(), {}, [])\n"
+        "assert '<img ' in cp.render_comparison_page(page)\n"
+        "print('pyplot-after-render', 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "mpl-at-import False" in out.stdout
+    assert "pyplot-after-render False" in out.stdout
