@@ -233,11 +233,12 @@ def _best_column(metric: str, row: pd.Series) -> Any:
     """The column holding the best value of ``metric`` (``None`` when it has no clear best)."""
     values = pd.to_numeric(row, errors="coerce").dropna()
     name = metric.lower()
-    if len(values) < 2 or values.nunique() < 2 or any(w in name for w in ("trade", "count", "bars")):
+    no_best = ("trade", "count", "bars", "confidence", "exposure", "turnover", "cache")
+    if len(values) < 2 or values.nunique() < 2 or any(w in name for w in no_best):
         return None
     if "drawdown" in name:
         return values.abs().idxmin()
-    if any(w in name for w in ("volatil", "std", "ulcer")):
+    if any(w in name for w in ("volatil", "std", "ulcer", "error", "ece", "brier", "ms per")):
         return values.idxmin()
     return values.idxmax()
 

@@ -260,3 +260,13 @@ def test_import_is_side_effect_free_and_rendering_leaves_no_pyplot_state(tmp_pat
     assert out.returncode == 0, out.stderr
     assert "mpl-at-import False" in out.stdout
     assert "pyplot-after-render False" in out.stdout
+
+
+def test_best_column_knows_which_way_is_better():
+    from reports.compare_page import _best_column
+
+    row = pd.Series({"lora": 0.17, "base": 0.59})
+    assert _best_column("Calibration error (ECE)", row) == "lora"
+    assert _best_column("ms per scored item", row) == "lora"
+    assert _best_column("Sharpe", row) == "base"
+    assert _best_column("Mean confidence", row) is None  # neither direction is better
