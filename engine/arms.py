@@ -11,7 +11,7 @@ import pandas as pd
 
 from engine.config import RunConfig
 from engine.runner import run_backtest
-from engine.walkforward import run_facts, signal_quality_frame
+from engine.walkforward import run_facts, signal_quality_frame, window_examples
 from feeds import load_prices
 from feeds.base import ConfigError, did_you_mean
 
@@ -84,16 +84,11 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
 
 
 def _period_examples(config: RunConfig, horizon: int) -> list:
-    from signals_cache.datasets import bar_examples
-    from strategies.llm_sentiment import symbol_of
-
     prices = load_prices(config.data, None, None, interval=config.interval)
     start = pd.Timestamp(config.start, tz="UTC")
     end = pd.Timestamp(config.end, tz="UTC") if config.end else prices.index[-1]
     before = prices.index[prices.index < start]
     if len(before) <= horizon:
         raise ConfigError(f"no bars before --start {config.start} to fit label thresholds; start later.")
-    stop = int(prices.index.searchsorted(end, side="right")) + horizon
-    examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(config.data), horizon=horizon,
-                            train_end=before[-1])
-    return [e for e in examples if start <= e.time <= end]
+    return window_examples(prices, config.data, horizon=horizon, method="quantile",
+                           fit_end=before[-1], start=start, end=end)

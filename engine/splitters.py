@@ -80,9 +80,7 @@ class WalkForward:
     anchored: bool = False
 
     def __post_init__(self) -> None:
-        lengths = [parse_length(self.train, "--train"), parse_length(self.test, "--test"),
-                   parse_length(self.step if self.step is not None else self.test, "--step")]
-        kinds = {isinstance(x, int) for x in lengths}
+        kinds = {isinstance(x, int) for x in self._lengths()}
         if len(kinds) > 1:
             raise ConfigError(f"--train {self.train!r}, --test {self.test!r} and --step {self.step!r} "
                               "must all be bars or all be periods; mixing them is ambiguous.")

@@ -208,24 +208,30 @@ def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: 
     return result
 
 
-def fold_examples(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold) -> tuple[list, list]:
-    """Labelled bar examples of the train window (labels end inside it) and of the test window.
+def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: str,
+                    fit_end: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp) -> list:
+    """Labelled bar examples timed in ``[start, end]``, labels from up to ``horizon`` bars after
+    ``end``; thresholds fitted on bars whose forward window ends by ``fit_end``.
 
-    Features are computed from the first bar of ``prices`` in both, so the test examples' prompts
-    are exactly the backtest's prompts (cache hits); thresholds are fitted on labelled bars whose
-    forward window ends by the train window's last bar.
+    Features are computed from the first bar of ``prices``, as the backtest computes them, so the
+    examples' prompts are exactly the backtest's prompts (cache hits).
     """
     from signals_cache.datasets import bar_examples
     from strategies.llm_sentiment import symbol_of
 
-    symbol, last_train = symbol_of(cfg.run.data), int(fold.train[-1])
-    common = {"symbol": symbol, "horizon": cfg.horizon, "train_end": fold.train_end,
-              "method": cfg.label_method}
-    train = [e for e in bar_examples(prices.iloc[: last_train + 1], **common)
-             if e.time >= fold.train_start]
-    stop = min(int(fold.test[-1]) + 1 + cfg.horizon, len(prices))
-    test = [e for e in bar_examples(prices.iloc[:stop], **common)
-            if fold.test_start <= e.time <= fold.test_end]
+    stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))
+    examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(data), horizon=horizon,
+                            train_end=fit_end, method=method)
+    return [e for e in examples if start <= e.time <= end]
+
+
+def fold_examples(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold) -> tuple[list, list]:
+    """Labelled bar examples of the train window (labels end inside it) and of the test window,
+    with thresholds fitted on labelled bars whose forward window ends by the train window's end."""
+    common = {"horizon": cfg.horizon, "method": cfg.label_method, "fit_end": fold.train_end}
+    last_labelled = prices.index[int(fold.train[-1]) - cfg.horizon]
+    train = window_examples(prices, cfg.run.data, start=fold.train_start, end=last_labelled, **common)
+    test = window_examples(prices, cfg.run.data, start=fold.test_start, end=fold.test_end, **common)
     return train, test
 
 
