@@ -203,6 +203,53 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
         click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
 
 
+@bench.command("train")
+@click.option("--shape", default="tiny-llama", show_default=True,
+              help="Random-weights model shape: tiny-llama, tiny-qwen, llama-7b or qwen-7b.")
+@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the embedded model's).")
+@click.option("--quantization", "quantizations", default="none,8bit,4bit", show_default=True,
+              help="Comma-separated variants; 4bit trains QLoRA, none trains LoRA, 8bit only scores.")
+@click.option("-n", "--n", "n", default=64, show_default=True, help="Prompts scored per variant.")
+@click.option("--steps", default=5, show_default=True, help="Timed training steps per variant.")
+@click.option("--batch-size", default=8, show_default=True, help="Examples per step and batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the rows here.")
+def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: int, steps: int,
+                    batch_size: int, device: str, json_out: str | None) -> None:
+    """Tokens/s and peak GPU memory of scoring and LoRA/QLoRA training per quantization, on a
+    model with random weights of a named shape (speed and memory only).
+
+    Example: bt bench train --shape llama-7b --quantization none,8bit,4bit
+    """
+    import json
+    import tempfile
+
+    from signals_cache.bench_train import TrainBench, bench_train, save_random_model
+    from signals_cache.model import ModelSpec, _local_source
+
+    tokenizer = tokenizer or _local_source(ModelSpec())
+    bench = TrainBench(n_prompts=n, steps=steps, batch_size=batch_size, device=device)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
+        maker = "cuda" if device != "cpu" and _cuda() else "cpu"
+        folder = save_random_model(shape, Path(tmp) / shape, tokenizer, device=maker)
+        for row in bench_train(folder, bench, [q.strip() for q in quantizations.split(",")]):
+            rows.append(row)
+            click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+            if json_out:  # rewritten per row: a long run keeps what it measured
+                Path(json_out).write_text(json.dumps({"shape": shape, "rows": rows}, indent=2))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _fmt(value: object) -> str:
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)
+
+
 def main() -> None:
     import engine.cli_ml  # noqa: F401  (registers dataset/finetune/evaluate)
     import engine.cli_wf  # noqa: F401  (registers walkforward/compare)

@@ -229,24 +229,37 @@ def _peft_config(cfg: TrainConfig, model: Any) -> Any:
 
 def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | None) -> Any:
     """Base model (unmerged, 4-bit for qlora) wrapped with a new or resumed trainable adapter."""
-    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
-
     quantization = "4bit" if cfg.method == "qlora" else spec.quantization
     if cfg.method != "qlora" and quantization != "none":
         raise ConfigError(f"--quantization {quantization} trains only with --method qlora.")
-    base_spec = dataclasses.replace(spec, adapter=None, quantization=quantization)
-    loaded = load_model(base_spec)
-    model = loaded.model
-    if cfg.method == "qlora":
+    loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization))
+    if resume_adapter is not None:
+        _check_resume(spec, resume_adapter)
+    return loaded, wrap_trainable(loaded.model, cfg, resume_adapter)
+
+
+def wrap_trainable(model: Any, cfg: TrainConfig, resume_adapter: str | None = None) -> Any:
+    """``model`` frozen and wrapped with a new (``cfg``) or resumed trainable peft adapter; a
+    4-bit/8-bit base is first prepared for k-bit training (QLoRA)."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        keep_cpu_4bit_trainable(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     for param in model.parameters():
         param.requires_grad_(False)
     if resume_adapter is not None:
-        _check_resume(spec, resume_adapter)
-        model = PeftModel.from_pretrained(model, resume_adapter, is_trainable=True)
-    else:
-        model = get_peft_model(model, _peft_config(cfg, model))
-    return loaded, model
+        return PeftModel.from_pretrained(model, resume_adapter, is_trainable=True)
+    return get_peft_model(model, _peft_config(cfg, model))
+
+
+def keep_cpu_4bit_trainable(model: Any) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference in eval mode: once
+    packed, a later training step fails on layers with a bias (Qwen's q/k/v), e.g. right after
+    a validation pass. Call before the first eval-mode forward; a no-op on CUDA."""
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _check_resume(spec: ModelSpec, adapter: str) -> None:
@@ -285,6 +298,23 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
         ignore_index=-100, reduction="sum",
     )
     return loss / max(n, 1), n
+
+
+def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], device: str) -> float:
+    """One optimizer step accumulating gradients over ``batches`` (gradient norm clipped at 1);
+    returns the mean of their answer-token losses."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for batch in batches:
+        loss, _n = _loss(model, batch, device)
+        (loss / len(batches)).backward()
+        total += float(loss.detach()) / len(batches)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    return total
 
 
 def _val_loss(model: Any, enc: _Encoded, batch_size: int, pad_id: int, device: str) -> float:
@@ -398,14 +428,8 @@ def finetune(
     step, loop_start = 0, time.perf_counter()
     try:
         while step < total_steps:
-            optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for _ in range(cfg.grad_accum):
-                loss, _n = _loss(model, collate(train, next(batches), pad_id), device)
-                (loss / cfg.grad_accum).backward()
-                step_loss += float(loss.detach()) / cfg.grad_accum
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            micro = [collate(train, next(batches), pad_id) for _ in range(cfg.grad_accum)]
+            step_loss = train_step(model, optimizer, micro, device)
             scheduler.step()
             step += 1
             losses.append(step_loss)
