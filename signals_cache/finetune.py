@@ -362,47 +362,12 @@ def _versions() -> dict[str, str]:
             "peft": peft.__version__}
 
 
-def finetune(
-    examples_train: Sequence[Any],
-    examples_val: Sequence[Any],
-    spec: ModelSpec,
-    out_dir: str | Path,
-    cfg: TrainConfig,
-    *,
-    resume_adapter: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train an adapter of ``spec.base`` and save it to ``out_dir``; returns the metadata written
-    to ``out_dir/llmbt_adapter.json``.
-
-    ``resume_adapter`` continues training an existing adapter folder (its own peft config is
-    kept; ``cfg.method``/``r``/``alpha`` are then ignored). With ``examples_val`` empty there is
-    no validation and the last adapter is saved.
-
-    Raises:
-        ConfigError: bad configuration or an empty training set.
-        LlmbtError: the model cannot be loaded or the resumed adapter belongs to another base.
-    """
+def _fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
+         progress: bool) -> dict[str, Any]:
+    """The training loop: AdamW + schedule, validation every ``cfg.eval_every`` steps, early
+    stopping; the best adapter weights by validation loss are restored. Returns the metrics."""
     import torch
     from transformers import get_scheduler
-
-    if not isinstance(cfg, TrainConfig):
-        raise ConfigError("cfg must be a TrainConfig.")
-    examples_train, examples_val = list(examples_train), list(examples_val)
-    if not examples_train:
-        raise ConfigError("no training examples; pass a non-empty training split.")
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    started = time.perf_counter()
-    loaded, model = _trainable_model(spec, cfg, resume_adapter)
-    tokenizer, device = loaded.tokenizer, loaded.device
-    pad_id = tokenizer.pad_token_id
-    template = get_template(cfg.template)
-    train = encode_examples(examples_train, tokenizer, template, cfg.max_length)
-    val = encode_examples(examples_val, tokenizer, template, cfg.max_length)
-    data_hash = dataset_hash(examples_train)
-    val_hash = dataset_hash(examples_val)
-    del examples_train, examples_val
 
     steps_per_epoch = math.ceil(len(train.ids) / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -411,16 +376,8 @@ def finetune(
     scheduler = get_scheduler(cfg.schedule, optimizer,
                               num_warmup_steps=round(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    rng = np.random.default_rng(cfg.seed)
-
-    def micro_batches() -> Iterable[list[int]]:
-        while True:  # epochs without end; the step count stops the loop
-            order = rng.permutation(len(train.ids))
-            for start in range(0, len(order), cfg.batch_size):
-                yield order[start : start + cfg.batch_size].tolist()
-
+    batches = iter(_shuffled_batches(len(train.ids), cfg.batch_size, cfg.seed))
     model.train()
-    batches = iter(micro_batches())
     losses: list[float] = []
     val_history: list[list[float]] = []
     best_val, best_state, best_step, bad_evals, stopped_early = math.inf, None, 0, 0, False
@@ -450,15 +407,79 @@ def finetune(
         bar.close()
     loop_seconds = time.perf_counter() - loop_start
     if best_state is not None and best_step != step:
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name in best_state:
-                    param.copy_(best_state[name])
+        _restore(model, best_state)
+    found = math.isfinite(best_val)
+    return {"steps": step, "planned_steps": total_steps, "train_loss": _summary(losses),
+            "best_val_loss": best_val if found else None, "best_step": best_step if found else None,
+            "val_history": val_history, "stopped_early": stopped_early,
+            "seconds_per_step": round(loop_seconds / max(step, 1), 4)}  # validation included
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int) -> Iterable[list[int]]:
+    """Row indices in batches, reshuffled each epoch, without end (the step count stops it)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size].tolist()
+
+
+def _restore(model: Any, state: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in state:
+                param.copy_(state[name])
+
+
+def finetune(
+    examples_train: Sequence[Any],
+    examples_val: Sequence[Any],
+    spec: ModelSpec,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    *,
+    resume_adapter: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train an adapter of ``spec.base`` and save it to ``out_dir``; returns the metadata written
+    to ``out_dir/llmbt_adapter.json``.
+
+    ``resume_adapter`` continues training an existing adapter folder (its own peft config is
+    kept; ``cfg.method``/``r``/``alpha`` are then ignored). With ``examples_val`` empty there is
+    no validation and the last adapter is saved.
+
+    Raises:
+        ConfigError: bad configuration or an empty training set.
+        LlmbtError: the model cannot be loaded or the resumed adapter belongs to another base.
+    """
+    import torch
+
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError("cfg must be a TrainConfig.")
+    examples_train, examples_val = list(examples_train), list(examples_val)
+    if not examples_train:
+        raise ConfigError("no training examples; pass a non-empty training split.")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    started = time.perf_counter()
+    loaded, model = _trainable_model(spec, cfg, resume_adapter)
+    tokenizer, device = loaded.tokenizer, loaded.device
+    pad_id = tokenizer.pad_token_id
+    template = get_template(cfg.template)
+    train = encode_examples(examples_train, tokenizer, template, cfg.max_length)
+    val = encode_examples(examples_val, tokenizer, template, cfg.max_length)
+    data_hash = dataset_hash(examples_train)
+    val_hash = dataset_hash(examples_val)
+    del examples_train, examples_val
+
+    metrics = _fit(model, train, val, cfg, pad_id, device, progress)
+    metrics["seconds"] = round(time.perf_counter() - started, 3)  # the save is not included
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
-    elapsed = time.perf_counter() - started
     meta = {
         "base_fingerprint": base_fingerprint(spec),
         "base_model": spec.base,
@@ -470,17 +491,7 @@ def finetune(
         "splits": {"train": len(train.ids), "val": len(val.ids)},
         "truncated": {"train": train.truncated, "val": val.truncated},
         "resumed_from": str(resume_adapter) if resume_adapter is not None else None,
-        "metrics": {
-            "steps": step,
-            "planned_steps": total_steps,
-            "train_loss": _summary(losses),
-            "best_val_loss": best_val if math.isfinite(best_val) else None,
-            "best_step": best_step if math.isfinite(best_val) else None,
-            "val_history": val_history,
-            "stopped_early": stopped_early,
-            "seconds": round(elapsed, 3),
-            "seconds_per_step": round(loop_seconds / max(step, 1), 4),  # validation included
-        },
+        "metrics": metrics,
         "versions": _versions(),
         "hyperparameters": cfg.to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
