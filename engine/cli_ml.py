@@ -89,24 +89,31 @@ def dataset_check(files: tuple[str, ...]) -> None:
 
 
 def _train_options(func):
+    """Training flags; their defaults are :class:`TrainConfig`'s (one source)."""
+    from signals_cache.finetune import TrainConfig as T
+
     opts = [
         click.option("--model", default="smollm2-135m", show_default=True, help="Base model to adapt."),
-        click.option("--method", default="lora", show_default=True,
+        click.option("--method", default=T.method, show_default=True,
                      help="lora, qlora (4-bit base) or prefix."),
-        click.option("--r", "r", default=8, show_default=True, help="LoRA rank."),
-        click.option("--alpha", default=16, show_default=True, help="LoRA alpha."),
-        click.option("--lr", default=2e-4, show_default=True, help="Peak learning rate (AdamW)."),
-        click.option("--epochs", default=1, show_default=True, help="Passes over the training set."),
-        click.option("--max-steps", default=200, show_default=True,
+        click.option("--r", "r", default=T.r, show_default=True, help="LoRA rank."),
+        click.option("--alpha", default=T.alpha, show_default=True, help="LoRA alpha."),
+        click.option("--lr", default=T.lr, show_default=True,
+                     help="Peak learning rate (AdamW); 2e-4 suits 7B models."),
+        click.option("--epochs", default=T.epochs, show_default=True,
+                     help="Passes over the training set (with --max-steps 0)."),
+        click.option("--max-steps", default=T.max_steps, show_default=True,
                      help="Stop after this many optimizer steps (0 = by --epochs)."),
-        click.option("--batch-size", default=8, show_default=True, help="Examples per step."),
-        click.option("--grad-accum", default=1, show_default=True, help="Gradient accumulation steps."),
-        click.option("--schedule", default="cosine", show_default=True, help="cosine or linear decay."),
-        click.option("--eval-every", default=50, show_default=True, help="Validate every N steps."),
-        click.option("--seed", default=0, show_default=True, help="Seed of split, init and order."),
-        click.option("--top-layers", default=0, show_default=True,
+        click.option("--batch-size", default=T.batch_size, show_default=True, help="Examples per step."),
+        click.option("--grad-accum", default=T.grad_accum, show_default=True,
+                     help="Gradient accumulation steps."),
+        click.option("--schedule", default=T.schedule, show_default=True, help="cosine or linear decay."),
+        click.option("--eval-every", default=T.eval_every, show_default=True,
+                     help="Validate every N steps."),
+        click.option("--seed", default=T.seed, show_default=True, help="Seed of split, init and order."),
+        click.option("--top-layers", default=T.top_layers, show_default=True,
                      help="LoRA on the last N layers only (faster backward; 0 = all layers)."),
-        click.option("--template", default="headlines-v1", show_default=True,
+        click.option("--template", default=T.template, show_default=True,
                      help="Prompt template (the one scoring will use)."),
     ]
     for opt in reversed(opts):

@@ -42,7 +42,8 @@ BASE, TUNED = "base", "lora"
 
 def default_train() -> dict[str, Any]:
     """Fine-tuning defaults sized for the embedded model on 2 CPU cores (a few minutes a fold)."""
-    return {"template": "bars-v2", "max_length": 640, "max_steps": 24, "batch_size": 8,
+    return {"template": "bars-v2", "max_length": 640, "max_steps": 24, "batch_size": 8, "r": 8,
+            "alpha": 16,
             "lr": 1e-3, "top_layers": 8, "eval_every": 8, "early_stopping_patience": 2,
             "warmup_ratio": 0.1}
 
