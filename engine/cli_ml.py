@@ -38,30 +38,44 @@ def dataset() -> None:
 @click.option("--data", help="Price URI (bar mode): one example per bar, labelled by forward return.")
 @click.option("--corpus", type=click.Path(dir_okay=False), help="Labelled text file (CSV/JSONL "
               "label,text or PhraseBank sentence@label) instead of --data.")
-@click.option("--horizon", default=5, show_default=True, help="Label horizon in bars (bar mode).")
+@click.option("--news", type=click.Path(exists=True, dir_okay=False), help="With --data: headline "
+              "mode, one example per headline (CSV/JSONL/Parquet timestamp,symbol,headline), "
+              "labelled by the forward return from the first bar opening after it.")
+@click.option("--news-tz", help="Time zone of naive news timestamps, e.g. America/New_York.")
+@click.option("--horizon", default=5, show_default=True, help="Label horizon in bars (dated modes).")
 @click.option("--method", default="quantile", show_default=True, help="quantile or vol thresholds, "
               "fitted on the training window only.")
 @click.option("--embargo", type=int, help="Bars dropped between splits (default: --horizon).")
 @click.option("--rebalance", is_flag=True, help="Oversample minority labels in train.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the stratified split (corpus).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-def dataset_build(data, corpus, horizon, method, embargo, rebalance, seed, out) -> None:
+def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalance, seed,
+                  out) -> None:
     """Build train/val/test JSONL (plain, ChatML and Alpaca) and a quality report.
 
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
     """
-    from feeds import load_prices
+    from feeds import load_news, load_prices
     from feeds.base import ConfigError
     from signals_cache import datasets as ds
+    from signals_cache.labelling import bar_examples, headline_examples
     from signals_cache.prompts import template_for
     from strategies.llm_sentiment import symbol_of
 
     if bool(data) == bool(corpus):
-        raise ConfigError("give exactly one of --data URI (bar mode) or --corpus FILE")
+        raise ConfigError("give exactly one of --data URI (bar or headline mode) or --corpus FILE")
+    if news and not data:
+        raise ConfigError("--news labels headlines by prices: pass --data URI with it")
     if data:
-        examples = ds.bar_examples(load_prices(data, None, None), symbol=symbol_of(data),
-                                   horizon=horizon, method=method)
-        splits, template = ds.time_split(examples, embargo=embargo or horizon), template_for("bars")
+        prices, symbol = load_prices(data, None, None), symbol_of(data)
+        if news:  # headline mode: purged by label window, embargo counted in headlines
+            examples = headline_examples(prices, load_news(news, tz=news_tz, symbol=symbol),
+                                         horizon=horizon, method=method)
+            template = template_for("headlines")
+        else:
+            examples = bar_examples(prices, symbol=symbol, horizon=horizon, method=method)
+            template = template_for("bars")
+        splits = ds.time_split(examples, embargo=horizon if embargo is None else embargo)
     else:
         splits = ds.stratified_split(ds.load_labelled(corpus), seed=seed)
         template = template_for("headlines")

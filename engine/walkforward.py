@@ -217,7 +217,7 @@ def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: st
     Features are computed from the first bar of ``prices``, as the backtest computes them, so the
     examples' prompts are exactly the backtest's prompts (cache hits).
     """
-    from signals_cache.datasets import bar_examples
+    from signals_cache.labelling import bar_examples
     from strategies.llm_sentiment import symbol_of
 
     stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))

@@ -1,16 +1,14 @@
 """Labelled datasets for fine-tuning: loading, leak-free splits, bar labels, checks and export.
 
 Headline corpora (CSV, JSONL, Financial-PhraseBank ``sentence@label``) are undated: deduplicate and
-split them with :func:`stratified_split`. Bar corpora from :func:`bar_examples` are dated: split
-them in time order with an embargo (:func:`time_split`). A bar example's text uses prices up to
-its close only, its forward return starts at the next bar's open, and label thresholds are fitted
-only on bars whose whole forward window ends inside the training window.
+split them with :func:`stratified_split`. Dated examples (bars and headlines labelled by forward
+returns, :mod:`signals_cache.labelling`) are split in time order with an embargo and purging
+(:func:`time_split`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,17 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feeds.base import ConfigError, DataError, did_you_mean, unknown_name_error
-from signals_cache.features import bar_features, valid_mask
+from feeds.base import ConfigError, DataError, did_you_mean
 from signals_cache.labels import LABEL_ALIASES, LABELS
-from signals_cache.prompts import PromptTemplate, answer_text, format_features, render_messages
-
-#: Label methods of :func:`bar_examples`.
-BAR_METHODS: tuple[str, ...] = ("quantile", "vol")
-#: Trailing window (bars) of the return standard deviation used by the ``vol`` method.
-VOL_WINDOW = 20
-#: Share of the bar examples used to fit thresholds when ``train_end`` is not given.
-DEFAULT_TRAIN_SHARE = 0.7
+from signals_cache.prompts import PromptTemplate, answer_text, render_messages
 
 
 @dataclass(frozen=True)
@@ -43,6 +33,7 @@ class Example:
         symbol: the instrument, ``""`` when unknown (e.g. Financial PhraseBank).
         time: when the text became known (bar time), ``None`` for undated corpora.
         forward_return: realised forward return of a bar example, ``None`` otherwise.
+        label_end: when the forward window behind the label ends (headline examples).
     """
 
     text: str
@@ -50,6 +41,7 @@ class Example:
     symbol: str = ""
     time: pd.Timestamp | None = None
     forward_return: float | None = None
+    label_end: pd.Timestamp | None = None
 
 
 def load_labelled(path: str | Path, *, label_map: dict[str, str] | None = None) -> list[Example]:
@@ -200,6 +192,8 @@ def time_split(
 
     ``embargo`` examples are dropped between train and val and between val and test; for bar
     examples use at least the label horizon, so no training label overlaps a validation bar.
+    Examples with a ``label_end`` (headlines) are also purged: one whose label window ends at or
+    after the next split's first example is dropped.
 
     Raises:
         DataError: an example has no time, or too few examples for the blocks and embargo.
@@ -222,80 +216,23 @@ def time_split(
         raise DataError(f"{n} examples are too few for val={val}, test={test}, embargo={embargo}.")
     val_start = n_train + embargo
     test_start = val_start + n_val + embargo
-    return {"train": ordered[:n_train], "val": ordered[val_start : val_start + n_val],
-            "test": ordered[test_start:]}
+    train, val_part = ordered[:n_train], ordered[val_start : val_start + n_val]
+    test_part = ordered[test_start:]
+    if test_part:
+        val_part = _purge(val_part, test_part[0].time)
+    if val_part or test_part:
+        train = _purge(train, (val_part or test_part)[0].time)
+    return {"train": train, "val": val_part, "test": test_part}
+
+
+def _purge(part: list[Example], next_start: pd.Timestamp) -> list[Example]:
+    """``part`` without the examples whose label window ends at or after ``next_start``."""
+    return [e for e in part if e.label_end is None or e.label_end < next_start]
 
 
 def _check_fractions(val: float, test: float) -> None:
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ConfigError(f"split fractions val={val}, test={test} must be in [0, 1) and sum below 1.")
-
-
-def bar_examples(
-    prices: pd.DataFrame, *, symbol: str, horizon: int = 5,
-    train_end: str | pd.Timestamp | None = None, method: str = "quantile",
-    q: tuple[float, float] = (1 / 3, 2 / 3), k: float = 0.5,
-) -> list[Example]:
-    """One labelled example per valid bar, without look-ahead.
-
-    The text of bar ``t`` is :func:`format_features` of :func:`bar_features` at ``t`` (prices up
-    to ``t``'s close). Its forward return is ``close[t+horizon] / open[t+1] - 1``; bars without a
-    full horizon are dropped. ``quantile`` thresholds are the ``q`` quantiles of the forward
-    returns of bars whose forward window ends by ``train_end`` (default: the time of the bar at
-    70 % of the examples); ``vol`` thresholds are ``±k`` × trailing 20-bar std of close returns
-    × ``sqrt(horizon)``. Above the upper threshold is bullish, below the lower bearish.
-
-    Raises:
-        ConfigError: bad ``horizon``, ``method`` or ``q``.
-        DataError: prices fail validation, or no bar's forward window ends by ``train_end``.
-    """
-    _check_bar_args(horizon, method, q)
-    features = bar_features(prices)
-    forward = prices["close"].shift(-horizon) / prices["open"].shift(-1) - 1.0
-    keep = valid_mask(features) & forward.notna()
-    if not keep.any():
-        raise DataError(f"no bar of {symbol} has features and a full {horizon}-bar horizon.")
-    lower, upper = _thresholds(prices, forward, keep, horizon, train_end, method, q, k)
-    labels = np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
-    return [
-        Example(format_features(features.loc[t]), str(labels[i]), symbol, t, float(forward.iloc[i]))
-        for i, t in enumerate(prices.index)
-        if keep.iloc[i]
-    ]
-
-
-def _check_bar_args(horizon: int, method: str, q: tuple[float, float]) -> None:
-    if int(horizon) != horizon or horizon < 1:
-        raise ConfigError(f"horizon must be a whole number of bars >= 1, got {horizon!r}.")
-    if method not in BAR_METHODS:
-        raise unknown_name_error("label method", method, BAR_METHODS, cls=ConfigError)
-    if not (len(q) == 2 and 0 < q[0] < q[1] < 1):
-        raise ConfigError(f"q must be two quantiles with 0 < lower < upper < 1, got {q!r}.")
-
-
-def _thresholds(
-    prices: pd.DataFrame, forward: pd.Series, keep: pd.Series, horizon: int,
-    train_end: str | pd.Timestamp | None, method: str, q: tuple[float, float], k: float,
-) -> tuple[Any, Any]:
-    """Lower and upper thresholds (scalars, or per-bar series for ``vol``)."""
-    if method == "vol":
-        sigma = prices["close"].pct_change().rolling(VOL_WINDOW).std() * math.sqrt(horizon)
-        return -k * sigma, k * sigma
-    end = _train_end(prices.index[keep.to_numpy()], train_end)
-    window_end = pd.Series(prices.index, index=prices.index).shift(-horizon)
-    fit = forward[keep & (window_end <= end)]
-    if fit.empty:
-        raise DataError(f"no bar's {horizon}-bar forward window ends by train_end {end}; move it later.")
-    return float(fit.quantile(q[0])), float(fit.quantile(q[1]))
-
-
-def _train_end(times: pd.DatetimeIndex, train_end: str | pd.Timestamp | None) -> pd.Timestamp:
-    if train_end is None:
-        return times[max(int(len(times) * DEFAULT_TRAIN_SHARE) - 1, 0)]
-    stamp = pd.Timestamp(train_end)
-    if times.tz is not None and stamp.tz is None:
-        stamp = stamp.tz_localize(times.tz)
-    return stamp
 
 
 def quality_report(

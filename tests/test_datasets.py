@@ -14,7 +14,6 @@ from feeds import load_prices
 from feeds.base import ConfigError, DataError
 from signals_cache.datasets import (
     Example,
-    bar_examples,
     load_labelled,
     quality_report,
     rebalance,
@@ -24,6 +23,7 @@ from signals_cache.datasets import (
     to_chatml,
     write_jsonl,
 )
+from signals_cache.labelling import bar_examples, headline_examples
 from signals_cache.prompts import BARS_V1, HEADLINES_V1
 
 FPB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fpb" / "fpb50_dev.csv"
@@ -45,6 +45,54 @@ def _corpus(n_per_label: dict[str, int]) -> list[Example]:
         for label, n in n_per_label.items()
         for i in range(n)
     ]
+
+
+def _news(times: list[pd.Timestamp]) -> pd.DataFrame:
+    """Headlines as :func:`feeds.load_news` returns them, one at each time."""
+    return pd.DataFrame({"timestamp": pd.DatetimeIndex(times), "symbol": "GOOG",
+                         "headline": [f"headline {i}" for i in range(len(times))], "source": ""})
+
+
+def test_headline_label_starts_at_the_first_bar_opening_after_it(goog: pd.DataFrame) -> None:
+    idx = goog.index
+    times = [idx[1000] + pd.Timedelta(hours=15), idx[1100], idx[len(idx) - 3]]  # during / at open
+    examples = headline_examples(goog, _news(times), horizon=5)
+    assert [e.text for e in examples] == ["headline 0", "headline 1"]  # the last: no full window
+    for example, entry in zip(examples, (1001, 1101), strict=True):
+        expected = goog["close"].iloc[entry + 4] / goog["open"].iloc[entry] - 1
+        assert example.forward_return == pytest.approx(expected)
+        assert example.label_end == idx[entry + 4] and example.symbol == "GOOG"
+    with pytest.raises(DataError, match="no headline has a full 5-bar window"):
+        headline_examples(goog, _news([idx[-1]]), horizon=5)
+
+
+@pytest.mark.parametrize("method", ["quantile", "vol"])
+def test_headline_labels_ignore_prices_up_to_its_time(goog: pd.DataFrame, method: str) -> None:
+    idx = goog.index
+    news = _news([idx[i] + pd.Timedelta(hours=12) for i in range(300, 1500, 7)])
+    base = headline_examples(goog, news, method=method, train_end=idx[1600])
+    position = 902  # the headline at bar 902: prices of bars 0..902 are known when it is out
+    changed = goog.copy()
+    for column in ("high", "close"):  # uneven: closes up, opens not
+        changed.iloc[: position + 1, changed.columns.get_loc(column)] *= 1.3
+    after = headline_examples(changed, news, method=method, train_end=idx[1600])
+    i = next(k for k, e in enumerate(base) if e.time == idx[position] + pd.Timedelta(hours=12))
+    assert after[i].forward_return == base[i].forward_return
+    assert after[i - 1].forward_return != pytest.approx(base[i - 1].forward_return)
+    later = goog.copy()
+    later.iloc[position + 1, later.columns.get_loc("open")] *= 1.01  # its entry bar's open
+    assert headline_examples(later, news, method=method, train_end=idx[1600])[i].forward_return \
+        != pytest.approx(base[i].forward_return)
+
+
+def test_time_split_purges_headline_labels_that_reach_the_next_split(goog: pd.DataFrame) -> None:
+    idx = goog.index
+    news = _news([idx[i] + pd.Timedelta(hours=h) for i in range(200, 1800, 3) for h in (1, 20)])
+    examples = headline_examples(goog, news, horizon=10)
+    splits = time_split(examples, embargo=0)
+    for earlier, later in (("train", "val"), ("val", "test")):
+        assert max(e.label_end for e in splits[earlier]) < min(e.time for e in splits[later])
+    assert sum(map(len, splits.values())) < len(examples)  # some were purged
 
 
 # ---------------------------------------------------------------------------------------------

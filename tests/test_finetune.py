@@ -347,8 +347,8 @@ def test_bar_training_prompts_equal_the_backtest_prompts(goog, version: str) -> 
     """Training and scoring see the very same text: bar features keep their line breaks."""
     from conftest import ChatMLStub
 
-    from signals_cache.datasets import bar_examples
     from signals_cache.finetune import example_fields, render_example
+    from signals_cache.labelling import bar_examples
     from signals_cache.prompts import bar_prompts
 
     prices = goog.iloc[:120]

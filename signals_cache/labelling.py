@@ -1,0 +1,151 @@
+"""Dated examples labelled by forward returns, without look-ahead: one per bar
+(:func:`bar_examples`) or one per headline (:func:`headline_examples`).
+
+A bar example's text uses prices up to its close only; a headline's label starts at the open of
+the first bar that opens strictly after it was published. Forward returns start at the next
+bar's open, and label thresholds are fitted only on examples whose whole forward window ends
+inside the training window. Split them with :func:`signals_cache.datasets.time_split`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from feeds.base import ConfigError, DataError, unknown_name_error
+from signals_cache.datasets import Example
+from signals_cache.features import bar_features, valid_mask
+from signals_cache.prompts import format_features
+
+#: Label methods of :func:`bar_examples`.
+BAR_METHODS: tuple[str, ...] = ("quantile", "vol")
+#: Trailing window (bars) of the return standard deviation used by the ``vol`` method.
+VOL_WINDOW = 20
+#: Share of the bar examples used to fit thresholds when ``train_end`` is not given.
+DEFAULT_TRAIN_SHARE = 0.7
+
+
+def bar_examples(
+    prices: pd.DataFrame, *, symbol: str, horizon: int = 5,
+    train_end: str | pd.Timestamp | None = None, method: str = "quantile",
+    q: tuple[float, float] = (1 / 3, 2 / 3), k: float = 0.5,
+) -> list[Example]:
+    """One labelled example per valid bar, without look-ahead.
+
+    The text of bar ``t`` is :func:`format_features` of :func:`bar_features` at ``t`` (prices up
+    to ``t``'s close). Its forward return is ``close[t+horizon] / open[t+1] - 1``; bars without a
+    full horizon are dropped. ``quantile`` thresholds are the ``q`` quantiles of the forward
+    returns of bars whose forward window ends by ``train_end`` (default: the time of the bar at
+    70 % of the examples); ``vol`` thresholds are ``±k`` × trailing 20-bar std of close returns
+    × ``sqrt(horizon)``. Above the upper threshold is bullish, below the lower bearish.
+
+    Raises:
+        ConfigError: bad ``horizon``, ``method`` or ``q``.
+        DataError: prices fail validation, or no bar's forward window ends by ``train_end``.
+    """
+    _check_bar_args(horizon, method, q)
+    features = bar_features(prices)
+    forward = prices["close"].shift(-horizon) / prices["open"].shift(-1) - 1.0
+    keep = valid_mask(features) & forward.notna()
+    if not keep.any():
+        raise DataError(f"no bar of {symbol} has features and a full {horizon}-bar horizon.")
+    lower, upper = _thresholds(prices, forward, keep, horizon, train_end, method, q, k)
+    labels = np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
+    return [
+        Example(format_features(features.loc[t]), str(labels[i]), symbol, t, float(forward.iloc[i]))
+        for i, t in enumerate(prices.index)
+        if keep.iloc[i]
+    ]
+
+
+def headline_examples(
+    prices: pd.DataFrame, news: pd.DataFrame, *, horizon: int = 5,
+    train_end: str | pd.Timestamp | None = None, method: str = "quantile",
+    q: tuple[float, float] = (1 / 3, 2 / 3), k: float = 0.5,
+) -> list[Example]:
+    """One labelled example per headline (``news`` as :func:`feeds.load_news` returns it).
+
+    A headline published at ``t`` enters at the open of the first bar opening strictly after
+    ``t`` (bar ``p``, :func:`feeds.align_news_to_bars`); its forward return is
+    ``close[p+horizon-1] / open[p] - 1``, the same ``horizon`` bars a bar example at ``p-1``
+    holds. Headlines without a full window are dropped. Thresholds as in :func:`bar_examples`
+    (quantiles fitted on headlines whose window ends by ``train_end``; ``vol`` uses the trailing
+    volatility at bar ``p-1``). Each example's ``label_end`` is the close time of bar
+    ``p+horizon-1``, which :func:`time_split` uses to purge labels that overlap a later split.
+
+    Raises:
+        ConfigError: bad ``horizon``, ``method`` or ``q``.
+        DataError: no headline has a full forward window inside the prices.
+    """
+    from feeds.news import align_news_to_bars
+
+    _check_bar_args(horizon, method, q)
+    entry = align_news_to_bars(pd.DatetimeIndex(news["timestamp"]), prices.index)
+    exit_ = entry + horizon - 1
+    ok = (entry >= 0) & (exit_ < len(prices))
+    if not ok.any():
+        raise DataError(f"no headline has a full {horizon}-bar window inside the prices "
+                        f"({prices.index[0]} .. {prices.index[-1]}); check --news and --data.")
+    entry, exit_, kept = entry[ok], exit_[ok], news[ok].reset_index(drop=True)
+    forward = prices["close"].to_numpy()[exit_] / prices["open"].to_numpy()[entry] - 1.0
+    lower, upper = _headline_thresholds(prices, forward, entry, exit_, horizon,
+                                        (train_end, method, q, k))
+    labels = np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
+    return [Example(row.headline, str(labels[i]), row.symbol, row.timestamp, float(forward[i]),
+                    prices.index[exit_[i]]) for i, row in enumerate(kept.itertuples())]
+
+
+def _headline_thresholds(
+    prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_: np.ndarray, horizon: int,
+    rule: tuple[str | pd.Timestamp | None, str, tuple[float, float], float],
+) -> tuple[Any, Any]:
+    """Lower and upper thresholds (scalars, or per-headline arrays for ``vol``); ``rule`` is
+    ``(train_end, method, q, k)``."""
+    train_end, method, q, k = rule
+    if method == "vol":
+        sigma = prices["close"].pct_change().rolling(VOL_WINDOW).std().to_numpy()
+        known = sigma[np.maximum(entry - 1, 0)] * math.sqrt(horizon)
+        return -k * known, k * known
+    ends = prices.index[exit_]
+    end = _train_end(ends.sort_values(), train_end)  # default: 70 % of the windows end by it
+    fit = forward[np.asarray(ends <= end)]
+    if fit.size == 0:
+        raise DataError(f"no headline's forward window ends by train_end {end}; move it later.")
+    return float(np.quantile(fit, q[0])), float(np.quantile(fit, q[1]))
+
+
+def _check_bar_args(horizon: int, method: str, q: tuple[float, float]) -> None:
+    if int(horizon) != horizon or horizon < 1:
+        raise ConfigError(f"horizon must be a whole number of bars >= 1, got {horizon!r}.")
+    if method not in BAR_METHODS:
+        raise unknown_name_error("label method", method, BAR_METHODS, cls=ConfigError)
+    if not (len(q) == 2 and 0 < q[0] < q[1] < 1):
+        raise ConfigError(f"q must be two quantiles with 0 < lower < upper < 1, got {q!r}.")
+
+
+def _thresholds(
+    prices: pd.DataFrame, forward: pd.Series, keep: pd.Series, horizon: int,
+    train_end: str | pd.Timestamp | None, method: str, q: tuple[float, float], k: float,
+) -> tuple[Any, Any]:
+    """Lower and upper thresholds (scalars, or per-bar series for ``vol``)."""
+    if method == "vol":
+        sigma = prices["close"].pct_change().rolling(VOL_WINDOW).std() * math.sqrt(horizon)
+        return -k * sigma, k * sigma
+    end = _train_end(prices.index[keep.to_numpy()], train_end)
+    window_end = pd.Series(prices.index, index=prices.index).shift(-horizon)
+    fit = forward[keep & (window_end <= end)]
+    if fit.empty:
+        raise DataError(f"no bar's {horizon}-bar forward window ends by train_end {end}; move it later.")
+    return float(fit.quantile(q[0])), float(fit.quantile(q[1]))
+
+
+def _train_end(times: pd.DatetimeIndex, train_end: str | pd.Timestamp | None) -> pd.Timestamp:
+    if train_end is None:
+        return times[max(int(len(times) * DEFAULT_TRAIN_SHARE) - 1, 0)]
+    stamp = pd.Timestamp(train_end)
+    if times.tz is not None and stamp.tz is None:
+        stamp = stamp.tz_localize(times.tz)
+    return stamp
