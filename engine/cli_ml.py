@@ -144,8 +144,10 @@ def _train_options(func):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Adapter folder.")
 @click.option("--resume-adapter", type=click.Path(exists=True, file_okay=False),
               help="Continue training this adapter (incremental; use a lower --lr).")
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
+              help="Write TensorBoard scalars (train/loss, train/lr, val/loss) here.")
 @_train_options
-def finetune(data, val_file, out, resume_adapter, model, seed, **train) -> None:
+def finetune(data, val_file, out, resume_adapter, tensorboard_dir, model, seed, **train) -> None:
     """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
 
     Example: bt finetune --data train.csv --out adapters/fpb
@@ -162,7 +164,7 @@ def finetune(data, val_file, out, resume_adapter, model, seed, **train) -> None:
         splits = stratified_split(examples, val=0.1, test=0.0, seed=seed)
     cfg = TrainConfig(seed=seed, **train)
     meta = run_finetune(splits["train"], splits["val"], ModelSpec(base=model), out, cfg,
-                        resume_adapter=resume_adapter)
+                        resume_adapter=resume_adapter, tensorboard_dir=tensorboard_dir)
     click.echo(json.dumps(meta.get("metrics", {}), indent=2, default=str))
     click.echo(f"adapter: {out}")
 

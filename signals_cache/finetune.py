@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -366,9 +366,11 @@ def _versions() -> dict[str, str]:
 
 
 def _fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
-         progress: bool) -> dict[str, Any]:
+         progress: bool, log: Callable[[str, float, int], None] | None = None) -> dict[str, Any]:
     """The training loop: AdamW + schedule, validation every ``cfg.eval_every`` steps, early
-    stopping; the best adapter weights by validation loss are restored. Returns the metrics."""
+    stopping; the best adapter weights by validation loss are restored. ``log(tag, value, step)``
+    receives ``train/loss``, ``train/lr`` and ``val/loss``. Returns the metrics."""
+    log = log or (lambda tag, value, step: None)
     import torch
     from transformers import get_scheduler
 
@@ -390,13 +392,16 @@ def _fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: i
         while step < total_steps:
             micro = [collate(train, next(batches), pad_id) for _ in range(cfg.grad_accum)]
             step_loss = train_step(model, optimizer, micro, device)
-            scheduler.step()
             step += 1
+            log("train/loss", step_loss, step)
+            log("train/lr", scheduler.get_last_lr()[0], step)
+            scheduler.step()
             losses.append(step_loss)
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}")
             if val.ids and (step % cfg.eval_every == 0 or step == total_steps):
                 vloss = _val_loss(model, val, cfg.batch_size, pad_id, device)
+                log("val/loss", vloss, step)
                 val_history.append([step, vloss])
                 if vloss < best_val - 1e-6:
                     best_val, best_step, bad_evals = vloss, step, 0
@@ -416,6 +421,18 @@ def _fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: i
             "best_val_loss": best_val if found else None, "best_step": best_step if found else None,
             "val_history": val_history, "stopped_early": stopped_early,
             "seconds_per_step": round(loop_seconds / max(step, 1), 4)}  # validation included
+
+
+def _tensorboard(folder: str | Path | None) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``folder`` (None without a folder)."""
+    if folder is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                          "(or drop --tensorboard).") from exc
+    return SummaryWriter(log_dir=str(Path(folder).expanduser()))
 
 
 def _shuffled_batches(n: int, batch_size: int, seed: int) -> Iterable[list[int]]:
@@ -445,13 +462,15 @@ def finetune(
     *,
     resume_adapter: str | None = None,
     progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train an adapter of ``spec.base`` and save it to ``out_dir``; returns the metadata written
     to ``out_dir/llmbt_adapter.json``.
 
     ``resume_adapter`` continues training an existing adapter folder (its own peft config is
     kept; ``cfg.method``/``r``/``alpha`` are then ignored). With ``examples_val`` empty there is
-    no validation and the last adapter is saved.
+    no validation and the last adapter is saved. ``tensorboard_dir`` gets TensorBoard scalars
+    ``train/loss``, ``train/lr`` and ``val/loss`` per step (needs the ``tensorboard`` package).
 
     Raises:
         ConfigError: bad configuration or an empty training set.
@@ -477,7 +496,13 @@ def finetune(
     val_hash = dataset_hash(examples_val)
     del examples_train, examples_val
 
-    metrics = _fit(model, train, val, cfg, pad_id, device, progress)
+    writer = _tensorboard(tensorboard_dir)
+    try:
+        metrics = _fit(model, train, val, cfg, pad_id, device, progress,
+                       writer.add_scalar if writer else None)
+    finally:
+        if writer:
+            writer.close()
     metrics["seconds"] = round(time.perf_counter() - started, 3)  # the save is not included
 
     out = Path(out_dir).expanduser()

@@ -286,6 +286,20 @@ def test_top_layers_puts_lora_on_the_last_layers_only(tiny: Path, tmp_path: Path
     assert {".layers.0." in k for k in keys} == {True, False}  # LoRA on both layers
 
 
+def test_tensorboard_logs_every_step_and_validation(tiny: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrainConfig(max_steps=4, eval_every=2, early_stopping_patience=0, **{
+        k: v for k, v in FAST.items() if k != "eval_every"})
+    finetune(toy_examples(2), toy_examples(1), ModelSpec(base=str(tiny)), tmp_path / "a", cfg,
+             progress=False, tensorboard_dir=tmp_path / "tb")
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("val/loss")] == [2, 4]
+    assert events.Scalars("train/lr")[0].value == pytest.approx(1e-2)
+
+
 def test_empty_training_set_refused(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no training examples"):
         finetune([], [], ModelSpec(base=str(tiny)), tmp_path, TrainConfig(), progress=False)
