@@ -216,4 +216,17 @@ def _print_eval(runs: dict) -> None:
         table.add_column(name, justify="right")
     for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier", "items_per_s"):
         table.add_row(key, *(f"{float(r.get(key, float('nan'))):.4f}" for r in runs.values()))
+    for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
+        if all("directional" in r for r in runs.values()):
+            table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))
+    for target in next(iter(runs.values())).get("targets", {}):
+        table.add_row(f"target: {target}", *(_met(r["targets"][target]) for r in runs.values()))
     Console().print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _met(value: bool | None) -> str:
+    return "n/a" if value is None else ("met" if value else "missed")

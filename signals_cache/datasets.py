@@ -9,6 +9,7 @@ returns, :mod:`signals_cache.labelling`) are split in time order with an embargo
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,11 +46,12 @@ class Example:
 
 
 def load_labelled(path: str | Path, *, label_map: dict[str, str] | None = None) -> list[Example]:
-    """Load a labelled headline corpus.
+    """Load a labelled corpus (headlines, or the dated examples ``bt dataset build`` wrote).
 
     Args:
         path: ``.csv`` or ``.jsonl`` with ``label`` and ``text`` fields (others ignored, except
-            optional ``symbol`` and ``time``), or ``.txt`` lines ``sentence@label``.
+            optional ``symbol``, ``time`` and ``forward_return``), or ``.txt`` lines ``sentence@label``.
+            Line breaks inside a text (bar features) are kept; runs of spaces are collapsed.
         label_map: extra label synonyms, e.g. ``{"pos": "bullish"}`` (case-insensitive).
 
     Raises:
@@ -132,10 +134,21 @@ def _make_example(path: Path, row: int, record: dict[str, Any], aliases: dict[st
             f"{path} row {row}: unknown label {raw_label!r}.{did_you_mean(str(raw_label), aliases)} "
             f"Accepted labels: {', '.join(sorted(aliases))}; pass label_map to map others."
         )
-    text = " ".join(str(record.get("text") or "").split())
+    lines = (" ".join(line.split()) for line in str(record.get("text") or "").splitlines())
+    text = "\n".join(line for line in lines if line)  # bar features keep one line each
     if not text:
         raise DataError(f"{path} row {row}: empty text; drop that row.")
-    return Example(text, label, str(record.get("symbol") or ""), _parse_time(path, row, record.get("time")))
+    return Example(text, label, str(record.get("symbol") or ""), _parse_time(path, row, record.get("time")),
+                   _parse_return(path, row, record.get("forward_return")))
+
+
+def _parse_return(path: Path, row: int, value: Any) -> float | None:
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path} row {row}: forward_return {value!r} is not a number.") from exc
 
 
 def _parse_time(path: Path, row: int, value: Any) -> pd.Timestamp | None:

@@ -153,4 +153,27 @@ def evaluate_model(
         bull, bear = scorer.labels.index("bullish"), scorer.labels.index("bearish")
         result["directional"] = directional_metrics(probs[:, bull] - probs[:, bear],
                                                     np.asarray(returns, dtype=np.float64))
+        result["targets"] = seed_targets(result)
     return result
+
+
+#: The seed's targets for dated examples: (metric path, above this, or within [low, high]).
+SEED_TARGETS: dict[str, tuple[tuple[str, ...], float, float | None]] = {
+    "accuracy > 60 %": (("accuracy",), 0.60, None),
+    "profitable signals > 55 %": (("directional", "profitable_ratio"), 0.55, None),
+    "mean confidence 60-80 %": (("mean_confidence",), 0.60, 0.80),
+}
+
+
+def seed_targets(result: dict[str, Any]) -> dict[str, bool | None]:
+    """Whether ``result`` meets each of :data:`SEED_TARGETS` (None when the metric is missing)."""
+    met: dict[str, bool | None] = {}
+    for name, (path, low, high) in SEED_TARGETS.items():
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            met[name] = None
+        else:
+            met[name] = bool(value > low if high is None else low <= value <= high)
+    return met

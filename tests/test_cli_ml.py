@@ -12,6 +12,11 @@ from click.testing import CliRunner
 import engine.cli_ml  # noqa: F401  (registers the commands)
 from engine.cli import cli
 
+try:  # the shared tiny-model helpers live in test_model.py
+    from test_model import save_tiny, tokenizer_dir  # noqa: F401
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
+
 FPB = Path(__file__).resolve().parents[2] / "shared" / "data" / "fpb" / "fpb50_dev.csv"
 
 
@@ -55,6 +60,24 @@ def test_dataset_build_headline_mode_labels_each_headline_by_later_prices(tmp_pa
     assert bad.exit_code != 0 and "--data" in bad.output
 
 
+def test_bar_dataset_files_reload_to_the_prompts_scoring_uses(tmp_path):
+    from conftest import ChatMLStub
+
+    from feeds import load_prices
+    from signals_cache.datasets import load_labelled
+    from signals_cache.finetune import render_example
+    from signals_cache.prompts import bar_prompts, template_for
+
+    res = CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    examples = load_labelled(tmp_path / "test.jsonl")
+    template, tokenizer = template_for("bars"), ChatMLStub()
+    scored = bar_prompts(load_prices("sample:GOOG", None, None), "GOOG", template, tokenizer)
+    for example in examples[::50]:
+        assert example.text.count("\n") >= 5 and example.forward_return is not None
+        assert render_example(template, tokenizer, example.text, example.symbol) == scored[example.time]
+
+
 def test_dataset_build_needs_exactly_one_source(tmp_path):
     res = CliRunner().invoke(cli, ["dataset", "build", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "exactly one" in res.output
@@ -66,3 +89,19 @@ def test_dataset_build_phrasebank_stratified(tmp_path):
     assert res.exit_code == 0, res.output
     counts = json.loads((tmp_path / "report.json").read_text())["counts"]
     assert counts["test"]["total"] == 386 and counts["train"]["bearish"] == 386
+
+
+def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path, tokenizer_dir):  # noqa: F811
+    CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
+    rows = (tmp_path / "test.jsonl").read_text().splitlines()[:24]
+    (tmp_path / "few.jsonl").write_text("\n".join(rows) + "\n")
+    tiny = save_tiny(tmp_path / "tiny", tokenizer_dir)
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "few.jsonl"), "--model",
+                                   str(tiny), "--template", "bars-v2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    assert result["n"] == 24 and set(result["base"]["directional"]) >= {"hit_rate", "profitable_ratio"}
+    assert set(result["base"]["targets"]) == {"accuracy > 60 %", "profitable signals > 55 %",
+                                              "mean confidence 60-80 %"}
+    assert "target: profitable signals > 55 %" in res.output and "hit_rate" in res.output

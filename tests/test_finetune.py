@@ -129,6 +129,15 @@ def test_one_hot_correct_probs_have_zero_brier_and_full_scores() -> None:
     assert worst["brier"] == 2.0 and worst["ece"] == 1.0
 
 
+def test_seed_targets_met_missed_and_missing() -> None:
+    from signals_cache.evaluate import seed_targets
+
+    result = {"accuracy": 0.61, "mean_confidence": 0.85, "directional": {"profitable_ratio": 0.55}}
+    assert seed_targets(result) == {"accuracy > 60 %": True, "profitable signals > 55 %": False,
+                                    "mean confidence 60-80 %": False}
+    assert seed_targets({"accuracy": 0.5, "mean_confidence": 0.7})["profitable signals > 55 %"] is None
+
+
 def test_directional_metrics() -> None:
     scores = np.array([0.5, -0.2, 0.3, 0.0, -0.4, 0.1])
     rets = np.array([0.01, -0.02, -0.01, 0.05, 0.0, np.nan])
