@@ -225,9 +225,7 @@ def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: in
     import tempfile
 
     from signals_cache.bench_train import TrainBench, bench_train, save_random_model
-    from signals_cache.model import ModelSpec, _local_source
 
-    tokenizer = tokenizer or _local_source(ModelSpec())
     bench = TrainBench(n_prompts=n, steps=steps, batch_size=batch_size, device=device)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:

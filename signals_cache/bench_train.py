@@ -21,7 +21,7 @@ import numpy as np
 
 from feeds.base import ConfigError, unknown_name_error
 from signals_cache.finetune import keep_cpu_4bit_trainable
-from signals_cache.model import ModelSpec, load_model
+from signals_cache.model import ModelSpec, load_model, load_tokenizer
 
 #: Named shapes: (model_type, config fields). Vocabulary and special tokens come from the tokenizer.
 SHAPES: dict[str, tuple[str, dict[str, int]]] = {
@@ -57,9 +57,10 @@ def synthetic_headlines(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-def save_random_model(shape: str, out: str | Path, tokenizer: str | Path, *, seed: int = 0,
-                      device: str = "cpu") -> Path:
-    """Save a model of ``shape`` with random bf16 weights, plus ``tokenizer``'s files, to ``out``.
+def save_random_model(shape: str, out: str | Path, tokenizer: str | Path | None = None, *,
+                      seed: int = 0, device: str = "cpu") -> Path:
+    """Save a model of ``shape`` with random bf16 weights, plus the tokenizer of the folder
+    ``tokenizer`` (default: the embedded model's), to ``out``.
 
     Raises:
         ConfigError: unknown shape (the message lists the known ones).
@@ -70,7 +71,10 @@ def save_random_model(shape: str, out: str | Path, tokenizer: str | Path, *, see
     if shape not in SHAPES:
         raise unknown_name_error("--shape", shape, SHAPES, cls=ConfigError)
     model_type, fields = SHAPES[shape]
-    tok = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=False)
+    if tokenizer is None:
+        tok = load_tokenizer(ModelSpec())
+    else:
+        tok = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=False)
     config = AutoConfig.for_model(model_type, vocab_size=len(tok), max_position_embeddings=4096,
                                   tie_word_embeddings=shape.startswith("tiny"),
                                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
