@@ -10,6 +10,25 @@ import click
 from engine.cli import cli
 
 
+def _label_map(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """``--label-map pos=bullish`` pairs as a dict (None when none are given)."""
+    from feeds.base import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--label-map {pair!r} must look like name=label, e.g. pos=bullish")
+        out[key.strip()] = value.strip().lower()
+    return out or None
+
+
+label_map_option = click.option(
+    "--label-map", "label_map", multiple=True, metavar="NAME=LABEL",
+    help="Extra label synonym, repeatable, e.g. --label-map pos=bullish (positive/negative/"
+    "neutral and bullish/bearish/neutral are known).")
+
+
 def _print_report(report: dict) -> None:
     for split, counts in report["counts"].items():
         click.echo(f"{split:<6} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
@@ -49,8 +68,9 @@ def dataset() -> None:
 @click.option("--rebalance", is_flag=True, help="Oversample minority labels in train.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the stratified split (corpus).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@label_map_option
 def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalance, seed,
-                  out) -> None:
+                  out, label_map) -> None:
     """Build train/val/test JSONL (plain, ChatML and Alpaca) and a quality report.
 
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
@@ -77,7 +97,8 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
             template = template_for("bars")
         splits = ds.time_split(examples, embargo=horizon if embargo is None else embargo)
     else:
-        splits = ds.stratified_split(ds.load_labelled(corpus), seed=seed)
+        splits = ds.stratified_split(ds.load_labelled(corpus, label_map=_label_map(label_map)),
+                                     seed=seed)
         template = template_for("headlines")
     if rebalance:
         splits["train"] = ds.rebalance(splits["train"], seed=seed)
@@ -110,8 +131,21 @@ def _train_options(func):
         click.option("--model", default="smollm2-135m", show_default=True, help="Base model to adapt."),
         click.option("--method", default=T.method, show_default=True,
                      help="lora, qlora (4-bit base) or prefix."),
-        click.option("--r", "r", default=T.r, show_default=True, help="LoRA rank."),
+        click.option("--r", "r", default=T.r, show_default=True,
+                     help="LoRA rank (prefix tuning: virtual tokens)."),
         click.option("--alpha", default=T.alpha, show_default=True, help="LoRA alpha."),
+        click.option("--dropout", default=T.dropout, show_default=True, help="LoRA dropout."),
+        click.option("--target-modules", default=T.target_modules, show_default=True,
+                     help="all-linear, or comma-separated module names, e.g. q_proj,v_proj."),
+        click.option("--warmup-ratio", default=T.warmup_ratio, show_default=True,
+                     help="Share of the steps spent warming the learning rate up."),
+        click.option("--weight-decay", default=T.weight_decay, show_default=True,
+                     help="AdamW weight decay."),
+        click.option("--max-length", default=T.max_length, show_default=True,
+                     help="Longest token sequence; longer prompts lose their start."),
+        click.option("--early-stopping-patience", default=T.early_stopping_patience,
+                     show_default=True, help="Validations without improvement before stopping "
+                     "(0 = never stop early)."),
         click.option("--lr", default=T.lr, show_default=True,
                      help="Peak learning rate (AdamW); 2e-4 suits 7B models."),
         click.option("--epochs", default=T.epochs, show_default=True,
@@ -146,8 +180,10 @@ def _train_options(func):
               help="Continue training this adapter (incremental; use a lower --lr).")
 @click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
               help="Write TensorBoard scalars (train/loss, train/lr, val/loss) here.")
+@label_map_option
 @_train_options
-def finetune(data, val_file, out, resume_adapter, tensorboard_dir, model, seed, **train) -> None:
+def finetune(data, val_file, out, resume_adapter, tensorboard_dir, label_map, model, seed,
+             **train) -> None:
     """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
 
     Example: bt finetune --data train.csv --out adapters/fpb
@@ -157,9 +193,10 @@ def finetune(data, val_file, out, resume_adapter, tensorboard_dir, model, seed, 
     from signals_cache.finetune import finetune as run_finetune
     from signals_cache.model import ModelSpec
 
-    examples = load_labelled(data)
+    mapping = _label_map(label_map)
+    examples = load_labelled(data, label_map=mapping)
     if val_file:
-        splits = {"train": examples, "val": load_labelled(val_file)}
+        splits = {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
     else:
         splits = stratified_split(examples, val=0.1, test=0.0, seed=seed)
     cfg = TrainConfig(seed=seed, **train)
@@ -179,7 +216,8 @@ def finetune(data, val_file, out, resume_adapter, tensorboard_dir, model, seed, 
 @click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
 @click.option("--no-base", is_flag=True, help="With --adapter, skip evaluating the base model.")
-def evaluate(data, model, adapter, template, batch_size, json_out, no_base) -> None:
+@label_map_option
+def evaluate(data, model, adapter, template, batch_size, json_out, no_base, label_map) -> None:
     """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), items/s.
 
     Example: bt evaluate --data test.csv --adapter adapters/fpb --json out/eval.json
@@ -188,7 +226,7 @@ def evaluate(data, model, adapter, template, batch_size, json_out, no_base) -> N
     from signals_cache.evaluate import evaluate_model
     from signals_cache.model import ModelSpec
 
-    examples = load_labelled(data)
+    examples = load_labelled(data, label_map=_label_map(label_map))
     runs = {}
     if adapter is None or not no_base:
         runs["base"] = evaluate_model(examples, ModelSpec(base=model), template=template,

@@ -105,3 +105,26 @@ def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path,
     assert set(result["base"]["targets"]) == {"accuracy > 60 %", "profitable signals > 55 %",
                                               "mean confidence 60-80 %"}
     assert "target: profitable signals > 55 %" in res.output and "hit_rate" in res.output
+
+
+def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_path, tokenizer_dir):  # noqa: F811
+    rows = ["label,text"] + [f"{lab},{text} {i}" for i in range(4) for lab, text in (
+        ("pos", "Profit soars on record sales"), ("neg", "Loss widens as sales collapse"),
+        ("neutral", "Board meets on Tuesday"))]
+    data = tmp_path / "own.csv"
+    data.write_text("\n".join(rows) + "\n")
+    tiny = save_tiny(tmp_path / "tiny", tokenizer_dir)
+    args = ["finetune", "--data", str(data), "--out", str(tmp_path / "a"), "--model", str(tiny),
+            "--max-steps", "2", "--batch-size", "4", "--target-modules", "q_proj,v_proj",
+            "--dropout", "0", "--warmup-ratio", "0", "--max-length", "200",
+            "--early-stopping-patience", "0", "--label-map", "pos=bullish", "--label-map", "neg=bearish"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == {"q_proj", "v_proj"} and config["lora_dropout"] == 0
+    meta = json.loads((tmp_path / "a" / "llmbt_adapter.json").read_text())
+    assert meta["hyperparameters"]["max_length"] == 200 and meta["metrics"]["steps"] == 2
+    no_map = CliRunner().invoke(cli, args[:5] + ["--model", str(tiny)])
+    assert no_map.exit_code != 0 and "unknown label 'pos'" in no_map.output
+    bad = CliRunner().invoke(cli, args[:-4] + ["--label-map", "pos:bullish"])
+    assert bad.exit_code != 0 and "name=label" in bad.output
