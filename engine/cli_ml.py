@@ -123,47 +123,38 @@ def dataset_check(files: tuple[str, ...]) -> None:
     _print_report(quality_report(splits))
 
 
-def _train_options(func):
-    """Training flags; their defaults are :class:`TrainConfig`'s (one source)."""
-    from signals_cache.finetune import TrainConfig as T
+#: Help of each training flag; flag names and defaults come from :class:`TrainConfig`'s fields.
+TRAIN_FLAG_HELP: dict[str, str] = {
+    "method": "lora, qlora (4-bit base) or prefix.",
+    "r": "LoRA rank (prefix tuning: virtual tokens).",
+    "alpha": "LoRA alpha.",
+    "dropout": "LoRA dropout.",
+    "target_modules": "all-linear, or comma-separated module names, e.g. q_proj,v_proj.",
+    "top_layers": "LoRA on the last N layers only (faster backward; 0 = all layers).",
+    "lr": "Peak learning rate (AdamW); 2e-4 suits 7B models.",
+    "warmup_ratio": "Share of the steps spent warming the learning rate up.",
+    "schedule": "cosine or linear decay.",
+    "weight_decay": "AdamW weight decay.",
+    "epochs": "Passes over the training set (with --max-steps 0).",
+    "max_steps": "Stop after this many optimizer steps (0 = by --epochs).",
+    "batch_size": "Examples per step.",
+    "grad_accum": "Gradient accumulation steps.",
+    "max_length": "Longest token sequence; longer prompts lose their start.",
+    "eval_every": "Validate every N steps.",
+    "early_stopping_patience": "Validations without improvement before stopping (0 = never).",
+    "seed": "Seed of split, init and order.",
+    "template": "Prompt template (the one scoring will use).",
+}
 
-    opts = [
-        click.option("--model", default="smollm2-135m", show_default=True, help="Base model to adapt."),
-        click.option("--method", default=T.method, show_default=True,
-                     help="lora, qlora (4-bit base) or prefix."),
-        click.option("--r", "r", default=T.r, show_default=True,
-                     help="LoRA rank (prefix tuning: virtual tokens)."),
-        click.option("--alpha", default=T.alpha, show_default=True, help="LoRA alpha."),
-        click.option("--dropout", default=T.dropout, show_default=True, help="LoRA dropout."),
-        click.option("--target-modules", default=T.target_modules, show_default=True,
-                     help="all-linear, or comma-separated module names, e.g. q_proj,v_proj."),
-        click.option("--warmup-ratio", default=T.warmup_ratio, show_default=True,
-                     help="Share of the steps spent warming the learning rate up."),
-        click.option("--weight-decay", default=T.weight_decay, show_default=True,
-                     help="AdamW weight decay."),
-        click.option("--max-length", default=T.max_length, show_default=True,
-                     help="Longest token sequence; longer prompts lose their start."),
-        click.option("--early-stopping-patience", default=T.early_stopping_patience,
-                     show_default=True, help="Validations without improvement before stopping "
-                     "(0 = never stop early)."),
-        click.option("--lr", default=T.lr, show_default=True,
-                     help="Peak learning rate (AdamW); 2e-4 suits 7B models."),
-        click.option("--epochs", default=T.epochs, show_default=True,
-                     help="Passes over the training set (with --max-steps 0)."),
-        click.option("--max-steps", default=T.max_steps, show_default=True,
-                     help="Stop after this many optimizer steps (0 = by --epochs)."),
-        click.option("--batch-size", default=T.batch_size, show_default=True, help="Examples per step."),
-        click.option("--grad-accum", default=T.grad_accum, show_default=True,
-                     help="Gradient accumulation steps."),
-        click.option("--schedule", default=T.schedule, show_default=True, help="cosine or linear decay."),
-        click.option("--eval-every", default=T.eval_every, show_default=True,
-                     help="Validate every N steps."),
-        click.option("--seed", default=T.seed, show_default=True, help="Seed of split, init and order."),
-        click.option("--top-layers", default=T.top_layers, show_default=True,
-                     help="LoRA on the last N layers only (faster backward; 0 = all layers)."),
-        click.option("--template", default=T.template, show_default=True,
-                     help="Prompt template (the one scoring will use)."),
-    ]
+
+def _train_options(func):
+    """``--model`` and one flag per :class:`TrainConfig` field (its default shown)."""
+    from signals_cache.finetune import TrainConfig
+
+    opts = [click.option("--model", default="smollm2-135m", show_default=True,
+                         help="Base model to adapt.")]
+    opts += [click.option("--" + name.replace("_", "-"), name, default=getattr(TrainConfig, name),
+                          show_default=True, help=text) for name, text in TRAIN_FLAG_HELP.items()]
     for opt in reversed(opts):
         func = opt(func)
     return func

@@ -128,3 +128,16 @@ def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_pat
     assert no_map.exit_code != 0 and "unknown label 'pos'" in no_map.output
     bad = CliRunner().invoke(cli, args[:-4] + ["--label-map", "pos:bullish"])
     assert bad.exit_code != 0 and "name=label" in bad.output
+
+
+def test_every_train_config_field_has_a_finetune_flag_with_its_default():
+    import dataclasses
+
+    from engine.cli_ml import TRAIN_FLAG_HELP
+    from signals_cache.finetune import TrainConfig
+
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(TRAIN_FLAG_HELP)
+    help_text = CliRunner().invoke(cli, ["finetune", "--help"], terminal_width=200).output
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in help_text
+    assert "[default: 600]" in help_text and "[default: 12]" in help_text
