@@ -244,7 +244,8 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     the training and validation examples, the hyper-parameters and the parent adapter; an
     adapter is written to a temporary folder and renamed when complete.
     """
-    from signals_cache.finetune import META_FILE, dataset_hash, finetune
+    from signals_cache.encoding import dataset_hash
+    from signals_cache.finetune import META_FILE, finetune
     from signals_cache.model import ModelSpec, base_fingerprint
 
     spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization)
@@ -277,8 +278,8 @@ def _test_model(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, test_e
 
 def signal_quality_frame(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-bar scores of ``run_cfg``'s model on labelled ``examples`` and their quality metrics."""
+    from signals_cache.encoding import render_example
     from signals_cache.evaluate import classification_metrics, directional_metrics
-    from signals_cache.finetune import render_example
     from signals_cache.labels import LABELS
     from signals_cache.model import ModelSpec, load_tokenizer
     from signals_cache.prompts import template_for

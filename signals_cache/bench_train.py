@@ -128,7 +128,7 @@ def bench_variant(folder: str | Path, quantization: str, bench: TrainBench) -> d
 
 
 def _bench_scoring(loaded: Any, bench: TrainBench) -> dict[str, Any]:
-    from signals_cache.finetune import render_example
+    from signals_cache.encoding import render_example
     from signals_cache.prompts import get_template
     from signals_cache.scoring import LabelScorer
 
@@ -152,8 +152,10 @@ def _bench_scoring(loaded: Any, bench: TrainBench) -> dict[str, Any]:
 def _bench_training(loaded: Any, bench: TrainBench) -> dict[str, Any]:
     import torch
 
-    from signals_cache.finetune import TrainConfig, collate, encode_examples, train_step, wrap_trainable
+    from signals_cache.encoding import collate, encode_examples
+    from signals_cache.finetune import TrainConfig, wrap_trainable
     from signals_cache.prompts import get_template
+    from signals_cache.training import train_step
 
     cfg = TrainConfig(r=bench.r, alpha=2 * bench.r, dropout=0.0, batch_size=bench.batch_size)
     model = wrap_trainable(loaded.model, cfg)

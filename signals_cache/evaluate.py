@@ -131,7 +131,7 @@ def evaluate_model(
     has a ``forward_return``, also ``directional`` (:func:`directional_metrics` of
     P(bullish) − P(bearish)).
     """
-    from signals_cache.finetune import example_fields, render_example
+    from signals_cache.encoding import example_fields, render_example
     from signals_cache.model import load_model
     from signals_cache.prompts import get_template
     from signals_cache.scoring import LabelScorer

@@ -65,7 +65,7 @@ def test_bar_dataset_files_reload_to_the_prompts_scoring_uses(tmp_path):
 
     from feeds import load_prices
     from signals_cache.datasets import load_labelled
-    from signals_cache.finetune import render_example
+    from signals_cache.encoding import render_example
     from signals_cache.prompts import bar_prompts, template_for
 
     res = CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])

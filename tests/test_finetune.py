@@ -12,21 +12,14 @@ import numpy as np
 import pytest
 
 from feeds.base import ConfigError
+from signals_cache.encoding import collate, dataset_hash, encode_examples, render_example
 from signals_cache.evaluate import (
     classification_metrics,
     directional_metrics,
     evaluate_model,
     expected_calibration_error,
 )
-from signals_cache.finetune import (
-    META_FILE,
-    TrainConfig,
-    collate,
-    dataset_hash,
-    encode_examples,
-    finetune,
-    render_example,
-)
+from signals_cache.finetune import META_FILE, TrainConfig, finetune
 from signals_cache.model import ModelSpec, base_fingerprint, load_model, load_tokenizer
 from signals_cache.prompts import get_template
 from signals_cache.scoring import LabelScorer
@@ -370,7 +363,7 @@ def test_bar_training_prompts_equal_the_backtest_prompts(goog, version: str) -> 
     """Training and scoring see the very same text: bar features keep their line breaks."""
     from conftest import ChatMLStub
 
-    from signals_cache.finetune import example_fields, render_example
+    from signals_cache.encoding import example_fields, render_example
     from signals_cache.labelling import bar_examples
     from signals_cache.prompts import bar_prompts
 

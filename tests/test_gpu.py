@@ -11,7 +11,8 @@ import pytest
 
 from feeds.base import ConfigError
 from signals_cache.bench_train import TrainBench, bench_train, save_random_model, synthetic_headlines
-from signals_cache.finetune import TrainConfig, finetune, render_example
+from signals_cache.encoding import render_example
+from signals_cache.finetune import TrainConfig, finetune
 from signals_cache.model import ModelSpec, load_model
 from signals_cache.prompts import get_template
 from signals_cache.scoring import LabelScorer

@@ -1,0 +1,108 @@
+"""Training examples as the model sees them: canonical fields, the rendered prompt (the very text
+scoring uses), token ids with the answer's start, and right-padded batches whose labels cover
+only the answer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from feeds.base import ConfigError, LlmbtError
+from signals_cache.prompts import PromptTemplate, answer_text, render
+
+#: Symbol rendered for examples without one.
+NO_SYMBOL = "n/a"
+
+
+def text_fields(template: PromptTemplate) -> list[str]:
+    """The template's placeholders besides ``symbol`` (a training template has exactly one)."""
+    return sorted(template.fields - {"symbol"})
+
+
+def example_fields(example: Any) -> tuple[str, str, str]:
+    """(text, canonical label, symbol) of an object with ``.text``/``.label`` (``.symbol``)
+    or of a ``(text, label)`` / ``(text, label, symbol)`` tuple. Runs of spaces in the text are
+    collapsed; line breaks (bar features are one per line) are kept."""
+    if isinstance(example, tuple | list):
+        if len(example) not in (2, 3):
+            raise LlmbtError(f"example {example!r} must be (text, label) or (text, label, symbol).")
+        text, label, symbol = (*example, "")[:3]
+    else:
+        text, label = example.text, example.label
+        symbol = getattr(example, "symbol", "") or ""
+    if not isinstance(text, str) or not text.strip():
+        raise LlmbtError(f"example text {text!r} is empty; drop that example.")
+    lines = (" ".join(line.split()) for line in text.strip().splitlines())
+    return "\n".join(x for x in lines if x), answer_text(label), str(symbol).strip() or NO_SYMBOL
+
+
+def render_example(template: PromptTemplate, tokenizer: Any, text: str, symbol: str) -> str:
+    """The prompt of one example (the same text at training and at evaluation)."""
+    (field,) = text_fields(template)
+    return render(template, tokenizer, symbol=symbol, **{field: text})
+
+
+def dataset_hash(examples: Iterable[Any]) -> str:
+    """sha256 of the examples' (text, label, symbol), in order."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps(example_fields(ex), ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass
+class _Encoded:
+    """Token ids (int32) per example and where its answer starts (memory-light: no texts)."""
+
+    ids: list[np.ndarray]
+    answer_start: list[int]
+    truncated: int
+
+
+def encode_examples(
+    examples: Sequence[Any], tokenizer: Any, template: PromptTemplate, max_length: int
+) -> _Encoded:
+    """Tokenize prompt + answer + eos. A sequence longer than ``max_length`` loses tokens from
+    the start of its prompt (the answer is always kept)."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise LlmbtError("the tokenizer has no eos token; cannot mark the end of the answer.")
+    ids, starts, truncated, prompts = [], [], 0, {}
+    for ex in examples:
+        text, label, symbol = example_fields(ex)
+        key = (text, symbol)
+        if key not in prompts:
+            prompts = {} if len(prompts) > 4096 else prompts
+            prompt = render_example(template, tokenizer, text, symbol)
+            prompts[key] = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = prompts[key]
+        answer = tokenizer(label, add_special_tokens=False)["input_ids"] + [eos]
+        keep = max_length - len(answer)
+        if keep < 1:
+            raise ConfigError(f"--max-length {max_length} is shorter than the answer; raise it.")
+        if len(prompt_ids) > keep:
+            prompt_ids, truncated = prompt_ids[-keep:], truncated + 1
+        ids.append(np.asarray(list(prompt_ids) + answer, dtype=np.int32))
+        starts.append(len(prompt_ids))
+    return _Encoded(ids, starts, truncated)
+
+
+def collate(enc: _Encoded, rows: Sequence[int], pad_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 off the answer)."""
+    import torch
+
+    width = max(len(enc.ids[i]) for i in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for row, i in enumerate(rows):
+        seq = torch.from_numpy(enc.ids[i].astype(np.int64))
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+        labels[row, enc.answer_start[i] : len(seq)] = seq[enc.answer_start[i] :]
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
