@@ -188,13 +188,12 @@ def _check_resume(spec: ModelSpec, adapter: str) -> None:
                          f"(fingerprint {wanted}); pass that base as --model.")
 
 
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
+def _versions(method: str) -> dict[str, str]:
+    """Library versions behind the adapter (bitsandbytes too for a 4-bit QLoRA base)."""
+    from importlib.metadata import version
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__}
+    names = ("torch", "transformers", "peft") + (("bitsandbytes",) if method == "qlora" else ())
+    return {name: version(name) for name in names}
 
 
 def finetune(
@@ -264,7 +263,7 @@ def finetune(
         "truncated": {"train": train.truncated, "val": val.truncated},
         "resumed_from": str(resume_adapter) if resume_adapter is not None else None,
         "metrics": metrics,
-        "versions": _versions(),
+        "versions": _versions(cfg.method),
         "hyperparameters": cfg.to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -71,6 +71,7 @@ def test_cpu_qlora_trains_after_a_validation_pass(random_model: Path, tmp_path: 
     meta = finetune(examples, examples[:4], ModelSpec(base=str(random_model), device="cpu"),
                     tmp_path / "qlora", cfg, progress=False)
     assert [step for step, _ in meta["metrics"]["val_history"]] == [2, 4]
+    assert meta["versions"]["bitsandbytes"]  # the 4-bit base's library is recorded
 
 
 def test_unknown_shape_lists_the_known_ones(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
@@ -107,6 +108,7 @@ def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -
     meta = finetune(toy_examples(3), toy_examples(1), spec, tmp_path / "qlora", cfg, progress=False)
     curve = meta["metrics"]["train_loss"]
     assert meta["method"] == "qlora" and meta["metrics"]["steps"] == 20
+    assert set(meta["versions"]) == {"torch", "transformers", "peft", "bitsandbytes"}
     assert curve["mean_last_10pct"] < 0.7 * curve["mean_first_10pct"]
     adapted = ModelSpec(base=str(tiny), device="cuda", quantization="4bit",
                         adapter=str(tmp_path / "qlora"))
