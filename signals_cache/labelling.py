@@ -10,7 +10,6 @@ inside the training window. Split them with :func:`signals_cache.datasets.time_s
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,12 +51,13 @@ def bar_examples(
     keep = valid_mask(features) & forward.notna()
     if not keep.any():
         raise DataError(f"no bar of {symbol} has features and a full {horizon}-bar horizon.")
-    lower, upper = _thresholds(prices, forward, keep, horizon, train_end, method, q, k)
-    labels = np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
+    pos = np.flatnonzero(keep.to_numpy())
+    returns = forward.to_numpy()[pos]
+    labels = _labels(prices, returns, pos + 1, pos + horizon, prices.index[pos],
+                     (horizon, train_end, method, q, k))
     return [
-        Example(format_features(features.loc[t]), str(labels[i]), symbol, t, float(forward.iloc[i]))
-        for i, t in enumerate(prices.index)
-        if keep.iloc[i]
+        Example(format_features(features.loc[t]), str(label), symbol, t, float(r))
+        for t, label, r in zip(prices.index[pos], labels, returns, strict=True)
     ]
 
 
@@ -91,30 +91,36 @@ def headline_examples(
                         f"({prices.index[0]} .. {prices.index[-1]}); check --news and --data.")
     entry, exit_, kept = entry[ok], exit_[ok], news[ok].reset_index(drop=True)
     forward = prices["close"].to_numpy()[exit_] / prices["open"].to_numpy()[entry] - 1.0
-    lower, upper = _headline_thresholds(prices, forward, entry, exit_, horizon,
-                                        (train_end, method, q, k))
-    labels = np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
+    ends = prices.index[exit_]
+    labels = _labels(prices, forward, entry, exit_, ends.sort_values(),
+                     (horizon, train_end, method, q, k))
     return [Example(row.headline, str(labels[i]), row.symbol, row.timestamp, float(forward[i]),
-                    prices.index[exit_[i]]) for i, row in enumerate(kept.itertuples())]
+                    ends[i]) for i, row in enumerate(kept.itertuples())]
 
 
-def _headline_thresholds(
-    prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_: np.ndarray, horizon: int,
-    rule: tuple[str | pd.Timestamp | None, str, tuple[float, float], float],
-) -> tuple[Any, Any]:
-    """Lower and upper thresholds (scalars, or per-headline arrays for ``vol``); ``rule`` is
-    ``(train_end, method, q, k)``."""
-    train_end, method, q, k = rule
+def _labels(prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_: np.ndarray,
+            anchor: pd.DatetimeIndex,
+            rule: tuple[int, str | pd.Timestamp | None, str, tuple[float, float], float],
+            ) -> np.ndarray:
+    """bullish / bearish / neutral of each forward return (held from bar ``entry`` to ``exit_``).
+
+    ``rule`` is ``(horizon, train_end, method, q, k)``. ``vol``: ``±k`` × the trailing
+    close-return volatility at bar ``entry - 1`` × ``sqrt(horizon)``. ``quantile``: the ``q``
+    quantiles of the returns whose window ends by ``train_end`` (default: the time at 70 % of
+    ``anchor``, sorted times of the examples)."""
+    horizon, train_end, method, q, k = rule
     if method == "vol":
         sigma = prices["close"].pct_change().rolling(VOL_WINDOW).std().to_numpy()
-        known = sigma[np.maximum(entry - 1, 0)] * math.sqrt(horizon)
-        return -k * known, k * known
-    ends = prices.index[exit_]
-    end = _train_end(ends.sort_values(), train_end)  # default: 70 % of the windows end by it
-    fit = forward[np.asarray(ends <= end)]
-    if fit.size == 0:
-        raise DataError(f"no headline's forward window ends by train_end {end}; move it later.")
-    return float(np.quantile(fit, q[0])), float(np.quantile(fit, q[1]))
+        band = sigma[np.maximum(entry - 1, 0)] * math.sqrt(horizon)
+        lower, upper = -k * band, k * band
+    else:
+        end = _train_end(anchor, train_end)
+        fit = forward[np.asarray(prices.index[exit_] <= end)]
+        if fit.size == 0:
+            raise DataError(f"no example's {horizon}-bar forward window ends by train_end {end}; "
+                            "move it later.")
+        lower, upper = float(np.quantile(fit, q[0])), float(np.quantile(fit, q[1]))
+    return np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
 
 
 def _check_bar_args(horizon: int, method: str, q: tuple[float, float]) -> None:
@@ -124,22 +130,6 @@ def _check_bar_args(horizon: int, method: str, q: tuple[float, float]) -> None:
         raise unknown_name_error("label method", method, BAR_METHODS, cls=ConfigError)
     if not (len(q) == 2 and 0 < q[0] < q[1] < 1):
         raise ConfigError(f"q must be two quantiles with 0 < lower < upper < 1, got {q!r}.")
-
-
-def _thresholds(
-    prices: pd.DataFrame, forward: pd.Series, keep: pd.Series, horizon: int,
-    train_end: str | pd.Timestamp | None, method: str, q: tuple[float, float], k: float,
-) -> tuple[Any, Any]:
-    """Lower and upper thresholds (scalars, or per-bar series for ``vol``)."""
-    if method == "vol":
-        sigma = prices["close"].pct_change().rolling(VOL_WINDOW).std() * math.sqrt(horizon)
-        return -k * sigma, k * sigma
-    end = _train_end(prices.index[keep.to_numpy()], train_end)
-    window_end = pd.Series(prices.index, index=prices.index).shift(-horizon)
-    fit = forward[keep & (window_end <= end)]
-    if fit.empty:
-        raise DataError(f"no bar's {horizon}-bar forward window ends by train_end {end}; move it later.")
-    return float(fit.quantile(q[0])), float(fit.quantile(q[1]))
 
 
 def _train_end(times: pd.DatetimeIndex, train_end: str | pd.Timestamp | None) -> pd.Timestamp:
