@@ -134,8 +134,7 @@ def _make_example(path: Path, row: int, record: dict[str, Any], aliases: dict[st
             f"{path} row {row}: unknown label {raw_label!r}.{did_you_mean(str(raw_label), aliases)} "
             f"Accepted labels: {', '.join(sorted(aliases))}; pass label_map to map others."
         )
-    lines = (" ".join(line.split()) for line in str(record.get("text") or "").splitlines())
-    text = "\n".join(line for line in lines if line)  # bar features keep one line each
+    text = tidy_text(str(record.get("text") or ""))
     if not text:
         raise DataError(f"{path} row {row}: empty text; drop that row.")
     return Example(text, label, str(record.get("symbol") or ""), _parse_time(path, row, record.get("time")),
@@ -158,6 +157,13 @@ def _parse_time(path: Path, row: int, value: Any) -> pd.Timestamp | None:
         return pd.to_datetime(value, utc=True)
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path} row {row}: bad time {value!r}; use ISO 8601 (2024-01-31T14:30Z).") from exc
+
+
+def tidy_text(text: str) -> str:
+    """``text`` with runs of spaces collapsed and blank lines dropped; line breaks are kept
+    (bar features are one per line), so a prompt reads the same after a JSONL round trip."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def normalise_text(text: str) -> str:

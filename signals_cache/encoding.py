@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from feeds.base import ConfigError, LlmbtError
+from signals_cache.datasets import tidy_text
 from signals_cache.prompts import PromptTemplate, answer_text, render
 
 #: Symbol rendered for examples without one.
@@ -37,8 +38,7 @@ def example_fields(example: Any) -> tuple[str, str, str]:
         symbol = getattr(example, "symbol", "") or ""
     if not isinstance(text, str) or not text.strip():
         raise LlmbtError(f"example text {text!r} is empty; drop that example.")
-    lines = (" ".join(line.split()) for line in text.strip().splitlines())
-    return "\n".join(x for x in lines if x), answer_text(label), str(symbol).strip() or NO_SYMBOL
+    return tidy_text(text), answer_text(label), str(symbol).strip() or NO_SYMBOL
 
 
 def render_example(template: PromptTemplate, tokenizer: Any, text: str, symbol: str) -> str:

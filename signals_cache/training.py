@@ -100,13 +100,14 @@ def _summary(losses: list[float]) -> dict[str, Any]:
 
 
 def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
-         progress: bool, log: Callable[[str, float, int], None] | None = None) -> dict[str, Any]:
+        progress: bool, log: Callable[[str, float, int], None] | None = None) -> dict[str, Any]:
     """The training loop: AdamW + schedule, validation every ``cfg.eval_every`` steps, early
     stopping; the best adapter weights by validation loss are restored. ``log(tag, value, step)``
     receives ``train/loss``, ``train/lr`` and ``val/loss``. Returns the metrics."""
-    log = log or (lambda tag, value, step: None)
     import torch
     from transformers import get_scheduler
+
+    log = log or (lambda tag, value, step: None)
 
     steps_per_epoch = math.ceil(len(train.ids) / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
