@@ -229,19 +229,12 @@ def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: in
     bench = TrainBench(n_prompts=n, steps=steps, batch_size=batch_size, device=device)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
-        maker = "cuda" if device != "cpu" and _cuda() else "cpu"
-        folder = save_random_model(shape, Path(tmp) / shape, tokenizer, device=maker)
+        folder = save_random_model(shape, Path(tmp) / shape, tokenizer, device=device)
         for row in bench_train(folder, bench, [q.strip() for q in quantizations.split(",")]):
             rows.append(row)
             click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
             if json_out:  # rewritten per row: a long run keeps what it measured
                 Path(json_out).write_text(json.dumps({"shape": shape, "rows": rows}, indent=2))
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _fmt(value: object) -> str:

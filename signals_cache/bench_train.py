@@ -60,7 +60,8 @@ def synthetic_headlines(n: int, seed: int = 0) -> list[tuple[str, str]]:
 def save_random_model(shape: str, out: str | Path, tokenizer: str | Path | None = None, *,
                       seed: int = 0, device: str = "cpu") -> Path:
     """Save a model of ``shape`` with random bf16 weights, plus the tokenizer of the folder
-    ``tokenizer`` (default: the embedded model's), to ``out``.
+    ``tokenizer`` (default: the embedded model's), to ``out``. The weights are drawn on CUDA
+    when ``device`` is not ``cpu`` and a GPU is present (a 7B init takes seconds there).
 
     Raises:
         ConfigError: unknown shape (the message lists the known ones).
@@ -79,6 +80,7 @@ def save_random_model(shape: str, out: str | Path, tokenizer: str | Path | None 
                                   tie_word_embeddings=shape.startswith("tiny"),
                                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                                   bos_token_id=tok.bos_token_id, **fields)
+    device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
