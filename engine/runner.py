@@ -20,7 +20,7 @@ from engine.analyzers import EquityCurve, TradeLog
 from engine.config import RunConfig
 from feeds import load_prices
 from strategies.base import SignalStrategy
-from strategies.registry import check_params, get_strategy
+from strategies.registry import check_bars, check_params, get_strategy
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -85,6 +85,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
     params = check_params(cls, dict(config.params))
+    check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy):
         if history is None:
