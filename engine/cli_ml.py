@@ -78,7 +78,7 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
     from feeds import load_news, load_prices
     from feeds.base import ConfigError
     from signals_cache import datasets as ds
-    from signals_cache.labelling import bar_examples, headline_examples
+    from signals_cache.labelling import bar_examples, fit_on_train, headline_examples
     from signals_cache.prompts import template_for
     from strategies.llm_sentiment import symbol_of
 
@@ -96,6 +96,8 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
             examples = bar_examples(prices, symbol=symbol, horizon=horizon, method=method)
             template = template_for("bars")
         splits = ds.time_split(examples, embargo=horizon if embargo is None else embargo)
+        if method == "quantile":  # thresholds from the train block only (not val or test)
+            splits = fit_on_train(splits)
     else:
         splits = ds.stratified_split(ds.load_labelled(corpus, label_map=_label_map(label_map)),
                                      seed=seed)
