@@ -83,6 +83,10 @@ class WalkForwardConfig:
             raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
         if self.run.mode != "bars":
             raise ConfigError("walk-forward fine-tunes on bar prompts; use --mode bars.")
+        if self.run.adapter:  # it would score the base arm, and may have seen the test windows
+            raise ConfigError(f"--adapter {self.run.adapter!r}: bt walkforward trains its own adapter "
+                              "per fold and compares it with the plain base model; drop --adapter, "
+                              "or compare that adapter with bt compare --arm name=lora,adapter=DIR.")
         self.train_config()  # validates the training fields, naming the flag
 
     def train_config(self) -> Any:
