@@ -10,9 +10,8 @@ from typing import Any
 import pandas as pd
 
 from engine.config import RunConfig
-from engine.runner import run_backtest
+from engine.runner import load_history, run_backtest
 from engine.walkforward import run_facts, signal_quality_frame, window_examples
-from feeds import load_prices
 from feeds.base import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "model", "adapter", "prompt")
@@ -53,24 +52,28 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
              say: Callable[[str], None] = print) -> dict[str, Any]:
     """Backtest every arm over ``config``'s period and score its signals against realised labels.
 
-    Labels use forward returns over ``horizon`` bars, with thresholds fitted on bars whose window
-    ends before ``config.start`` (nothing of the tested period shapes them).
+    Labels use forward returns over ``horizon`` bars, with thresholds fitted on the warm-up bars
+    whose window ends before ``config.start`` (nothing of the tested period shapes them); bars
+    whose window would end after the period's last bar are not scored.
 
     Returns:
-        ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm) and a one-row-per-arm
-        ``folds`` table, as :func:`engine.compare.compare` and the comparison page take them.
+        ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
+        ``folds`` table and the period's ``close`` prices, as :func:`engine.compare.compare` and
+        the comparison page take them.
     """
     names = [a.name for a in arms]
     if len(arms) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"give two or more --arm with distinct names; got {names}.")
     if config.mode != "bars" or not config.start:
         raise ConfigError("bt compare --arm needs --mode bars and a --start (labels are fitted before it).")
-    examples = _period_examples(config, horizon)
+    history = load_history(config)  # loaded once: every arm sees the same bars, offline once cached
+    examples = _period_examples(config, history, horizon)
+    prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]
     returns, scores, rows = {}, {}, []
     for i, arm in enumerate(arms):
         cfg = config.replace(model=arm.model, adapter=arm.adapter, prompt=arm.prompt,
                              benchmark=None if i == 0 else "none")
-        run = run_backtest(cfg, with_benchmark=i == 0)
+        run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
         frame, quality = signal_quality_frame(cfg, examples)
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
         if run.benchmark_returns is not None:
@@ -80,13 +83,14 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         say(f"{arm.name}: Sharpe {run.stats['sharpe']:.2f}, F1 {quality['eval_f1']:.2f}, "
             f"{run.signal_info.get('model calls', '')}")
     ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
-    return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows)}
+    return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"]}
 
 
-def _period_examples(config: RunConfig, horizon: int) -> list:
-    prices = load_prices(config.data, None, None, interval=config.interval)
+def _period_examples(config: RunConfig, prices: pd.DataFrame, horizon: int) -> list:
+    """Labelled bars of the period whose forward window ends by its last bar (``prices``: the
+    run's history, warm-up included, on which the label thresholds are fitted)."""
     start = pd.Timestamp(config.start, tz="UTC")
-    end = pd.Timestamp(config.end, tz="UTC") if config.end else prices.index[-1]
+    end = prices.index[-1]
     before = prices.index[prices.index < start]
     if len(before) <= horizon:
         raise ConfigError(f"no bars before --start {config.start} to fit label thresholds; start later.")

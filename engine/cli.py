@@ -129,6 +129,9 @@ def data() -> None:
 def data_fetch(uri: str, start: str | None, end: str | None, interval: str) -> None:
     """Download URI (yahoo:TICKER or ccxt:EXCHANGE:SYMBOL) into the local Parquet cache.
 
+    For an offline llm_sentiment run, start about 13 months (daily bars) before the run's
+    --start: its signals warm up on 260 bars before it.
+
     Example: bt data fetch yahoo:AAPL --start 2020-01-01 --end 2024-12-31
     """
     from feeds import fetch_to_cache, load_prices

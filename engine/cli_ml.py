@@ -44,7 +44,9 @@ def _export(splits: dict, template, out: Path) -> None:
         write_jsonl((to_alpaca(e, template) for e in part), out / f"{name}.alpaca.jsonl")
         rows = ({"text": e.text, "label": e.label, "symbol": e.symbol,
                  "time": e.time.isoformat() if e.time is not None else None,
-                 "forward_return": e.forward_return} for e in part)
+                 "forward_return": e.forward_return,
+                 "label_end": e.label_end.isoformat() if e.label_end is not None else None}
+                for e in part)
         write_jsonl(rows, out / f"{name}.jsonl")
 
 
@@ -78,7 +80,7 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
     from feeds import load_news, load_prices
     from feeds.base import ConfigError
     from signals_cache import datasets as ds
-    from signals_cache.labelling import bar_examples, headline_examples
+    from signals_cache.labelling import bar_examples, fit_on_train, headline_examples
     from signals_cache.prompts import template_for
     from strategies.llm_sentiment import symbol_of
 
@@ -96,6 +98,8 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
             examples = bar_examples(prices, symbol=symbol, horizon=horizon, method=method)
             template = template_for("bars")
         splits = ds.time_split(examples, embargo=horizon if embargo is None else embargo)
+        if method == "quantile":  # thresholds from the train block only (not val or test)
+            splits = fit_on_train(splits)
     else:
         splits = ds.stratified_split(ds.load_labelled(corpus, label_map=_label_map(label_map)),
                                      seed=seed)
@@ -165,7 +169,10 @@ def _train_options(func):
               help="Labelled file: CSV/JSONL label,text (positive/negative/neutral or "
               "bullish/bearish/neutral) or PhraseBank sentence@label.")
 @click.option("--val", "val_file", type=click.Path(exists=True, dir_okay=False),
-              help="Validation file (default: a stratified 10 % of --data).")
+              help="Validation file (default: 10 % of --data: the last 10 % by time, after an "
+              "embargo of --horizon examples, for dated examples; else a stratified 10 %).")
+@click.option("--horizon", default=5, show_default=True, help="Label horizon in bars of dated "
+              "examples (bt dataset build): the embargo before the validation tail.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Adapter folder.")
 @click.option("--resume-adapter", type=click.Path(exists=True, file_okay=False),
               help="Continue training this adapter (incremental; use a lower --lr).")
@@ -173,13 +180,13 @@ def _train_options(func):
               help="Write TensorBoard scalars (train/loss, train/lr, val/loss) here.")
 @label_map_option
 @_train_options
-def finetune(data, val_file, out, resume_adapter, tensorboard_dir, label_map, model, seed,
+def finetune(data, val_file, horizon, out, resume_adapter, tensorboard_dir, label_map, model, seed,
              **train) -> None:
     """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
 
     Example: bt finetune --data train.csv --out adapters/fpb
     """
-    from signals_cache.datasets import load_labelled, stratified_split
+    from signals_cache.datasets import load_labelled
     from signals_cache.finetune import TrainConfig
     from signals_cache.finetune import finetune as run_finetune
     from signals_cache.model import ModelSpec
@@ -189,12 +196,23 @@ def finetune(data, val_file, out, resume_adapter, tensorboard_dir, label_map, mo
     if val_file:
         splits = {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
     else:
-        splits = stratified_split(examples, val=0.1, test=0.0, seed=seed)
+        splits = _validation_split(examples, horizon, seed)
     cfg = TrainConfig(seed=seed, **train)
     meta = run_finetune(splits["train"], splits["val"], ModelSpec(base=model), out, cfg,
                         resume_adapter=resume_adapter, tensorboard_dir=tensorboard_dir)
     click.echo(json.dumps(meta.get("metrics", {}), indent=2, default=str))
     click.echo(f"adapter: {out}")
+
+
+def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list]:
+    """10 % for validation: dated examples (bars, headlines) hold out their last 10 % by time
+    after an embargo of ``horizon`` examples (so no training label overlaps a validation bar);
+    undated corpora a stratified random 10 %."""
+    from signals_cache.datasets import stratified_split, time_split
+
+    if any(e.time is not None for e in examples):
+        return time_split(examples, val=0.1, test=0.0, embargo=horizon)
+    return stratified_split(examples, val=0.1, test=0.0, seed=seed)
 
 
 @cli.command()

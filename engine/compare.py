@@ -150,7 +150,7 @@ def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5
     notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
              "arms": "; ".join(f"{a.name}: {a}" for a in arms)}
     title = f"{config.strategy} on {config.data}, {config.start} .. {config.end or 'end'}"
-    write_pages(Path(out), comp, res["returns"], res["scores"], res["folds"], config.data, title, notes)
+    write_pages(Path(out), comp, res["returns"], res["scores"], res["folds"], res["close"], title, notes)
     _print(comp, Path(out), say)
     return comp
 
@@ -181,25 +181,32 @@ def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
              "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
              "seconds": str(res["run"]["seconds"])}
     title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"
-    write_pages(folder, comp, res["returns"], res["scores"], res["folds"], run["data"], title, notes)
+    close = res["close"] if res["close"] is not None else _reload_close(run, res["returns"])
+    write_pages(folder, comp, res["returns"], res["scores"], res["folds"], close, title, notes)
+
+
+def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:
+    """Closes over the tested bars for a results folder saved without prices.csv (older runs)."""
+    from feeds import load_prices
+
+    index = next(iter(returns.values())).index
+    return load_prices(run["data"], index[0], index[-1], interval=run.get("interval") or "1d")["close"]
 
 
 def write_pages(folder: Path, comp: Comparison, rets: dict[str, pd.Series],
-                scores: dict[str, pd.DataFrame], folds: pd.DataFrame, data: str, title: str,
+                scores: dict[str, pd.DataFrame], folds: pd.DataFrame, close: pd.Series, title: str,
                 notes: dict[str, str]) -> None:
     """comparison.html, tearsheet.html (candidate vs reference), tearsheet-buy_and_hold.html and
-    compare.json in ``folder``."""
-    from feeds import load_prices
+    compare.json in ``folder``; ``close`` is the instrument's closes (the price chart)."""
     from reports.compare_page import ComparisonPage, write_comparison_page
     from reports.tearsheet import write_tearsheet
 
     models = list(scores)
     a, b = models[0], models[1]
-    prices = load_prices(data, None, None)["close"]
     index = rets[a].index
     page = ComparisonPage(
         title=f"{a} vs {b}: {title}", metrics=comp.metrics, returns=rets,
-        prices=prices[index[0] : index[-1]], signals={m: scores[m]["score"] for m in models},
+        prices=close[index[0] : index[-1]], signals={m: scores[m]["score"] for m in models},
         folds=folds.assign(max_drawdown=-folds["max_drawdown"].abs()),
         calibration=comp.calibration, significance=comp.significance, notes=notes)
     folder.mkdir(parents=True, exist_ok=True)

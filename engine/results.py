@@ -8,6 +8,7 @@ Layout::
     OUT/folds.csv          one row per (fold, model): period, examples, losses, F1, Sharpe, …
     OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
     OUT/scores.csv         per test bar and model: score, confidence, label, prediction, fwd return
+    OUT/prices.csv         closes over the tested bars (the comparison page's price chart)
     OUT/adapters/fold-K    link to the fold's adapter in the content-addressed store
 """
 
@@ -67,6 +68,9 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     pd.DataFrame(returns).to_csv(out / "returns.csv", index_label="time")
     scores = [result.stitched_scores(name).assign(model=name) for name in (TUNED, BASE)]
     pd.concat(scores).to_csv(out / "scores.csv", index_label="time")
+    tested = returns[BASE].index
+    if result.close is not None and len(tested):
+        result.close.loc[tested[0] : tested[-1]].to_csv(out / "prices.csv", index_label="time")
     return out
 
 
@@ -85,7 +89,8 @@ def _link_adapter(out: Path, facts: dict[str, Any]) -> None:
 
 
 def read_results(out: str | Path) -> dict[str, Any]:
-    """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts.
+    """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts
+    and the closes (``close``; None for a folder written before prices.csv was saved).
 
     Raises:
         DataError: the folder is not a walk-forward results folder.
@@ -98,7 +103,10 @@ def read_results(out: str | Path) -> dict[str, Any]:
     returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
     scores = pd.read_csv(out / "scores.csv", index_col="time", parse_dates=["time"])
     folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])
-    return {"returns": {c: returns[c].dropna() for c in returns.columns},
+    close = None
+    if (out / "prices.csv").is_file():
+        close = pd.read_csv(out / "prices.csv", index_col="time", parse_dates=["time"])["close"]
+    return {"returns": {c: returns[c].dropna() for c in returns.columns}, "close": close,
             "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
             "folds": folds, "run": json.loads((out / "run.json").read_text()),
             "config": json.loads((out / "config.json").read_text())}

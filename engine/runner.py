@@ -20,7 +20,7 @@ from engine.analyzers import EquityCurve, TradeLog
 from engine.config import RunConfig
 from feeds import load_prices
 from strategies.base import SignalStrategy
-from strategies.registry import check_params, get_strategy
+from strategies.registry import check_bars, check_params, get_strategy
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -85,10 +85,11 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
     params = check_params(cls, dict(config.params))
+    check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy):
         if history is None:
-            history = _history(config) if loaded_here and config.start else prices
+            history = load_history(config) if loaded_here and config.start else prices
         signals, info = cls.prepare_signals(history, config)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
@@ -102,9 +103,20 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     return result
 
 
-def _history(config: RunConfig) -> pd.DataFrame:
-    """All bars up to ``--end``: signal features warm up on data before ``--start``."""
-    return load_prices(config.data, None, config.end, interval=config.interval)
+def load_history(config: RunConfig) -> pd.DataFrame:
+    """The bars signals are computed from: ``--start`` minus the strategy's warm-up, to ``--end``.
+
+    The warm-up (:meth:`SignalStrategy.warmup_bars`) is converted to a calendar start
+    (:func:`feeds.prices.history_start`), so a cached download that covers it is read offline
+    and ccxt gets a start date. Without ``--start``: every bar up to ``--end``.
+    """
+    from feeds.prices import history_start
+
+    cls = get_strategy(config.strategy)
+    params = dict(cls.params._getitems()) | check_params(cls, dict(config.params))
+    bars = cls.warmup_bars(params) if issubclass(cls, SignalStrategy) else 0
+    start = history_start(config.start, bars, config.interval)
+    return load_prices(config.data, start, config.end, interval=config.interval)
 
 
 def _run_cerebro(config: RunConfig, frame: pd.DataFrame, cls: type[bt.Strategy],

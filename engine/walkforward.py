@@ -30,9 +30,8 @@ import numpy as np
 import pandas as pd
 
 from engine.config import RunConfig
-from engine.runner import RunResult, run_backtest
+from engine.runner import RunResult, load_history, run_backtest
 from engine.splitters import Fold, WalkForward
-from feeds import load_prices
 from feeds.base import ConfigError, LlmbtError, llmbt_home
 
 log = logging.getLogger("llmbt.walkforward")
@@ -83,6 +82,10 @@ class WalkForwardConfig:
             raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
         if self.run.mode != "bars":
             raise ConfigError("walk-forward fine-tunes on bar prompts; use --mode bars.")
+        if self.run.adapter:  # it would score the base arm, and may have seen the test windows
+            raise ConfigError(f"--adapter {self.run.adapter!r}: bt walkforward trains its own adapter "
+                              "per fold and compares it with the plain base model; drop --adapter, "
+                              "or compare that adapter with bt compare --arm name=lora,adapter=DIR.")
         self.train_config()  # validates the training fields, naming the flag
 
     def train_config(self) -> Any:
@@ -127,6 +130,7 @@ class WalkForwardResult:
     config: WalkForwardConfig
     folds: list[FoldResult]
     seconds: float = 0.0
+    close: pd.Series | None = None  # closes of the loaded bars (saved for bt compare --from)
 
     @property
     def ok(self) -> list[FoldResult]:
@@ -155,7 +159,7 @@ class WalkForwardResult:
 def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.info) -> WalkForwardResult:
     """Run every fold; see the module docstring."""
     started = time.perf_counter()
-    prices = load_prices(cfg.run.data, None, cfg.run.end, interval=cfg.run.interval)
+    prices = load_history(cfg.run)  # --start minus the warm-up, to --end
     offset = int(prices.index.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
     folds = cfg.splitter.folds(prices.index[offset:])
     say(f"walk-forward {cfg.run_id}: {len(folds)} folds over {prices.index[offset]:%Y-%m-%d}.."
@@ -173,7 +177,7 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
             say(f"fold {fold.number} FAILED: {type(exc).__name__}: {exc}")
             result = FoldResult(fold.as_dict() | {"error": f"{type(exc).__name__}: {exc}"})
         results.append(result)
-    return WalkForwardResult(cfg, results, time.perf_counter() - started)
+    return WalkForwardResult(cfg, results, time.perf_counter() - started, prices["close"])
 
 
 def _shift(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:

@@ -70,6 +70,40 @@ def fetch_to_cache(uri: str, start: DateLike, end: DateLike, *, interval: str = 
     return _cached_download(parsed, lo, hi, interval, refresh)[1]
 
 
+def history_start(start: DateLike, bars: int, interval: str = "1d") -> pd.Timestamp | None:
+    """A calendar start at least ``bars`` bars of ``interval`` before ``start`` (None: None).
+
+    Markets close, so calendar time is stretched: daily bars as 1.5 days each plus a week;
+    intraday bars as if the market traded 6.5 h a weekday (stock hours, 5.5 x the bar length)
+    plus three days; weekly and longer bars one bar extra. Sources that trade around the clock
+    (FX, crypto) get more history than needed, never less. The result is a midnight UTC.
+    """
+    lo = _parse_bound(start, "start")
+    if lo is None or bars <= 0:
+        return lo
+    step = _bar_length(interval)
+    if step >= pd.Timedelta(days=7):
+        span = step * (bars + 1)
+    elif step >= pd.Timedelta(days=1):
+        span = step * bars * 1.5 + pd.Timedelta(days=7)
+    else:
+        span = step * bars * 1.5 * 24 / 6.5 + pd.Timedelta(days=3)
+    return (lo - span).normalize()
+
+
+_BAR_UNITS = {"m": pd.Timedelta(minutes=1), "h": pd.Timedelta(hours=1), "d": pd.Timedelta(days=1),
+              "w": pd.Timedelta(days=7), "wk": pd.Timedelta(days=7),
+              "mo": pd.Timedelta(days=30.44), "M": pd.Timedelta(days=30.44),
+              "y": pd.Timedelta(days=365.25)}
+
+
+def _bar_length(interval: str) -> pd.Timedelta:
+    match = re.fullmatch(r"(\d+)(m|h|d|wk|w|mo|M|y)", str(interval).strip())
+    if not match or int(match.group(1)) == 0:
+        raise DataError(f"interval {interval!r} is not a bar size; use e.g. 1d, 1h, 15m, 1wk")
+    return int(match.group(1)) * _BAR_UNITS[match.group(2)]
+
+
 def parse_range(start: DateLike, end: DateLike) -> tuple[pd.Timestamp | None, ...]:
     """``start``/``end`` as UTC timestamps (naive = UTC) or None; start must not follow end."""
     lo, hi = _parse_bound(start, "start"), _parse_bound(end, "end")

@@ -50,7 +50,8 @@ def load_labelled(path: str | Path, *, label_map: dict[str, str] | None = None) 
 
     Args:
         path: ``.csv`` or ``.jsonl`` with ``label`` and ``text`` fields (others ignored, except
-            optional ``symbol``, ``time`` and ``forward_return``), or ``.txt`` lines ``sentence@label``.
+            optional ``symbol``, ``time``, ``forward_return`` and ``label_end``), or ``.txt``
+            lines ``sentence@label``.
             Line breaks inside a text (bar features) are kept; runs of spaces are collapsed.
         label_map: extra label synonyms, e.g. ``{"pos": "bullish"}`` (case-insensitive).
 
@@ -138,7 +139,8 @@ def _make_example(path: Path, row: int, record: dict[str, Any], aliases: dict[st
     if not text:
         raise DataError(f"{path} row {row}: empty text; drop that row.")
     return Example(text, label, str(record.get("symbol") or ""), _parse_time(path, row, record.get("time")),
-                   _parse_return(path, row, record.get("forward_return")))
+                   _parse_return(path, row, record.get("forward_return")),
+                   _parse_time(path, row, record.get("label_end")))
 
 
 def _parse_return(path: Path, row: int, value: Any) -> float | None:
@@ -209,7 +211,8 @@ def time_split(
 ) -> dict[str, list[Example]]:
     """Split dated examples into consecutive train | val | test blocks in time order.
 
-    ``embargo`` examples are dropped between train and val and between val and test; for bar
+    ``embargo`` examples are dropped between train and val and between val and test (only
+    between blocks that exist: with ``test=0`` the newest examples are validation); for bar
     examples use at least the label horizon, so no training label overlaps a validation bar.
     Examples with a ``label_end`` (headlines) are also purged: one whose label window ends at or
     after the next split's first example is dropped.
@@ -230,11 +233,11 @@ def time_split(
     ordered = sorted(examples, key=lambda e: e.time)
     n = len(ordered)
     n_test, n_val = round(n * test), round(n * val)
-    n_train = n - n_test - n_val - 2 * embargo
+    n_train = n - n_test - n_val - embargo * ((n_val > 0) + (n_test > 0))  # no gap before nothing
     if n_train <= 0:
         raise DataError(f"{n} examples are too few for val={val}, test={test}, embargo={embargo}.")
-    val_start = n_train + embargo
-    test_start = val_start + n_val + embargo
+    val_start = n_train + (embargo if n_val else 0)
+    test_start = val_start + n_val + (embargo if n_test else 0)
     train, val_part = ordered[:n_train], ordered[val_start : val_start + n_val]
     test_part = ordered[test_start:]
     if test_part:

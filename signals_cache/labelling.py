@@ -9,6 +9,7 @@ inside the training window. Split them with :func:`signals_cache.datasets.time_s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -38,8 +39,9 @@ def bar_examples(
     to ``t``'s close). Its forward return is ``close[t+horizon] / open[t+1] - 1``; bars without a
     full horizon are dropped. ``quantile`` thresholds are the ``q`` quantiles of the forward
     returns of bars whose forward window ends by ``train_end`` (default: the time of the bar at
-    70 % of the examples); ``vol`` thresholds are ``±k`` × trailing 20-bar std of close returns
-    × ``sqrt(horizon)``. Above the upper threshold is bullish, below the lower bearish.
+    70 % of the examples; after a split, :func:`fit_on_train` refits them on the train block
+    alone, as ``bt dataset build`` does); ``vol`` thresholds are ``±k`` × trailing 20-bar std
+    of close returns × ``sqrt(horizon)``. Above the upper threshold is bullish, below the lower bearish.
 
     Raises:
         ConfigError: bad ``horizon``, ``method`` or ``q``.
@@ -120,7 +122,35 @@ def _labels(prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_:
             raise DataError(f"no example's {horizon}-bar forward window ends by train_end {end}; "
                             "move it later.")
         lower, upper = float(np.quantile(fit, q[0])), float(np.quantile(fit, q[1]))
+    return _bucket(forward, lower, upper)
+
+
+def _bucket(forward: np.ndarray, lower: float, upper: float) -> np.ndarray:
     return np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
+
+
+def fit_on_train(splits: dict[str, list[Example]],
+                 q: tuple[float, float] = (1 / 3, 2 / 3)) -> dict[str, list[Example]]:
+    """Every split relabelled by the ``q`` quantiles of the **train** split's forward returns.
+
+    :func:`bar_examples` and :func:`headline_examples` fit quantile thresholds before the split
+    is known; after :func:`~signals_cache.datasets.time_split` this refits them on the train
+    block alone (already embargoed and purged), so validation and test returns shape no label.
+
+    Raises:
+        DataError: the train split is empty or has an example without a forward return.
+    """
+    returns = [e.forward_return for e in splits.get("train", [])]
+    if not returns or any(r is None for r in returns):
+        raise DataError("quantile labels need a train split of examples with forward returns; "
+                        "use more data or a smaller --embargo.")
+    lower, upper = (float(x) for x in np.quantile(np.asarray(returns), q))
+
+    def relabel(part: list[Example]) -> list[Example]:
+        labels = _bucket(np.array([e.forward_return for e in part], dtype=float), lower, upper)
+        return [dataclasses.replace(e, label=str(lab)) for e, lab in zip(part, labels, strict=True)]
+
+    return {name: relabel(part) for name, part in splits.items()}
 
 
 def _check_bar_args(horizon: int, method: str, q: tuple[float, float]) -> None:

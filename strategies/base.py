@@ -19,7 +19,17 @@ class SignalStrategy(bt.Strategy):
 
     #: Extra feed columns this strategy reads; the runner attaches them as lines.
     signal_columns: ClassVar[tuple[str, ...]] = ("signal",)
+    #: Bars before ``--start`` the signals are computed from: the bar features' 50-bar warm-up
+    #: plus 150 bars for their exponential averages to settle (rounded, they then equal the
+    #: features of a full history, so prompts and cached scores do not depend on it).
+    history_bars: ClassVar[int] = 200
     params = (("allow_short", False),)
+
+    @classmethod
+    def warmup_bars(cls, params: dict) -> int:
+        """Bars of history to load before ``--start``: :attr:`history_bars` plus the
+        strategy's ``lookback`` parameter when it has one (``params`` over the defaults)."""
+        return cls.history_bars + int(params.get("lookback") or 0)
 
     @classmethod
     def prepare_signals(cls, prices: pd.DataFrame, config) -> pd.DataFrame:

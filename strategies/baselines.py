@@ -28,6 +28,11 @@ class SmaCross(bt.Strategy):
 
     params = (("fast", 10), ("slow", 30), ("allow_short", False))
 
+    @classmethod
+    def min_bars(cls, params: dict) -> tuple[int, str]:
+        """Bars needed before the first crossover can be seen, and why."""
+        return int(params["slow"]) + 1, f"slow={params['slow']} bars for the slow SMA + 1 for the crossover"
+
     def __init__(self) -> None:
         if not 0 < self.p.fast < self.p.slow:
             from feeds.base import ConfigError

@@ -69,3 +69,20 @@ def _coerce(key: str, value, default):
     except (KeyError, ValueError):
         raise ConfigError(f"--param {key}={value!r} is not a {type(default).__name__} "
                           f"(default {default!r})") from None
+
+
+def check_bars(cls: type[bt.Strategy], params: dict, bars: int, source: str) -> None:
+    """Refuse a run whose ``bars`` are fewer than the strategy's warm-up needs.
+
+    A strategy states its need with a ``min_bars(params)`` classmethod (default 1 bar); ``params``
+    are the run's ``--param`` values over the class defaults.
+
+    Raises:
+        ConfigError: naming the bar count, the needed count and the fix.
+    """
+    rule = getattr(cls, "min_bars", None)
+    need, why = rule(dict(cls.params._getitems()) | dict(params)) if rule else (1, "one bar")
+    if bars < need:
+        raise ConfigError(f"strategy {cls.registered_name!r} needs at least {need} bars ({why}), "
+                          f"but {source} has {bars} bar{'s' if bars != 1 else ''} in the run's "
+                          "range; use an earlier --start, a later --end or more data.")

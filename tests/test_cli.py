@@ -75,3 +75,19 @@ def test_readme_lists_every_metric():
     readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
     for name in METRICS:
         assert name in readme, name
+
+
+def test_too_few_bars_for_the_warm_up_is_one_clear_line(tmp_path):
+    one_row = tmp_path / "one_row.csv"
+    one_row.write_text("date,open,high,low,close,volume\n2020-01-02,100,104,95,100,1000\n")
+    res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--data", f"csv:{one_row}",
+                                   "--start", "2020-01-01", "--no-report"])
+    assert res.exit_code != 0 and res.exception.__class__ is SystemExit
+    lines = [line for line in res.output.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    for fragment in ("1 bar", "31 bars", "slow=30", "--start"):
+        assert fragment in lines[0], lines[0]
+    fast = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--data", "sample:GOOG",
+                                    "--start", "2013-01-01", "--end", "2013-01-31",
+                                    "--param", "slow=21", "--no-report"])
+    assert "needs at least 22 bars" in fast.output and "has 21 bars" in fast.output, fast.output

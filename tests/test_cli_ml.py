@@ -141,3 +141,46 @@ def test_every_train_config_field_has_a_finetune_flag_with_its_default():
     for field in dataclasses.fields(TrainConfig):
         assert "--" + field.name.replace("_", "-") in help_text
     assert "[default: 600]" in help_text and "[default: 12]" in help_text
+
+
+def _rows(folder: Path, name: str) -> list[dict]:
+    return [json.loads(r) for r in (folder / f"{name}.jsonl").read_text().splitlines()]
+
+
+def test_dataset_build_fits_quantile_thresholds_on_the_train_block_only(tmp_path):
+    import numpy as np
+
+    res = CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--horizon", "5",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    splits = {n: _rows(tmp_path, n) for n in ("train", "val", "test")}
+    train_returns = np.array([r["forward_return"] for r in splits["train"]])
+    lower, upper = np.quantile(train_returns, 1 / 3), np.quantile(train_returns, 2 / 3)
+    for name, rows in splits.items():
+        for row in rows:
+            r = row["forward_return"]
+            want = "bullish" if r > upper else "bearish" if r < lower else "neutral"
+            assert row["label"] == want, (name, row["time"], r, lower, upper)
+
+
+def test_finetune_without_val_on_dated_examples_validates_on_the_last_part_by_time(tmp_path,
+                                                                                  monkeypatch):
+    import signals_cache.finetune as ft
+
+    CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
+    seen = {}
+
+    def fake_finetune(train, val, spec, out, cfg, **kwargs):
+        seen.update(train=train, val=val)
+        return {"metrics": {}}
+
+    monkeypatch.setattr(ft, "finetune", fake_finetune)
+    res = CliRunner().invoke(cli, ["finetune", "--data", str(tmp_path / "train.jsonl"),
+                                   "--out", str(tmp_path / "a"), "--horizon", "5"])
+    assert res.exit_code == 0, res.output
+    rows = _rows(tmp_path, "train")
+    times = sorted(pd.Timestamp(r["time"]) for r in rows)
+    train, val = seen["train"], seen["val"]
+    n_val = round(len(rows) * 0.1)
+    assert [e.time for e in val] == times[-n_val:]  # the last 10 % by time
+    assert [e.time for e in train] == times[: len(rows) - n_val - 5]  # then a 5-bar embargo

@@ -183,6 +183,15 @@ def test_time_split_embargo_and_order() -> None:
     assert train[-1].time < val[0].time and val[-1].time < test[0].time
 
 
+def test_time_split_without_test_block_validates_on_the_newest_examples() -> None:
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    examples = [Example(f"t{i}", "neutral", time=start + pd.Timedelta(days=i)) for i in range(100)]
+    splits = time_split(examples, val=0.1, test=0.0, embargo=5)
+    assert [e.text for e in splits["val"]] == [f"t{i}" for i in range(90, 100)]
+    assert [e.text for e in splits["train"]] == [f"t{i}" for i in range(85)]
+    assert splits["test"] == []
+
+
 def test_time_split_errors() -> None:
     with pytest.raises(DataError, match="no time"):
         time_split([Example("a", "neutral")], embargo=0)

@@ -80,12 +80,31 @@ def test_returns_compound_to_final_value(goog):
     assert str(result.returns.index.tz) == "UTC"
 
 
-def test_commission_and_slippage_cost_money(goog):
+def test_commission_costs_money(goog):
     prices = goog.loc["2010":]
     base = run_backtest(RunConfig(commission=0.0), prices=prices, with_benchmark=False)
-    costly = run_backtest(RunConfig(commission=0.002, slippage=0.001), prices=prices,
-                          with_benchmark=False)
+    costly = run_backtest(RunConfig(commission=0.002), prices=prices, with_benchmark=False)
     assert costly.stats["final_value"] < base.stats["final_value"]
+
+
+def test_slippage_moves_every_fill_by_exactly_its_percentage(goog):
+    """Commission 0: buys fill at open x (1 + s), sells at open x (1 - s), capped by the bar's range."""
+    prices, slip = goog.loc["2010":], 0.001
+    base = run_backtest(RunConfig(commission=0.0), prices=prices, with_benchmark=False).trades
+    slipped = run_backtest(RunConfig(commission=0.0, slippage=slip), prices=prices,
+                           with_benchmark=False).trades
+    assert len(base) == len(slipped) >= 10
+    assert (base["entry_time"] == slipped["entry_time"]).all()
+    bars = prices.set_axis(prices.index.strftime("%Y-%m-%d"))
+    entry_day, exit_day = (slipped[c].str[:10] for c in ("entry_time", "exit_time"))
+    opens = bars.loc[entry_day, "open"].to_numpy()
+    assert base["entry_price"].to_numpy() == pytest.approx(opens, rel=1e-12)
+    buy = np.minimum(opens * (1 + slip), bars.loc[entry_day, "high"].to_numpy())
+    assert slipped["entry_price"].to_numpy() == pytest.approx(buy, rel=1e-12)
+    exit_price = slipped["entry_price"] + slipped["pnl"] / slipped["size"]
+    sell = np.maximum(bars.loc[exit_day, "open"].to_numpy() * (1 - slip),
+                      bars.loc[exit_day, "low"].to_numpy())
+    assert exit_price.to_numpy() == pytest.approx(sell, rel=1e-9)
 
 
 def test_periods_per_year():

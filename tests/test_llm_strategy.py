@@ -76,12 +76,38 @@ def test_bad_strategy_params_are_named(tiny, tmp_path):
         run_backtest(_config(tiny, tmp_path, mode="headlines"), with_benchmark=False)
 
 
-@pytest.mark.parametrize("sizing", ["confidence", "vol_target", "kelly"])
-def test_sizing_rules_trade_no_more_than_fixed(tiny, tmp_path, sizing):
-    fixed = run_backtest(_config(tiny, tmp_path), with_benchmark=False)
-    other = run_backtest(_config(tiny, tmp_path, params={"sizing": sizing}), with_benchmark=False)
-    if len(fixed.trades) and len(other.trades):
-        assert other.trades["size"].abs().max() <= fixed.trades["size"].abs().max()
+def _hand_signals(prices: pd.DataFrame) -> pd.DataFrame:
+    """Score +0.5 for 5 bars then -0.5 for 5 (one trade per 10 bars); confidence and vol vary."""
+    i = np.arange(len(prices))
+    return pd.DataFrame({"score": np.where(i % 10 < 5, 0.5, -0.5),
+                         "confidence": 0.45 + 0.05 * (i % 9),
+                         "vol": 0.05 + 0.04 * (i % 7)}, index=prices.index)
+
+
+@pytest.mark.parametrize(("sizing", "scale"), [
+    ("fixed", lambda row: 1.0),
+    ("confidence", lambda row: row["confidence"]),
+    ("vol_target", lambda row: min(1.0, 0.15 / row["vol"])),
+])
+def test_sizing_rules_buy_the_units_of_their_formula(monkeypatch, sizing, scale):
+    """Units = int(int(value x 95 % / close) x scale), all read on the signal bar (the bar before
+    the fill), for every trade of a run with hand-made signals."""
+    from strategies.llm_sentiment import LlmSentiment
+
+    prices = load_prices("sample:GOOG", "2012-01-01", "2012-12-31")
+    signals = _hand_signals(prices)
+    monkeypatch.setattr(LlmSentiment, "prepare_signals",
+                        classmethod(lambda cls, history, config: (signals.loc[history.index], {})))
+    cfg = RunConfig(strategy="llm_sentiment", start="2012-01-01", end="2012-12-31",
+                    params={"sizing": sizing, "normalize": "none"})
+    run = run_backtest(cfg, prices=prices, with_benchmark=False)
+    assert len(run.trades) >= 20
+    for trade in run.trades.itertuples():
+        fill = prices.index.get_loc(pd.Timestamp(trade.entry_time, tz="UTC"))
+        signal_bar = prices.index[fill - 1]
+        row = signals.loc[signal_bar]
+        base = int(run.equity.loc[signal_bar] * 0.95 / prices["close"].loc[signal_bar])
+        assert trade.size == int(base * scale(row)), (sizing, signal_bar)
 
 
 def test_zscore_is_causal():

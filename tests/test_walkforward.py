@@ -148,3 +148,19 @@ def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
     assert any("Sharpe" in line for line in lines)
+
+
+def test_an_adapter_is_refused_so_the_base_arm_stays_the_plain_base(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    import engine.cli_wf  # noqa: F401  (registers the commands)
+    from engine.cli import cli
+
+    with pytest.raises(ConfigError, match="--adapter"):
+        make_config(tiny, run=RunConfig(strategy="llm_sentiment", model=str(tiny),
+                                        adapter=str(tmp_path)))
+
+    res = CliRunner().invoke(cli, ["walkforward", "--model", str(tiny), "--adapter", str(tmp_path),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "--adapter" in res.output and "bt compare --arm" in res.output, res.output
