@@ -4,11 +4,13 @@ on a tiny random Llama (pages written, statistics present, plain wording when no
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from scipy.stats import norm
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 import engine.cli_wf  # noqa: F401  (registers compare)
@@ -48,7 +50,7 @@ def goog_signals() -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
 
 def test_compare_on_real_returns_reports_every_number():
     returns, scores = goog_signals()
-    comp = compare(returns, scores, n_trials=2, n_boot=400)
+    comp = compare(returns, scores, n_boot=400)
     assert list(comp.metrics.columns) == ["momentum", "contrarian", "buy_and_hold"]
     for row in ("CAGR", "Sharpe", "Sortino", "Max drawdown", "Calmar", "Win rate (bars)",
                 "Directional accuracy", "Profitable signals", "Mean confidence",
@@ -65,9 +67,49 @@ def test_compare_on_real_returns_reports_every_number():
 def test_identical_models_are_reported_as_not_significant():
     returns, scores = goog_signals()
     same = {"a": returns["momentum"].rename("a"), "b": returns["momentum"].rename("b")}
-    comp = compare(same, {"a": scores["momentum"], "b": scores["momentum"]}, n_trials=2, n_boot=200)
+    comp = compare(same, {"a": scores["momentum"], "b": scores["momentum"]}, n_boot=200)
     assert comp.stats["sharpe_diff"]["diff"] == 0
     assert "not significant" in " ".join(comp.significance).lower()
+
+
+def test_dsr_deflates_for_the_models_tried_on_the_same_bars():
+    from reports.stats import expected_max_sharpe, probabilistic_sharpe_ratio
+
+    returns, scores = goog_signals()
+    returns["contrarian"] = returns["contrarian"].iloc[3:]  # trials are measured on the common bars
+    comp = compare(returns, scores, n_boot=100)
+    common = pd.concat([returns["momentum"], returns["contrarian"]], axis=1, join="inner")
+    assert len(common) == len(returns["momentum"]) - 3
+    per_bar = common.mean() / common.std(ddof=1)
+    var = float(per_bar.var(ddof=1))  # two trials: (SR1 - SR2)**2 / 2
+    assert var == pytest.approx((per_bar.iloc[0] - per_bar.iloc[1]) ** 2 / 2, rel=1e-12)
+    dsr = comp.stats["dsr"]
+    assert dsr["n_trials"] == comp.stats["n_trials"] == 2 and dsr["bars"] == len(common)
+    assert dsr["trials"] == ["momentum", "contrarian"] and dsr["var_sharpe"] == pytest.approx(var)
+    assert dsr["var_sharpe_annualised"] == pytest.approx(var * 252)
+    # E[max] of 2 trials = sqrt(V) * gamma * Phi^-1(1 - 1/(2e)) (Phi^-1(1/2) = 0)
+    sr0 = math.sqrt(var) * 0.5772156649 * norm.ppf(1 - 1 / (2 * math.e))
+    assert dsr["expected_max_sharpe"] == pytest.approx(sr0 * math.sqrt(252), rel=1e-9)
+    assert expected_max_sharpe(2, var) == pytest.approx(sr0, rel=1e-9)
+    for name in ("momentum", "contrarian"):
+        want = probabilistic_sharpe_ratio(returns[name], sr0)
+        assert comp.metrics.loc["DSR", name] == pytest.approx(want, rel=1e-9)
+        assert comp.metrics.loc["DSR", name] < comp.metrics.loc["PSR (SR > 0)", name]
+    assert math.isnan(comp.metrics.loc["DSR", "buy_and_hold"])  # a benchmark, not a trial
+    assert any("deflates for 2 trials (momentum, contrarian)" in s for s in comp.significance)
+
+
+def test_fewer_than_two_trials_give_no_dsr_and_say_so():
+    returns, scores = goog_signals()
+    comp = compare(returns, scores, trials={"momentum": returns["momentum"]}, n_boot=100)
+    assert comp.metrics.loc["DSR"].isna().all()
+    assert comp.stats["dsr"]["note"] == "DSR needs ≥ 2 trials" and comp.stats["n_trials"] == 1
+    text = " ".join(comp.significance)
+    assert "the deflated Sharpe ratio is not reported (DSR needs ≥ 2 trials)" in text
+    # a trial whose Sharpe is undefined (never traded: no variance) cannot enter the variance either
+    flat = returns["contrarian"] * 0.0
+    comp = compare(returns | {"contrarian": flat}, scores, n_boot=100)
+    assert comp.stats["dsr"]["n_trials"] == 1 and comp.metrics.loc["DSR"].isna().all()
 
 
 def test_calibration_table_bins_confidence():
@@ -93,7 +135,14 @@ def test_bt_compare_arms_end_to_end(tiny, tmp_path, monkeypatch):
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
     data = json.loads((out / "compare.json").read_text())
-    assert data["stats"]["candidate"] == "zero-shot" and data["stats"]["n_trials"] == 2
+    assert data["stats"]["candidate"] == "zero-shot"
+    assert data["stats"]["dsr"]["trials"] == ["zero-shot", "few-shot"]  # the arms are the trials
+    assert data["stats"]["n_trials"] in (0, 1, 2)
+    if data["stats"]["n_trials"] == 2:
+        assert data["metrics"]["zero-shot"]["DSR"] != data["metrics"]["zero-shot"]["PSR (SR > 0)"]
+    else:  # an arm that never traded has no Sharpe: no DSR, and the page and JSON say why
+        assert data["stats"]["dsr"]["note"] == "DSR needs ≥ 2 trials"
+        assert "DSR needs ≥ 2 trials" in (out / "comparison.html").read_text()
     page = (out / "comparison.html").read_text()
     assert all(f'id="{s}"' in page for s in ("summary", "metrics", "equity", "calibration"))
 

@@ -143,7 +143,8 @@ def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
     out = write_results(first_run, tmp_path / "wf")
     lines: list[str] = []
     comp = compare_results(out, say=lines.append)
-    assert comp.stats["candidate"] == "lora" and comp.stats["n_trials"] == 8  # 2 models x 4 folds
+    assert comp.stats["candidate"] == "lora" and comp.stats["dsr"]["trials"] == ["lora", "base"]
+    assert comp.stats["dsr"]["bars"] == len(first_run.stitched("lora"))  # the stitched test windows
     assert list(comp.metrics.columns) == ["lora", "base", "buy_and_hold"]
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
