@@ -34,11 +34,19 @@ class Comparison:
     calibration: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+def traded_column(scores: pd.DataFrame) -> str:
+    """``signal`` (the score the strategy traded, after its normalisation) when the frame has it;
+    ``score`` (the raw model score) in results folders written before it was recorded."""
+    return "signal" if "signal" in scores else "score"
+
+
 def signal_quality(scores: pd.DataFrame) -> dict[str, float]:
-    """Directional accuracy, profitable-signal ratio, mean confidence, ECE and macro F1 of one model."""
+    """Directional accuracy and profitable-signal ratio of the traded signal (zero = no signal, as in
+    ``bt evaluate``), mean confidence, ECE and label accuracy of one model."""
     from signals_cache.evaluate import directional_metrics, expected_calibration_error
 
-    direction = directional_metrics(scores["score"].to_numpy(), scores["forward_return"].to_numpy())
+    signal = scores[traded_column(scores)].to_numpy(dtype=float)
+    direction = directional_metrics(signal, scores["forward_return"].to_numpy())
     correct = (scores["predicted"] == scores["label"]).to_numpy()
     return {"Directional accuracy": direction["hit_rate"],
             "Profitable signals": direction["profitable_ratio"],
@@ -59,7 +67,7 @@ def calibration_table(scores: pd.DataFrame, bins: int = CAL_BINS) -> pd.DataFram
     return grouped[["confidence_bin", "mean_confidence", "hit_rate", "count"]]
 
 
-def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *,
+def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, horizon: int,
             trials: dict[str, pd.Series] | None = None, extra: dict[str, dict[str, float]] | None = None,
             n_boot: int = 2000) -> Comparison:
     """Compare the models of ``scores`` (first = candidate, second = reference) on ``returns``.
@@ -67,6 +75,8 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *,
     Args:
         returns: per-bar returns by name (the models of ``scores``, optionally ``buy_and_hold``).
         scores: per-bar signal frames by model name; the first two are tested against each other.
+        horizon: bars of the ``forward_return`` of ``scores``; McNemar's test uses every
+            ``horizon``-th common bar, so that the hits it counts are on non-overlapping returns.
         trials: the alternatives tried before picking one (models × prompts × parameter settings) by
             name, as per-bar returns over the same out-of-sample period; default: the models of
             ``scores``. Their number and Sharpe variance deflate each trial's Sharpe (DSR);
@@ -91,10 +101,13 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *,
     _add_psr_dsr(rows, returns, trial_set)
     a, b = models[0], models[1]
     diff = sharpe_diff_ci(returns[a], returns[b], periods_per_year=ppy, n_boot=n_boot)
-    mc = mcnemar_from_hits(*_paired_hits(scores[a], scores[b]))
+    hits = paired_hits(scores[a], scores[b], horizon)
+    mc = mcnemar_from_hits(*hits)
+    hit_facts = {"horizon": horizon, "column": traded_column(scores[a]), "bars": len(hits[0]),
+                 "pairs": int((hits[0].notna() & hits[1].notna()).sum())}
     sentences = [significance_summary(diff, rows[a]["DSR"], mc, dsr_note=trial_set["note"]),
-                 _who_wins(a, b, diff), _trials_sentence(trial_set)]
-    stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc),
+                 _who_wins(a, b, diff), _trials_sentence(trial_set), _hits_sentence(hit_facts)]
+    stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc) | hit_facts,
              "n_trials": trial_set["n_trials"], "dsr": trial_set, "periods_per_year": ppy}
     metrics = pd.DataFrame(rows)[columns]
     return Comparison(metrics, sentences, stats, {m: calibration_table(scores[m]) for m in models})
@@ -146,15 +159,34 @@ def _trials_sentence(trial_set: dict[str, Any]) -> str:
             f"trials would be expected to reach a Sharpe of {trial_set['expected_max_sharpe']:.2f}.")
 
 
-def _paired_hits(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Directional hits (sign of score = sign of forward return) on the bars both models scored."""
-    both = a.index.intersection(b.index)
+def paired_hits(a: pd.DataFrame, b: pd.DataFrame, horizon: int) -> tuple[pd.Series, pd.Series]:
+    """Directional hits of two models (1 = the traded signal's sign matches the forward return's,
+    0 = it does not, NaN = no signal: a zero or missing signal or a zero return, as ``bt evaluate``
+    counts them) on every ``horizon``-th bar both frames cover, so the returns do not overlap."""
+    both = a.index.intersection(b.index).sort_values()[:: _whole_bars(horizon)]
 
-    def hits(frame: pd.DataFrame) -> np.ndarray:
+    def hits(frame: pd.DataFrame) -> pd.Series:
         f = frame.loc[both]
-        return (np.sign(f["score"]) == np.sign(f["forward_return"])).to_numpy()
+        signal, ret = f[traded_column(f)].astype(float), f["forward_return"].astype(float)
+        counted = np.isfinite(signal) & (signal != 0) & np.isfinite(ret) & (ret != 0)
+        return (np.sign(signal) == np.sign(ret)).astype(float).where(counted)
 
     return hits(a), hits(b)
+
+
+def _whole_bars(horizon: int) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise LlmbtError(f"horizon {horizon!r} must be a whole number of bars >= 1 (the label horizon).")
+    return int(horizon)
+
+
+def _hits_sentence(facts: dict[str, Any]) -> str:
+    what = ("the traded signal (the strategy's normalised score)" if facts["column"] == "signal" else
+            "the raw model score (this results folder has no traded signal; re-run to record it)")
+    every = "every bar" if facts["horizon"] == 1 else f"one bar in {facts['horizon']}"
+    return (f"Hit rates score {what}, a zero signal or zero return counting as no signal; McNemar's "
+            f"test uses {every} ({facts['bars']} bars, non-overlapping {facts['horizon']}-bar returns), "
+            f"{facts['pairs']} of them with a signal from both models.")
 
 
 def _who_wins(a: str, b: str, diff: Any) -> str:
@@ -171,7 +203,8 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> C
 
     folder = Path(folder)
     res = read_results(folder)
-    comp = compare(res["returns"], res["scores"], extra=_fold_extras(res["folds"], res["returns"]))
+    comp = compare(res["returns"], res["scores"], horizon=int(res["config"]["horizon"]),
+                   extra=_fold_extras(res["folds"], res["returns"]))
     _write_outputs(folder, comp, res)
     _print(comp, folder, say)
     return comp
@@ -184,7 +217,8 @@ def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5
     from engine.arms import run_arms
 
     res = run_arms(config, arms, horizon, say)
-    comp = compare(res["returns"], res["scores"], extra=_fold_extras(res["folds"], res["returns"]))
+    comp = compare(res["returns"], res["scores"], horizon=horizon,
+                   extra=_fold_extras(res["folds"], res["returns"]))
     notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
              "arms": "; ".join(f"{a.name}: {a}" for a in arms)}
     title = f"{config.strategy} on {config.data}, {config.start} .. {config.end or 'end'}"

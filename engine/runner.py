@@ -36,6 +36,7 @@ class RunResult:
     stats: dict[str, float]
     benchmark_returns: pd.Series | None = None
     signal_info: dict[str, Any] = field(default_factory=dict)
+    signals: pd.DataFrame | None = None  # the signal columns the strategy read, per traded bar
     seconds: float = 0.0
 
     @property
@@ -94,6 +95,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
     result = _run_cerebro(config, frame, cls, params, columns)
     result.signal_info = info
+    result.signals = frame[list(columns)] if columns else None
     if with_benchmark and config.benchmark not in ("none", config.strategy):
         bench = config.replace(strategy=config.benchmark, params={})
         bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), {}, ())
