@@ -122,7 +122,8 @@ def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]
         Sharpes) and ``var_sharpe_annualised``, ``expected_max_sharpe`` (annualised, of that many
         skill-less trials) and ``note`` (:data:`reports.stats.DSR_NEEDS_TRIALS` below 2 trials).
     """
-    from reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe, sharpe_ratio
+    from engine.metrics import sharpe_ratio
+    from reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe
 
     common = pd.concat(trials, axis=1, join="inner").dropna()
     per_period = {n: sharpe_ratio(common[n], 1) for n in trials}

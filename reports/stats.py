@@ -1,7 +1,8 @@
 """Significance tests for comparing two strategies: paired bootstrap Sharpe difference, PSR, DSR, McNemar.
 
 Returns are simple per-period returns (``pd.Series`` by date, or arrays). Sharpe ratios in the PSR and
-DSR are *per period*; :func:`sharpe_ratio` and :func:`sharpe_diff_ci` report annualised ones.
+DSR are *per period*; :func:`sharpe_ratio` (:func:`engine.metrics.sharpe_ratio`, the one definition)
+and :func:`sharpe_diff_ci` report annualised ones.
 
 References: Politis & Romano (1994) "The Stationary Bootstrap"; Bailey & López de Prado (2012)
 "The Sharpe Ratio Efficient Frontier" and (2014) "The Deflated Sharpe Ratio"; McNemar (1947).
@@ -16,9 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from engine.metrics import ArrayLike, sharpe_ratio
+from engine.metrics import finite_values as _clean
+from engine.metrics import float_series as _as_float_series
+from engine.metrics import positive as _positive
 from feeds.base import LlmbtError
 
-ArrayLike = pd.Series | np.ndarray | list
 EULER_GAMMA = 0.5772156649015329
 MIN_PAIRED = 20  # fewest common periods sharpe_diff_ci accepts
 EXACT_BELOW = 25  # McNemar uses the exact binomial test when b + c is below this
@@ -51,23 +55,6 @@ class McNemar:
     exact: bool
 
 
-def _as_float_series(x: ArrayLike, name: str) -> pd.Series:
-    """``x`` as a float Series (arrays get a RangeIndex, None becomes NaN); error if not numeric."""
-    s = x if isinstance(x, pd.Series) else pd.Series(np.asarray(x, dtype=object).ravel())
-    try:
-        if s.dtype == object:
-            s = pd.to_numeric(s.where(s.notna(), np.nan).astype(float), errors="raise")
-        return s.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise LlmbtError(f"{name} must hold numbers (NaN/None for missing); got values such as "
-                         f"{s.iloc[:3].tolist()}. Pass per-period returns or True/False hits.") from exc
-
-
-def _clean(returns: ArrayLike, name: str = "returns") -> np.ndarray:
-    v = _as_float_series(returns, name).to_numpy()
-    return v[~np.isnan(v)]
-
-
 def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int) -> tuple[np.ndarray, ...]:
     """Align ``a`` and ``b`` (inner join on the index, sorted, if both are Series, else by position) and
     drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain."""
@@ -86,32 +73,11 @@ def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int)
     return both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()
 
 
-def _positive(value: float, name: str, minimum: float = 0.0) -> float:
-    """``value`` as a float if it is a finite number > 0 (or >= ``minimum`` when one is given)."""
-    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value)
-            and (value >= minimum if minimum else value > 0)):
-        raise LlmbtError(f"{name} must be a number {f'>= {minimum:g}' if minimum else '> 0'}; got {value!r}.")
-    return float(value)
-
-
 def _whole(value: int, name: str, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer (not a bool) >= ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise LlmbtError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
-
-
-def sharpe_ratio(returns: ArrayLike, periods_per_year: float = 252) -> float:
-    """Annualised Sharpe ratio ``mean / std * sqrt(periods_per_year)`` (std with ddof=1, no risk-free);
-    NaN with fewer than 2 values or zero standard deviation.
-
-    Args:
-        returns: simple per-period returns; NaN are dropped.
-        periods_per_year: 252 for daily bars, 1 for the per-period (non-annualised) ratio.
-    """
-    ppy, r = _positive(periods_per_year, "periods_per_year"), _clean(returns)
-    sd = r.std(ddof=1) if len(r) >= 2 else 0.0
-    return float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else float("nan")
 
 
 def stationary_bootstrap_indices(n: int, mean_block: float, n_boot: int,
