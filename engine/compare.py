@@ -2,8 +2,12 @@
 and whether the difference is real (paired bootstrap of the Sharpe difference, PSR/DSR, McNemar).
 
 Inputs are plain series: per-bar strategy returns of each model (and buy-and-hold), and per test
-bar each model's ``score`` (P(bull) − P(bear)), ``confidence``, ``predicted``/``label`` and the
-realised ``forward_return``. :func:`compare_results` reads them from a walk-forward results folder.
+bar each model's ``score`` (P(bull) − P(bear)), ``signal`` (the score the strategy traded, after its
+normalisation), ``confidence``, ``predicted``/``label`` and the realised ``forward_return`` over
+``horizon`` bars. :func:`compare_results` reads them from a walk-forward results folder.
+
+The DSR's trials are the compared models (or arms), each on the same out-of-sample bars; hit rates
+and McNemar's test score ``signal`` (zero = no signal), McNemar on one bar in ``horizon``.
 """
 
 from __future__ import annotations
