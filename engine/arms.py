@@ -74,7 +74,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         cfg = config.replace(model=arm.model, adapter=arm.adapter, prompt=arm.prompt,
                              benchmark=None if i == 0 else "none")
         run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
-        frame, quality = signal_quality_frame(cfg, examples)
+        frame, quality = signal_quality_frame(cfg, examples, run.signals["score"])
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
         if run.benchmark_returns is not None:
             returns["buy_and_hold"] = run.benchmark_returns.rename("buy_and_hold")

@@ -73,7 +73,8 @@ def _report(folder: Path) -> None:
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
               help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
                    "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1).")
-@click.option("--horizon", default=5, show_default=True, help="Label horizon (bars) for signal quality.")
+@click.option("--horizon", default=5, show_default=True,
+              help="Label horizon (bars) for signal quality; McNemar uses one bar in this many.")
 @click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
 def compare(folder, arms, horizon, out, **kwargs) -> None:
     """A/B comparison: metrics, signal quality, cost, and whether the difference is real

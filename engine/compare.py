@@ -2,13 +2,18 @@
 and whether the difference is real (paired bootstrap of the Sharpe difference, PSR/DSR, McNemar).
 
 Inputs are plain series: per-bar strategy returns of each model (and buy-and-hold), and per test
-bar each model's ``score`` (P(bull) − P(bear)), ``confidence``, ``predicted``/``label`` and the
-realised ``forward_return``. :func:`compare_results` reads them from a walk-forward results folder.
+bar each model's ``score`` (P(bull) − P(bear)), ``signal`` (the score the strategy traded, after its
+normalisation), ``confidence``, ``predicted``/``label`` and the realised ``forward_return`` over
+``horizon`` bars. :func:`compare_results` reads them from a walk-forward results folder.
+
+The DSR's trials are the compared models (or arms), each on the same out-of-sample bars; hit rates
+and McNemar's test score ``signal`` (zero = no signal), McNemar on one bar in ``horizon``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +38,19 @@ class Comparison:
     calibration: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+def traded_column(scores: pd.DataFrame) -> str:
+    """``signal`` (the score the strategy traded, after its normalisation) when the frame has it;
+    ``score`` (the raw model score) in results folders written before it was recorded."""
+    return "signal" if "signal" in scores else "score"
+
+
 def signal_quality(scores: pd.DataFrame) -> dict[str, float]:
-    """Directional accuracy, profitable-signal ratio, mean confidence, ECE and macro F1 of one model."""
+    """Directional accuracy and profitable-signal ratio of the traded signal (zero = no signal, as in
+    ``bt evaluate``), mean confidence, ECE and label accuracy of one model."""
     from signals_cache.evaluate import directional_metrics, expected_calibration_error
 
-    direction = directional_metrics(scores["score"].to_numpy(), scores["forward_return"].to_numpy())
+    signal = scores[traded_column(scores)].to_numpy(dtype=float)
+    direction = directional_metrics(signal, scores["forward_return"].to_numpy())
     correct = (scores["predicted"] == scores["label"]).to_numpy()
     return {"Directional accuracy": direction["hit_rate"],
             "Profitable signals": direction["profitable_ratio"],
@@ -58,26 +71,24 @@ def calibration_table(scores: pd.DataFrame, bins: int = CAL_BINS) -> pd.DataFram
     return grouped[["confidence_bin", "mean_confidence", "hit_rate", "count"]]
 
 
-def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, n_trials: int,
-            trial_sharpes: list[float] | None = None, extra: dict[str, dict[str, float]] | None = None,
+def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, horizon: int,
+            trials: dict[str, pd.Series] | None = None, extra: dict[str, dict[str, float]] | None = None,
             n_boot: int = 2000) -> Comparison:
     """Compare the models of ``scores`` (first = candidate, second = reference) on ``returns``.
 
     Args:
         returns: per-bar returns by name (the models of ``scores``, optionally ``buy_and_hold``).
         scores: per-bar signal frames by model name; the first two are tested against each other.
-        n_trials: strategies tried (models × folds) for the Deflated Sharpe Ratio.
-        trial_sharpes: per-period Sharpe ratios of the trials (their variance enters the DSR).
+        horizon: bars of the ``forward_return`` of ``scores``; McNemar's test uses every
+            ``horizon``-th common bar, so that the hits it counts are on non-overlapping returns.
+        trials: the alternatives tried before picking one (models × prompts × parameter settings) by
+            name, as per-bar returns over the same out-of-sample period; default: the models of
+            ``scores``. Their number and Sharpe variance deflate each trial's Sharpe (DSR);
+            buy-and-hold is a benchmark, not a trial, and is not deflated.
         extra: more metric rows by model (exposure, turnover, cost…).
     """
     from reports.metrics import headline_metrics
-    from reports.stats import (
-        deflated_sharpe_ratio,
-        mcnemar_from_hits,
-        probabilistic_sharpe_ratio,
-        sharpe_diff_ci,
-        significance_summary,
-    )
+    from reports.stats import mcnemar_from_hits, sharpe_diff_ci, significance_summary
 
     models = list(scores)
     if len(models) < 2 or any(m not in returns for m in models):
@@ -90,29 +101,97 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, n
         rows[name] |= signal_quality(scores[name])
     for name, values in (extra or {}).items():
         rows.setdefault(name, {}).update(values)
-    var = float(np.var(trial_sharpes, ddof=1)) if trial_sharpes and len(trial_sharpes) > 1 else None
-    for name in columns:
-        rows[name]["PSR (SR > 0)"] = probabilistic_sharpe_ratio(returns[name])
-        rows[name]["DSR"] = deflated_sharpe_ratio(returns[name], n_trials, var_sharpe=var or 0.0)
+    trial_set = selection_trials(trials if trials is not None else {m: returns[m] for m in models}, ppy)
+    _add_psr_dsr(rows, returns, trial_set)
     a, b = models[0], models[1]
     diff = sharpe_diff_ci(returns[a], returns[b], periods_per_year=ppy, n_boot=n_boot)
-    mc = mcnemar_from_hits(*_paired_hits(scores[a], scores[b]))
-    sentences = [significance_summary(diff, rows[a]["DSR"], mc), _who_wins(a, b, diff)]
-    stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc),
-             "n_trials": n_trials, "periods_per_year": ppy}
+    hits = paired_hits(scores[a], scores[b], horizon)
+    mc = mcnemar_from_hits(*hits)
+    hit_facts = {"horizon": horizon, "column": traded_column(scores[a]), "bars": len(hits[0]),
+                 "pairs": int((hits[0].notna() & hits[1].notna()).sum())}
+    sentences = [significance_summary(diff, rows[a]["DSR"], mc, dsr_note=trial_set["note"]),
+                 _who_wins(a, b, diff), _trials_sentence(trial_set), _hits_sentence(hit_facts)]
+    stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc) | hit_facts,
+             "n_trials": trial_set["n_trials"], "dsr": trial_set, "periods_per_year": ppy}
     metrics = pd.DataFrame(rows)[columns]
     return Comparison(metrics, sentences, stats, {m: calibration_table(scores[m]) for m in models})
 
 
-def _paired_hits(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Directional hits (sign of score = sign of forward return) on the bars both models scored."""
-    both = a.index.intersection(b.index)
+def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]:
+    """Number and Sharpe variance of the trials, each measured on the bars all of them cover.
 
-    def hits(frame: pd.DataFrame) -> np.ndarray:
+    Returns:
+        ``trials`` (names), ``bars`` (common bars), ``sharpe`` (annualised, by name), ``n_trials``
+        (trials with a defined Sharpe), ``var_sharpe`` (variance, ddof=1, of their per-period
+        Sharpes) and ``var_sharpe_annualised``, ``expected_max_sharpe`` (annualised, of that many
+        skill-less trials) and ``note`` (:data:`reports.stats.DSR_NEEDS_TRIALS` below 2 trials).
+    """
+    from engine.metrics import sharpe_ratio
+    from reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe
+
+    common = pd.concat(trials, axis=1, join="inner").dropna()
+    per_period = {n: sharpe_ratio(common[n], 1) for n in trials}
+    defined = [v for v in per_period.values() if not math.isnan(v)]
+    n, nan = len(defined), float("nan")
+    var = float(np.var(defined, ddof=1)) if n >= 2 else nan
+    return {"trials": list(trials), "bars": len(common),
+            "sharpe": {k: v * math.sqrt(ppy) for k, v in per_period.items()}, "n_trials": n,
+            "var_sharpe": var, "var_sharpe_annualised": var * ppy,
+            "expected_max_sharpe": expected_max_sharpe(n, var) * math.sqrt(ppy) if n >= 2 else nan,
+            "note": None if n >= 2 else DSR_NEEDS_TRIALS}
+
+
+def _add_psr_dsr(rows: dict[str, dict[str, float]], returns: dict[str, pd.Series],
+                 trial_set: dict[str, Any]) -> None:
+    """PSR (SR > 0) of every column; DSR of the trials only (NaN for buy-and-hold and below 2 trials)."""
+    from reports.stats import deflated_sharpe_ratio, probabilistic_sharpe_ratio
+
+    for name in rows:
+        rows[name]["PSR (SR > 0)"] = probabilistic_sharpe_ratio(returns[name])
+        rows[name]["DSR"] = (deflated_sharpe_ratio(returns[name], trial_set["n_trials"],
+                                                   var_sharpe=trial_set["var_sharpe"])
+                             if name in trial_set["trials"] and not trial_set["note"] else float("nan"))
+
+
+def _trials_sentence(trial_set: dict[str, Any]) -> str:
+    names = ", ".join(map(str, trial_set["trials"]))
+    if trial_set["note"]:
+        return (f"{trial_set['note']}: of the trials ({names}), {trial_set['n_trials']} with a defined "
+                "Sharpe ratio, so no deflated Sharpe ratio is reported.")
+    return (f"The DSR deflates for {trial_set['n_trials']} trials ({names}), each measured on the same "
+            f"{trial_set['bars']} out-of-sample bars: their annualised Sharpe ratios have variance "
+            f"{trial_set['var_sharpe_annualised']:.3f}, so the best of {trial_set['n_trials']} skill-less "
+            f"trials would be expected to reach a Sharpe of {trial_set['expected_max_sharpe']:.2f}.")
+
+
+def paired_hits(a: pd.DataFrame, b: pd.DataFrame, horizon: int) -> tuple[pd.Series, pd.Series]:
+    """Directional hits of two models (1 = the traded signal's sign matches the forward return's,
+    0 = it does not, NaN = no signal: a zero or missing signal or a zero return, as ``bt evaluate``
+    counts them) on every ``horizon``-th bar both frames cover, so the returns do not overlap."""
+    both = a.index.intersection(b.index).sort_values()[:: _whole_bars(horizon)]
+
+    def hits(frame: pd.DataFrame) -> pd.Series:
         f = frame.loc[both]
-        return (np.sign(f["score"]) == np.sign(f["forward_return"])).to_numpy()
+        signal, ret = f[traded_column(f)].astype(float), f["forward_return"].astype(float)
+        counted = np.isfinite(signal) & (signal != 0) & np.isfinite(ret) & (ret != 0)
+        return (np.sign(signal) == np.sign(ret)).astype(float).where(counted)
 
     return hits(a), hits(b)
+
+
+def _whole_bars(horizon: int) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise LlmbtError(f"horizon {horizon!r} must be a whole number of bars >= 1 (the label horizon).")
+    return int(horizon)
+
+
+def _hits_sentence(facts: dict[str, Any]) -> str:
+    what = ("the traded signal (the strategy's normalised score)" if facts["column"] == "signal" else
+            "the raw model score (this results folder has no traded signal; re-run to record it)")
+    every = "every bar" if facts["horizon"] == 1 else f"one bar in {facts['horizon']}"
+    return (f"Hit rates score {what}, a zero signal or zero return counting as no signal; McNemar's "
+            f"test uses {every} ({facts['bars']} bars, non-overlapping {facts['horizon']}-bar returns), "
+            f"{facts['pairs']} of them with a signal from both models.")
 
 
 def _who_wins(a: str, b: str, diff: Any) -> str:
@@ -129,10 +208,8 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> C
 
     folder = Path(folder)
     res = read_results(folder)
-    folds, models = res["folds"], list(res["scores"])
-    extra = _fold_extras(folds, res["returns"])
-    trial = (folds["sharpe"] / np.sqrt(periods_per_year(res["returns"][models[0]].index))).tolist()
-    comp = compare(res["returns"], res["scores"], n_trials=len(folds), trial_sharpes=trial, extra=extra)
+    comp = compare(res["returns"], res["scores"], horizon=int(res["config"]["horizon"]),
+                   extra=_fold_extras(res["folds"], res["returns"]))
     _write_outputs(folder, comp, res)
     _print(comp, folder, say)
     return comp
@@ -145,7 +222,7 @@ def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5
     from engine.arms import run_arms
 
     res = run_arms(config, arms, horizon, say)
-    comp = compare(res["returns"], res["scores"], n_trials=len(arms),
+    comp = compare(res["returns"], res["scores"], horizon=horizon,
                    extra=_fold_extras(res["folds"], res["returns"]))
     notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
              "arms": "; ".join(f"{a.name}: {a}" for a in arms)}

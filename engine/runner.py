@@ -18,6 +18,7 @@ import pandas as pd
 
 from engine.analyzers import EquityCurve, TradeLog
 from engine.config import RunConfig
+from engine.metrics import sharpe_ratio
 from feeds import load_prices
 from strategies.base import SignalStrategy
 from strategies.registry import check_bars, check_params, get_strategy
@@ -36,6 +37,7 @@ class RunResult:
     stats: dict[str, float]
     benchmark_returns: pd.Series | None = None
     signal_info: dict[str, Any] = field(default_factory=dict)
+    signals: pd.DataFrame | None = None  # the signal columns the strategy read, per traded bar
     seconds: float = 0.0
 
     @property
@@ -95,6 +97,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
     result = _run_cerebro(config, frame, cls, params, columns)
     result.signal_info = info
+    result.signals = frame[list(columns)] if columns else None
     if with_benchmark and config.benchmark not in ("none", config.strategy):
         bench = config.replace(strategy=config.benchmark, params={})
         bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), {}, ())
@@ -176,12 +179,11 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
 def _stats(config: RunConfig, equity: pd.Series, returns: pd.Series, trades: pd.DataFrame,
            strat: bt.Strategy) -> dict[str, float]:
     ppy = periods_per_year(equity.index)
-    std = returns.std(ddof=1)
     wins = int((trades["pnl_net"] > 0).sum()) if len(trades) else 0
     return {
         "final_value": float(equity.iloc[-1]),
         "total_return": float(equity.iloc[-1] / config.cash - 1.0),
-        "sharpe": float(returns.mean() / std * np.sqrt(ppy)) if std > 0 else 0.0,
+        "sharpe": sharpe_ratio(returns, ppy),  # NaN when the equity never moves
         "max_drawdown": float(strat.analyzers.drawdown.get_analysis().max.drawdown) / 100.0,
         "trades": float(len(trades)),
         "win_rate": wins / len(trades) if len(trades) else 0.0,

@@ -276,12 +276,18 @@ def _test_model(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, test_e
     last = int(fold.test[-1]) + 1
     run = run_backtest(run_cfg, prices=prices.iloc[fold.test[0] : last],
                        with_benchmark=adapter is None, history=prices.iloc[:last])
-    scores, quality = signal_quality_frame(run_cfg, test_ex)
+    scores, quality = signal_quality_frame(run_cfg, test_ex, run.signals["score"])
     return run, scores, quality
 
 
-def signal_quality_frame(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-bar scores of ``run_cfg``'s model on labelled ``examples`` and their quality metrics."""
+def signal_quality_frame(run_cfg: RunConfig, examples: list,
+                         traded: pd.Series) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-bar scores of ``run_cfg``'s model on labelled ``examples`` and their quality metrics.
+
+    ``score`` is the model's P(bull) − P(bear); ``signal`` is ``traded`` (the score column the
+    strategy read, after its normalisation) on the same bars. Hit rates score ``signal``: a zero or
+    missing signal is no signal, as in ``bt evaluate``.
+    """
     from signals_cache.encoding import render_example
     from signals_cache.evaluate import classification_metrics, directional_metrics
     from signals_cache.labels import LABELS
@@ -300,10 +306,12 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list) -> tuple[pd.DataFra
     labels = [e.label for e in examples]
     forward = np.array([e.forward_return for e in examples])
     score = probs[:, LABELS.index("bullish")] - probs[:, LABELS.index("bearish")]
-    frame = pd.DataFrame({"score": score, "confidence": probs.max(axis=1), "label": labels,
-                          "predicted": [LABELS[i] for i in probs.argmax(axis=1)],
-                          "forward_return": forward}, index=pd.DatetimeIndex([e.time for e in examples]))
-    cls, direction = classification_metrics(labels, probs), directional_metrics(score, forward)
+    index = pd.DatetimeIndex([e.time for e in examples])
+    signal = traded.reindex(index).to_numpy(dtype=float)
+    frame = pd.DataFrame({"score": score, "signal": signal, "confidence": probs.max(axis=1),
+                          "label": labels, "predicted": [LABELS[i] for i in probs.argmax(axis=1)],
+                          "forward_return": forward}, index=index)
+    cls, direction = classification_metrics(labels, probs), directional_metrics(signal, forward)
     return frame, {"eval_f1": cls["macro_f1"], "eval_accuracy": cls["accuracy"],
                    "mean_confidence": cls["mean_confidence"], "ece": cls["ece"],
                    "hit_rate": direction["hit_rate"],

@@ -1,18 +1,23 @@
-"""Headline performance metrics (QuantStats) and the terminal table (rich)."""
+"""Headline performance metrics (QuantStats, but the Sharpe ratio is :func:`engine.metrics.sharpe_ratio`,
+the one the runner and the significance tests use) and the terminal table (rich)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from engine.metrics import sharpe_ratio
 from reports._qs import naive, quantstats
 
-#: Name → (QuantStats stats function, format). The README's metric list is tested against this.
-METRICS: dict[str, tuple[str, str]] = {
+#: Name → (QuantStats stats function, or a function of (returns, periods per year); format).
+#: The README's metric list is tested against this.
+METRICS: dict[str, tuple[str | Callable[[pd.Series, float], float], str]] = {
     "Total return": ("comp", "{:.2%}"),
     "CAGR": ("cagr", "{:.2%}"),
-    "Sharpe": ("sharpe", "{:.2f}"),
+    "Sharpe": (sharpe_ratio, "{:.2f}"),
     "Sortino": ("sortino", "{:.2f}"),
     "Max drawdown": ("max_drawdown", "{:.2%}"),
     "Calmar": ("calmar", "{:.2f}"),
@@ -27,9 +32,11 @@ def headline_metrics(returns: pd.Series, periods: float = 252.0) -> dict[str, fl
     r = naive(returns)
     out = {}
     for name, (func, _) in METRICS.items():
-        fn = getattr(qs.stats, func)
-        kwargs = {"periods": int(round(periods))} if func in ("sharpe", "sortino", "volatility") else {}
-        out[name] = float(fn(r, **kwargs))
+        if callable(func):
+            out[name] = float(func(r, periods))
+            continue
+        kwargs = {"periods": int(round(periods))} if func in ("sortino", "volatility") else {}
+        out[name] = float(getattr(qs.stats, func)(r, **kwargs))
     return out
 
 

@@ -1,7 +1,8 @@
 """Significance tests for comparing two strategies: paired bootstrap Sharpe difference, PSR, DSR, McNemar.
 
 Returns are simple per-period returns (``pd.Series`` by date, or arrays). Sharpe ratios in the PSR and
-DSR are *per period*; :func:`sharpe_ratio` and :func:`sharpe_diff_ci` report annualised ones.
+DSR are *per period*; :func:`sharpe_ratio` (:func:`engine.metrics.sharpe_ratio`, the one definition)
+and :func:`sharpe_diff_ci` report annualised ones.
 
 References: Politis & Romano (1994) "The Stationary Bootstrap"; Bailey & López de Prado (2012)
 "The Sharpe Ratio Efficient Frontier" and (2014) "The Deflated Sharpe Ratio"; McNemar (1947).
@@ -16,12 +17,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from engine.metrics import ArrayLike, sharpe_ratio
+from engine.metrics import finite_values as _clean
+from engine.metrics import float_series as _as_float_series
+from engine.metrics import positive as _positive
 from feeds.base import LlmbtError
 
-ArrayLike = pd.Series | np.ndarray | list
 EULER_GAMMA = 0.5772156649015329
 MIN_PAIRED = 20  # fewest common periods sharpe_diff_ci accepts
 EXACT_BELOW = 25  # McNemar uses the exact binomial test when b + c is below this
+DSR_NEEDS_TRIALS = "DSR needs ≥ 2 trials"  # with one trial there is no selection to deflate for
 
 
 @dataclass(frozen=True)
@@ -50,23 +55,6 @@ class McNemar:
     exact: bool
 
 
-def _as_float_series(x: ArrayLike, name: str) -> pd.Series:
-    """``x`` as a float Series (arrays get a RangeIndex, None becomes NaN); error if not numeric."""
-    s = x if isinstance(x, pd.Series) else pd.Series(np.asarray(x, dtype=object).ravel())
-    try:
-        if s.dtype == object:
-            s = pd.to_numeric(s.where(s.notna(), np.nan).astype(float), errors="raise")
-        return s.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise LlmbtError(f"{name} must hold numbers (NaN/None for missing); got values such as "
-                         f"{s.iloc[:3].tolist()}. Pass per-period returns or True/False hits.") from exc
-
-
-def _clean(returns: ArrayLike, name: str = "returns") -> np.ndarray:
-    v = _as_float_series(returns, name).to_numpy()
-    return v[~np.isnan(v)]
-
-
 def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int) -> tuple[np.ndarray, ...]:
     """Align ``a`` and ``b`` (inner join on the index, sorted, if both are Series, else by position) and
     drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain."""
@@ -85,32 +73,11 @@ def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int)
     return both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()
 
 
-def _positive(value: float, name: str, minimum: float = 0.0) -> float:
-    """``value`` as a float if it is a finite number > 0 (or >= ``minimum`` when one is given)."""
-    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value)
-            and (value >= minimum if minimum else value > 0)):
-        raise LlmbtError(f"{name} must be a number {f'>= {minimum:g}' if minimum else '> 0'}; got {value!r}.")
-    return float(value)
-
-
 def _whole(value: int, name: str, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer (not a bool) >= ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise LlmbtError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
-
-
-def sharpe_ratio(returns: ArrayLike, periods_per_year: float = 252) -> float:
-    """Annualised Sharpe ratio ``mean / std * sqrt(periods_per_year)`` (std with ddof=1, no risk-free);
-    NaN with fewer than 2 values or zero standard deviation.
-
-    Args:
-        returns: simple per-period returns; NaN are dropped.
-        periods_per_year: 252 for daily bars, 1 for the per-period (non-annualised) ratio.
-    """
-    ppy, r = _positive(periods_per_year, "periods_per_year"), _clean(returns)
-    sd = r.std(ddof=1) if len(r) >= 2 else 0.0
-    return float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else float("nan")
 
 
 def stationary_bootstrap_indices(n: int, mean_block: float, n_boot: int,
@@ -225,28 +192,45 @@ def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:
     return float(math.sqrt(var_sharpe) * ((1 - EULER_GAMMA) * z[0] + EULER_GAMMA * z[1]))
 
 
+def dsr_from_moments(sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int,
+                     var_sharpe: float) -> float:
+    """Deflated Sharpe ratio from its inputs (Bailey & López de Prado 2014): the PSR of the per-period
+    ``sr`` against :func:`expected_max_sharpe` of ``n_trials`` trials whose per-period Sharpe ratios
+    have variance ``var_sharpe``; NaN with fewer than 2 trials (:data:`DSR_NEEDS_TRIALS`).
+    """
+    if _whole(n_trials, "n_trials") < 2:
+        return float("nan")
+    return psr_from_moments(sr, n_obs, skew, kurtosis, expected_max_sharpe(n_trials, var_sharpe))
+
+
 def deflated_sharpe_ratio(returns: ArrayLike, n_trials: int, trial_sharpes: ArrayLike | None = None,
                           var_sharpe: float | None = None) -> float:
     """Deflated Sharpe ratio: the PSR against the best Sharpe expected from ``n_trials`` lucky trials.
 
+    Trials are the alternatives tried before picking this one (models, prompts, parameter settings),
+    each measured on the same returns period. With fewer than 2 trials there is no selection to
+    deflate for and no variance to estimate: the DSR is NaN (:data:`DSR_NEEDS_TRIALS`), never the PSR.
+
     Args:
         returns: simple per-period returns of the selected strategy.
-        n_trials: strategies tried (>= 1); with 1 the DSR equals the PSR with SR* = 0.
+        n_trials: strategies tried (>= 1).
         trial_sharpes: per-period Sharpe ratios of the trials; their variance (ddof=1) is V.
         var_sharpe: V given directly (per period). Give exactly one of the two when ``n_trials > 1``.
     """
     n_trials = _whole(n_trials, "n_trials")
     if trial_sharpes is not None and var_sharpe is not None:
         raise LlmbtError("deflated_sharpe_ratio got both trial_sharpes and var_sharpe; give only one.")
+    if n_trials < 2:
+        return float("nan")
     sharpes = None if trial_sharpes is None else _clean(trial_sharpes, "trial_sharpes")
     if sharpes is not None and len(sharpes) < 2:
         raise LlmbtError(f"trial_sharpes needs 2 or more values to estimate a variance; got {len(sharpes)}. "
                          "Pass var_sharpe instead.")
-    if sharpes is None and var_sharpe is None and n_trials > 1:
+    if sharpes is None and var_sharpe is None:
         raise LlmbtError(f"n_trials={n_trials} needs trial_sharpes or var_sharpe (the variance of the "
                          "trials' per-period Sharpe ratios).")
-    var_sharpe = float(np.var(sharpes, ddof=1)) if sharpes is not None else var_sharpe or 0.0
-    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, var_sharpe))
+    var = float(np.var(sharpes, ddof=1)) if sharpes is not None else var_sharpe
+    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, var))
 
 
 def mcnemar(b: int, c: int, exact: bool | None = None) -> McNemar:
@@ -288,13 +272,16 @@ def _sharpe_sentence(diff: SharpeDiff, alpha: float) -> str:
             + ("." if sig else ": it could well be luck."))
 
 
-def significance_summary(diff: SharpeDiff, dsr: float, mc: McNemar, alpha: float = 0.05) -> str:
+def significance_summary(diff: SharpeDiff, dsr: float, mc: McNemar, alpha: float = 0.05,
+                         dsr_note: str | None = None) -> str:
     """Two plain-English sentences: is the Sharpe difference significant ("not significant" when it is
-    not, or cannot be tested), and what the candidate's DSR and McNemar's test on the hits say."""
+    not, or cannot be tested), and what the candidate's DSR (or ``dsr_note``, why there is none) and
+    McNemar's test on the hits say."""
     ok = dsr >= 1 - alpha
-    dsr_text = "the deflated Sharpe ratio is undefined" if math.isnan(dsr) else (
-        f"the deflated Sharpe ratio is {dsr:.2f} ({'above' if ok else 'below'} {1 - alpha:.2f}: "
-        f"the Sharpe {'survives' if ok else 'may not survive'} the number of trials)")
+    dsr_text = (f"the deflated Sharpe ratio is not reported ({dsr_note})" if dsr_note and math.isnan(dsr)
+                else "the deflated Sharpe ratio is undefined" if math.isnan(dsr) else
+                f"the deflated Sharpe ratio is {dsr:.2f} ({'above' if ok else 'below'} {1 - alpha:.2f}: "
+                f"the Sharpe {'survives' if ok else 'may not survive'} the number of trials)")
     mc_text = (f"McNemar's test on {mc.b + mc.c} disagreements (p = {mc.p_value:.3f}) finds "
                f"{'a' if mc.p_value < alpha else 'no'} significant difference in hit rates")
     return f"{_sharpe_sentence(diff, alpha)} Also, {dsr_text}, and {mc_text}."

@@ -4,19 +4,21 @@ on a tiny random Llama (pages written, statistics present, plain wording when no
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from scipy.stats import norm
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 import engine.cli_wf  # noqa: F401  (registers compare)
 from engine.arms import Arm, parse_arm
 from engine.cli import cli
-from engine.compare import calibration_table, compare
+from engine.compare import calibration_table, compare, paired_hits, signal_quality
 from feeds import load_prices
-from feeds.base import ConfigError
+from feeds.base import ConfigError, LlmbtError
 
 
 def test_parse_arm():
@@ -48,7 +50,7 @@ def goog_signals() -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
 
 def test_compare_on_real_returns_reports_every_number():
     returns, scores = goog_signals()
-    comp = compare(returns, scores, n_trials=2, n_boot=400)
+    comp = compare(returns, scores, horizon=5, n_boot=400)
     assert list(comp.metrics.columns) == ["momentum", "contrarian", "buy_and_hold"]
     for row in ("CAGR", "Sharpe", "Sortino", "Max drawdown", "Calmar", "Win rate (bars)",
                 "Directional accuracy", "Profitable signals", "Mean confidence",
@@ -57,7 +59,12 @@ def test_compare_on_real_returns_reports_every_number():
     # the contrarian twin's directional hits are exactly the momentum misses (same bars, opposite sign)
     hits = comp.metrics.loc["Directional accuracy"]
     assert hits["momentum"] + hits["contrarian"] == pytest.approx(1.0, abs=0.02)
-    assert comp.stats["mcnemar"]["b"] + comp.stats["mcnemar"]["c"] > 500
+    # every pair with a signal disagrees; McNemar counts one bar in 5 (non-overlapping 5-bar returns)
+    mom = scores["momentum"]
+    thinned = mom.iloc[::5]
+    signalled = int(((thinned["score"] != 0) & (thinned["forward_return"] != 0)).sum())
+    mc = comp.stats["mcnemar"]
+    assert mc["b"] + mc["c"] == signalled == mc["pairs"] and mc["bars"] == len(thinned) and signalled > 100
     assert comp.metrics.loc["DSR", "momentum"] <= comp.metrics.loc["PSR (SR > 0)", "momentum"] + 1e-12
     assert any("Sharpe" in s for s in comp.significance)
 
@@ -65,9 +72,99 @@ def test_compare_on_real_returns_reports_every_number():
 def test_identical_models_are_reported_as_not_significant():
     returns, scores = goog_signals()
     same = {"a": returns["momentum"].rename("a"), "b": returns["momentum"].rename("b")}
-    comp = compare(same, {"a": scores["momentum"], "b": scores["momentum"]}, n_trials=2, n_boot=200)
+    comp = compare(same, {"a": scores["momentum"], "b": scores["momentum"]}, horizon=5, n_boot=200)
     assert comp.stats["sharpe_diff"]["diff"] == 0
     assert "not significant" in " ".join(comp.significance).lower()
+
+
+def test_dsr_deflates_for_the_models_tried_on_the_same_bars():
+    from reports.stats import expected_max_sharpe, probabilistic_sharpe_ratio
+
+    returns, scores = goog_signals()
+    returns["contrarian"] = returns["contrarian"].iloc[3:]  # trials are measured on the common bars
+    comp = compare(returns, scores, horizon=5, n_boot=100)
+    common = pd.concat([returns["momentum"], returns["contrarian"]], axis=1, join="inner")
+    assert len(common) == len(returns["momentum"]) - 3
+    per_bar = common.mean() / common.std(ddof=1)
+    var = float(per_bar.var(ddof=1))  # two trials: (SR1 - SR2)**2 / 2
+    assert var == pytest.approx((per_bar.iloc[0] - per_bar.iloc[1]) ** 2 / 2, rel=1e-12)
+    dsr = comp.stats["dsr"]
+    assert dsr["n_trials"] == comp.stats["n_trials"] == 2 and dsr["bars"] == len(common)
+    assert dsr["trials"] == ["momentum", "contrarian"] and dsr["var_sharpe"] == pytest.approx(var)
+    assert dsr["var_sharpe_annualised"] == pytest.approx(var * 252)
+    # E[max] of 2 trials = sqrt(V) * gamma * Phi^-1(1 - 1/(2e)) (Phi^-1(1/2) = 0)
+    sr0 = math.sqrt(var) * 0.5772156649 * norm.ppf(1 - 1 / (2 * math.e))
+    assert dsr["expected_max_sharpe"] == pytest.approx(sr0 * math.sqrt(252), rel=1e-9)
+    assert expected_max_sharpe(2, var) == pytest.approx(sr0, rel=1e-9)
+    for name in ("momentum", "contrarian"):
+        want = probabilistic_sharpe_ratio(returns[name], sr0)
+        assert comp.metrics.loc["DSR", name] == pytest.approx(want, rel=1e-9)
+        assert comp.metrics.loc["DSR", name] < comp.metrics.loc["PSR (SR > 0)", name]
+    assert math.isnan(comp.metrics.loc["DSR", "buy_and_hold"])  # a benchmark, not a trial
+    assert any("deflates for 2 trials (momentum, contrarian)" in s for s in comp.significance)
+
+
+def test_fewer_than_two_trials_give_no_dsr_and_say_so():
+    returns, scores = goog_signals()
+    comp = compare(returns, scores, horizon=5, trials={"momentum": returns["momentum"]}, n_boot=100)
+    assert comp.metrics.loc["DSR"].isna().all()
+    assert comp.stats["dsr"]["note"] == "DSR needs ≥ 2 trials" and comp.stats["n_trials"] == 1
+    text = " ".join(comp.significance)
+    assert "the deflated Sharpe ratio is not reported (DSR needs ≥ 2 trials)" in text
+    # a trial whose Sharpe is undefined (never traded: no variance) cannot enter the variance either
+    flat = returns["contrarian"] * 0.0
+    comp = compare(returns | {"contrarian": flat}, scores, horizon=5, n_boot=100)
+    assert comp.stats["dsr"]["n_trials"] == 1 and comp.metrics.loc["DSR"].isna().all()
+
+
+def hit_frames(n: int = 100) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
+    """A is always long; B is wrong on bars 1-20; A has no signal (0) on bars 40-49; bars 60-69 have a
+    zero forward return and no B signal. The raw model score is a biased 0.9 on every bar."""
+    idx = pd.bdate_range("2021-01-04", periods=n, tz="UTC")
+    fwd = pd.Series(0.01, idx)
+    fwd.iloc[60:70] = 0.0
+    sig_a, sig_b = pd.Series(0.5, idx), pd.Series(0.5, idx)
+    sig_a.iloc[40:50] = 0.0
+    sig_b.iloc[1:21], sig_b.iloc[60:70] = -0.5, 0.0
+    rng = np.random.default_rng(1)
+    returns = {m: pd.Series(rng.normal(0, 0.01, n), idx, name=m) for m in ("a", "b")}
+    scores = {m: pd.DataFrame({"score": 0.9, "signal": sig, "confidence": 0.6, "label": "bullish",
+                               "predicted": "bullish", "forward_return": fwd})
+              for m, sig in (("a", sig_a), ("b", sig_b))}
+    return returns, scores
+
+
+def test_mcnemar_counts_non_overlapping_hits_of_the_traded_signal():
+    returns, scores = hit_frames()
+    # horizon 5: bars 0, 5, ..., 95; 40 and 45 (A no signal) and 60 and 65 (zero return) drop out.
+    # B is wrong on 5, 10, 15, 20 -> b = 4, c = 0; exact p = 2 * 0.5**4 = 0.125
+    comp = compare(returns, scores, horizon=5, n_boot=100)
+    mc = comp.stats["mcnemar"]
+    assert (mc["b"], mc["c"], mc["bars"], mc["pairs"]) == (4, 0, 20, 16)
+    assert mc["p_value"] == pytest.approx(0.125) and mc["column"] == "signal"
+    # overlapping 1-bar steps over the same 5-bar returns: 20 dependent discordant hits, p = 2 / 2**20
+    over = compare(returns, scores, horizon=1, n_boot=100).stats["mcnemar"]
+    assert (over["b"], over["c"], over["pairs"]) == (20, 0, 80)
+    assert over["p_value"] == pytest.approx(2 / 2**20) and over["p_value"] < 0.05 < mc["p_value"]
+    assert any("one bar in 5 (20 bars" in s for s in comp.significance)
+
+
+def test_zero_signal_and_zero_return_count_as_in_bt_evaluate():
+    from signals_cache.evaluate import directional_metrics
+
+    _, scores = hit_frames()
+    a, b = scores["a"], scores["b"]
+    hits_a, hits_b = paired_hits(a, b, 1)
+    assert hits_a.iloc[40:50].isna().all() and hits_b.iloc[60:70].isna().all()
+    assert hits_a.iloc[60:70].isna().all()  # a zero return is no hit and no miss
+    assert hits_a.sum() == 80 and hits_b.sum() == 70  # b: 90 signals, 20 wrong
+    for frame, hits in ((a, hits_a), (b, hits_b)):
+        want = directional_metrics(frame["signal"].to_numpy(), frame["forward_return"].to_numpy())
+        assert hits.mean() == pytest.approx(want["hit_rate"], rel=1e-12)
+    quality = signal_quality(b)
+    assert quality["Directional accuracy"] == pytest.approx(70 / 90)
+    with pytest.raises(LlmbtError, match="horizon 0 must be a whole number of bars"):
+        paired_hits(a, b, 0)
 
 
 def test_calibration_table_bins_confidence():
@@ -93,7 +190,14 @@ def test_bt_compare_arms_end_to_end(tiny, tmp_path, monkeypatch):
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
     data = json.loads((out / "compare.json").read_text())
-    assert data["stats"]["candidate"] == "zero-shot" and data["stats"]["n_trials"] == 2
+    assert data["stats"]["candidate"] == "zero-shot"
+    assert data["stats"]["dsr"]["trials"] == ["zero-shot", "few-shot"]  # the arms are the trials
+    assert data["stats"]["n_trials"] in (0, 1, 2)
+    if data["stats"]["n_trials"] == 2:
+        assert data["metrics"]["zero-shot"]["DSR"] != data["metrics"]["zero-shot"]["PSR (SR > 0)"]
+    else:  # an arm that never traded has no Sharpe: no DSR, and the page and JSON say why
+        assert data["stats"]["dsr"]["note"] == "DSR needs ≥ 2 trials"
+        assert "DSR needs ≥ 2 trials" in (out / "comparison.html").read_text()
     page = (out / "comparison.html").read_text()
     assert all(f'id="{s}"' in page for s in ("summary", "metrics", "equity", "calibration"))
 

@@ -48,14 +48,16 @@ class Offline:
         raise AssertionError("network used")
 
 
-def fake_quality(run_cfg, examples):
+def fake_quality(run_cfg, examples, traded):
     """signal_quality_frame without a model: a per-bar score frame and its quality facts."""
     score = np.cos(np.arange(len(examples)) / 2.0) * (0.5 if run_cfg.adapter else 0.4)
     labels = [e.label for e in examples]
     predicted = [LABELS[int(i)] for i in np.arange(len(examples)) % 3]
-    frame = pd.DataFrame({"score": score, "confidence": 0.5, "label": labels, "predicted": predicted,
+    index = pd.DatetimeIndex([e.time for e in examples])
+    frame = pd.DataFrame({"score": score, "signal": traded.reindex(index).to_numpy(dtype=float),
+                          "confidence": 0.5, "label": labels, "predicted": predicted,
                           "forward_return": [e.forward_return for e in examples]},
-                         index=pd.DatetimeIndex([e.time for e in examples]))
+                         index=index)
     return frame, {"eval_f1": 0.3, "eval_accuracy": 0.3, "mean_confidence": 0.5, "ece": 0.1,
                    "hit_rate": 0.5, "profitable_ratio": 0.5}
 

@@ -12,9 +12,11 @@ from scipy.stats import chi2, norm
 
 from feeds.base import LlmbtError
 from reports.stats import (
+    DSR_NEEDS_TRIALS,
     McNemar,
     SharpeDiff,
     deflated_sharpe_ratio,
+    dsr_from_moments,
     expected_max_sharpe,
     mcnemar,
     mcnemar_from_hits,
@@ -201,9 +203,20 @@ def test_psr_closed_form_on_explicit_numbers():
 def test_dsr_paper_worked_example():
     # Bailey & López de Prado (2014), numerical example: annual SR 2.5 over 5 years of daily returns
     # (T = 1250, 250 a year), skew -3, kurtosis 10, after N = 100 trials with annual V[SR] = 1/2.
+    # By hand: Phi^-1(1 - 1/100) = 2.32635, Phi^-1(1 - 1/(100 e)) = 2.68021, so
+    # E[max SR] = sqrt(1/2) * (0.42278 * 2.32635 + 0.57722 * 2.68021) = sqrt(1/2) * 2.53060 = 1.78941
+    # a year = 0.113172 a day (/ sqrt 250); SR = 2.5 / sqrt 250 = 0.158114 a day;
+    # z = (0.158114 - 0.113172) * sqrt(1249) / sqrt(1 + 3 * 0.158114 + 9/4 * 0.158114**2) = 1.28382
+    # DSR = Phi(1.28382) = 0.9004 (the paper's value).
+    assert norm.ppf(1 - 1 / (100 * math.e)) == pytest.approx(2.68021, abs=1e-5)
+    assert expected_max_sharpe(100, 0.5) == pytest.approx(1.78941, abs=1e-5)
     sr0 = expected_max_sharpe(100, 0.5 / 250)
-    assert sr0 == pytest.approx(0.1132, abs=1e-4)
-    assert psr_from_moments(2.5 / math.sqrt(250), 1250, -3.0, 10.0, sr0) == pytest.approx(0.9004, abs=1e-4)
+    assert sr0 == pytest.approx(0.113172, abs=1e-6)
+    sr = 2.5 / math.sqrt(250)
+    assert psr_from_moments(sr, 1250, -3.0, 10.0, sr0) == pytest.approx(0.9004, abs=1e-4)
+    assert norm.cdf(1.28382) == pytest.approx(0.9004, abs=1e-4)
+    assert dsr_from_moments(sr, 1250, -3.0, 10.0, 100, 0.5 / 250) == pytest.approx(0.900397, abs=1e-6)
+    assert math.isnan(dsr_from_moments(sr, 1250, -3.0, 10.0, 1, 0.5 / 250))  # one trial: no DSR
 
 
 def test_psr_on_a_constructed_series_matches_independent_moments():
@@ -250,10 +263,11 @@ def test_expected_max_sharpe_rejects_bad_input(n_trials, var):
 def test_deflated_sharpe_ratio():
     r = daily(500, seed=4) + 0.0005
     psr0 = probabilistic_sharpe_ratio(r)
-    assert deflated_sharpe_ratio(r, 1) == psr0
-    assert deflated_sharpe_ratio(r, 1, var_sharpe=0.5) == psr0  # one trial: nothing to deflate
-    assert deflated_sharpe_ratio(r, 10, var_sharpe=0.0) == psr0
-    dsr = [deflated_sharpe_ratio(r, n, var_sharpe=1e-3) for n in (1, 2, 5, 10, 100, 1000)]
+    # one trial: nothing was selected, no variance to estimate; "DSR needs ≥ 2 trials", not the PSR
+    assert math.isnan(deflated_sharpe_ratio(r, 1)) and not math.isnan(psr0)
+    assert math.isnan(deflated_sharpe_ratio(r, 1, var_sharpe=0.5))
+    assert DSR_NEEDS_TRIALS == "DSR needs ≥ 2 trials"
+    dsr = [psr0] + [deflated_sharpe_ratio(r, n, var_sharpe=1e-3) for n in (2, 5, 10, 100, 1000)]
     assert all(x > y for x, y in zip(dsr, dsr[1:], strict=False))
     trials = [0.01, 0.05, -0.02, 0.08, 0.03]
     by_var = deflated_sharpe_ratio(r, 5, var_sharpe=float(np.var(trials, ddof=1)))
@@ -272,6 +286,13 @@ def test_deflated_sharpe_ratio_errors():
         deflated_sharpe_ratio(r, 3, trial_sharpes=[0.1])
     with pytest.raises(LlmbtError, match="n_trials must be an integer >= 1; got 0"):
         deflated_sharpe_ratio(r, 0)
+
+
+def test_summary_says_why_there_is_no_dsr():
+    b = daily()
+    diff = sharpe_diff_ci(b * 1.01, b, n_boot=200)
+    text = significance_summary(diff, float("nan"), mcnemar(3, 4), dsr_note=DSR_NEEDS_TRIALS)
+    assert "the deflated Sharpe ratio is not reported (DSR needs ≥ 2 trials)" in text
 
 
 # --- McNemar ------------------------------------------------------------------------------------------

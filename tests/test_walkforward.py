@@ -64,6 +64,19 @@ def test_stitched_returns_are_the_concatenated_fold_returns(first_run):
         assert stitched.index.is_monotonic_increasing and not stitched.index.has_duplicates
 
 
+def test_hit_rates_score_the_traded_signal(first_run):
+    from signals_cache.evaluate import directional_metrics
+
+    for fold in first_run.ok:
+        for name, run in fold.runs.items():
+            frame = fold.scores[name]
+            traded = run.signals["score"].reindex(frame.index)  # the z-scored column the strategy read
+            np.testing.assert_array_equal(frame["signal"].to_numpy(), traded.to_numpy())
+            assert not np.allclose(frame["signal"].fillna(0), frame["score"])  # not the raw score
+            want = directional_metrics(traded.to_numpy(), frame["forward_return"].to_numpy())
+            assert fold.facts["models"][name]["hit_rate"] == want["hit_rate"]
+
+
 def test_results_folder_round_trips(first_run, tmp_path):
     out = write_results(first_run, tmp_path / "wf")
     for name in ("config.json", "run.json", "folds.csv", "returns.csv", "scores.csv", "folds/fold-0.json"):
@@ -143,7 +156,8 @@ def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
     out = write_results(first_run, tmp_path / "wf")
     lines: list[str] = []
     comp = compare_results(out, say=lines.append)
-    assert comp.stats["candidate"] == "lora" and comp.stats["n_trials"] == 8  # 2 models x 4 folds
+    assert comp.stats["candidate"] == "lora" and comp.stats["dsr"]["trials"] == ["lora", "base"]
+    assert comp.stats["dsr"]["bars"] == len(first_run.stitched("lora"))  # the stitched test windows
     assert list(comp.metrics.columns) == ["lora", "base", "buy_and_hold"]
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
