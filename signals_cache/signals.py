@@ -119,20 +119,36 @@ def _score(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreR
 
 def _per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,
              half_life: float) -> pd.DataFrame:
-    """Confidence-weighted mean score of the items of each bar; optional decay into later bars."""
+    """Per-bar ``score`` and ``confidence`` from the scored items aligned to bar ``positions``.
+
+    Each bar with items gets their confidence-weighted mean score ``m_b`` and mean confidence
+    ``c_b``. Without decay (``half_life <= 0``) these are the columns, NaN on bars without items.
+    With decay, the news of bar ``b`` weighs ``d = 0.5 ** ((t - b) / half_life)`` at bar ``t``::
+
+        score_t = sum(d * m_b) / max(1, sum(d))      confidence_t = sum(d * c_b) / max(1, sum(d))
+
+    so a lone headline keeps its full score on its bar, halves every ``half_life`` bars and fades
+    toward 0 (its fading confidence then falls below ``min_confidence``); while recent news
+    weighs 1 or more, the columns are decay-weighted means, in which the newest bar weighs most.
+    Bars before the first item are NaN.
+    """
     n = len(prices)
     conf = result.confidence
-    num = np.bincount(positions, weights=result.score * conf, minlength=n)
-    den = np.bincount(positions, weights=conf, minlength=n)
     cnt = np.bincount(positions, minlength=n)
+    has = cnt > 0
+    den = np.bincount(positions, weights=conf, minlength=n)
+    mean = np.divide(np.bincount(positions, weights=result.score * conf, minlength=n), den,
+                     out=np.zeros(n), where=den > 0)
+    mean_conf = np.divide(den, cnt, out=np.zeros(n), where=has)
     if half_life > 0:
-        num, den = _decay(num, half_life), _decay(den, half_life)
-    score = np.divide(num, den, out=np.full(n, np.nan), where=den > 0)
-    mean_conf = np.divide(np.bincount(positions, weights=conf, minlength=n), cnt,
-                          out=np.full(n, np.nan), where=cnt > 0)
-    if half_life > 0:
-        mean_conf = pd.Series(mean_conf).ffill().to_numpy()
-    return pd.DataFrame({"score": score, "confidence": mean_conf}, index=prices.index)
+        weight = _decay(has.astype(float), half_life)
+        scale = np.maximum(weight, 1.0)
+        score, mean_conf = _decay(mean, half_life) / scale, _decay(mean_conf, half_life) / scale
+        has = weight > 0
+    else:
+        score = mean
+    return pd.DataFrame({"score": np.where(has, score, np.nan),
+                         "confidence": np.where(has, mean_conf, np.nan)}, index=prices.index)
 
 
 def _decay(values: np.ndarray, half_life: float) -> np.ndarray:
