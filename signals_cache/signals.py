@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from feeds import align_news_to_bars
+from feeds.news import select_symbol
 from signals_cache.cache import SignalCache
 from signals_cache.features import bar_features
 from signals_cache.model import ModelSpec, load_model, load_tokenizer, model_fingerprint
@@ -91,6 +92,7 @@ def _headline_inputs(prices, news, template, tokenizer, symbol):
     if news is None or news.empty:
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
                           "timestamp, symbol, headline)")
+    news = select_symbol(news, symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index)
     keep = positions >= 0
     prompts = headline_prompts(news[keep], template, tokenizer, symbol=symbol)

@@ -49,3 +49,60 @@ def test_headlines_of_one_bar_are_confidence_weighted_without_decay():
     assert frame["score"].iloc[1] == pytest.approx((0.85 * 0.9 - 0.3 * 0.5) / 1.4, rel=1e-12)
     assert frame["confidence"].iloc[1] == pytest.approx(0.7, rel=1e-12)
     assert frame["score"].iloc[[0, 2]].isna().all()
+
+
+# ------------------------------------------------- which headlines and bars get scored
+
+
+@pytest.fixture
+def scored(monkeypatch) -> list[str]:
+    """Stub the tokenizer and the model: record every prompt sent to scoring, all neutral-ish."""
+    from conftest import ChatMLStub
+
+    from signals_cache import signals
+
+    sent: list[str] = []
+
+    def fake_score(prompts, req, version):
+        sent.extend(prompts)
+        probs = np.tile([0.2, 0.3, 0.5], (len(prompts), 1))
+        probs[:, 0] += 0.3 * np.sin(np.arange(len(prompts)))  # varied scores for the z-score
+        probs /= probs.sum(axis=1, keepdims=True)
+        return ScoreResult(probs, 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+
+    monkeypatch.setattr(signals, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(signals, "_score", fake_score)
+    monkeypatch.setattr(signals, "_info", lambda *a: {})
+    return sent
+
+
+def _news(tmp_path, rows: list[tuple[str, str, str]]) -> str:
+    path = tmp_path / "news.csv"
+    pd.DataFrame(rows, columns=["timestamp", "symbol", "headline"]).to_csv(path, index=False)
+    return str(path)
+
+
+def _prepare(prices: pd.DataFrame, **kw):
+    from engine.config import RunConfig
+    from strategies.llm_sentiment import LlmSentiment
+
+    return LlmSentiment.prepare_signals(prices, RunConfig(**({"strategy": "llm_sentiment"} | kw)))
+
+
+def test_headline_mode_scores_only_the_runs_symbol(goog, scored, tmp_path):
+    news = _news(tmp_path, [("2012-11-05T15:00:00Z", "GOOG", "Google beats estimates"),
+                            ("2012-11-06T15:00:00Z", "AAPL", "Apple misses estimates"),
+                            ("2012-11-07T15:00:00Z", "goog", "Google launches a phone")])
+    frame, _ = _prepare(goog, data="sample:GOOG", mode="headlines", news=news,
+                        params={"normalize": "none"})
+    assert len(scored) == 2 and not any("Apple" in p for p in scored)
+    assert frame["score"].notna().sum() == 2
+
+
+def test_headline_mode_names_the_symbol_when_none_match(goog, scored, tmp_path):
+    from feeds.base import LlmbtError
+
+    news = _news(tmp_path, [("2012-11-06T15:00:00Z", "AAPL", "Apple misses estimates")])
+    with pytest.raises(LlmbtError, match=r"no headlines for symbol 'GOOG'.*AAPL"):
+        _prepare(goog, data="sample:GOOG", mode="headlines", news=news)
+    assert scored == []
