@@ -35,7 +35,8 @@ class SignalRequest:
     batch_size: int = 16
     half_life: float = 0.0
     progress: bool = True
-    score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored
+    score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored,
+    warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
 
 
@@ -73,29 +74,35 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     template = template_for(req.mode, req.prompt)
     tokenizer = load_tokenizer(req.spec)
     if req.mode == "bars":
-        prompts = bar_prompts(prices, req.symbol, template, tokenizer)
-        if req.score_from is not None:
-            prompts = prompts[prompts.index >= req.score_from]
+        prompts = _bars_needed(bar_prompts(prices, req.symbol, template, tokenizer), req)
         positions = prices.index.get_indexer(prompts.index)
         prompts = list(prompts)
     else:
-        prompts, positions = _headline_inputs(prices, news, template, tokenizer, req.symbol)
+        prompts, positions = _headline_inputs(prices, news, template, tokenizer, req)
     result, scorer = _score(prompts, req, template.version)
     frame = _per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
     return frame, _info(result, scorer, req, template.version, len(prompts))
 
 
-def _headline_inputs(prices, news, template, tokenizer, symbol):
+def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
+    """Bar prompts from ``req.warmup`` prompts before ``req.score_from`` on (all without it)."""
+    if req.score_from is None:
+        return prompts
+    first = int(prompts.index.searchsorted(req.score_from))
+    return prompts.iloc[max(0, first - req.warmup):]
+
+
+def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
     from feeds.base import ConfigError
 
     if news is None or news.empty:
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
                           "timestamp, symbol, headline)")
-    news = select_symbol(news, symbol)
+    news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index)
     keep = positions >= 0
-    prompts = headline_prompts(news[keep], template, tokenizer, symbol=symbol)
+    prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]
 
 

@@ -67,14 +67,15 @@ class LlmSentiment(SignalStrategy):
         from signals_cache.model import ModelSpec
         from signals_cache.signals import SignalRequest, compute_signals
 
+        params = dict(cls.params._getitems()) | dict(config.params)
         spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
         req = SignalRequest(spec=spec, mode=config.mode, symbol=symbol_of(config.data),
                             cache_dir=config.cache_dir, batch_size=config.batch_size,
-                            half_life=float(config.params.get("half_life", 0.0)), prompt=config.prompt,
-                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
+                            half_life=float(params["half_life"]), prompt=config.prompt,
+                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
+                            warmup=int(params["lookback"]) if params["normalize"] == "zscore" else 0)
         news = load_news(config.news, tz=config.news_tz) if config.news else None
         frame, info = compute_signals(prices, req, news)
-        params = dict(cls.params._getitems()) | dict(config.params)
         if params["normalize"] == "zscore":
             frame["score"] = zscore_score(frame["score"], int(params["lookback"]))
         elif params["normalize"] != "none":

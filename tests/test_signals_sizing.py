@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from signals_cache.labels import LABELS
 from signals_cache.pipeline import ScoreResult
 from signals_cache.signals import _per_bar
 
+_ORDER = [("bullish", "neutral", "bearish").index(label) for label in LABELS]
 BULL = {"bullish": 0.9, "neutral": 0.05, "bearish": 0.05}  # score +0.85, confidence 0.9
 BEAR = {"bullish": 0.05, "neutral": 0.05, "bearish": 0.9}  # score -0.85, confidence 0.9
 
@@ -56,7 +58,8 @@ def test_headlines_of_one_bar_are_confidence_weighted_without_decay():
 
 @pytest.fixture
 def scored(monkeypatch) -> list[str]:
-    """Stub the tokenizer and the model: record every prompt sent to scoring, all neutral-ish."""
+    """Stub the tokenizer and the model: record every prompt sent to scoring; each prompt's
+    probabilities depend on its text only (as a model's would)."""
     from conftest import ChatMLStub
 
     from signals_cache import signals
@@ -65,9 +68,8 @@ def scored(monkeypatch) -> list[str]:
 
     def fake_score(prompts, req, version):
         sent.extend(prompts)
-        probs = np.tile([0.2, 0.3, 0.5], (len(prompts), 1))
-        probs[:, 0] += 0.3 * np.sin(np.arange(len(prompts)))  # varied scores for the z-score
-        probs /= probs.sum(axis=1, keepdims=True)
+        bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
+        probs = np.column_stack([bull, 0.5 * (1 - bull), 0.5 * (1 - bull)])[:, _ORDER]
         return ScoreResult(probs, 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
     monkeypatch.setattr(signals, "load_tokenizer", lambda spec: ChatMLStub())
@@ -106,3 +108,15 @@ def test_headline_mode_names_the_symbol_when_none_match(goog, scored, tmp_path):
     with pytest.raises(LlmbtError, match=r"no headlines for symbol 'GOOG'.*AAPL"):
         _prepare(goog, data="sample:GOOG", mode="headlines", news=news)
     assert scored == []
+
+
+def test_zscore_is_ready_on_the_first_bar_of_a_window(goog, scored):
+    """A walk-forward test window (prices from ``start``, history before it) has a normalised
+    score on its first bar, equal to the one computed from the full history (no look-ahead)."""
+    start = "2012-06-01"
+    history = goog.loc[:"2012-09-01"]
+    frame, _ = _prepare(history, data="sample:GOOG", start=start, params={"lookback": 60})
+    assert frame.loc[start:, "score"].notna().all()
+    assert len(scored) == 60 + len(history.loc[start:])
+    full, _ = _prepare(history, data="sample:GOOG", params={"lookback": 60})
+    pd.testing.assert_series_equal(frame.loc[start:, "score"], full.loc[start:, "score"])
