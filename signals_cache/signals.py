@@ -6,6 +6,7 @@ prompts with the tokenizer alone and makes zero model calls.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from signals_cache.pipeline import ScoreResult, score_with_cache
 from signals_cache.prompts import bar_prompts, headline_prompts, template_for
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
+DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,24 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
                           "timestamp, symbol, headline)")
     news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index)
-    keep = positions >= 0
+    keep = positions >= _first_headline_bar(positions, prices.index, req)
     prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]
+
+
+def _first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: SignalRequest) -> int:
+    """First bar whose headlines are scored: ``req.warmup`` news bars before ``req.score_from``
+    (the z-score runs over bars with news); with decay, whose scores fill every bar,
+    ``req.warmup`` bars plus :data:`DECAY_HALF_LIVES` half-lives before it."""
+    if req.score_from is None:
+        return 0
+    first = int(index.searchsorted(req.score_from))
+    if req.half_life > 0:
+        return max(0, first - req.warmup - math.ceil(req.half_life * DECAY_HALF_LIVES))
+    if req.warmup == 0:
+        return first
+    before = np.unique(positions[(positions >= 0) & (positions < first)])
+    return int(before[-req.warmup]) if len(before) >= req.warmup else 0
 
 
 def score_prompts(prompts: list[str], req: SignalRequest) -> ScoreResult:

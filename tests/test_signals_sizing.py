@@ -110,6 +110,27 @@ def test_headline_mode_names_the_symbol_when_none_match(goog, scored, tmp_path):
     assert scored == []
 
 
+def _daily_news(goog: pd.DataFrame, first: str, count: int) -> list[tuple[str, str, str]]:
+    """One GOOG headline at 15:00 UTC on each of ``count`` bars from ``first`` (→ the next bar)."""
+    days = goog.index[goog.index >= first][:count]
+    return [(f"{d:%Y-%m-%d}T15:00:00Z", "GOOG", f"Google news number {i}") for i, d in enumerate(days)]
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"normalize": "none"}, 10),                      # the window's headlines only
+    ({"lookback": 5}, 15),                            # + 5 news bars for the z-score
+    ({"lookback": 5, "half_life": 1.0}, 25),          # + 10 half-lives of decay before those
+])
+def test_headline_mode_scores_the_window_and_its_warm_up_only(goog, scored, tmp_path, params,
+                                                              expected):
+    rows = _daily_news(goog, "2012-12-03", 30)  # 30 bars of news; the last 10 land on/after start
+    start = goog.index[goog.index.get_loc(pd.Timestamp(rows[-10][0][:10], tz="UTC")) + 1]
+    frame, _ = _prepare(goog, data="sample:GOOG", mode="headlines", news=_news(tmp_path, rows),
+                        start=f"{start:%Y-%m-%d}", params=params)
+    assert len(scored) == expected
+    assert frame.loc[start:, "score"].iloc[:10].notna().all()  # the z-score is ready at start
+
+
 def test_zscore_is_ready_on_the_first_bar_of_a_window(goog, scored):
     """A walk-forward test window (prices from ``start``, history before it) has a normalised
     score on its first bar, equal to the one computed from the full history (no look-ahead)."""
