@@ -141,3 +141,44 @@ def test_zscore_is_ready_on_the_first_bar_of_a_window(goog, scored):
     assert len(scored) == 60 + len(history.loc[start:])
     full, _ = _prepare(history, data="sample:GOOG", params={"lookback": 60})
     pd.testing.assert_series_equal(frame.loc[start:, "score"], full.loc[start:, "score"])
+
+
+# ---------------------------------------------------------------- Kelly
+
+
+def _kelly_strategy():
+    from types import SimpleNamespace
+
+    from strategies.llm_sentiment import LlmSentiment
+
+    strat = SimpleNamespace(p=SimpleNamespace(sizing="kelly", entry=0.25, exit=0.0, kelly_fraction=0.5))
+    LlmSentiment.__init__(strat)
+    return strat, LlmSentiment
+
+
+def test_kelly_uses_per_trade_returns_not_currency_pnl():
+    """Returns +20 %, +30 %, +40 %, -20 %, -25 %, -30 % on entry values 1000, 100, 100, 100,
+    100, 1000: p = (3 + 1) / (6 + 2) = 0.5, W = 0.30, L = 0.25, f = p/L - (1-p)/W = 1/3,
+    half Kelly = 1/6. (Currency P&L would give b = 90/115 and f < 0: no position.)"""
+    from types import SimpleNamespace
+
+    strat, cls = _kelly_strategy()
+    for ref, (size, ret) in enumerate([(10, 0.2), (1, 0.3), (1, 0.4), (1, -0.2), (1, -0.25),
+                                       (10, -0.3)]):
+        cls.notify_trade(strat, SimpleNamespace(ref=ref, justopened=True, isclosed=False,
+                                                size=size, price=100.0, pnlcomm=0.0))
+        cls.notify_trade(strat, SimpleNamespace(ref=ref, justopened=False, isclosed=True,
+                                                size=0, price=100.0, pnlcomm=ret * size * 100.0))
+    assert cls._kelly(strat) == pytest.approx(1 / 6, rel=1e-12)
+
+
+@pytest.mark.parametrize(("returns", "expected"), [
+    ([0.2, 0.3, 0.4, -0.2, -0.25, -0.3], 1 / 6),
+    ([0.01, 0.02, 0.03, -0.01, -0.02], 1.0),             # f = (4/7)/0.015 - (3/7)/0.02 > 2: capped
+    ([0.01, -0.1, -0.1, -0.1, -0.1], 0.0),               # negative edge: no position
+    ([0.1, -0.1], 0.25),                                 # < 5 trades: half the fraction
+])
+def test_kelly_size_hand_computed(returns, expected):
+    from strategies.llm_sentiment import kelly_size
+
+    assert kelly_size(returns, fraction=0.5) == pytest.approx(expected, rel=1e-12)
