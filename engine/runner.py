@@ -19,6 +19,7 @@ import pandas as pd
 from engine.analyzers import EquityCurve, TradeLog
 from engine.config import RunConfig
 from feeds import load_prices
+from feeds.calendar import periods_per_year  # re-exported: engine.report, engine.compare
 from strategies.base import SignalStrategy
 from strategies.registry import check_params, get_strategy
 
@@ -146,19 +147,6 @@ def _returns(equity: pd.Series, cash: float) -> pd.Series:
     prev = equity.shift(1)
     prev.iloc[0] = cash
     return equity / prev - 1.0
-
-
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars per year from the bar spacing: 252 for daily stocks, 365 for daily crypto, 12 monthly."""
-    if len(index) < 3:
-        return 252.0
-    days = pd.Series(index).diff().median() / pd.Timedelta(days=1)
-    trading_days = 365.25 if (index.day_of_week >= 5).mean() > 0.05 else 252.0
-    if days >= 6:
-        return 365.25 / days
-    if days >= 0.9:
-        return trading_days / round(days)
-    return trading_days * len(index) / index.normalize().nunique()
 
 
 def _stats(config: RunConfig, equity: pd.Series, returns: pd.Series, trades: pd.DataFrame,

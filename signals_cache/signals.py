@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from feeds import align_news_to_bars
+from feeds.calendar import periods_per_year
 from feeds.news import select_symbol
 from signals_cache.cache import SignalCache
 from signals_cache.features import bar_features
@@ -58,9 +59,14 @@ class LazyScorer:
         return self._scorer.score(prompts, batch_size=batch_size)
 
 
-def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float = 252.0) -> pd.Series:
-    """Annualised standard deviation of the last ``window`` close-to-close returns (causal)."""
+def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
+    """Annualised standard deviation of the last ``window`` close-to-close returns (causal).
+
+    ``periods`` (bars a year) defaults to :func:`feeds.calendar.periods_per_year` of the bars:
+    252 for daily stocks, 365.25 for daily crypto, ~5000 for hourly FX.
+    """
     rets = prices["close"].pct_change()
+    periods = periods_per_year(prices.index) if periods is None else periods
     return rets.rolling(window).std() * np.sqrt(periods)
 
 

@@ -182,3 +182,22 @@ def test_kelly_size_hand_computed(returns, expected):
     from strategies.llm_sentiment import kelly_size
 
     assert kelly_size(returns, fraction=0.5) == pytest.approx(expected, rel=1e-12)
+
+
+# ---------------------------------------------------------------- vol target
+
+
+def test_realised_vol_annualises_by_bar_frequency():
+    """Hourly EURUSD: 5000 bars over 251 days, ~19.9 bars a trading day → 252 × 5000/251 bars a
+    year (vol ≈ 5.5 %, not the 1.2 % that × √252 gives); daily crypto (every day): 365.25."""
+    from feeds import load_prices
+    from signals_cache.signals import realised_vol
+
+    eur = load_prices("sample:EURUSD", None, None)
+    std = eur["close"].pct_change().rolling(20).std()
+    np.testing.assert_allclose(realised_vol(eur), std * math.sqrt(252 * 5000 / 251), rtol=1e-12)
+    assert 0.03 < realised_vol(eur).median() < 0.1
+    days = pd.date_range("2024-01-01", periods=60, freq="D", tz="UTC")
+    coin = pd.DataFrame({"close": 100 * np.exp(np.cumsum(np.sin(np.arange(60.0)) / 50))}, index=days)
+    std = coin["close"].pct_change().rolling(20).std()
+    np.testing.assert_allclose(realised_vol(coin), std * math.sqrt(365.25), rtol=1e-12)
