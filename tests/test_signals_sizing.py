@@ -201,3 +201,39 @@ def test_realised_vol_annualises_by_bar_frequency():
     coin = pd.DataFrame({"close": 100 * np.exp(np.cumsum(np.sin(np.arange(60.0)) / 50))}, index=days)
     std = coin["close"].pct_change().rolling(20).std()
     np.testing.assert_allclose(realised_vol(coin), std * math.sqrt(365.25), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- order rejections
+
+
+def _gapping(opens: list[float], closes: list[float]) -> pd.DataFrame:
+    index = pd.date_range("2024-01-01", periods=len(opens), freq="B", tz="UTC")
+    high = np.maximum(opens, closes)
+    return pd.DataFrame({"open": opens, "high": high, "low": np.minimum(opens, closes),
+                         "close": closes, "volume": 1000.0}, index=index)
+
+
+def _buy_and_hold(frame: pd.DataFrame, size: float):
+    from engine.config import RunConfig
+    from engine.runner import run_backtest
+
+    cfg = RunConfig(strategy="buy_and_hold", cash=10_000.0, size=size, commission=0.001)
+    return run_backtest(cfg, prices=frame, with_benchmark=False)
+
+
+def test_a_gap_above_the_headroom_is_counted_and_the_buy_retried():
+    """95 units sized on close 100 cost 10 450 at the 110 open: rejected (counted). Retried on
+    bar 1 with the 10 % gap as the normal one: min(int(9500/110), int(10000/(121 * 1.001))) =
+    min(86, 82) = 82 units at 110, so the final value is 10 000 - 0.001 * 82 * 110 = 9 990.98."""
+    res = _buy_and_hold(_gapping([100.0] + [110.0] * 9, [100.0] + [110.0] * 9), size=95)
+    assert res.stats["rejected_orders"] == 1
+    assert res.equity.iloc[-1] == pytest.approx(10_000 - 0.001 * 82 * 110, rel=1e-12)
+
+
+def test_percent_sizing_leaves_headroom_for_a_normal_gap():
+    """Every bar opens 3 % above the last close (100 → 103). --size 100 from bar 0 (no gap seen
+    yet) is rejected; on bar 1 the normal gap is 3 %: int(10000 / (103 * 1.001)) = 96 units,
+    filled at 103. Final value 10 000 - 96 * 3 - 0.001 * 96 * 103 = 9 702.112."""
+    res = _buy_and_hold(_gapping([100.0] + [103.0] * 9, [100.0] * 10), size=100)
+    assert res.stats["rejected_orders"] == 1
+    assert res.equity.iloc[-1] == pytest.approx(10_000 - 96 * 3 - 0.001 * 96 * 103, rel=1e-12)
