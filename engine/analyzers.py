@@ -48,3 +48,18 @@ class TradeLog(bt.Analyzer):
 
     def get_analysis(self) -> dict:
         return {"trades": self.trades}
+
+
+class Rejections(bt.Analyzer):
+    """Orders the broker refused: Margin (cash short at the fill price) or Rejected."""
+
+    def start(self) -> None:
+        self.orders: list[dict] = []
+
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (order.Margin, order.Rejected):
+            self.orders.append({"time": self.data.datetime.datetime(0).isoformat(),
+                                "status": order.getstatusname(), "size": float(order.created.size)})
+
+    def get_analysis(self) -> dict:
+        return {"orders": self.orders}

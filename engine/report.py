@@ -20,8 +20,12 @@ def report_run(result: RunResult, html: Path | None) -> None:
     s = result.stats
     extra = {"Trades": {result.config.strategy: f"{int(s['trades'])}"},
              "Final value": {result.config.strategy: f"{s['final_value']:,.2f}"},
-             "Exposure": {result.config.strategy: f"{s['exposure']:.1%}"}}
+             "Exposure": {result.config.strategy: f"{s['exposure']:.1%}"},
+             "Rejected orders": {result.config.strategy: f"{int(s['rejected_orders'])}"}}
     print_metrics(series, ppy, extra)
+    if s["rejected_orders"]:
+        click.echo(f"warning: the broker rejected {int(s['rejected_orders'])} order(s) for lack "
+                   "of cash at the fill price (a gap above the sizer's headroom); lower --size")
     for key, value in result.signal_info.items():
         click.echo(f"{key}: {value}")
     click.echo(f"backtest took {result.seconds:.2f} s")

@@ -16,10 +16,11 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from engine.analyzers import EquityCurve, TradeLog
+from engine.analyzers import EquityCurve, Rejections, TradeLog
 from engine.config import RunConfig
 from engine.metrics import sharpe_ratio
 from feeds import load_prices
+from feeds.calendar import periods_per_year  # re-exported: engine.report, engine.compare
 from strategies.base import SignalStrategy
 from strategies.registry import check_bars, check_params, get_strategy
 
@@ -46,13 +47,32 @@ class RunResult:
 
 
 class PercentOfValue(bt.Sizer):
-    """Whole units worth ``percents`` % of the portfolio value at the signal bar's close."""
+    """Whole units worth ``percents`` % of the portfolio value at the signal bar's close; buys are
+    capped so that the cash still pays for them if the next bar opens a normal gap higher.
 
-    params = (("percents", 95.0),)
+    A market order fills at the next bar's open, and the broker rejects a buy (status Margin)
+    that costs more than the cash then. So a buy gets at most ``cash / (P + commission(P))``
+    units at ``P = close * (1 + g) * (1 + slippage)``, with ``g`` the ``gap_quantile`` of the
+    close-to-next-open rises over the last ``gap_window`` bars (known at the signal bar). A
+    larger gap can still reject the order; the runner counts those (``rejected_orders``).
+    """
+
+    params = (("percents", 95.0), ("gap_window", 252), ("gap_quantile", 0.99))
 
     def _getsizing(self, comminfo, cash, data, isbuy) -> int:
         value = self.strategy.broker.getvalue()
-        return int(value * self.p.percents / 100.0 / data.close[0])
+        units = int(value * self.p.percents / 100.0 / data.close[0])
+        if not isbuy:
+            return units
+        price = data.close[0] * (1.0 + self._normal_gap(data)) * (1.0 + self.broker.p.slip_perc)
+        return max(0, min(units, int(cash / (price + comminfo.getcommission(1, price)))))
+
+    def _normal_gap(self, data) -> float:
+        n = min(len(data) - 1, self.p.gap_window)
+        if n < 1:
+            return 0.0
+        gaps = np.array(data.open.get(size=n)) / np.array(data.close.get(ago=-1, size=n)) - 1.0
+        return max(0.0, float(np.quantile(gaps, self.p.gap_quantile)))
 
 
 def signal_feed_class(columns: tuple[str, ...]) -> type[bt.feeds.PandasData]:
@@ -130,12 +150,14 @@ def _run_cerebro(config: RunConfig, frame: pd.DataFrame, cls: type[bt.Strategy],
     _setup_broker(cerebro, config)
     cerebro.addanalyzer(EquityCurve, _name="equity")
     cerebro.addanalyzer(TradeLog, _name="tradelog")
+    cerebro.addanalyzer(Rejections, _name="rejections")
     cerebro.addanalyzer(bt.analyzers.DrawDown, _name="drawdown")
     strat = cerebro.run()[0]
     equity = _equity_series(strat.analyzers.equity.get_analysis())
     returns = _returns(equity, config.cash).rename(config.strategy)
     trades = pd.DataFrame(strat.analyzers.tradelog.get_analysis()["trades"])
     stats = _stats(config, equity, returns, trades, strat)
+    stats["rejected_orders"] = float(len(strat.analyzers.rejections.get_analysis()["orders"]))
     return RunResult(config=config, returns=returns, equity=equity, trades=trades, stats=stats)
 
 
@@ -161,19 +183,6 @@ def _returns(equity: pd.Series, cash: float) -> pd.Series:
     prev = equity.shift(1)
     prev.iloc[0] = cash
     return equity / prev - 1.0
-
-
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars per year from the bar spacing: 252 for daily stocks, 365 for daily crypto, 12 monthly."""
-    if len(index) < 3:
-        return 252.0
-    days = pd.Series(index).diff().median() / pd.Timedelta(days=1)
-    trading_days = 365.25 if (index.day_of_week >= 5).mean() > 0.05 else 252.0
-    if days >= 6:
-        return 365.25 / days
-    if days >= 0.9:
-        return trading_days / round(days)
-    return trading_days * len(index) / index.normalize().nunique()
 
 
 def _stats(config: RunConfig, equity: pd.Series, returns: pd.Series, trades: pd.DataFrame,

@@ -319,7 +319,8 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
 
 
 def run_facts(run: RunResult) -> dict[str, float]:
-    keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars")
+    keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars",
+            "rejected_orders")
     info = run.signal_info
     return {k: float(run.stats[k]) for k in keys} | {
         "seconds": round(run.seconds, 3), "ms_per_item": info.get("ms per scored item"),

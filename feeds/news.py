@@ -62,7 +62,7 @@ def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
         "source": _text(df["source"]) if "source" in df else "",
     })
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    return out if symbol is None else _only_symbol(out, symbol, label)
+    return out if symbol is None else select_symbol(out, symbol, label)
 
 
 def _read(path: Path, label: str) -> pd.DataFrame:
@@ -168,14 +168,23 @@ def _check_tz(tz: str) -> None:
                         "America/New_York or UTC") from exc
 
 
-def _only_symbol(df: pd.DataFrame, symbol: str, label: str) -> pd.DataFrame:
-    keep = (df["symbol"].str.upper() == str(symbol).strip().upper()).to_numpy()
+def select_symbol(news: pd.DataFrame, symbol: str, label: str = "news") -> pd.DataFrame:
+    """The rows of ``news`` whose ``symbol`` is ``symbol`` (case-insensitive), re-indexed from 0.
+
+    Used by ``bt dataset build`` and by headline-mode backtests, so both see the same headlines.
+
+    Raises:
+        DataError: no row has that symbol (the message lists the symbols present).
+    """
+    keep = (news["symbol"].astype(str).str.strip().str.upper()
+            == str(symbol).strip().upper()).to_numpy()
     if not keep.any():
-        names = sorted(set(df["symbol"]))
+        names = sorted(set(news["symbol"].astype(str)))
         raise DataError(f"{label}: no headlines for symbol {symbol!r}."
                         f"{did_you_mean(symbol, names)} Symbols in the file: "
-                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
-    return df[keep].reset_index(drop=True)
+                        f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}; "
+                        "the symbol comes from --data (e.g. sample:GOOG → GOOG)")
+    return news[keep].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- alignment

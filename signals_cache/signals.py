@@ -6,6 +6,7 @@ prompts with the tokenizer alone and makes zero model calls.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from feeds import align_news_to_bars
+from feeds.calendar import periods_per_year
+from feeds.news import select_symbol
 from signals_cache.cache import SignalCache
 from signals_cache.features import bar_features
 from signals_cache.model import ModelSpec, load_model, load_tokenizer, model_fingerprint
@@ -21,6 +24,7 @@ from signals_cache.pipeline import ScoreResult, score_with_cache
 from signals_cache.prompts import bar_prompts, headline_prompts, template_for
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
+DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class SignalRequest:
     batch_size: int = 16
     half_life: float = 0.0
     progress: bool = True
-    score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored
+    score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored,
+    warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
 
 
@@ -54,9 +59,14 @@ class LazyScorer:
         return self._scorer.score(prompts, batch_size=batch_size)
 
 
-def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float = 252.0) -> pd.Series:
-    """Annualised standard deviation of the last ``window`` close-to-close returns (causal)."""
+def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
+    """Annualised standard deviation of the last ``window`` close-to-close returns (causal).
+
+    ``periods`` (bars a year) defaults to :func:`feeds.calendar.periods_per_year` of the bars:
+    252 for daily stocks, 365.25 for daily crypto, ~5000 for hourly FX.
+    """
     rets = prices["close"].pct_change()
+    periods = periods_per_year(prices.index) if periods is None else periods
     return rets.rolling(window).std() * np.sqrt(periods)
 
 
@@ -72,29 +82,51 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     template = template_for(req.mode, req.prompt)
     tokenizer = load_tokenizer(req.spec)
     if req.mode == "bars":
-        prompts = bar_prompts(prices, req.symbol, template, tokenizer)
-        if req.score_from is not None:
-            prompts = prompts[prompts.index >= req.score_from]
+        prompts = _bars_needed(bar_prompts(prices, req.symbol, template, tokenizer), req)
         positions = prices.index.get_indexer(prompts.index)
         prompts = list(prompts)
     else:
-        prompts, positions = _headline_inputs(prices, news, template, tokenizer, req.symbol)
+        prompts, positions = _headline_inputs(prices, news, template, tokenizer, req)
     result, scorer = _score(prompts, req, template.version)
     frame = _per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
     return frame, _info(result, scorer, req, template.version, len(prompts))
 
 
-def _headline_inputs(prices, news, template, tokenizer, symbol):
+def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
+    """Bar prompts from ``req.warmup`` prompts before ``req.score_from`` on (all without it)."""
+    if req.score_from is None:
+        return prompts
+    first = int(prompts.index.searchsorted(req.score_from))
+    return prompts.iloc[max(0, first - req.warmup):]
+
+
+def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
     from feeds.base import ConfigError
 
     if news is None or news.empty:
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
                           "timestamp, symbol, headline)")
+    news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index)
-    keep = positions >= 0
-    prompts = headline_prompts(news[keep], template, tokenizer, symbol=symbol)
+    keep = positions >= _first_headline_bar(positions, prices.index, req)
+    prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]
+
+
+def _first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: SignalRequest) -> int:
+    """First bar whose headlines are scored: ``req.warmup`` news bars before ``req.score_from``
+    (the z-score runs over bars with news); with decay, whose scores fill every bar,
+    ``req.warmup`` bars plus :data:`DECAY_HALF_LIVES` half-lives before it."""
+    if req.score_from is None:
+        return 0
+    first = int(index.searchsorted(req.score_from))
+    if req.half_life > 0:
+        return max(0, first - req.warmup - math.ceil(req.half_life * DECAY_HALF_LIVES))
+    if req.warmup == 0:
+        return first
+    before = np.unique(positions[(positions >= 0) & (positions < first)])
+    return int(before[-req.warmup]) if len(before) >= req.warmup else 0
 
 
 def score_prompts(prompts: list[str], req: SignalRequest) -> ScoreResult:
@@ -119,20 +151,36 @@ def _score(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreR
 
 def _per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,
              half_life: float) -> pd.DataFrame:
-    """Confidence-weighted mean score of the items of each bar; optional decay into later bars."""
+    """Per-bar ``score`` and ``confidence`` from the scored items aligned to bar ``positions``.
+
+    Each bar with items gets their confidence-weighted mean score ``m_b`` and mean confidence
+    ``c_b``. Without decay (``half_life <= 0``) these are the columns, NaN on bars without items.
+    With decay, the news of bar ``b`` weighs ``d = 0.5 ** ((t - b) / half_life)`` at bar ``t``::
+
+        score_t = sum(d * m_b) / max(1, sum(d))      confidence_t = sum(d * c_b) / max(1, sum(d))
+
+    so a lone headline keeps its full score on its bar, halves every ``half_life`` bars and fades
+    toward 0 (its fading confidence then falls below ``min_confidence``); while recent news
+    weighs 1 or more, the columns are decay-weighted means, in which the newest bar weighs most.
+    Bars before the first item are NaN.
+    """
     n = len(prices)
     conf = result.confidence
-    num = np.bincount(positions, weights=result.score * conf, minlength=n)
-    den = np.bincount(positions, weights=conf, minlength=n)
     cnt = np.bincount(positions, minlength=n)
+    has = cnt > 0
+    den = np.bincount(positions, weights=conf, minlength=n)
+    mean = np.divide(np.bincount(positions, weights=result.score * conf, minlength=n), den,
+                     out=np.zeros(n), where=den > 0)
+    mean_conf = np.divide(den, cnt, out=np.zeros(n), where=has)
     if half_life > 0:
-        num, den = _decay(num, half_life), _decay(den, half_life)
-    score = np.divide(num, den, out=np.full(n, np.nan), where=den > 0)
-    mean_conf = np.divide(np.bincount(positions, weights=conf, minlength=n), cnt,
-                          out=np.full(n, np.nan), where=cnt > 0)
-    if half_life > 0:
-        mean_conf = pd.Series(mean_conf).ffill().to_numpy()
-    return pd.DataFrame({"score": score, "confidence": mean_conf}, index=prices.index)
+        weight = _decay(has.astype(float), half_life)
+        scale = np.maximum(weight, 1.0)
+        score, mean_conf = _decay(mean, half_life) / scale, _decay(mean_conf, half_life) / scale
+        has = weight > 0
+    else:
+        score = mean
+    return pd.DataFrame({"score": np.where(has, score, np.nan),
+                         "confidence": np.where(has, mean_conf, np.nan)}, index=prices.index)
 
 
 def _decay(values: np.ndarray, half_life: float) -> np.ndarray:

@@ -9,9 +9,14 @@ from strategies.registry import register
 
 @register("buy_and_hold")
 class BuyAndHold(bt.Strategy):
-    """Buy once on the first bar (filled at the second bar's open) and hold to the end."""
+    """Buy once on the first bar (filled at the second bar's open) and hold to the end; a buy the
+    broker rejects (e.g. a gap above the cash) is placed again on the next bar."""
 
     params = ()
+
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (order.Margin, order.Rejected):
+            self._ordered = False
 
     def next(self) -> None:
         if not self.position and not getattr(self, "_ordered", False):

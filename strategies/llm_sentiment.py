@@ -8,6 +8,7 @@ columns on the feed, filled by :func:`signals_cache.signals.compute_signals` bef
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -48,7 +49,8 @@ class LlmSentiment(SignalStrategy):
             (z/2 clipped to [−1, 1]), which removes a biased model's constant tilt; ``none`` trades
             the raw score.
         sizing: fixed (the run's sizer %), confidence (× confidence), vol_target (× target / realised
-            vol), kelly (× fractional Kelly from the running hit rate of closed trades).
+            vol), kelly (× fractional Kelly from the returns of closed trades, see
+            :func:`kelly_size`).
         stop_loss, take_profit: fractions of the entry price (0 = off), checked at each close.
         max_hold: close after this many bars (0 = off). half_life: headline decay in bars (0 = off).
     """
@@ -67,14 +69,15 @@ class LlmSentiment(SignalStrategy):
         from signals_cache.model import ModelSpec
         from signals_cache.signals import SignalRequest, compute_signals
 
+        params = dict(cls.params._getitems()) | dict(config.params)
         spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
         req = SignalRequest(spec=spec, mode=config.mode, symbol=symbol_of(config.data),
                             cache_dir=config.cache_dir, batch_size=config.batch_size,
-                            half_life=float(config.params.get("half_life", 0.0)), prompt=config.prompt,
-                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
+                            half_life=float(params["half_life"]), prompt=config.prompt,
+                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
+                            warmup=int(params["lookback"]) if params["normalize"] == "zscore" else 0)
         news = load_news(config.news, tz=config.news_tz) if config.news else None
         frame, info = compute_signals(prices, req, news)
-        params = dict(cls.params._getitems()) | dict(config.params)
         if params["normalize"] == "zscore":
             frame["score"] = zscore_score(frame["score"], int(params["lookback"]))
         elif params["normalize"] != "none":
@@ -87,15 +90,17 @@ class LlmSentiment(SignalStrategy):
         if not -1 <= self.p.exit <= self.p.entry <= 1:
             raise ConfigError(f"llm_sentiment needs -1 <= exit <= entry <= 1, got entry={self.p.entry} "
                               f"exit={self.p.exit}: e.g. --param entry=0.2 --param exit=0")
-        self.wins, self.losses, self.win_sum, self.loss_sum = 0, 0, 0.0, 0.0
+        self.trade_returns: list[float] = []  # net P&L / entry value of each closed trade
+        self._entry_values: dict[int, float] = {}
         self.entry_bar, self.entry_price = 0, 0.0
 
     def notify_trade(self, trade) -> None:
+        if trade.justopened:
+            self._entry_values[trade.ref] = abs(trade.size * trade.price)
         if trade.isclosed:
-            if trade.pnlcomm > 0:
-                self.wins, self.win_sum = self.wins + 1, self.win_sum + trade.pnlcomm
-            else:
-                self.losses, self.loss_sum = self.losses + 1, self.loss_sum - trade.pnlcomm
+            value = self._entry_values.pop(trade.ref, 0.0)
+            if value > 0:
+                self.trade_returns.append(trade.pnlcomm / value)
 
     def notify_order(self, order) -> None:
         if order.status == order.Completed and self.position.size != 0:
@@ -144,10 +149,21 @@ class LlmSentiment(SignalStrategy):
         return 1.0
 
     def _kelly(self) -> float:
-        """Fractional Kelly f = p − (1 − p)/b from closed trades (Beta(1,1) prior on p)."""
-        n = self.wins + self.losses
-        if n < 5 or self.losses == 0 or self.wins == 0:
-            return self.p.kelly_fraction * 0.5  # too little history: half the fraction
-        p = (self.wins + 1) / (n + 2)
-        b = (self.win_sum / self.wins) / (self.loss_sum / self.losses)
-        return max(0.0, min(1.0, self.p.kelly_fraction * (p - (1 - p) / b)))
+        return kelly_size(self.trade_returns, self.p.kelly_fraction)
+
+
+def kelly_size(returns: Sequence[float], fraction: float) -> float:
+    """Fractional Kelly share of the sizer amount from per-trade returns (fractions of entry value).
+
+    With win probability ``p`` (Beta(1,1) prior: (wins + 1) / (wins + losses + 2)), mean winning
+    return ``W`` and mean losing return ``L`` (both positive), the growth-optimal bet is
+    ``f = p/L - (1-p)/W``; the result is ``fraction * f`` clipped to [0, 1]. Flat trades are
+    ignored; with fewer than 5 wins + losses, or none of either, it is ``fraction / 2``.
+    """
+    wins = [r for r in returns if r > 0]
+    losses = [-r for r in returns if r < 0]
+    if len(wins) + len(losses) < 5 or not wins or not losses:
+        return fraction * 0.5  # too little history: half the fraction
+    p = (len(wins) + 1) / (len(wins) + len(losses) + 2)
+    f = p / (sum(losses) / len(losses)) - (1 - p) / (sum(wins) / len(wins))
+    return max(0.0, min(1.0, fraction * f))
