@@ -1,10 +1,14 @@
 """A persistent, process-safe cache of label probabilities on top of :mod:`diskcache`.
 
 Key: sha256 hex of (model fingerprint, template version, prompt text). Value: a JSON string of
-the probabilities in :data:`~signals_cache.labels.LABELS` order (diskcache stores ``str``
-natively, nothing is pickled; JSON floats round-trip exactly). Each entry is tagged with the
-model fingerprint so that one model's entries can be evicted at once. Entries never expire and
-are never culled for size: the cache only shrinks through :meth:`SignalCache.clear`.
+the probabilities in :data:`~signals_cache.labels.LABELS` order (JSON floats round-trip
+exactly). Each entry is tagged with the model fingerprint so that one model's entries can be
+evicted at once. Entries never expire and are never culled for size: the cache only shrinks
+through :meth:`SignalCache.clear`.
+
+Nothing read from the cache folder is ever unpickled: :class:`JsonTextDisk` stores only string
+keys and JSON text values inline in SQLite, and refuses any other entry (e.g. a pickle planted in
+a shared, writable ``--cache-dir``) with an error that names the folder and ``bt cache clear``.
 
 Several processes may read and write one cache directory at the same time (SQLite WAL).
 """
@@ -39,6 +43,54 @@ def default_directory() -> Path:
     return llmbt_home() / "signals"
 
 
+class JsonTextDisk(diskcache.Disk):
+    """diskcache storage of ``str`` keys and JSON-text values only, inline in SQLite.
+
+    diskcache's default :class:`~diskcache.Disk` unpickles keys and values it did not store
+    raw, so whoever can write the cache folder could run code. This Disk never unpickles and
+    never reads or deletes files: any entry that is not inline text is refused.
+    """
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        """Database key of a ``str`` key; other key types are refused (they would be pickled)."""
+        if type(key) is not str:
+            raise LlmbtError(f"signal-cache keys must be str, got {type(key).__name__}.")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> str:
+        """The stored key; a pickled (non-raw) or non-text key is refused, never unpickled."""
+        if not raw or type(key) is not str:
+            raise _refused(self._directory, "a key that is not plain text")
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> tuple:
+        """``(size, mode, filename, value)`` of a text value, always inline (never a file)."""
+        if read or type(value) is not str:
+            raise LlmbtError(f"signal-cache values must be JSON text, got {type(value).__name__}.")
+        return 0, diskcache.core.MODE_RAW, None, value
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> str:
+        """The stored text; anything else (a pickle, a file, bytes) is refused, never loaded."""
+        if mode != diskcache.core.MODE_RAW or filename is not None or type(value) is not str:
+            raise _refused(self._directory, "a value that is not plain JSON text (a pickle?)")
+        return value
+
+    def remove(self, file_path: str) -> None:
+        """Delete a value file, but only one inside the cache folder (this Disk writes none,
+        so a file named by an entry was put there by someone else)."""
+        root = Path(self._directory).resolve()
+        target = (root / file_path).resolve()
+        if target.is_relative_to(root) and target != root:
+            super().remove(file_path)
+
+
+def _refused(directory: str, what: str) -> LlmbtError:
+    return LlmbtError(
+        f"signal cache {directory} holds {what}; llmbt never unpickles or loads such entries. "
+        f"Remove them with `bt cache clear --cache-dir {directory}` (or delete that folder)."
+    )
+
+
 class SignalCache:
     """Label probabilities per (model fingerprint, template version, prompt).
 
@@ -50,7 +102,8 @@ class SignalCache:
         self.directory = Path(directory) if directory is not None else default_directory()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._cache = diskcache.Cache(
-            str(self.directory), tag_index=True, eviction_policy="none", statistics=False
+            str(self.directory), disk=JsonTextDisk, tag_index=True, eviction_policy="none",
+            statistics=False,
         )
 
     def __enter__(self) -> SignalCache:

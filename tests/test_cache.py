@@ -266,3 +266,72 @@ def test_progress_bar_path_runs(cache):
         make_prompts(3), FakeScorer(), cache, fingerprint=FP, template_version=TV, progress=True
     )
     assert result.misses == 3
+
+
+# --- nothing in the cache folder is ever unpickled ------------------------------------------
+
+
+class _Planted:
+    """A pickle whose loading would create ``marker`` (what an attacker would plant)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+def _plant(directory: Path, key, value) -> None:
+    """Write ``value`` with diskcache's default Disk (which pickles non-primitive values)."""
+    raw = diskcache.Cache(str(directory))
+    raw.set(key, value)
+    raw.close()
+
+
+@pytest.mark.parametrize("size", [1, 100_000])  # inline in SQLite, and in a .val file
+def test_planted_pickle_is_refused_never_run(cache, tmp_path, size):
+    marker = tmp_path / "pwned"
+    _plant(cache.directory, cache_key(FP, TV, "a"), [_Planted(marker), "x" * size])
+    with pytest.raises(LlmbtError, match=rf"{cache.directory}.*bt cache clear"):
+        cache.get_many(FP, TV, ["a"])
+    assert not marker.exists()
+    _plant(cache.directory, STATS_KEY, _Planted(marker))
+    with pytest.raises(LlmbtError, match="bt cache clear"):
+        cache.stats()
+    assert not marker.exists()
+    cache.clear()  # the fix the message names works without unpickling anything
+    assert cache.get_many(FP, TV, ["a"]) == {} and not marker.exists()
+
+
+def test_pickled_keys_are_never_read_back(cache, tmp_path):
+    marker = tmp_path / "pwned-key"
+    _plant(cache.directory, (_Planted(marker),), "[0.2, 0.3, 0.5]")
+    with pytest.raises(LlmbtError, match="bt cache clear"):
+        cache._cache._disk.get(next(iter(_raw_keys(cache.directory))), False)
+    assert not marker.exists()
+    with pytest.raises(LlmbtError, match="str"):
+        cache._cache.set(("not", "a", "string"), "[1]")
+
+
+def _raw_keys(directory: Path) -> list:
+    import sqlite3
+
+    with sqlite3.connect(directory / "cache.db") as db:
+        return [row[0] for row in db.execute("SELECT key FROM Cache WHERE raw = 0")]
+
+
+def test_clear_never_deletes_outside_the_cache_folder(cache, tmp_path):
+    import sqlite3
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    with sqlite3.connect(cache.directory / "cache.db") as db:
+        db.execute(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, "
+            "tag, size, mode, filename, value) VALUES ('k', 1, 0, NULL, 0, 0, NULL, 7, 2, ?, NULL)",
+            (str(Path("..") / victim.name),),
+        )
+    cache.clear()
+    assert victim.read_text() == "keep me"
