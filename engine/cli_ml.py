@@ -261,7 +261,8 @@ def _print_eval(runs: dict) -> None:
     table.add_column("metric")
     for name in runs:
         table.add_column(name, justify="right")
-    for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier", "items_per_s"):
+    for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier",
+                "mean_label_mass", "min_label_mass", "items_per_s"):
         table.add_row(key, *(f"{float(r.get(key, float('nan'))):.4f}" for r in runs.values()))
     for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
         if all("directional" in r for r in runs.values()):

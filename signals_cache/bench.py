@@ -37,7 +37,9 @@ def bench_scoring(
         Items per second of each (``generate_items_per_s``, ``plain_items_per_s``,
         ``prefix_items_per_s``), their ratios (``plain_vs_generate``, ``prefix_vs_generate``,
         ``prefix_vs_plain``), ``parse_failures`` of (a), ``agreement`` of (a)'s parsed labels
-        with (b)'s argmax, ``max_abs_diff`` between (b) and (c), ``prefix_tokens`` and sizes.
+        with (b)'s argmax, ``max_abs_diff`` between (b) and (c), ``prefix_tokens``,
+        ``label_tokens`` (label-prefix tokens read per prompt), ``mean_label_mass`` of the
+        prompts and sizes.
 
     Raises:
         LlmbtError: no prompts, or ``n_generate`` is not a positive integer.
@@ -53,7 +55,7 @@ def bench_scoring(
         list(prompts[:n_generate]), max_new_tokens=max_new_tokens
     )
     plain = scorer.score(prompts, batch_size=batch_size, prefix_reuse=False)
-    plain_ips = scorer.last_items_per_s
+    plain_ips, mass = scorer.last_items_per_s, scorer.last_label_mass
     scorer.clear_prefix_cache()  # (c) pays for its prefix pass
     reused = scorer.score(prompts, batch_size=batch_size, prefix_reuse=True)
     reuse_ips, gen_ips = scorer.last_items_per_s, parser.last_items_per_s
@@ -72,6 +74,8 @@ def bench_scoring(
         "agreement": _agreement(generated, plain, scorer.labels),
         "max_abs_diff": float(np.abs(plain - reused).max()),
         "prefix_tokens": scorer.last_prefix_len,
+        "label_tokens": scorer.label_tokens,
+        "mean_label_mass": float(mass.mean()),
     }
 
 

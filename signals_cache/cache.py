@@ -1,10 +1,15 @@
 """A persistent, process-safe cache of label probabilities on top of :mod:`diskcache`.
 
-Key: sha256 hex of (model fingerprint, template version, prompt text). Value: a JSON string of
-the probabilities in :data:`~signals_cache.labels.LABELS` order (diskcache stores ``str``
-natively, nothing is pickled; JSON floats round-trip exactly). Each entry is tagged with the
-model fingerprint so that one model's entries can be evicted at once. Entries never expire and
-are never culled for size: the cache only shrinks through :meth:`SignalCache.clear`.
+Key: sha256 hex of (scoring version, model fingerprint, template version, prompt text). Value: a
+JSON string of the label probabilities in :data:`~signals_cache.labels.LABELS` order as the model
+gives them, before normalisation (their sum is the label mass; JSON floats round-trip exactly).
+Each entry is tagged with the model fingerprint so that one model's entries can be evicted at
+once. Entries never expire and are never culled for size: the cache only shrinks
+through :meth:`SignalCache.clear`.
+
+Nothing read from the cache folder is ever unpickled: :class:`JsonTextDisk` stores only string
+keys and JSON text values inline in SQLite, and refuses any other entry (e.g. a pickle planted in
+a shared, writable ``--cache-dir``) with an error that names the folder and ``bt cache clear``.
 
 Several processes may read and write one cache directory at the same time (SQLite WAL).
 """
@@ -22,21 +27,71 @@ import diskcache
 import numpy as np
 
 from feeds.base import LlmbtError, llmbt_home
-from signals_cache.labels import LABELS
+from signals_cache.labels import LABELS, SCORING_VERSION
 
 #: Key of the run statistics entry (signal keys are 64 hex characters, so it cannot collide).
 STATS_KEY = "llmbt:run-stats"
 
 
 def cache_key(fingerprint: str, template_version: str, prompt: str) -> str:
-    """The sha256 hex digest that identifies one (model, template, prompt) signal."""
-    payload = json.dumps([fingerprint, template_version, prompt], ensure_ascii=False)
+    """The sha256 hex digest that identifies one (scoring version, model, template, prompt)
+    signal (:data:`~signals_cache.labels.SCORING_VERSION`)."""
+    payload = json.dumps([SCORING_VERSION, fingerprint, template_version, prompt],
+                         ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def default_directory() -> Path:
     """``llmbt_home()/signals``."""
     return llmbt_home() / "signals"
+
+
+class JsonTextDisk(diskcache.Disk):
+    """diskcache storage of ``str`` keys and JSON-text values only, inline in SQLite.
+
+    diskcache's default :class:`~diskcache.Disk` unpickles keys and values it did not store
+    raw, so whoever can write the cache folder could run code. This Disk never unpickles and
+    never reads or deletes files: any entry that is not inline text is refused.
+    """
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        """Database key of a ``str`` key; other key types are refused (they would be pickled)."""
+        if type(key) is not str:
+            raise LlmbtError(f"signal-cache keys must be str, got {type(key).__name__}.")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> str:
+        """The stored key; a pickled (non-raw) or non-text key is refused, never unpickled."""
+        if not raw or type(key) is not str:
+            raise _refused(self._directory, "a key that is not plain text")
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> tuple:
+        """``(size, mode, filename, value)`` of a text value, always inline (never a file)."""
+        if read or type(value) is not str:
+            raise LlmbtError(f"signal-cache values must be JSON text, got {type(value).__name__}.")
+        return 0, diskcache.core.MODE_RAW, None, value
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> str:
+        """The stored text; anything else (a pickle, a file, bytes) is refused, never loaded."""
+        if mode != diskcache.core.MODE_RAW or filename is not None or type(value) is not str:
+            raise _refused(self._directory, "a value that is not plain JSON text (a pickle?)")
+        return value
+
+    def remove(self, file_path: str) -> None:
+        """Delete a value file, but only one inside the cache folder (this Disk writes none,
+        so a file named by an entry was put there by someone else)."""
+        root = Path(self._directory).resolve()
+        target = (root / file_path).resolve()
+        if target.is_relative_to(root) and target != root:
+            super().remove(file_path)
+
+
+def _refused(directory: str, what: str) -> LlmbtError:
+    return LlmbtError(
+        f"signal cache {directory} holds {what}; llmbt never unpickles or loads such entries. "
+        f"Remove them with `bt cache clear --cache-dir {directory}` (or delete that folder)."
+    )
 
 
 class SignalCache:
@@ -50,7 +105,8 @@ class SignalCache:
         self.directory = Path(directory) if directory is not None else default_directory()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._cache = diskcache.Cache(
-            str(self.directory), tag_index=True, eviction_policy="none", statistics=False
+            str(self.directory), disk=JsonTextDisk, tag_index=True, eviction_policy="none",
+            statistics=False,
         )
 
     def __enter__(self) -> SignalCache:
@@ -69,13 +125,20 @@ class SignalCache:
     def get_many(
         self, fingerprint: str, template_version: str, prompts: Sequence[str]
     ) -> dict[int, np.ndarray]:
-        """Cached probabilities by position in ``prompts``; positions not cached are absent."""
+        """Cached label probabilities (unnormalised) by position in ``prompts``; positions not
+        cached are absent.
+
+        Raises:
+            LlmbtError: an entry is not plain JSON text or not label probabilities.
+        """
         found: dict[int, np.ndarray] = {}
         with self._cache.transact(retry=True):
             for i, prompt in enumerate(prompts):
                 value = self._cache.get(cache_key(fingerprint, template_version, prompt))
                 if value is not None:
                     found[i] = _decode(value)
+        if found:
+            check_label_mass(np.stack(list(found.values())), source=str(self.directory))
         return found
 
     def put_many(
@@ -85,10 +148,12 @@ class SignalCache:
         prompts: Sequence[str],
         probs: np.ndarray | Sequence[Sequence[float]],
     ) -> None:
-        """Store one row of ``probs`` (shape ``(len(prompts), 3)``) per prompt, atomically.
+        """Store one row of ``probs`` (shape ``(len(prompts), 3)``, label probabilities whose
+        row sum, the label mass, is above 0 and at most 1) per prompt, atomically.
 
         Raises:
-            LlmbtError: ``probs`` has the wrong shape or non-finite values.
+            LlmbtError: ``probs`` has the wrong shape, values outside [0, 1] or a row sum
+                outside (0, 1].
         """
         rows = _check_probs(probs, len(prompts))
         with self._cache.transact(retry=True):
@@ -146,7 +211,10 @@ class SignalCache:
 
 
 def _decode(value: str) -> np.ndarray:
-    row = np.asarray(json.loads(value), dtype=np.float64)
+    try:
+        row = np.asarray(json.loads(value), dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise LlmbtError(f"corrupt signal-cache entry {value!r}; clear the signal cache.") from exc
     if row.shape != (len(LABELS),):
         raise LlmbtError(f"corrupt signal-cache entry {value!r}; clear the signal cache.")
     return row
@@ -161,4 +229,30 @@ def _check_probs(probs: np.ndarray | Sequence[Sequence[float]], n: int) -> np.nd
         )
     if not np.isfinite(rows).all():
         raise LlmbtError("probabilities contain NaN or infinity; refusing to cache them.")
+    check_label_mass(rows)
     return rows
+
+
+#: Rounding slack on a label mass of 1 (float32 logits, normalised rows).
+MASS_TOLERANCE = 1e-6
+
+
+def check_label_mass(rows: np.ndarray, source: str | None = None) -> None:
+    """Refuse label-probability rows outside [0, 1] or whose sum is 0 or exceeds 1.
+
+    Args:
+        rows: ``(n, labels)`` probabilities.
+        source: the cache folder they were read from, named in the error (None: a scorer).
+
+    Raises:
+        LlmbtError: naming the first bad row.
+    """
+    sums = rows.sum(axis=1)
+    bad = np.flatnonzero((rows < 0).any(axis=1) | (rows > 1).any(axis=1)
+                         | (sums > 1 + MASS_TOLERANCE) | (sums <= 0))
+    if not bad.size:
+        return
+    where = f" in signal cache {source}" if source else ""
+    fix = f"; clear it with `bt cache clear --cache-dir {source}`" if source else ""
+    raise LlmbtError(f"label probabilities {rows[bad[0]].tolist()}{where} must lie in [0, 1] "
+                     f"with a sum (the label mass) above 0 and at most 1{fix}.")

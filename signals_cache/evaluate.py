@@ -127,8 +127,10 @@ def evaluate_model(
     """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
     pairs) with :class:`~signals_cache.scoring.LabelScorer` on the model of ``spec``.
 
-    Returns :func:`classification_metrics` plus ``items_per_s`` and ``n``; when every example
-    has a ``forward_return``, also ``directional`` (:func:`directional_metrics` of
+    Returns :func:`classification_metrics` (on probabilities normalised over the labels) plus
+    ``items_per_s``, ``n`` and ``mean_label_mass``/``min_label_mass`` (what the label
+    probabilities summed to before normalisation); when every example has a
+    ``forward_return``, also ``directional`` (:func:`directional_metrics` of
     P(bullish) − P(bearish)).
     """
     from signals_cache.encoding import example_fields, render_example
@@ -148,6 +150,8 @@ def evaluate_model(
     result = classification_metrics([label for _, label, _ in fields], probs, scorer.labels)
     result["items_per_s"] = scorer.last_items_per_s
     result["n"] = len(examples)
+    result["mean_label_mass"] = float(scorer.last_label_mass.mean())
+    result["min_label_mass"] = float(scorer.last_label_mass.min())
     returns = [getattr(ex, "forward_return", None) for ex in examples]
     if all(r is not None for r in returns):
         bull, bear = scorer.labels.index("bullish"), scorer.labels.index("bearish")

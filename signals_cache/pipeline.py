@@ -20,17 +20,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from feeds.base import ConfigError, LlmbtError
-from signals_cache.cache import SignalCache
+from signals_cache.cache import SignalCache, check_label_mass
 from signals_cache.labels import LABELS
 
 _BULL, _BEAR = LABELS.index("bullish"), LABELS.index("bearish")
 
 
 class Scorer(Protocol):
-    """Anything that maps prompts to label probabilities (``LabelScorer`` among others)."""
+    """Anything that maps prompts to label probabilities (``LabelScorer.label_probs`` among
+    others)."""
 
     def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
-        """Probabilities of shape ``(len(prompts), 3)``, columns in ``LABELS`` order."""
+        """Probabilities of shape ``(len(prompts), 3)``, columns in ``LABELS`` order, as the
+        model gives them: each row sums to its label mass, at most 1 (1 when normalised)."""
         ...
 
 
@@ -39,7 +41,9 @@ class ScoreResult:
     """Probabilities of every prompt (in input order) and how they were obtained.
 
     Attributes:
-        probs: ``(n, 3)`` probabilities, columns in ``LABELS`` order.
+        probs: ``(n, 3)`` probabilities normalised over the labels, columns in ``LABELS`` order.
+        label_mass: ``(n,)`` what the model's label probabilities summed to before
+            normalisation: the share of its replies that are a label at all.
         hits: distinct prompts found in the cache.
         misses: distinct prompts not found in the cache (all of them were scored).
         model_calls: calls made to ``scorer.score`` (one per batch).
@@ -49,6 +53,7 @@ class ScoreResult:
     """
 
     probs: np.ndarray
+    label_mass: np.ndarray
     hits: int
     misses: int
     model_calls: int
@@ -67,10 +72,12 @@ class ScoreResult:
         return self.probs.max(axis=1)
 
     def to_frame(self, index: Sequence | pd.Index | None = None) -> pd.DataFrame:
-        """Columns ``bullish, bearish, neutral, score, confidence``, one row per prompt."""
+        """Columns ``bullish, bearish, neutral, score, confidence, label_mass``, one row per
+        prompt."""
         frame = pd.DataFrame(self.probs, columns=list(LABELS), index=index)
         frame["score"] = self.score
         frame["confidence"] = self.confidence
+        frame["label_mass"] = self.label_mass
         return frame
 
 
@@ -138,11 +145,13 @@ def score_with_cache(
     scored = batches.run([unique[i] for i in missing], progress)
     table.update(zip(missing, scored, strict=True))
     cache.record_run(hits=len(unique) - len(missing), misses=len(missing))
-    probs = np.array([table[i] for i in range(len(unique))], dtype=np.float64)
-    probs = probs.reshape(len(unique), len(LABELS))[inverse]
+    raw = np.array([table[i] for i in range(len(unique))], dtype=np.float64)
+    raw = raw.reshape(len(unique), len(LABELS))[inverse]
+    mass = raw.sum(axis=1)
     seconds = time.perf_counter() - started
     return ScoreResult(
-        probs=probs,
+        probs=raw / mass[:, None],
+        label_mass=mass,
         hits=len(unique) - len(missing),
         misses=len(missing),
         model_calls=batches.calls,
@@ -165,8 +174,9 @@ def _check_output(probs: np.ndarray, n: int) -> np.ndarray:
         raise LlmbtError(
             f"scorer returned shape {rows.shape} for {n} prompts; expected ({n}, {len(LABELS)})."
         )
-    if not (np.isfinite(rows).all() and (rows >= 0).all() and (rows <= 1).all()):
-        raise LlmbtError("scorer returned values outside [0, 1] or NaN; expected probabilities.")
+    if not np.isfinite(rows).all():
+        raise LlmbtError("scorer returned NaN or infinity; expected probabilities.")
+    check_label_mass(rows)
     return rows
 
 

@@ -1,10 +1,14 @@
-"""Label-logit scoring: P(label) from one forward pass, instead of generate-then-parse.
+"""Label scoring: P(label) from one forward pass per batch, instead of generate-then-parse.
 
 For every prompt (a fully chat-templated string ending with the assistant generation prompt)
-:class:`LabelScorer` reads the next-token logits, takes the logsumexp over the first tokens of
-each label's spelling variants and softmaxes over the labels. Prompts that share a long prefix
-(the system text of a template) get that prefix's KV cache computed once and reused.
-:class:`GenerateParser` is the slow generate-then-parse baseline, kept for comparison.
+:class:`LabelScorer` computes the probability that the reply starts with each label's whole
+token sequence (summed over its spellings, :mod:`signals_cache.labelseq`): the label tokens are
+appended to the prompts under a tree attention mask, so the same forward pass that reads the
+prompt also reads every token of every label. :meth:`LabelScorer.label_probs` returns these
+probabilities as they are (their row sum is the *label mass*, the share of replies that are a
+label at all); :meth:`LabelScorer.score` normalises them over the labels. Prompts that share a
+long prefix (the system text of a template) get that prefix's KV cache computed once and
+reused. :class:`GenerateParser` is the slow generate-then-parse baseline, kept for comparison.
 """
 
 from __future__ import annotations
@@ -19,67 +23,14 @@ import numpy as np
 from feeds.base import LlmbtError
 from signals_cache.kv import PrefixBuffers, use_gqa_attention
 from signals_cache.labels import LABELS
+from signals_cache.labelseq import (
+    LabelTrie,
+    check_labels,
+    label_sequences,
+    tree_mask,
+    tree_positions,
+)
 from signals_cache.model import LoadedModel
-
-#: Shortest first-token text (in letters) that counts as the start of a label word.
-MIN_PIECE = 3
-
-
-def label_token_ids(tokenizer: Any, labels: Sequence[str] = LABELS) -> dict[str, tuple[int, ...]]:
-    """First token ids of each label's variants (lower/Capital/UPPER, with/without a leading space).
-
-    Fragments shorter than :data:`MIN_PIECE` letters are skipped (SmolLM2 spells ``Bullish`` as
-    ``B`` + ``ull`` + ``ish`` and ``Bearish`` as ``B`` + …: a ``B`` says nothing about the label,
-    and ``Ne`` also starts "New…"). A first token still shared by two labels is dropped from both.
-
-    Raises:
-        LlmbtError: labels are empty or repeated, or a label keeps no token of its own.
-    """
-    _check_labels(labels)
-    firsts = {label: _first_tokens(tokenizer, label) for label in labels}
-    owners: dict[int, list[str]] = {}
-    for label, ids in firsts.items():
-        for token in ids:
-            owners.setdefault(token, []).append(label)
-    shared = {t: names for t, names in owners.items() if len(names) > 1}
-    result = {label: tuple(sorted(ids - shared.keys())) for label, ids in firsts.items()}
-    for label, ids in result.items():
-        rivals = sorted({n for t in firsts[label] for n in shared.get(t, ()) if n != label})
-        if not ids and rivals:
-            raise LlmbtError(
-                f"labels {label!r} and {rivals[0]!r} start with the same token in every "
-                f"spelling, so {label!r} cannot be scored; rename one of them."
-            )
-        if not ids:
-            raise LlmbtError(
-                f"label {label!r} has no first token of {MIN_PIECE}+ letters in this tokenizer; "
-                "use a more common word."
-            )
-    return result
-
-
-def _check_labels(labels: Sequence[str]) -> None:
-    if not labels or any(not isinstance(x, str) or not x.strip() for x in labels):
-        raise LlmbtError(f"labels {list(labels)!r} must be non-empty words, e.g. {LABELS}.")
-    lowered = [x.strip().lower() for x in labels]
-    if len(set(lowered)) != len(lowered):
-        raise LlmbtError(f"labels {list(labels)!r} repeat a word; give each label once.")
-
-
-def _first_tokens(tokenizer: Any, label: str) -> set[int]:
-    word = label.strip()
-    variants = {word.lower(), word.capitalize(), word.upper()}
-    ids = set()
-    for text in variants | {" " + v for v in variants}:
-        tokens = tokenizer.encode(text, add_special_tokens=False)
-        if tokens and _long_enough(tokenizer.decode(tokens[:1]), word):
-            ids.add(int(tokens[0]))
-    return ids
-
-
-def _long_enough(piece: str, word: str) -> bool:
-    """A first token shorter than MIN_PIECE letters (``B``, ``Ne``) starts too many other words."""
-    return len(piece.strip()) >= min(MIN_PIECE, len(word))
 
 
 def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
@@ -94,23 +45,42 @@ def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
 class LabelScorer:
     """Batched label probabilities for chat-templated prompts.
 
+    Args:
+        loaded: the model and tokenizer.
+        labels: label words, in column order.
+        tree: read all label tokens in the prompt's own forward pass (tree attention mask);
+            False, or a model that cannot take a 4D mask (prompt-learning adapters, attention
+            kernels other than SDPA/eager), runs one row per prompt and label prefix instead.
+
     Attributes:
         labels: the probability columns, in order.
-        label_ids: first-token ids per label (see :func:`label_token_ids`).
-        last_items_per_s: prompts per second of the last :meth:`score` call.
+        sequences: token ids of each label's spellings (see :func:`label_sequences`).
+        last_items_per_s: prompts per second of the last call.
         last_prefix_len: tokens of shared prefix reused by the last call (0 when none).
+        last_label_mass: per prompt of the last call, the summed label probabilities before
+            normalisation (the share of replies that start with a label at all).
     """
 
-    def __init__(self, loaded: LoadedModel, labels: Sequence[str] = LABELS) -> None:
+    def __init__(self, loaded: LoadedModel, labels: Sequence[str] = LABELS,
+                 tree: bool = True) -> None:
         self.loaded = loaded
         self.labels = tuple(labels)
-        self.label_ids = label_token_ids(loaded.tokenizer, self.labels)
+        self.sequences = label_sequences(loaded.tokenizer, self.labels)
+        self._trie = LabelTrie.build(self.sequences)
         self.last_items_per_s: float | None = None
         self.last_prefix_len = 0
+        self.last_label_mass = np.empty(0)
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
         self._keep_arg = _supports_logits_to_keep(loaded.model)
-        self._reuse_ok = _plain_kv_cache(loaded.model)
+        prompt_learning = _prompt_learning(loaded.model)
+        self._reuse_ok = _plain_kv_cache(loaded.model) and not prompt_learning
         use_gqa_attention(_inner_model(loaded.model))  # exact; avoids copying KV heads
+        self._mask_kind = None if prompt_learning or not tree else _mask_kind(loaded.model)
+
+    @property
+    def label_tokens(self) -> int:
+        """Label-prefix tokens read after each prompt (inner nodes of the spellings' trie)."""
+        return self._trie.size
 
     def clear_prefix_cache(self) -> None:
         """Forget the memoised KV of the last shared prefix."""
@@ -119,13 +89,35 @@ class LabelScorer:
     def score(
         self, prompts: Sequence[str], batch_size: int = 16, prefix_reuse: bool = True
     ) -> np.ndarray:
-        """Probabilities of each label, shape ``(len(prompts), len(labels))``, rows summing to 1.
+        """Label probabilities normalised over the labels, shape ``(len(prompts), len(labels))``,
+        rows summing to 1; :attr:`last_label_mass` keeps what they summed to before.
 
         Args:
             prompts: fully templated prompt strings (special tokens are not added again).
             batch_size: prompts per forward pass; prompts are batched by length.
             prefix_reuse: compute the prompts' common token prefix once and reuse its KV cache.
+
+        Raises:
+            LlmbtError: bad arguments, or a prompt gives every label zero probability.
         """
+        logp = self._log_probs(prompts, batch_size, prefix_reuse)
+        top = logp.max(axis=1, keepdims=True)
+        if not np.isfinite(top).all():
+            bad = int(np.flatnonzero(~np.isfinite(top[:, 0]))[0])
+            raise LlmbtError(f"prompt {bad} gives every label zero probability; check the "
+                             "prompt asks for one of: " + ", ".join(self.labels) + ".")
+        shifted = np.exp(logp - top)
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def label_probs(
+        self, prompts: Sequence[str], batch_size: int = 16, prefix_reuse: bool = True
+    ) -> np.ndarray:
+        """P(reply starts with each label) as the model gives it, not normalised: each row sums
+        to that prompt's label mass (in [0, 1], also in :attr:`last_label_mass`). Arguments as
+        :meth:`score`."""
+        return np.exp(self._log_probs(prompts, batch_size, prefix_reuse))
+
+    def _log_probs(self, prompts: Sequence[str], batch_size: int, prefix_reuse: bool) -> np.ndarray:
         import torch
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -137,6 +129,7 @@ class LabelScorer:
         if ids:
             with torch.inference_mode():
                 self._score_into(out, ids, batch_size, prefix_reuse)
+        self.last_label_mass = np.exp(out).sum(axis=1)
         self.last_items_per_s = len(ids) / max(time.perf_counter() - start, 1e-9)
         return out
 
@@ -153,8 +146,12 @@ class LabelScorer:
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            logits = self._last_logits([ids[i][self.last_prefix_len :] for i in rows], past)
-            out[rows] = self._label_probs(logits)
+            suffixes = [ids[i][plen:] for i in rows]
+            if self._mask_kind is None:
+                logits = self._rows_logits(suffixes, past, batch_size)
+            else:
+                logits = self._tree_logits(suffixes, past)
+            out[rows] = self._trie.log_probs(logits).cpu().numpy()
 
     def _tokenize(self, prompts: Sequence[str]) -> list[list[int]]:
         if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
@@ -162,6 +159,8 @@ class LabelScorer:
         tokenizer = self.loaded.tokenizer
         ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
         limit = getattr(self.loaded.model.config, "max_position_embeddings", None)
+        if limit:  # the label tokens read after the prompt need positions too
+            limit -= max(self._trie.depth, default=0)
         for i, seq in enumerate(ids):
             if not seq or (limit and len(seq) > limit):
                 raise LlmbtError(
@@ -192,6 +191,43 @@ class LabelScorer:
         self._prefix = (tuple(prefix), kv)
         return kv, len(prefix)
 
+    def _tree_logits(self, suffixes: list[list[int]], past: PrefixBuffers | None) -> Any:
+        """``(batch, 1 + trie size, vocab)`` logits: after each left-padded suffix (continuing
+        ``past`` if given) and after every label prefix, all in one pass (tree attention)."""
+        import torch
+
+        device, width, trie = self.loaded.device, max(len(s) for s in suffixes), self._trie
+        lengths = torch.tensor([len(s) for s in suffixes])
+        input_ids = torch.full((len(suffixes), width + trie.size), self.loaded.tokenizer.pad_token_id)
+        for row, seq in enumerate(suffixes):
+            input_ids[row, width - len(seq) : width] = torch.tensor(seq)
+        input_ids[:, width:] = torch.tensor(trie.tokens, dtype=torch.long)
+        mask = tree_mask(lengths, width, self.last_prefix_len, trie, self._mask_kind)
+        kwargs: dict[str, Any] = {"use_cache": False}
+        if past is not None:
+            cache = past.cache(len(suffixes), width + trie.size, self.loaded.model.config)
+            kwargs = {"use_cache": True, "past_key_values": cache}
+        out = self.loaded.model(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=tree_positions(lengths, width, self.last_prefix_len, trie).to(device),
+            **kwargs,
+            **self._keep(1 + trie.size),
+        )
+        return out.logits[:, -(1 + trie.size) :, :]
+
+    def _rows_logits(
+        self, suffixes: list[list[int]], past: PrefixBuffers | None, batch_size: int
+    ) -> Any:
+        """As :meth:`_tree_logits`, with one plain row per suffix and label prefix."""
+        import torch
+
+        paths = [[]] + [self._trie.path(k) for k in range(self._trie.size)]
+        rows = [seq + path for seq in suffixes for path in paths]
+        chunks = [self._last_logits(rows[i : i + batch_size], past)
+                  for i in range(0, len(rows), batch_size)]
+        return torch.cat(chunks).view(len(suffixes), len(paths), -1)
+
     def _last_logits(self, suffixes: list[list[int]], past: PrefixBuffers | None) -> Any:
         """Next-token logits after each (left-padded) suffix, continuing ``past`` if given."""
         import torch
@@ -217,18 +253,10 @@ class LabelScorer:
             **kwargs,
             **self._keep(),
         )
-        return out.logits[:, -1, :].float()
+        return out.logits[:, -1, :]
 
-    def _label_probs(self, logits: Any) -> np.ndarray:
-        import torch
-
-        per_label = [
-            torch.logsumexp(logits[:, list(ids)], dim=-1) for ids in self.label_ids.values()
-        ]
-        return torch.softmax(torch.stack(per_label, dim=-1).double(), dim=-1).cpu().numpy()
-
-    def _keep(self) -> dict[str, int]:
-        return {"logits_to_keep": 1} if self._keep_arg else {}
+    def _keep(self, n: int = 1) -> dict[str, int]:
+        return {"logits_to_keep": n} if self._keep_arg else {}
 
 
 def _inner_model(model: Any) -> Any:
@@ -239,6 +267,28 @@ def _supports_logits_to_keep(model: Any) -> bool:
     import inspect
 
     return "logits_to_keep" in inspect.signature(_inner_model(model).forward).parameters
+
+
+def _prompt_learning(model: Any) -> bool:
+    """True for peft prompt-learning adapters (prefix tuning…), which bring their own KV."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def _mask_kind(model: Any) -> Any:
+    """Mask dtype the attention kernel takes for a custom 4D mask (``torch.bool`` for SDPA,
+    the model's float dtype for eager), or None when it takes none."""
+    import torch
+
+    from signals_cache.kv import GQA_SDPA
+
+    kind = getattr(_inner_model(model).config, "_attn_implementation", None)
+    if kind in ("sdpa", GQA_SDPA):
+        return torch.bool
+    if kind == "eager":
+        dtype = getattr(model, "dtype", torch.float32)
+        return dtype if dtype.is_floating_point else torch.float32
+    return None
 
 
 def _plain_kv_cache(model: Any) -> bool:
@@ -257,7 +307,7 @@ class GenerateParser:
     """
 
     def __init__(self, loaded: LoadedModel, labels: Sequence[str] = LABELS) -> None:
-        _check_labels(labels)
+        check_labels(labels)
         self.loaded = loaded
         self.labels = tuple(labels)
         words = "|".join(re.escape(x.strip()) for x in self.labels)

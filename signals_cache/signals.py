@@ -50,13 +50,14 @@ class LazyScorer:
         self.spec, self._scorer, self.load_seconds = spec, None, 0.0
 
     def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        """Unnormalised label probabilities (rows sum to the label mass) of ``prompts``."""
         if self._scorer is None:
             from signals_cache.scoring import LabelScorer
 
             started = time.perf_counter()
             self._scorer = LabelScorer(load_model(self.spec))
             self.load_seconds = time.perf_counter() - started
-        return self._scorer.score(prompts, batch_size=batch_size)
+        return self._scorer.label_probs(prompts, batch_size=batch_size)
 
 
 def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
@@ -204,6 +205,7 @@ def _info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: 
                    + (f", model load {scorer.load_seconds:.1f} s" if scorer.load_seconds else ""),
         "ms per scored item": round(scored_ms, 1),
         "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
+        "mean label mass": float(f"{result.label_mass.mean():.4g}") if n else float("nan"),
     }
 
 

@@ -179,7 +179,8 @@ def test_first_run_scores_everything_second_run_nothing(cache):
     second = run(prompts, scorer, cache, batch_size=8)
     assert scorer.batches == [] and second.model_calls == 0 and second.hits == 37
     assert np.array_equal(first.probs, second.probs)
-    assert np.array_equal(first.probs, np.stack([fake_probs(p) for p in prompts]))
+    # float32 rows normalised again in float64: equal to float32 rounding
+    np.testing.assert_allclose(first.probs, np.stack([fake_probs(p) for p in prompts]), rtol=1e-6)
     stats = cache.stats()
     assert (stats["last_hits"], stats["last_misses"], stats["entries"]) == (37, 0, 37)
 
@@ -191,7 +192,8 @@ def test_duplicates_are_scored_once_and_returned_in_order(cache):
     result = run(prompts, scorer, cache, batch_size=2)
     assert sorted(scorer.items) == sorted(unique)
     assert result.probs.shape == (9, 3) and result.misses == 5
-    assert all(np.array_equal(result.probs[i], fake_probs(p)) for i, p in enumerate(prompts))
+    assert all(np.allclose(result.probs[i], fake_probs(p), rtol=1e-6, atol=0)
+               for i, p in enumerate(prompts))
 
 
 def test_changed_fingerprint_or_template_misses(cache):
@@ -238,9 +240,8 @@ def test_score_confidence_and_frame(cache):
     assert np.allclose(result.score, result.probs[:, bull] - result.probs[:, bear])
     assert np.allclose(result.confidence, result.probs.max(axis=1))
     frame = result.to_frame(index=list("wxyz"))
-    assert list(frame.columns) == [*LABELS, "score", "confidence"] and list(frame.index) == list(
-        "wxyz"
-    )
+    columns = [*LABELS, "score", "confidence", "label_mass"]
+    assert list(frame.columns) == columns and list(frame.index) == list("wxyz")
     assert result.seconds > 0 and result.items_per_s > 0
 
 
@@ -266,3 +267,126 @@ def test_progress_bar_path_runs(cache):
         make_prompts(3), FakeScorer(), cache, fingerprint=FP, template_version=TV, progress=True
     )
     assert result.misses == 3
+
+
+# --- nothing in the cache folder is ever unpickled ------------------------------------------
+
+
+class _Planted:
+    """A pickle whose loading would create ``marker`` (what an attacker would plant)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+def _plant(directory: Path, key, value) -> None:
+    """Write ``value`` with diskcache's default Disk (which pickles non-primitive values)."""
+    raw = diskcache.Cache(str(directory))
+    raw.set(key, value)
+    raw.close()
+
+
+@pytest.mark.parametrize("size", [1, 100_000])  # inline in SQLite, and in a .val file
+def test_planted_pickle_is_refused_never_run(cache, tmp_path, size):
+    marker = tmp_path / "pwned"
+    _plant(cache.directory, cache_key(FP, TV, "a"), [_Planted(marker), "x" * size])
+    with pytest.raises(LlmbtError, match=rf"{cache.directory}.*bt cache clear"):
+        cache.get_many(FP, TV, ["a"])
+    assert not marker.exists()
+    _plant(cache.directory, STATS_KEY, _Planted(marker))
+    with pytest.raises(LlmbtError, match="bt cache clear"):
+        cache.stats()
+    assert not marker.exists()
+    cache.clear()  # the fix the message names works without unpickling anything
+    assert cache.get_many(FP, TV, ["a"]) == {} and not marker.exists()
+
+
+def test_pickled_keys_are_never_read_back(cache, tmp_path):
+    marker = tmp_path / "pwned-key"
+    _plant(cache.directory, (_Planted(marker),), "[0.2, 0.3, 0.5]")
+    with pytest.raises(LlmbtError, match="bt cache clear"):
+        cache._cache._disk.get(next(iter(_raw_keys(cache.directory))), False)
+    assert not marker.exists()
+    with pytest.raises(LlmbtError, match="str"):
+        cache._cache.set(("not", "a", "string"), "[1]")
+
+
+def _raw_keys(directory: Path) -> list:
+    import sqlite3
+
+    with sqlite3.connect(directory / "cache.db") as db:
+        return [row[0] for row in db.execute("SELECT key FROM Cache WHERE raw = 0")]
+
+
+def test_clear_never_deletes_outside_the_cache_folder(cache, tmp_path):
+    import sqlite3
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    with sqlite3.connect(cache.directory / "cache.db") as db:
+        db.execute(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, "
+            "tag, size, mode, filename, value) VALUES ('k', 1, 0, NULL, 0, 0, NULL, 7, 2, ?, NULL)",
+            (str(Path("..") / victim.name),),
+        )
+    cache.clear()
+    assert victim.read_text() == "keep me"
+
+
+# --- label mass -----------------------------------------------------------------------------
+
+
+class PartialScorer(FakeScorer):
+    """Label probabilities as a model gives them: rows sum to a label mass below 1."""
+
+    def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        return super().score(prompts, batch_size) * np.array([[0.5], [0.25], [0.8]])[: len(prompts)]
+
+
+def test_label_mass_is_reported_and_cached_as_plain_numbers(cache):
+    prompts = make_prompts(3)
+    first = run(prompts, PartialScorer(), cache, batch_size=3)
+    np.testing.assert_allclose(first.label_mass, [0.5, 0.25, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(first.probs.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(first.probs[1], fake_probs(prompts[1]), rtol=1e-6)
+    raw = diskcache.Cache(str(cache.directory))
+    stored = json.loads(raw[cache_key(FP, TV, prompts[1])])
+    raw.close()
+    assert sum(stored) == pytest.approx(0.25) and all(isinstance(x, float) for x in stored)
+    again = run(prompts, FakeScorer(), cache)
+    assert again.hits == 3 and np.array_equal(again.label_mass, first.label_mass)
+    assert np.array_equal(again.probs, first.probs)
+    frame = again.to_frame()
+    np.testing.assert_allclose(frame["label_mass"], [0.5, 0.25, 0.8], rtol=1e-6)
+
+
+def test_scores_of_the_first_token_scorer_are_not_reused(cache):
+    """The key holds the scoring version: entries written under the old key layout (first-token
+    probabilities, renormalised) are misses, not silently mixed with whole-label scores."""
+    old_key = hashlib.sha256(json.dumps([FP, TV, "a"]).encode()).hexdigest()
+    _plant(cache.directory, old_key, "[0.2, 0.3, 0.5]")
+    assert cache.get_many(FP, TV, ["a"]) == {}
+    assert cache_key(FP, TV, "a") != old_key
+
+
+def test_scorer_rows_above_one_are_rejected(cache):
+    class Overfull:
+        def score(self, prompts, batch_size):
+            return np.full((len(prompts), 3), 0.5)
+
+    with pytest.raises(LlmbtError, match="sum"):
+        run(["a"], Overfull(), cache)
+    with pytest.raises(LlmbtError, match="sum"):
+        cache.put_many(FP, TV, ["a"], [[0.5, 0.5, 0.5]])
+
+
+@pytest.mark.parametrize("text", ["[0.9, 0.9, 0.9]", "[0, 0, 0]", '{"a": 1}', "[0.1, 0.2]"])
+def test_cached_text_that_is_not_label_probabilities_is_refused(cache, text):
+    _plant(cache.directory, cache_key(FP, TV, "a"), text)
+    with pytest.raises(LlmbtError, match="clear"):
+        cache.get_many(FP, TV, ["a"])

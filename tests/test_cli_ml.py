@@ -105,6 +105,7 @@ def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path,
     assert set(result["base"]["targets"]) == {"accuracy > 60 %", "profitable signals > 55 %",
                                               "mean confidence 60-80 %"}
     assert "target: profitable signals > 55 %" in res.output and "hit_rate" in res.output
+    assert 0 < result["base"]["mean_label_mass"] <= 1 and "mean_label_mass" in res.output
 
 
 def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_path, tokenizer_dir):  # noqa: F811

@@ -241,6 +241,7 @@ def test_trained_adapter_loads_and_scores_reproducibly(tiny: Path, trained: tupl
     assert np.abs(before - scores[0]).max() > 1e-3  # the adapter changes the scores
     result = evaluate_model(toy_examples(1), spec, batch_size=4)
     assert result["n"] == 12 and 0 <= result["accuracy"] <= 1 and result["items_per_s"] > 0
+    assert 0 < result["min_label_mass"] <= result["mean_label_mass"] <= 1
     assert sum(map(sum, result["confusion"])) == 12
 
 
@@ -356,6 +357,13 @@ def test_prefix_adapter_loads_and_scores(tiny: Path, tmp_path: Path) -> None:
     probs = LabelScorer(loaded).score(["<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"],
                                       batch_size=1, prefix_reuse=False)
     assert probs.shape == (1, 3) and abs(probs.sum() - 1) < 1e-6
+    # peft brings the virtual tokens' KV itself: no shared-prefix reuse, same numbers
+    twins = [f"<|im_start|>user\nhello {w}<|im_end|>\n<|im_start|>assistant\n" for w in "ab"]
+    scorer = LabelScorer(loaded)
+    reused = scorer.score(twins, batch_size=2, prefix_reuse=True)
+    assert scorer.last_prefix_len == 0
+    np.testing.assert_allclose(reused, scorer.score(twins, batch_size=1, prefix_reuse=False),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("version", ["bars-v1", "bars-v2"])

@@ -38,6 +38,8 @@ def test_second_run_makes_zero_model_calls_and_equal_results(tiny, tmp_path):
     second = run_backtest(_config(tiny, tmp_path), with_benchmark=False)
     assert second.signal_info["model calls"].startswith("0 (0 prompts scored")
     pd.testing.assert_series_equal(first.equity, second.equity)
+    mass = first.signal_info["mean label mass"]  # a random model says other words than labels
+    assert 0 < mass < 1 and second.signal_info["mean label mass"] == mass
 
 
 def test_raw_scores_in_range_and_warmup_from_history(tiny, tmp_path):

@@ -11,12 +11,15 @@ import pytest
 from feeds.base import LlmbtError
 from signals_cache.bench import bench_scoring
 from signals_cache.labels import LABELS
+from signals_cache.labelseq import label_sequences, spellings
 from signals_cache.model import LoadedModel, ModelSpec, load_model
-from signals_cache.scoring import GenerateParser, LabelScorer, label_token_ids
+from signals_cache.scoring import GenerateParser, LabelScorer
 
 try:  # the shared tiny-model helpers live in test_model.py
+    from test_label_mass import brute_force
     from test_model import save_tiny, tokenizer_dir  # noqa: F401
 except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.test_label_mass import brute_force
     from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 SYSTEM = (
@@ -75,7 +78,9 @@ def test_probabilities_shape_and_sum(scorer: LabelScorer, prompts: list[str]) ->
     assert probs.dtype == np.float64
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
     assert (probs > 0).all()
-    assert probs.std(axis=0).max() > 1e-3  # a random model still tells prompts apart
+    # a random model still tells prompts apart (its single-token "neutral" takes almost all
+    # the mass: any two-token label costs a second ~1/vocab factor)
+    assert np.log(probs).std(axis=0).max() > 1e-2
     assert scorer.last_items_per_s and scorer.last_items_per_s > 0
 
 
@@ -83,9 +88,11 @@ def test_prefix_reuse_matches_plain(scorer: LabelScorer, prompts: list[str]) -> 
     scorer.clear_prefix_cache()
     plain = scorer.score(prompts, batch_size=5, prefix_reuse=False)
     assert scorer.last_prefix_len == 0
+    plain_mass = scorer.last_label_mass
     reused = scorer.score(prompts, batch_size=5, prefix_reuse=True)
     assert scorer.last_prefix_len > 20
     np.testing.assert_allclose(reused, plain, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.log(scorer.last_label_mass), np.log(plain_mass), atol=1e-4)
     again = scorer.score(prompts, batch_size=5, prefix_reuse=True)  # memoised prefix KV
     np.testing.assert_allclose(again, reused, atol=1e-6, rtol=0)
 
@@ -117,21 +124,24 @@ def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,  #
     ids = fresh.tokenizer(prompts[3], add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         stock = fresh.model(input_ids=ids).logits[0, -1]
+    stock_labels = brute_force(fresh, prompts[3])  # whole label sequences, stock attention
     scorer = LabelScorer(fresh)
     assert fresh.model.config._attn_implementation == GQA_SDPA
     with torch.inference_mode():
         ours = fresh.model(input_ids=ids).logits[0, -1]
     torch.testing.assert_close(ours, stock, atol=1e-5, rtol=0)
     np.testing.assert_allclose(
-        scorer.score([prompts[3]], prefix_reuse=False)[0],
-        scorer._label_probs(stock[None].float())[0], atol=1e-5, rtol=0,
+        np.log(scorer.label_probs([prompts[3]], prefix_reuse=False)[0]), np.log(stock_labels),
+        atol=1e-4, rtol=0,
     )
 
 
 def test_batch_size_does_not_matter(scorer: LabelScorer, prompts: list[str]) -> None:
     one = scorer.score(prompts, batch_size=1, prefix_reuse=False)
+    one_mass = scorer.last_label_mass
     many = scorer.score(prompts, batch_size=32, prefix_reuse=False)
     np.testing.assert_allclose(one, many, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.log(scorer.last_label_mass), np.log(one_mass), atol=1e-4)
     np.testing.assert_allclose(scorer.score(prompts, batch_size=32), one, atol=1e-4, rtol=0)
 
 
@@ -154,22 +164,27 @@ def test_prompt_equal_to_the_common_prefix(scorer: LabelScorer, prompts: list[st
     np.testing.assert_allclose(twins[0], twins[1], atol=1e-6)
 
 
-def test_label_variant_ids_are_disjoint(loaded: LoadedModel) -> None:
-    ids = label_token_ids(loaded.tokenizer)
-    assert list(ids) == list(LABELS)
-    assert all(ids.values())
-    seen = [set(v) for v in ids.values()]
-    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+def test_label_sequences_are_whole_spellings_without_overlap(loaded: LoadedModel) -> None:
+    seqs = label_sequences(loaded.tokenizer)
+    assert list(seqs) == list(LABELS)
+    for label, label_seqs in seqs.items():
+        texts = {loaded.tokenizer.decode(list(s)) for s in label_seqs}
+        assert texts == set(spellings(label)) and len(texts) == 4
+    flat = [(label, s) for label, ss in seqs.items() for s in ss]
+    assert not [(a, b) for a, s in flat for b, o in flat if a != b and o[: len(s)] == s]
 
 
-def test_labels_sharing_every_first_token_refused(loaded: LoadedModel) -> None:
-    with pytest.raises(LlmbtError, match="'bullish'.*'bullishness'.*same token"):
+def test_overlapping_labels_refused(loaded: LoadedModel) -> None:
+    with pytest.raises(LlmbtError, match="'bullish' and 'bullishness' overlap"):
         LabelScorer(loaded, labels=("bullish", "bullishness"))
 
 
-def test_label_without_a_word_token_refused(loaded: LoadedModel) -> None:
-    with pytest.raises(LlmbtError, match="'xqzv' has no first token"):
-        label_token_ids(loaded.tokenizer, ("bullish", "xqzv"))
+def test_rare_label_word_is_scored_over_all_its_tokens(loaded: LoadedModel,
+                                                       prompts: list[str]) -> None:
+    scorer = LabelScorer(loaded, labels=("bullish", "xqzv"))
+    assert min(len(s) for s in scorer.sequences["xqzv"]) >= 2
+    probs = scorer.score(prompts[:2])
+    assert probs.shape == (2, 2) and (probs > 0).all()
 
 
 @pytest.mark.parametrize("labels", [(), ("up", "UP"), ("up", " ")])
@@ -210,6 +225,7 @@ def test_bench_scoring(loaded: LoadedModel, prompts: list[str]) -> None:
         result["plain_items_per_s"] / result["generate_items_per_s"]
     )
     assert result["max_abs_diff"] < 1e-4
+    assert 0 < result["mean_label_mass"] <= 1 and result["label_tokens"] >= 3
     assert 0 <= result["parse_failures"] <= 2
     with pytest.raises(LlmbtError, match="prompts"):
         bench_scoring(loaded, [])
@@ -230,6 +246,20 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
 def test_real_model_reads_a_clear_headline(real: LoadedModel) -> None:
     probs = LabelScorer(real).score(chat_prompts(real.tokenizer, HEADLINES[:1]))
     assert probs[0, LABELS.index("bullish")] > probs[0, LABELS.index("bearish")]
+
+
+@pytest.mark.slow
+def test_real_model_label_mass_is_reported(real: LoadedModel) -> None:
+    """SmolLM2 spells "Bullish" B·ull·ish: the whole sequence counts, and the raw label mass is
+    reported, a probability in (0, 1] (the untuned model mostly starts its reply otherwise)."""
+    scorer = LabelScorer(real)
+    assert max(len(s) for s in scorer.sequences["bullish"]) == 3  # B·ull·ish
+    raw = scorer.label_probs(chat_prompts(real.tokenizer, HEADLINES), batch_size=4)
+    mass = scorer.last_label_mass
+    assert ((mass > 0) & (mass <= 1)).all() and (raw > 0).all()
+    np.testing.assert_allclose(raw.sum(axis=1), mass, rtol=1e-12)
+    probs = scorer.score(chat_prompts(real.tokenizer, HEADLINES), batch_size=4)
+    np.testing.assert_allclose(probs, raw / mass[:, None], atol=1e-6)
 
 
 @pytest.mark.slow
