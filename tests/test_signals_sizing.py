@@ -20,7 +20,7 @@ BEAR = {"bullish": 0.05, "neutral": 0.05, "bearish": 0.9}  # score -0.85, confid
 
 def _result(*items: dict[str, float]) -> ScoreResult:
     probs = np.array([[item[label] for label in LABELS] for item in items])
-    return ScoreResult(probs, 0, len(items), 1, len(items), 0.0, 0.0)
+    return ScoreResult(probs, np.ones(len(items)), 0, len(items), 1, len(items), 0.0, 0.0)
 
 
 def _bars(n: int) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def scored(monkeypatch) -> list[str]:
         sent.extend(prompts)
         bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
         probs = np.column_stack([bull, 0.5 * (1 - bull), 0.5 * (1 - bull)])[:, _ORDER]
-        return ScoreResult(probs, 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
     monkeypatch.setattr(signals, "load_tokenizer", lambda spec: ChatMLStub())
     monkeypatch.setattr(signals, "_score", fake_score)
