@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import RunConfig
-from engine.runner import load_history, run_backtest
-from engine.walkforward import run_facts, signal_quality_frame, window_examples
-from feeds.base import ConfigError, did_you_mean
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import load_history, run_backtest
+from llmbt.engine.walkforward import run_facts, signal_quality_frame, window_examples
+from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "model", "adapter", "prompt")
 
@@ -58,7 +58,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
 
     Returns:
         ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
-        ``folds`` table and the period's ``close`` prices, as :func:`engine.compare.compare` and
+        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.engine.compare.compare` and
         the comparison page take them.
     """
     names = [a.name for a in arms]

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.runner import periods_per_year
-from feeds.base import LlmbtError
+from llmbt.engine.runner import periods_per_year
+from llmbt.errors import LlmbtError
 
 CAL_BINS = 5
 
@@ -47,7 +47,7 @@ def traded_column(scores: pd.DataFrame) -> str:
 def signal_quality(scores: pd.DataFrame) -> dict[str, float]:
     """Directional accuracy and profitable-signal ratio of the traded signal (zero = no signal, as in
     ``bt evaluate``), mean confidence, ECE and label accuracy of one model."""
-    from signals_cache.evaluate import directional_metrics, expected_calibration_error
+    from llmbt.signals_cache.finetune.evaluate import directional_metrics, expected_calibration_error
 
     signal = scores[traded_column(scores)].to_numpy(dtype=float)
     direction = directional_metrics(signal, scores["forward_return"].to_numpy())
@@ -87,8 +87,8 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
             buy-and-hold is a benchmark, not a trial, and is not deflated.
         extra: more metric rows by model (exposure, turnover, cost…).
     """
-    from reports.metrics import headline_metrics
-    from reports.stats import mcnemar_from_hits, sharpe_diff_ci, significance_summary
+    from llmbt.reports.metrics import headline_metrics
+    from llmbt.reports.stats import mcnemar_from_hits, sharpe_diff_ci, significance_summary
 
     models = list(scores)
     if len(models) < 2 or any(m not in returns for m in models):
@@ -124,10 +124,10 @@ def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]
         ``trials`` (names), ``bars`` (common bars), ``sharpe`` (annualised, by name), ``n_trials``
         (trials with a defined Sharpe), ``var_sharpe`` (variance, ddof=1, of their per-period
         Sharpes) and ``var_sharpe_annualised``, ``expected_max_sharpe`` (annualised, of that many
-        skill-less trials) and ``note`` (:data:`reports.stats.DSR_NEEDS_TRIALS` below 2 trials).
+        skill-less trials) and ``note`` (:data:`llmbt.reports.stats.DSR_NEEDS_TRIALS` below 2 trials).
     """
-    from engine.metrics import sharpe_ratio
-    from reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe
+    from llmbt.engine.metrics import sharpe_ratio
+    from llmbt.reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe
 
     common = pd.concat(trials, axis=1, join="inner").dropna()
     per_period = {n: sharpe_ratio(common[n], 1) for n in trials}
@@ -144,7 +144,7 @@ def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]
 def _add_psr_dsr(rows: dict[str, dict[str, float]], returns: dict[str, pd.Series],
                  trial_set: dict[str, Any]) -> None:
     """PSR (SR > 0) of every column; DSR of the trials only (NaN for buy-and-hold and below 2 trials)."""
-    from reports.stats import deflated_sharpe_ratio, probabilistic_sharpe_ratio
+    from llmbt.reports.stats import deflated_sharpe_ratio, probabilistic_sharpe_ratio
 
     for name in rows:
         rows[name]["PSR (SR > 0)"] = probabilistic_sharpe_ratio(returns[name])
@@ -204,7 +204,7 @@ def _who_wins(a: str, b: str, diff: Any) -> str:
 def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> Comparison:
     """Compare the models of a walk-forward results folder; write comparison.html, tearsheet.html
     and compare.json into it, and print the metric table."""
-    from engine.results import read_results
+    from llmbt.engine.results import read_results
 
     folder = Path(folder)
     res = read_results(folder)
@@ -217,9 +217,9 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> C
 
 def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5,
                  say: Callable[[str], None] = print) -> Comparison:
-    """Backtest the arms over ``config``'s period (:func:`engine.arms.run_arms`), compare them and
+    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`), compare them and
     write the pages into ``out``."""
-    from engine.arms import run_arms
+    from llmbt.engine.arms import run_arms
 
     res = run_arms(config, arms, horizon, say)
     comp = compare(res["returns"], res["scores"], horizon=horizon,
@@ -264,7 +264,7 @@ def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
 
 def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:
     """Closes over the tested bars for a results folder saved without prices.csv (older runs)."""
-    from feeds import load_prices
+    from llmbt.feeds import load_prices
 
     index = next(iter(returns.values())).index
     return load_prices(run["data"], index[0], index[-1], interval=run.get("interval") or "1d")["close"]
@@ -275,8 +275,8 @@ def write_pages(folder: Path, comp: Comparison, rets: dict[str, pd.Series],
                 notes: dict[str, str]) -> None:
     """comparison.html, tearsheet.html (candidate vs reference), tearsheet-buy_and_hold.html and
     compare.json in ``folder``; ``close`` is the instrument's closes (the price chart)."""
-    from reports.compare_page import ComparisonPage, write_comparison_page
-    from reports.tearsheet import write_tearsheet
+    from llmbt.reports.compare_page import ComparisonPage, write_comparison_page
+    from llmbt.reports.tearsheet import write_tearsheet
 
     models = list(scores)
     a, b = models[0], models[1]

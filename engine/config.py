@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from feeds.base import ConfigError, did_you_mean
+from llmbt.errors import ConfigError, did_you_mean
 
 SIZERS = ("percent", "fixed")
 MODES = ("bars", "headlines")
@@ -85,7 +85,7 @@ class RunConfig:
         _check_dates(self.start, self.end)
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
         if self.prompt is not None:
-            from signals_cache.prompts import template_for
+            from llmbt.signals_cache.scoring.prompts import template_for
 
             try:
                 template_for(self.mode, self.prompt)

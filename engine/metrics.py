@@ -1,7 +1,7 @@
-"""The one Sharpe ratio of llmbt, and the number checks it shares with ``reports.stats``.
+"""The one Sharpe ratio of llmbt, and the number checks it shares with ``llmbt.reports.stats``.
 
-The runner's stats, the metric table of ``bt run`` / ``bt compare`` (``reports.metrics``) and the
-significance tests (``reports.stats``) all call :func:`sharpe_ratio`; it lives in the engine so that
+The runner's stats, the metric table of ``bt run`` / ``bt compare`` (``llmbt.reports.metrics``) and the
+significance tests (``llmbt.reports.stats``) all call :func:`sharpe_ratio`; it lives in the engine so that
 the engine never imports ``reports`` for it.
 """
 
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from feeds.base import LlmbtError
+from llmbt.errors import LlmbtError
 
 ArrayLike = pd.Series | np.ndarray | list
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from engine.runner import RunResult, periods_per_year
+from llmbt.engine.runner import RunResult, periods_per_year
 
 
 def report_run(result: RunResult, html: Path | None) -> None:
     """Print the metrics table, trade summary and signal info; write the tearsheet if asked."""
-    from reports import print_metrics, write_tearsheet
+    from llmbt.reports import print_metrics, write_tearsheet
 
     series = {result.config.strategy: result.returns}
     if result.benchmark_returns is not None:

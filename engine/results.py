@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from engine.walkforward import BASE, TUNED, WalkForwardResult
-from feeds.base import DataError
+from llmbt.engine.walkforward import BASE, TUNED, WalkForwardResult
+from llmbt.errors import DataError
 
 PACKAGES = ("torch", "transformers", "peft", "backtrader", "quantstats", "pandas", "numpy")
 

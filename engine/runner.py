@@ -16,13 +16,13 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from engine.analyzers import EquityCurve, Rejections, TradeLog
-from engine.config import RunConfig
-from engine.metrics import sharpe_ratio
-from feeds import load_prices
-from feeds.calendar import periods_per_year  # re-exported: engine.report, engine.compare
-from strategies.base import SignalStrategy
-from strategies.registry import check_bars, check_params, get_strategy
+from llmbt.engine.analyzers import EquityCurve, Rejections, TradeLog
+from llmbt.engine.config import RunConfig
+from llmbt.engine.metrics import sharpe_ratio
+from llmbt.feeds import load_prices
+from llmbt.feeds.calendar import periods_per_year  # re-exported: llmbt.engine.report, llmbt.engine.compare
+from llmbt.strategies.base import SignalStrategy
+from llmbt.strategies.registry import check_bars, check_params, get_strategy
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -130,10 +130,10 @@ def load_history(config: RunConfig) -> pd.DataFrame:
     """The bars signals are computed from: ``--start`` minus the strategy's warm-up, to ``--end``.
 
     The warm-up (:meth:`SignalStrategy.warmup_bars`) is converted to a calendar start
-    (:func:`feeds.prices.history_start`), so a cached download that covers it is read offline
+    (:func:`llmbt.feeds.prices.history_start`), so a cached download that covers it is read offline
     and ccxt gets a start date. Without ``--start``: every bar up to ``--end``.
     """
-    from feeds.prices import history_start
+    from llmbt.feeds.prices import history_start
 
     cls = get_strategy(config.strategy)
     params = dict(cls.params._getitems()) | check_params(cls, dict(config.params))

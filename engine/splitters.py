@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from feeds.base import ConfigError
+from llmbt.errors import ConfigError
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([YMWD])\s*$", re.IGNORECASE)
 _UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}

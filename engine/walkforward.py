@@ -1,7 +1,7 @@
 """Walk-forward validation: per fold, fine-tune on the train window, then backtest base and adapter
 on the unseen test window; stitch the out-of-sample returns.
 
-Per fold ``k`` (windows from :class:`engine.splitters.WalkForward`, embargo >= label horizon):
+Per fold ``k`` (windows from :class:`llmbt.engine.splitters.WalkForward`, embargo >= label horizon):
 
 1. training examples: bar prompts of the train window, labelled by forward returns that end
    inside the train window (thresholds fitted on labelled bars up to the train window's end);
@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.config import RunConfig
-from engine.runner import RunResult, load_history, run_backtest
-from engine.splitters import Fold, WalkForward
-from feeds.base import ConfigError, LlmbtError, llmbt_home
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import RunResult, load_history, run_backtest
+from llmbt.engine.splitters import Fold, WalkForward
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.paths import llmbt_home
 
 log = logging.getLogger("llmbt.walkforward")
 
@@ -55,8 +56,8 @@ class WalkForwardConfig:
         run: strategy, data, costs and base model (``run.start``/``run.end`` bound the bars split).
         splitter: the train/test windows.
         horizon: label horizon in bars (forward return from the next bar's open).
-        label_method: ``quantile`` or ``vol`` thresholds (see ``signals_cache.datasets``).
-        train: :class:`~signals_cache.finetune.TrainConfig` fields (over :func:`default_train`).
+        label_method: ``quantile`` or ``vol`` thresholds (see ``llmbt.signals_cache.finetune.datasets``).
+        train: :class:`~llmbt.signals_cache.finetune.trainer.TrainConfig` fields (over :func:`default_train`).
         warm_start: start each fold's adapter from the previous fold's (incremental training).
         val_fraction: share of each train window's examples held out for early stopping.
         fail_fast: stop at the first failing fold instead of logging it and going on.
@@ -89,9 +90,9 @@ class WalkForwardConfig:
         self.train_config()  # validates the training fields, naming the flag
 
     def train_config(self) -> Any:
-        """The :class:`~signals_cache.finetune.TrainConfig` of every fold."""
-        from signals_cache.finetune import TrainConfig
-        from signals_cache.prompts import template_for
+        """The :class:`~llmbt.signals_cache.finetune.trainer.TrainConfig` of every fold."""
+        from llmbt.signals_cache.finetune.trainer import TrainConfig
+        from llmbt.signals_cache.scoring.prompts import template_for
 
         fields_ = default_train() | {"template": template_for("bars", self.run.prompt).version}
         try:
@@ -188,7 +189,7 @@ def _shift(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:
 
 def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: str | None,
               say: Callable[[str], None]) -> FoldResult:
-    from signals_cache.datasets import time_split
+    from llmbt.signals_cache.finetune.datasets import time_split
 
     train_ex, test_ex = fold_examples(cfg, prices, fold)
     split = time_split(train_ex, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
@@ -221,8 +222,8 @@ def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: st
     Features are computed from the first bar of ``prices``, as the backtest computes them, so the
     examples' prompts are exactly the backtest's prompts (cache hits).
     """
-    from signals_cache.labelling import bar_examples
-    from strategies.llm_sentiment import symbol_of
+    from llmbt.signals_cache.finetune.labelling import bar_examples
+    from llmbt.strategies.llm_sentiment import symbol_of
 
     stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))
     examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(data), horizon=horizon,
@@ -248,9 +249,9 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     the training and validation examples, the hyper-parameters and the parent adapter; an
     adapter is written to a temporary folder and renamed when complete.
     """
-    from signals_cache.encoding import dataset_hash
-    from signals_cache.finetune import META_FILE, finetune
-    from signals_cache.model import ModelSpec, base_fingerprint
+    from llmbt.signals_cache.finetune.encoding import dataset_hash
+    from llmbt.signals_cache.finetune.trainer import META_FILE, finetune
+    from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 
     spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization)
     tcfg = cfg.train_config()
@@ -288,12 +289,12 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
     strategy read, after its normalisation) on the same bars. Hit rates score ``signal``: a zero or
     missing signal is no signal, as in ``bt evaluate``.
     """
-    from signals_cache.encoding import render_example
-    from signals_cache.evaluate import classification_metrics, directional_metrics
-    from signals_cache.labels import LABELS
-    from signals_cache.model import ModelSpec, load_tokenizer
-    from signals_cache.prompts import template_for
-    from signals_cache.signals import SignalRequest, score_prompts
+    from llmbt.signals_cache.finetune.encoding import render_example
+    from llmbt.signals_cache.finetune.evaluate import classification_metrics, directional_metrics
+    from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+    from llmbt.signals_cache.scoring.labels import LABELS
+    from llmbt.signals_cache.scoring.prompts import template_for
+    from llmbt.signals_cache.signals import SignalRequest, score_prompts
 
     if not examples:
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")

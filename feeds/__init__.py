@@ -1,9 +1,9 @@
 """Market data for llmbt: price bars from files or the network, and news headlines."""
 
-from feeds.base import ConfigError, DataError, LlmbtError
-from feeds.news import align_news_to_bars, load_news
-from feeds.prices import fetch_to_cache, load_prices, normalize_prices, validate_prices
-from feeds.sources import SOURCES
+from llmbt.errors import ConfigError, DataError, LlmbtError
+from llmbt.feeds.news import align_news_to_bars, load_news
+from llmbt.feeds.prices import fetch_to_cache, load_prices, normalize_prices, validate_prices
+from llmbt.feeds.sources import SOURCES
 
 __all__ = [
     "ConfigError",

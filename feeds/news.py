@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
 
-from feeds.base import DataError, did_you_mean
+from llmbt.errors import DataError, did_you_mean
 
 REQUIRED: tuple[str, ...] = ("timestamp", "symbol", "headline")
 OPTIONAL: tuple[str, ...] = ("source",)

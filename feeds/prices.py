@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
-from feeds.base import DataError
-from feeds.sources import PriceUri, cache_path, parse_uri, read_cache, write_cache
+from llmbt.errors import DataError
+from llmbt.feeds.sources import PriceUri, cache_path, parse_uri, read_cache, write_cache
 
 COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 TIME_COLUMNS: tuple[str, ...] = ("timestamp", "datetime", "date", "time")

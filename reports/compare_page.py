@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from feeds.base import LlmbtError
-from reports._qs import naive
+from llmbt.errors import LlmbtError
+from llmbt.reports._qs import naive
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

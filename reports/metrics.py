@@ -1,5 +1,6 @@
-"""Headline performance metrics (QuantStats, but the Sharpe ratio is :func:`engine.metrics.sharpe_ratio`,
-the one the runner and the significance tests use) and the terminal table (rich)."""
+"""Headline performance metrics (QuantStats, but the Sharpe ratio is
+:func:`llmbt.engine.metrics.sharpe_ratio`, the one the runner and the significance tests use) and the terminal
+table (rich)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from engine.metrics import sharpe_ratio
-from reports._qs import naive, quantstats
+from llmbt.engine.metrics import sharpe_ratio
+from llmbt.reports._qs import naive, quantstats
 
 #: Name → (QuantStats stats function, or a function of (returns, periods per year); format).
 #: The README's metric list is tested against this.

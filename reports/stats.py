@@ -1,7 +1,7 @@
 """Significance tests for comparing two strategies: paired bootstrap Sharpe difference, PSR, DSR, McNemar.
 
 Returns are simple per-period returns (``pd.Series`` by date, or arrays). Sharpe ratios in the PSR and
-DSR are *per period*; :func:`sharpe_ratio` (:func:`engine.metrics.sharpe_ratio`, the one definition)
+DSR are *per period*; :func:`sharpe_ratio` (:func:`llmbt.engine.metrics.sharpe_ratio`, the one definition)
 and :func:`sharpe_diff_ci` report annualised ones.
 
 References: Politis & Romano (1994) "The Stationary Bootstrap"; Bailey & López de Prado (2012)
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from engine.metrics import ArrayLike, sharpe_ratio
-from engine.metrics import finite_values as _clean
-from engine.metrics import float_series as _as_float_series
-from engine.metrics import positive as _positive
-from feeds.base import LlmbtError
+from llmbt.engine.metrics import ArrayLike, sharpe_ratio
+from llmbt.engine.metrics import finite_values as _clean
+from llmbt.engine.metrics import float_series as _as_float_series
+from llmbt.engine.metrics import positive as _positive
+from llmbt.errors import LlmbtError
 
 EULER_GAMMA = 0.5772156649015329
 MIN_PAIRED = 20  # fewest common periods sharpe_diff_ci accepts

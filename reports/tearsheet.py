@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from feeds.base import LlmbtError
-from reports._qs import naive, quantstats, quiet_plots
+from llmbt.errors import LlmbtError
+from llmbt.reports._qs import naive, quantstats, quiet_plots
 
 
 def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Series | None = None,

@@ -1,8 +1,8 @@
 """A persistent, process-safe cache of label probabilities on top of :mod:`diskcache`.
 
 Key: sha256 hex of (scoring version, model fingerprint, template version, prompt text). Value: a
-JSON string of the label probabilities in :data:`~signals_cache.labels.LABELS` order as the model
-gives them, before normalisation (their sum is the label mass; JSON floats round-trip exactly).
+JSON string of the label probabilities in :data:`~llmbt.signals_cache.scoring.labels.LABELS` order as the
+model gives them, before normalisation (their sum is the label mass; JSON floats round-trip exactly).
 Each entry is tagged with the model fingerprint so that one model's entries can be evicted at
 once. Entries never expire and are never culled for size: the cache only shrinks
 through :meth:`SignalCache.clear`.
@@ -26,8 +26,9 @@ from typing import Any
 import diskcache
 import numpy as np
 
-from feeds.base import LlmbtError, llmbt_home
-from signals_cache.labels import LABELS, SCORING_VERSION
+from llmbt.errors import LlmbtError
+from llmbt.paths import llmbt_home
+from llmbt.signals_cache.scoring.labels import LABELS, SCORING_VERSION
 
 #: Key of the run statistics entry (signal keys are 64 hex characters, so it cannot collide).
 STATS_KEY = "llmbt:run-stats"
@@ -35,7 +36,7 @@ STATS_KEY = "llmbt:run-stats"
 
 def cache_key(fingerprint: str, template_version: str, prompt: str) -> str:
     """The sha256 hex digest that identifies one (scoring version, model, template, prompt)
-    signal (:data:`~signals_cache.labels.SCORING_VERSION`)."""
+    signal (:data:`~llmbt.signals_cache.scoring.labels.SCORING_VERSION`)."""
     payload = json.dumps([SCORING_VERSION, fingerprint, template_version, prompt],
                          ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

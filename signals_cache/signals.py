@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feeds import align_news_to_bars
-from feeds.calendar import periods_per_year
-from feeds.news import select_symbol
-from signals_cache.cache import SignalCache
-from signals_cache.features import bar_features
-from signals_cache.model import ModelSpec, load_model, load_tokenizer, model_fingerprint
-from signals_cache.pipeline import ScoreResult, score_with_cache
-from signals_cache.prompts import bar_prompts, headline_prompts, template_for
+from llmbt.feeds import align_news_to_bars
+from llmbt.feeds.calendar import periods_per_year
+from llmbt.feeds.news import select_symbol
+from llmbt.signals_cache.cache import SignalCache
+from llmbt.signals_cache.model.loading import ModelSpec, load_model, load_tokenizer, model_fingerprint
+from llmbt.signals_cache.scoring.features import bar_features
+from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
+from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
 DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
@@ -52,7 +52,7 @@ class LazyScorer:
     def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
         """Unnormalised label probabilities (rows sum to the label mass) of ``prompts``."""
         if self._scorer is None:
-            from signals_cache.scoring import LabelScorer
+            from llmbt.signals_cache.scoring.scorer import LabelScorer
 
             started = time.perf_counter()
             self._scorer = LabelScorer(load_model(self.spec))
@@ -63,7 +63,7 @@ class LazyScorer:
 def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
     """Annualised standard deviation of the last ``window`` close-to-close returns (causal).
 
-    ``periods`` (bars a year) defaults to :func:`feeds.calendar.periods_per_year` of the bars:
+    ``periods`` (bars a year) defaults to :func:`llmbt.feeds.calendar.periods_per_year` of the bars:
     252 for daily stocks, 365.25 for daily crypto, ~5000 for hourly FX.
     """
     rets = prices["close"].pct_change()
@@ -103,7 +103,7 @@ def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
 
 
 def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
-    from feeds.base import ConfigError
+    from llmbt.errors import ConfigError
 
     if news is None or news.empty:
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "

@@ -37,7 +37,7 @@ class SignalStrategy(bt.Strategy):
 
         Args:
             prices: the normalised price frame.
-            config: the run's :class:`engine.config.RunConfig`.
+            config: the run's :class:`llmbt.engine.config.RunConfig`.
 
         Returns:
             A frame indexed like ``prices`` with one column per ``signal_columns`` entry.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import backtrader as bt
 
-from strategies.registry import register
+from llmbt.strategies.registry import register
 
 
 @register("buy_and_hold")
@@ -40,7 +40,7 @@ class SmaCross(bt.Strategy):
 
     def __init__(self) -> None:
         if not 0 < self.p.fast < self.p.slow:
-            from feeds.base import ConfigError
+            from llmbt.errors import ConfigError
 
             raise ConfigError(f"sma_cross needs 0 < fast < slow, got fast={self.p.fast} "
                               f"slow={self.p.slow}: e.g. --param fast=10 --param slow=30")

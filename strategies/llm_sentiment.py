@@ -1,7 +1,7 @@
 """``llm_sentiment``: trade the language model's score, computed for every bar before the loop.
 
 ``score`` = P(bullish) − P(bearish) ∈ [−1, 1], ``confidence`` = max label probability. Both are
-columns on the feed, filled by :func:`signals_cache.signals.compute_signals` before
+columns on the feed, filled by :func:`llmbt.signals_cache.signals.compute_signals` before
 ``cerebro.run()``; ``next()`` only reads them. A signal at bar *t* is traded at bar *t+1*'s open.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from feeds.base import ConfigError
-from strategies.base import SignalStrategy
-from strategies.registry import register
+from llmbt.errors import ConfigError
+from llmbt.strategies.base import SignalStrategy
+from llmbt.strategies.registry import register
 
 SIZINGS = ("fixed", "confidence", "vol_target", "kelly")
 
@@ -65,9 +65,9 @@ class LlmSentiment(SignalStrategy):
 
     @classmethod
     def prepare_signals(cls, prices: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
-        from feeds import load_news
-        from signals_cache.model import ModelSpec
-        from signals_cache.signals import SignalRequest, compute_signals
+        from llmbt.feeds import load_news
+        from llmbt.signals_cache.model.loading import ModelSpec
+        from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
         params = dict(cls.params._getitems()) | dict(config.params)
         spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import backtrader as bt
 
-from feeds.base import ConfigError, did_you_mean, unknown_name_error
+from llmbt.errors import ConfigError, did_you_mean, unknown_name_error
 
 _REGISTRY: dict[str, type[bt.Strategy]] = {}
 
@@ -25,7 +25,7 @@ def register(name: str) -> Callable[[type[bt.Strategy]], type[bt.Strategy]]:
 
 
 def _load_builtins() -> None:
-    from strategies import baselines, llm_sentiment  # noqa: F401  (registers on import)
+    from llmbt.strategies import baselines, llm_sentiment  # noqa: F401  (registers on import)
 
 
 def available() -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from test_compare_page import SECTION_IDS, build_page
 
-from reports.compare_page import write_comparison_page
+from llmbt.reports.compare_page import write_comparison_page
 
 CHROME = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
                                               "google-chrome-stable"))), None)

@@ -11,10 +11,10 @@ import diskcache
 import numpy as np
 import pytest
 
-from feeds.base import ConfigError, LlmbtError
-from signals_cache.cache import STATS_KEY, SignalCache, cache_key
-from signals_cache.labels import LABELS
-from signals_cache.pipeline import ScoreResult, score_with_cache
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.cache import STATS_KEY, SignalCache, cache_key
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 
 FP = "base=smollm2-135m;adapter=none"
 TV = "bars-v1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from engine.cli import cli
+from llmbt.engine.cli import cli
 
 
 def invoke(*args):
@@ -70,7 +70,7 @@ def test_example_yaml_runs():
 def test_readme_lists_every_metric():
     from pathlib import Path
 
-    from reports import METRICS
+    from llmbt.reports import METRICS
 
     readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
     for name in METRICS:

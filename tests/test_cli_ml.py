@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import engine.cli_ml  # noqa: F401  (registers the commands)
-from engine.cli import cli
+import llmbt.engine.cli.ml  # noqa: F401  (registers the commands)
+from llmbt.engine.cli import cli
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_model import save_tiny, tokenizer_dir  # noqa: F401
@@ -36,7 +36,7 @@ def test_dataset_build_bars_writes_splits_and_report(tmp_path):
 
 
 def test_dataset_build_headline_mode_labels_each_headline_by_later_prices(tmp_path):
-    from feeds import load_prices
+    from llmbt.feeds import load_prices
 
     days = load_prices("sample:GOOG", None, None).index[200:1800:4]
     lines = ["timestamp,symbol,headline"] + [
@@ -63,10 +63,10 @@ def test_dataset_build_headline_mode_labels_each_headline_by_later_prices(tmp_pa
 def test_bar_dataset_files_reload_to_the_prompts_scoring_uses(tmp_path):
     from conftest import ChatMLStub
 
-    from feeds import load_prices
-    from signals_cache.datasets import load_labelled
-    from signals_cache.encoding import render_example
-    from signals_cache.prompts import bar_prompts, template_for
+    from llmbt.feeds import load_prices
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+    from llmbt.signals_cache.finetune.encoding import render_example
+    from llmbt.signals_cache.scoring.prompts import bar_prompts, template_for
 
     res = CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -134,8 +134,8 @@ def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_pat
 def test_every_train_config_field_has_a_finetune_flag_with_its_default():
     import dataclasses
 
-    from engine.cli_ml import TRAIN_FLAG_HELP
-    from signals_cache.finetune import TrainConfig
+    from llmbt.engine.cli.ml import TRAIN_FLAG_HELP
+    from llmbt.signals_cache.finetune.trainer import TrainConfig
 
     assert {f.name for f in dataclasses.fields(TrainConfig)} == set(TRAIN_FLAG_HELP)
     help_text = CliRunner().invoke(cli, ["finetune", "--help"], terminal_width=200).output
@@ -166,7 +166,7 @@ def test_dataset_build_fits_quantile_thresholds_on_the_train_block_only(tmp_path
 
 def test_finetune_without_val_on_dated_examples_validates_on_the_last_part_by_time(tmp_path,
                                                                                   monkeypatch):
-    import signals_cache.finetune as ft
+    import llmbt.signals_cache.finetune.trainer as ft
 
     CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
     seen = {}

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from scipy.stats import norm
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-import engine.cli_wf  # noqa: F401  (registers compare)
-from engine.arms import Arm, parse_arm
-from engine.cli import cli
-from engine.compare import calibration_table, compare, paired_hits, signal_quality
-from feeds import load_prices
-from feeds.base import ConfigError, LlmbtError
+import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+from llmbt.engine.arms import Arm, parse_arm
+from llmbt.engine.cli import cli
+from llmbt.engine.compare import calibration_table, compare, paired_hits, signal_quality
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.feeds import load_prices
 
 
 def test_parse_arm():
@@ -78,7 +78,7 @@ def test_identical_models_are_reported_as_not_significant():
 
 
 def test_dsr_deflates_for_the_models_tried_on_the_same_bars():
-    from reports.stats import expected_max_sharpe, probabilistic_sharpe_ratio
+    from llmbt.reports.stats import expected_max_sharpe, probabilistic_sharpe_ratio
 
     returns, scores = goog_signals()
     returns["contrarian"] = returns["contrarian"].iloc[3:]  # trials are measured on the common bars
@@ -150,7 +150,7 @@ def test_mcnemar_counts_non_overlapping_hits_of_the_traded_signal():
 
 
 def test_zero_signal_and_zero_return_count_as_in_bt_evaluate():
-    from signals_cache.evaluate import directional_metrics
+    from llmbt.signals_cache.finetune.evaluate import directional_metrics
 
     _, scores = hit_frames()
     a, b = scores["a"], scores["b"]

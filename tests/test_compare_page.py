@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.base import LlmbtError
-from reports.compare_page import ComparisonPage, render_comparison_page, write_comparison_page
+from llmbt.errors import LlmbtError
+from llmbt.reports.compare_page import ComparisonPage, render_comparison_page, write_comparison_page
 
 SECTION_IDS = ["summary", "metrics", "equity", "drawdowns", "folds", "signals", "calibration"]
 YEARS = (2009, 2010, 2011, 2012)
@@ -245,7 +245,7 @@ def test_write_comparison_page_writes_the_rendered_html(page, rendered, tmp_path
 def test_import_is_side_effect_free_and_rendering_leaves_no_pyplot_state(tmp_path):
     code = (
         "import sys, pandas as pd\n"
-        "import reports.compare_page as cp\n"
+        "import llmbt.reports.compare_page as cp\n"
         "print('mpl-at-import', 'matplotlib' in sys.modules)\n"
         "idx = pd.date_range('2020-01-01', periods=30, freq='D')\n"
         "r = pd.Series(0.001, index=idx)\n"
@@ -263,7 +263,7 @@ def test_import_is_side_effect_free_and_rendering_leaves_no_pyplot_state(tmp_pat
 
 
 def test_best_column_knows_which_way_is_better():
-    from reports.compare_page import _best_column
+    from llmbt.reports.compare_page import _best_column
 
     row = pd.Series({"lora": 0.17, "base": 0.59})
     assert _best_column("Calibration error (ECE)", row) == "lora"

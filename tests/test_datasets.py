@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import load_prices
-from feeds.base import ConfigError, DataError
-from signals_cache.datasets import (
+from llmbt.errors import ConfigError, DataError
+from llmbt.feeds import load_prices
+from llmbt.signals_cache.finetune.datasets import (
     Example,
     load_labelled,
     quality_report,
@@ -23,8 +23,8 @@ from signals_cache.datasets import (
     to_chatml,
     write_jsonl,
 )
-from signals_cache.labelling import bar_examples, headline_examples
-from signals_cache.prompts import BARS_V1, HEADLINES_V1
+from llmbt.signals_cache.finetune.labelling import bar_examples, headline_examples
+from llmbt.signals_cache.scoring.prompts import BARS_V1, HEADLINES_V1
 
 FPB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fpb" / "fpb50_dev.csv"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.config import RunConfig
-from engine.runner import periods_per_year, run_backtest
-from feeds import load_prices
-from feeds.base import ConfigError
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import periods_per_year, run_backtest
+from llmbt.errors import ConfigError
+from llmbt.feeds import load_prices
 
 
 @pytest.fixture(scope="module")

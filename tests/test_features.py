@@ -9,8 +9,8 @@ from conftest import ChatMLStub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feeds.base import DataError
-from signals_cache.features import (
+from llmbt.errors import DataError
+from llmbt.signals_cache.scoring.features import (
     DECIMALS,
     FEATURES,
     WARMUP_BARS,
@@ -18,7 +18,7 @@ from signals_cache.features import (
     raw_bar_features,
     valid_mask,
 )
-from signals_cache.prompts import BARS_V1, bar_prompts
+from llmbt.signals_cache.scoring.prompts import BARS_V1, bar_prompts
 
 
 @pytest.fixture(scope="module")

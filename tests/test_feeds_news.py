@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds import DataError, align_news_to_bars, load_news, load_prices
+from llmbt.feeds import DataError, align_news_to_bars, load_news, load_prices
 
 UTC = "UTC"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import DataError, fetch_to_cache, load_prices, normalize_prices, validate_prices
-from feeds.sources import _sample_dir
+from llmbt.feeds import DataError, fetch_to_cache, load_prices, normalize_prices, validate_prices
+from llmbt.feeds.sources import _sample_dir
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 

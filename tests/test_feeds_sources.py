@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from feeds import DataError, fetch_to_cache, load_prices, sources
+from llmbt.feeds import DataError, fetch_to_cache, load_prices, sources
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 

@@ -1,5 +1,6 @@
-"""Tests of signals_cache.finetune and signals_cache.evaluate: metrics on hand-made data, loss
-masking, and LoRA training of a tiny random Llama (fast) or of the embedded SmolLM2 (``-m slow``)."""
+"""Tests of llmbt.signals_cache.finetune.trainer and llmbt.signals_cache.finetune.evaluate: metrics on
+hand-made data, loss masking, and LoRA training of a tiny random Llama (fast) or of the embedded SmolLM2 (``-m
+slow``)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feeds.base import ConfigError
-from signals_cache.encoding import collate, dataset_hash, encode_examples, render_example
-from signals_cache.evaluate import (
+from llmbt.errors import ConfigError
+from llmbt.signals_cache.finetune.encoding import collate, dataset_hash, encode_examples, render_example
+from llmbt.signals_cache.finetune.evaluate import (
     classification_metrics,
     directional_metrics,
     evaluate_model,
     expected_calibration_error,
 )
-from signals_cache.finetune import META_FILE, TrainConfig, finetune
-from signals_cache.model import ModelSpec, base_fingerprint, load_model, load_tokenizer
-from signals_cache.prompts import get_template
-from signals_cache.scoring import LabelScorer
+from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetune
+from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model, load_tokenizer
+from llmbt.signals_cache.scoring.prompts import get_template
+from llmbt.signals_cache.scoring.scorer import LabelScorer
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_model import save_tiny, tokenizer_dir  # noqa: F401
@@ -123,7 +124,7 @@ def test_one_hot_correct_probs_have_zero_brier_and_full_scores() -> None:
 
 
 def test_seed_targets_met_missed_and_missing() -> None:
-    from signals_cache.evaluate import seed_targets
+    from llmbt.signals_cache.finetune.evaluate import seed_targets
 
     result = {"accuracy": 0.61, "mean_confidence": 0.85, "directional": {"profitable_ratio": 0.55}}
     assert seed_targets(result) == {"accuracy > 60 %": True, "profitable signals > 55 %": False,
@@ -348,8 +349,8 @@ def test_embedded_model_trains_and_reloads(tmp_path: Path) -> None:
 
 
 def test_prefix_adapter_loads_and_scores(tiny: Path, tmp_path: Path) -> None:
-    from signals_cache.model import load_model
-    from signals_cache.scoring import LabelScorer
+    from llmbt.signals_cache.model.loading import load_model
+    from llmbt.signals_cache.scoring.scorer import LabelScorer
 
     cfg = TrainConfig(method="prefix", r=4, max_steps=2, early_stopping_patience=0, **FAST)
     finetune(toy_examples(3), [], ModelSpec(base=str(tiny)), tmp_path, cfg, progress=False)
@@ -371,9 +372,9 @@ def test_bar_training_prompts_equal_the_backtest_prompts(goog, version: str) -> 
     """Training and scoring see the very same text: bar features keep their line breaks."""
     from conftest import ChatMLStub
 
-    from signals_cache.encoding import example_fields, render_example
-    from signals_cache.labelling import bar_examples
-    from signals_cache.prompts import bar_prompts
+    from llmbt.signals_cache.finetune.encoding import example_fields, render_example
+    from llmbt.signals_cache.finetune.labelling import bar_examples
+    from llmbt.signals_cache.scoring.prompts import bar_prompts
 
     prices = goog.iloc[:120]
     examples = bar_examples(prices, symbol="GOOG", horizon=5)

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feeds.base import ConfigError
-from signals_cache.bench_train import TrainBench, bench_train, save_random_model, synthetic_headlines
-from signals_cache.encoding import render_example
-from signals_cache.finetune import TrainConfig, finetune
-from signals_cache.model import ModelSpec, load_model
-from signals_cache.prompts import get_template
-from signals_cache.scoring import LabelScorer
+from llmbt.engine.bench.train import TrainBench, bench_train, save_random_model, synthetic_headlines
+from llmbt.errors import ConfigError
+from llmbt.signals_cache.finetune.encoding import render_example
+from llmbt.signals_cache.finetune.trainer import TrainConfig, finetune
+from llmbt.signals_cache.model.loading import ModelSpec, load_model
+from llmbt.signals_cache.scoring.prompts import get_template
+from llmbt.signals_cache.scoring.scorer import LabelScorer
 
 try:  # the shared tiny-model helpers live in test_model.py and test_finetune.py
     from test_finetune import FAST, toy_examples
@@ -123,7 +123,7 @@ def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -
 def test_bench_train_cli_writes_one_row_per_variant(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from llmbt.engine.cli import cli
 
     out = tmp_path / "bench.json"
     args = ["bench", "train", "--shape", "tiny-qwen", "--tokenizer", str(tokenizer_dir),

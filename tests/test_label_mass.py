@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from signals_cache.labels import LABELS
-from signals_cache.model import LoadedModel, ModelSpec, load_model
-from signals_cache.scoring import LabelScorer
+from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.scorer import LabelScorer
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_model import save_tiny, tokenizer_dir  # noqa: F401

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-from engine.cli import cli
-from engine.config import RunConfig
-from engine.runner import run_backtest
-from feeds import load_prices
-from signals_cache.signals import _decay
-from strategies.llm_sentiment import symbol_of, zscore_score
+from llmbt.engine.cli import cli
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import run_backtest
+from llmbt.feeds import load_prices
+from llmbt.signals_cache.signals import _decay
+from llmbt.strategies.llm_sentiment import symbol_of, zscore_score
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_second_run_makes_zero_model_calls_and_equal_results(tiny, tmp_path):
 
 
 def test_raw_scores_in_range_and_warmup_from_history(tiny, tmp_path):
-    from strategies.llm_sentiment import LlmSentiment
+    from llmbt.strategies.llm_sentiment import LlmSentiment
 
     cfg = _config(tiny, tmp_path, params={"normalize": "none"})
     prices = load_prices("sample:GOOG", None, None)
@@ -61,7 +61,7 @@ def test_headline_mode_scores_land_on_the_first_bar_after_publication(tiny, tmp_
                     "2012-11-09T23:59:00Z,GOOG,Regulators open antitrust probe into Google\n")
     cfg = _config(tiny, tmp_path, mode="headlines", news=str(news), params={"normalize": "none"})
     res = run_backtest(cfg, with_benchmark=False)
-    from strategies.llm_sentiment import LlmSentiment
+    from llmbt.strategies.llm_sentiment import LlmSentiment
 
     frame, _ = LlmSentiment.prepare_signals(load_prices("sample:GOOG", None, None), cfg)
     scored = frame["score"].dropna().index
@@ -70,7 +70,7 @@ def test_headline_mode_scores_land_on_the_first_bar_after_publication(tiny, tmp_
 
 
 def test_bad_strategy_params_are_named(tiny, tmp_path):
-    from feeds.base import ConfigError
+    from llmbt.errors import ConfigError
 
     with pytest.raises(ConfigError, match="sizing"):
         run_backtest(_config(tiny, tmp_path, params={"sizing": "martingale"}), with_benchmark=False)
@@ -94,7 +94,7 @@ def _hand_signals(prices: pd.DataFrame) -> pd.DataFrame:
 def test_sizing_rules_buy_the_units_of_their_formula(monkeypatch, sizing, scale):
     """Units = int(int(value x 95 % / close) x scale), all read on the signal bar (the bar before
     the fill), for every trade of a run with hand-made signals."""
-    from strategies.llm_sentiment import LlmSentiment
+    from llmbt.strategies.llm_sentiment import LlmSentiment
 
     prices = load_prices("sample:GOOG", "2012-01-01", "2012-12-31")
     signals = _hand_signals(prices)

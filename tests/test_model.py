@@ -1,4 +1,4 @@
-"""Tests of signals_cache.model: specs, aliases, loading, adapters and fingerprints.
+"""Tests of llmbt.signals_cache.model.loading: specs, aliases, loading, adapters and fingerprints.
 
 Fast tests use a tiny random Llama saved to a temporary folder (with the SmolLM2 tokenizer,
 extracted once from the embedded GGUF and kept in pytest's cache, or a tiny trained tokenizer
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from feeds.base import ConfigError, LlmbtError
-from signals_cache import model as model_mod
-from signals_cache.model import (
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.model import loading as model_mod
+from llmbt.signals_cache.model.loading import (
     MODEL_ALIASES,
     ModelAlias,
     ModelSpec,

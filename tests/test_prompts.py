@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from conftest import ChatMLStub
 
-from feeds.base import ConfigError, DataError, LlmbtError
-from signals_cache import prompts
-from signals_cache.features import DECIMALS, WARMUP_BARS
-from signals_cache.labels import LABEL_ALIASES, LABELS
-from signals_cache.prompts import (
+from llmbt.errors import ConfigError, DataError, LlmbtError
+from llmbt.signals_cache.scoring import prompts
+from llmbt.signals_cache.scoring.features import DECIMALS, WARMUP_BARS
+from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
+from llmbt.signals_cache.scoring.prompts import (
     BARS_V1,
     BARS_V2,
     HEADLINES_V1,

@@ -1,5 +1,5 @@
-"""Tests of signals_cache.scoring and signals_cache.bench on a tiny random Llama (fast) and on
-the embedded SmolLM2 model (``-m slow``)."""
+"""Tests of llmbt.signals_cache.scoring.scorer and llmbt.engine.bench.scoring on a tiny random Llama (fast)
+and on the embedded SmolLM2 model (``-m slow``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feeds.base import LlmbtError
-from signals_cache.bench import bench_scoring
-from signals_cache.labels import LABELS
-from signals_cache.labelseq import label_sequences, spellings
-from signals_cache.model import LoadedModel, ModelSpec, load_model
-from signals_cache.scoring import GenerateParser, LabelScorer
+from llmbt.engine.bench.scoring import bench_scoring
+from llmbt.errors import LlmbtError
+from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.labelseq import label_sequences, spellings
+from llmbt.signals_cache.scoring.scorer import GenerateParser, LabelScorer
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_label_mass import brute_force
@@ -118,7 +118,7 @@ def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,  #
     """The scorer's GQA-in-PyTorch attention gives transformers' own SDPA results."""
     import torch
 
-    from signals_cache.kv import GQA_SDPA
+    from llmbt.signals_cache.model.kv import GQA_SDPA
 
     fresh = load_model(ModelSpec(base=str(save_tiny(tmp_path, tokenizer_dir)), device="cpu"))
     ids = fresh.tokenizer(prompts[3], add_special_tokens=False, return_tensors="pt")["input_ids"]

@@ -1,5 +1,5 @@
-"""One Sharpe ratio: the runner's stats, the metric table (bt run, bt compare) and reports.stats use
-engine.metrics.sharpe_ratio, checked against a hand-computed value on a calendar-day (crypto) series,
+"""One Sharpe ratio: the runner's stats, the metric table (bt run, bt compare) and llmbt.reports.stats use
+llmbt.engine.metrics.sharpe_ratio, checked against a hand-computed value on a calendar-day (crypto) series,
 where 365.25 bars a year must not be rounded to 365."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.compare import compare
-from engine.config import RunConfig
-from engine.metrics import sharpe_ratio
-from engine.runner import periods_per_year, run_backtest
-from reports.metrics import headline_metrics
-from reports.stats import sharpe_ratio as stats_sharpe
+from llmbt.engine.compare import compare
+from llmbt.engine.config import RunConfig
+from llmbt.engine.metrics import sharpe_ratio
+from llmbt.engine.runner import periods_per_year, run_backtest
+from llmbt.reports.metrics import headline_metrics
+from llmbt.reports.stats import sharpe_ratio as stats_sharpe
 
 PATTERN = [0.01, -0.02, 0.03, 0.0, 0.015]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals_cache.labels import LABELS
-from signals_cache.pipeline import ScoreResult
-from signals_cache.signals import _per_bar
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.pipeline import ScoreResult
+from llmbt.signals_cache.signals import _per_bar
 
 _ORDER = [("bullish", "neutral", "bearish").index(label) for label in LABELS]
 BULL = {"bullish": 0.9, "neutral": 0.05, "bearish": 0.05}  # score +0.85, confidence 0.9
@@ -62,7 +62,7 @@ def scored(monkeypatch) -> list[str]:
     probabilities depend on its text only (as a model's would)."""
     from conftest import ChatMLStub
 
-    from signals_cache import signals
+    from llmbt.signals_cache import signals
 
     sent: list[str] = []
 
@@ -85,8 +85,8 @@ def _news(tmp_path, rows: list[tuple[str, str, str]]) -> str:
 
 
 def _prepare(prices: pd.DataFrame, **kw):
-    from engine.config import RunConfig
-    from strategies.llm_sentiment import LlmSentiment
+    from llmbt.engine.config import RunConfig
+    from llmbt.strategies.llm_sentiment import LlmSentiment
 
     return LlmSentiment.prepare_signals(prices, RunConfig(**({"strategy": "llm_sentiment"} | kw)))
 
@@ -102,7 +102,7 @@ def test_headline_mode_scores_only_the_runs_symbol(goog, scored, tmp_path):
 
 
 def test_headline_mode_names_the_symbol_when_none_match(goog, scored, tmp_path):
-    from feeds.base import LlmbtError
+    from llmbt.errors import LlmbtError
 
     news = _news(tmp_path, [("2012-11-06T15:00:00Z", "AAPL", "Apple misses estimates")])
     with pytest.raises(LlmbtError, match=r"no headlines for symbol 'GOOG'.*AAPL"):
@@ -149,7 +149,7 @@ def test_zscore_is_ready_on_the_first_bar_of_a_window(goog, scored):
 def _kelly_strategy():
     from types import SimpleNamespace
 
-    from strategies.llm_sentiment import LlmSentiment
+    from llmbt.strategies.llm_sentiment import LlmSentiment
 
     strat = SimpleNamespace(p=SimpleNamespace(sizing="kelly", entry=0.25, exit=0.0, kelly_fraction=0.5))
     LlmSentiment.__init__(strat)
@@ -179,7 +179,7 @@ def test_kelly_uses_per_trade_returns_not_currency_pnl():
     ([0.1, -0.1], 0.25),                                 # < 5 trades: half the fraction
 ])
 def test_kelly_size_hand_computed(returns, expected):
-    from strategies.llm_sentiment import kelly_size
+    from llmbt.strategies.llm_sentiment import kelly_size
 
     assert kelly_size(returns, fraction=0.5) == pytest.approx(expected, rel=1e-12)
 
@@ -190,8 +190,8 @@ def test_kelly_size_hand_computed(returns, expected):
 def test_realised_vol_annualises_by_bar_frequency():
     """Hourly EURUSD: 5000 bars over 251 days, ~19.9 bars a trading day → 252 × 5000/251 bars a
     year (vol ≈ 5.5 %, not the 1.2 % that × √252 gives); daily crypto (every day): 365.25."""
-    from feeds import load_prices
-    from signals_cache.signals import realised_vol
+    from llmbt.feeds import load_prices
+    from llmbt.signals_cache.signals import realised_vol
 
     eur = load_prices("sample:EURUSD", None, None)
     std = eur["close"].pct_change().rolling(20).std()
@@ -214,8 +214,8 @@ def _gapping(opens: list[float], closes: list[float]) -> pd.DataFrame:
 
 
 def _buy_and_hold(frame: pd.DataFrame, size: float):
-    from engine.config import RunConfig
-    from engine.runner import run_backtest
+    from llmbt.engine.config import RunConfig
+    from llmbt.engine.runner import run_backtest
 
     cfg = RunConfig(strategy="buy_and_hold", cash=10_000.0, size=size, commission=0.001)
     return run_backtest(cfg, prices=frame, with_benchmark=False)

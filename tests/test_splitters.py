@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.splitters import WalkForward, parse_length
-from feeds.base import ConfigError
+from llmbt.engine.splitters import WalkForward, parse_length
+from llmbt.errors import ConfigError
 
 
 def days(n: int) -> pd.DatetimeIndex:

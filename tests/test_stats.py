@@ -1,4 +1,4 @@
-"""reports.stats against known values: hand-computed Sharpe, the DSR paper's worked example, closed-form
+"""llmbt.reports.stats against known values: hand-computed Sharpe, the DSR paper's worked example, closed-form
 PSR/E[max SR], exact and chi-square McNemar tables, and the stationary bootstrap's defining properties."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2, norm
 
-from feeds.base import LlmbtError
-from reports.stats import (
+from llmbt.errors import LlmbtError
+from llmbt.reports.stats import (
     DSR_NEEDS_TRIALS,
     McNemar,
     SharpeDiff,

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-from engine import walkforward as wf
-from engine.config import RunConfig
-from engine.results import read_results, write_results
-from engine.splitters import WalkForward
-from engine.walkforward import WalkForwardConfig, fold_examples, run_walkforward
-from feeds import load_prices
-from feeds.base import ConfigError
+from llmbt.engine import walkforward as wf
+from llmbt.engine.config import RunConfig
+from llmbt.engine.results import read_results, write_results
+from llmbt.engine.splitters import WalkForward
+from llmbt.engine.walkforward import WalkForwardConfig, fold_examples, run_walkforward
+from llmbt.errors import ConfigError
+from llmbt.feeds import load_prices
 
 TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4}
 
@@ -65,7 +65,7 @@ def test_stitched_returns_are_the_concatenated_fold_returns(first_run):
 
 
 def test_hit_rates_score_the_traded_signal(first_run):
-    from signals_cache.evaluate import directional_metrics
+    from llmbt.signals_cache.finetune.evaluate import directional_metrics
 
     for fold in first_run.ok:
         for name, run in fold.runs.items():
@@ -151,7 +151,7 @@ def test_run_id_changes_with_the_config(tiny):
 
 
 def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
-    from engine.compare import compare_results
+    from llmbt.engine.compare import compare_results
 
     out = write_results(first_run, tmp_path / "wf")
     lines: list[str] = []
@@ -167,8 +167,8 @@ def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
 def test_an_adapter_is_refused_so_the_base_arm_stays_the_plain_base(tiny, tmp_path):
     from click.testing import CliRunner
 
-    import engine.cli_wf  # noqa: F401  (registers the commands)
-    from engine.cli import cli
+    import llmbt.engine.cli.wf  # noqa: F401  (registers the commands)
+    from llmbt.engine.cli import cli
 
     with pytest.raises(ConfigError, match="--adapter"):
         make_config(tiny, run=RunConfig(strategy="llm_sentiment", model=str(tiny),

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import LlmbtError
-from signals_cache.labels import LABEL_ALIASES, LABELS
+from llmbt.errors import LlmbtError
+from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
 
 #: Bins of the expected calibration error.
 ECE_BINS = 10
@@ -125,7 +125,7 @@ def evaluate_model(
     examples: Sequence[Any], spec: Any, *, template: str = "headlines-v1", batch_size: int = 16
 ) -> dict[str, Any]:
     """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
-    pairs) with :class:`~signals_cache.scoring.LabelScorer` on the model of ``spec``.
+    pairs) with :class:`~llmbt.signals_cache.scoring.scorer.LabelScorer` on the model of ``spec``.
 
     Returns :func:`classification_metrics` (on probabilities normalised over the labels) plus
     ``items_per_s``, ``n`` and ``mean_label_mass``/``min_label_mass`` (what the label
@@ -133,10 +133,10 @@ def evaluate_model(
     ``forward_return``, also ``directional`` (:func:`directional_metrics` of
     P(bullish) − P(bearish)).
     """
-    from signals_cache.encoding import example_fields, render_example
-    from signals_cache.model import load_model
-    from signals_cache.prompts import get_template
-    from signals_cache.scoring import LabelScorer
+    from llmbt.signals_cache.finetune.encoding import example_fields, render_example
+    from llmbt.signals_cache.model.loading import load_model
+    from llmbt.signals_cache.scoring.prompts import get_template
+    from llmbt.signals_cache.scoring.scorer import LabelScorer
 
     examples = list(examples)
     if not examples:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from engine.cli import build_config, cli, run_options
-from feeds.base import ConfigError
+from llmbt.engine.cli.base import build_config, cli, run_options
+from llmbt.errors import ConfigError
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
@@ -43,9 +43,9 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
 
     Example: bt walkforward --strategy llm_sentiment --data sample:GOOG
     """
-    from engine.results import write_results
-    from engine.splitters import WalkForward
-    from engine.walkforward import WalkForwardConfig, run_walkforward
+    from llmbt.engine.results import write_results
+    from llmbt.engine.splitters import WalkForward
+    from llmbt.engine.walkforward import WalkForwardConfig, run_walkforward
 
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     splitter = WalkForward(train=train_len, test=test_len, step=step, embargo=embargo, anchored=anchored)
@@ -61,7 +61,7 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
 
 def _report(folder: Path) -> None:
     """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``)."""
-    from engine.compare import compare_results
+    from llmbt.engine.compare import compare_results
 
     compare_results(folder, say=click.echo)
 
@@ -84,8 +84,8 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     bt compare --strategy llm_sentiment --start 2012-06-01 --arm smollm2-135m
     --arm name=fewshot,prompt=bars-fewshot-v1
     """
-    from engine.arms import parse_arm
-    from engine.compare import compare_arms, compare_results
+    from llmbt.engine.arms import parse_arm
+    from llmbt.engine.compare import compare_arms, compare_results
 
     if bool(folder) == bool(arms):
         raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")

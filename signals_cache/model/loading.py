@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from feeds.base import ConfigError, LlmbtError, did_you_mean, llmbt_home
+from llmbt.errors import ConfigError, LlmbtError, did_you_mean
+from llmbt.paths import llmbt_home
 
 Quantization = Literal["none", "8bit", "4bit"]
 QUANTIZATIONS = ("none", "8bit", "4bit")

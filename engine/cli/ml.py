@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from engine.cli import cli
+from llmbt.engine.cli.base import cli
 
 
 def _label_map(pairs: tuple[str, ...]) -> dict[str, str] | None:
     """``--label-map pos=bullish`` pairs as a dict (None when none are given)."""
-    from feeds.base import ConfigError
+    from llmbt.errors import ConfigError
 
     out = {}
     for pair in pairs:
@@ -37,7 +37,7 @@ def _print_report(report: dict) -> None:
 
 
 def _export(splits: dict, template, out: Path) -> None:
-    from signals_cache.datasets import to_alpaca, to_chatml, write_jsonl
+    from llmbt.signals_cache.finetune.datasets import to_alpaca, to_chatml, write_jsonl
 
     for name, part in splits.items():
         write_jsonl((to_chatml(e, template) for e in part), out / f"{name}.chatml.jsonl")
@@ -77,12 +77,12 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
 
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
     """
-    from feeds import load_news, load_prices
-    from feeds.base import ConfigError
-    from signals_cache import datasets as ds
-    from signals_cache.labelling import bar_examples, fit_on_train, headline_examples
-    from signals_cache.prompts import template_for
-    from strategies.llm_sentiment import symbol_of
+    from llmbt.errors import ConfigError
+    from llmbt.feeds import load_news, load_prices
+    from llmbt.signals_cache.finetune import datasets as ds
+    from llmbt.signals_cache.finetune.labelling import bar_examples, fit_on_train, headline_examples
+    from llmbt.signals_cache.scoring.prompts import template_for
+    from llmbt.strategies.llm_sentiment import symbol_of
 
     if bool(data) == bool(corpus):
         raise ConfigError("give exactly one of --data URI (bar or headline mode) or --corpus FILE")
@@ -121,7 +121,7 @@ def dataset_check(files: tuple[str, ...]) -> None:
 
     Example: bt dataset check datasets/goog/train.jsonl datasets/goog/test.jsonl
     """
-    from signals_cache.datasets import load_labelled, quality_report
+    from llmbt.signals_cache.finetune.datasets import load_labelled, quality_report
 
     splits = {Path(f).name.split(".")[0]: load_labelled(f) for f in files}
     _print_report(quality_report(splits))
@@ -153,7 +153,7 @@ TRAIN_FLAG_HELP: dict[str, str] = {
 
 def _train_options(func):
     """``--model`` and one flag per :class:`TrainConfig` field (its default shown)."""
-    from signals_cache.finetune import TrainConfig
+    from llmbt.signals_cache.finetune.trainer import TrainConfig
 
     opts = [click.option("--model", default="smollm2-135m", show_default=True,
                          help="Base model to adapt.")]
@@ -186,10 +186,10 @@ def finetune(data, val_file, horizon, out, resume_adapter, tensorboard_dir, labe
 
     Example: bt finetune --data train.csv --out adapters/fpb
     """
-    from signals_cache.datasets import load_labelled
-    from signals_cache.finetune import TrainConfig
-    from signals_cache.finetune import finetune as run_finetune
-    from signals_cache.model import ModelSpec
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+    from llmbt.signals_cache.finetune.trainer import TrainConfig
+    from llmbt.signals_cache.finetune.trainer import finetune as run_finetune
+    from llmbt.signals_cache.model.loading import ModelSpec
 
     mapping = _label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
@@ -208,7 +208,7 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
     """10 % for validation: dated examples (bars, headlines) hold out their last 10 % by time
     after an embargo of ``horizon`` examples (so no training label overlaps a validation bar);
     undated corpora a stratified random 10 %."""
-    from signals_cache.datasets import stratified_split, time_split
+    from llmbt.signals_cache.finetune.datasets import stratified_split, time_split
 
     if any(e.time is not None for e in examples):
         return time_split(examples, val=0.1, test=0.0, embargo=horizon)
@@ -231,9 +231,9 @@ def evaluate(data, model, adapter, template, batch_size, json_out, no_base, labe
 
     Example: bt evaluate --data test.csv --adapter adapters/fpb --json out/eval.json
     """
-    from signals_cache.datasets import load_labelled
-    from signals_cache.evaluate import evaluate_model
-    from signals_cache.model import ModelSpec
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+    from llmbt.signals_cache.finetune.evaluate import evaluate_model
+    from llmbt.signals_cache.model.loading import ModelSpec
 
     examples = load_labelled(data, label_map=_label_map(label_map))
     runs = {}

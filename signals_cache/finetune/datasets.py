@@ -2,7 +2,7 @@
 
 Headline corpora (CSV, JSONL, Financial-PhraseBank ``sentence@label``) are undated: deduplicate and
 split them with :func:`stratified_split`. Dated examples (bars and headlines labelled by forward
-returns, :mod:`signals_cache.labelling`) are split in time order with an embargo and purging
+returns, :mod:`llmbt.signals_cache.finetune.labelling`) are split in time order with an embargo and purging
 (:func:`time_split`).
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feeds.base import ConfigError, DataError, did_you_mean
-from signals_cache.labels import LABEL_ALIASES, LABELS
-from signals_cache.prompts import PromptTemplate, answer_text, render_messages
+from llmbt.errors import ConfigError, DataError, did_you_mean
+from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
+from llmbt.signals_cache.scoring.prompts import PromptTemplate, answer_text, render_messages
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Example:
 
     Attributes:
         text: the headline, or the formatted bar-features block.
-        label: one of :data:`~signals_cache.labels.LABELS`.
+        label: one of :data:`~llmbt.signals_cache.scoring.labels.LABELS`.
         symbol: the instrument, ``""`` when unknown (e.g. Financial PhraseBank).
         time: when the text became known (bar time), ``None`` for undated corpora.
         forward_return: realised forward return of a bar example, ``None`` otherwise.

@@ -2,11 +2,11 @@
 
 Each example becomes ``render(template, symbol=..., <text field>=text) + answer_text(label) + eos``
 and the loss covers only the answer tokens (the label word and the end-of-turn token), so the
-model learns exactly what :class:`~signals_cache.scoring.LabelScorer` reads
-(:mod:`signals_cache.encoding`). A plain torch loop (:mod:`signals_cache.training`: AdamW, warm-up
-+ cosine/linear schedule, gradient accumulation, periodic validation loss with early stopping)
-trains the adapter; the best adapter by validation loss is saved with peft's
-``save_pretrained`` plus ``llmbt_adapter.json`` (base fingerprint, data hash, metrics, versions,
+model learns exactly what :class:`~llmbt.signals_cache.scoring.scorer.LabelScorer` reads
+(:mod:`llmbt.signals_cache.finetune.encoding`). A plain torch loop
+(:mod:`llmbt.signals_cache.finetune.training`: AdamW, warm-up + cosine/linear schedule, gradient accumulation,
+periodic validation loss with early stopping) trains the adapter; the best adapter by validation loss is saved
+with peft's ``save_pretrained`` plus ``llmbt_adapter.json`` (base fingerprint, data hash, metrics, versions,
 hyper-parameters). torch, transformers and peft are imported lazily.
 """
 
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import ConfigError, LlmbtError
-from signals_cache.encoding import dataset_hash, encode_examples, text_fields
-from signals_cache.labels import LABELS
-from signals_cache.model import ModelSpec, base_fingerprint, load_model
-from signals_cache.prompts import get_template
-from signals_cache.training import fit, tensorboard_writer
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.finetune.encoding import dataset_hash, encode_examples, text_fields
+from llmbt.signals_cache.finetune.training import fit, tensorboard_writer
+from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.prompts import get_template
 
 METHODS = ("lora", "qlora", "prefix")
 SCHEDULES = ("cosine", "linear")

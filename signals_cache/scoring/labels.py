@@ -7,7 +7,7 @@ LABELS: tuple[str, ...] = ("bullish", "bearish", "neutral")
 
 #: How label probabilities are computed; part of every signal-cache key, so scores from another
 #: method are never reused. "label-seq-v1": P(label) = Σ over its spellings of the product of the
-#: probabilities of all their tokens (:mod:`signals_cache.labelseq`), stored unnormalised.
+#: probabilities of all their tokens (:mod:`llmbt.signals_cache.scoring.labelseq`), stored unnormalised.
 SCORING_VERSION = "label-seq-v1"
 
 #: Synonyms accepted from labelled corpora (Financial PhraseBank uses positive/negative/neutral).

@@ -4,7 +4,7 @@
 A bar example's text uses prices up to its close only; a headline's label starts at the open of
 the first bar that opens strictly after it was published. Forward returns start at the next
 bar's open, and label thresholds are fitted only on examples whose whole forward window ends
-inside the training window. Split them with :func:`signals_cache.datasets.time_split`.
+inside the training window. Split them with :func:`llmbt.signals_cache.finetune.datasets.time_split`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from feeds.base import ConfigError, DataError, unknown_name_error
-from signals_cache.datasets import Example
-from signals_cache.features import bar_features, valid_mask
-from signals_cache.prompts import format_features
+from llmbt.errors import ConfigError, DataError, unknown_name_error
+from llmbt.signals_cache.finetune.datasets import Example
+from llmbt.signals_cache.scoring.features import bar_features, valid_mask
+from llmbt.signals_cache.scoring.prompts import format_features
 
 #: Label methods of :func:`bar_examples`.
 BAR_METHODS: tuple[str, ...] = ("quantile", "vol")
@@ -82,7 +82,7 @@ def headline_examples(
         ConfigError: bad ``horizon``, ``method`` or ``q``.
         DataError: no headline has a full forward window inside the prices.
     """
-    from feeds.news import align_news_to_bars
+    from llmbt.feeds.news import align_news_to_bars
 
     _check_bar_args(horizon, method, q)
     entry = align_news_to_bars(pd.DatetimeIndex(news["timestamp"]), prices.index)
@@ -134,7 +134,7 @@ def fit_on_train(splits: dict[str, list[Example]],
     """Every split relabelled by the ``q`` quantiles of the **train** split's forward returns.
 
     :func:`bar_examples` and :func:`headline_examples` fit quantile thresholds before the split
-    is known; after :func:`~signals_cache.datasets.time_split` this refits them on the train
+    is known; after :func:`~llmbt.signals_cache.finetune.datasets.time_split` this refits them on the train
     block alone (already embargoed and purged), so validation and test returns shape no label.
 
     Raises:

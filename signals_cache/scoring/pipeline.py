@@ -19,9 +19,9 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from feeds.base import ConfigError, LlmbtError
-from signals_cache.cache import SignalCache, check_label_mass
-from signals_cache.labels import LABELS
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.cache import SignalCache, check_label_mass
+from llmbt.signals_cache.scoring.labels import LABELS
 
 _BULL, _BEAR = LABELS.index("bullish"), LABELS.index("bearish")
 

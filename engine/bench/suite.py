@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import RunConfig
-from engine.runner import run_backtest
-from feeds import load_prices
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import run_backtest
+from llmbt.feeds import load_prices
 
 
 def bar_prompt_sample(model: str, data: str, n: int, prompt: str | None = None) -> list[str]:
     """The last ``n`` bar prompts of ``data`` rendered for ``model`` (real prompts, not synthetic)."""
-    from signals_cache.model import ModelSpec, load_tokenizer
-    from signals_cache.prompts import bar_prompts, template_for
-    from strategies.llm_sentiment import symbol_of
+    from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+    from llmbt.signals_cache.scoring.prompts import bar_prompts, template_for
+    from llmbt.strategies.llm_sentiment import symbol_of
 
     prices = load_prices(data, None, None)
     template = template_for("bars", prompt)
@@ -27,7 +27,7 @@ def bar_prompt_sample(model: str, data: str, n: int, prompt: str | None = None) 
 
 def bench_cache_lookups(prompts: list[str], repeats: int = 20) -> float:
     """Lookups per second of cached prompts (batch ``get_many`` on a fresh on-disk cache)."""
-    from signals_cache.cache import SignalCache
+    from llmbt.signals_cache.cache import SignalCache
 
     with tempfile.TemporaryDirectory() as tmp, SignalCache(tmp) as cache:
         probs = np.full((len(prompts), 3), 1 / 3)
@@ -57,9 +57,9 @@ def bench_backtests(config: RunConfig) -> dict[str, float]:
 def bench_all(model: str, data: str, n: int, n_generate: int, batch_size: int,
               config: RunConfig, prompt: str | None = None) -> dict[str, Any]:
     """Every measurement of ``bt bench scoring`` in one dict."""
-    from signals_cache.bench import bench_scoring
-    from signals_cache.model import ModelSpec, load_model
-    from signals_cache.prompts import template_for
+    from llmbt.engine.bench.scoring import bench_scoring
+    from llmbt.signals_cache.model.loading import ModelSpec, load_model
+    from llmbt.signals_cache.scoring.prompts import template_for
 
     prompts = bar_prompt_sample(model, data, n, prompt)
     out = bench_scoring(load_model(ModelSpec(base=model)), prompts, n_generate=n_generate,

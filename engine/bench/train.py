@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import ConfigError, unknown_name_error
-from signals_cache.finetune import keep_cpu_4bit_trainable
-from signals_cache.model import ModelSpec, load_model, load_tokenizer
+from llmbt.errors import ConfigError, unknown_name_error
+from llmbt.signals_cache.finetune.trainer import keep_cpu_4bit_trainable
+from llmbt.signals_cache.model.loading import ModelSpec, load_model, load_tokenizer
 
 #: Named shapes: (model_type, config fields). Vocabulary and special tokens come from the tokenizer.
 SHAPES: dict[str, tuple[str, dict[str, int]]] = {
@@ -130,9 +130,9 @@ def bench_variant(folder: str | Path, quantization: str, bench: TrainBench) -> d
 
 
 def _bench_scoring(loaded: Any, bench: TrainBench) -> dict[str, Any]:
-    from signals_cache.encoding import render_example
-    from signals_cache.prompts import get_template
-    from signals_cache.scoring import LabelScorer
+    from llmbt.signals_cache.finetune.encoding import render_example
+    from llmbt.signals_cache.scoring.prompts import get_template
+    from llmbt.signals_cache.scoring.scorer import LabelScorer
 
     template = get_template("headlines-v1")
     prompts = [render_example(template, loaded.tokenizer, text, "ACME")
@@ -154,10 +154,10 @@ def _bench_scoring(loaded: Any, bench: TrainBench) -> dict[str, Any]:
 def _bench_training(loaded: Any, bench: TrainBench) -> dict[str, Any]:
     import torch
 
-    from signals_cache.encoding import collate, encode_examples
-    from signals_cache.finetune import TrainConfig, wrap_trainable
-    from signals_cache.prompts import get_template
-    from signals_cache.training import train_step
+    from llmbt.signals_cache.finetune.encoding import collate, encode_examples
+    from llmbt.signals_cache.finetune.trainer import TrainConfig, wrap_trainable
+    from llmbt.signals_cache.finetune.training import train_step
+    from llmbt.signals_cache.scoring.prompts import get_template
 
     cfg = TrainConfig(r=bench.r, alpha=2 * bench.r, dropout=0.0, batch_size=bench.batch_size)
     model = wrap_trainable(loaded.model, cfg)

@@ -1,4 +1,4 @@
-"""Fast reuse of a shared prompt prefix's KV cache on CPU (used by :mod:`signals_cache.scoring`).
+"""Fast reuse of a shared prompt prefix's KV cache on CPU (used by :mod:`llmbt.signals_cache.scoring.scorer`).
 
 Two costs dominate a batched forward pass that continues a shared prefix, besides the matmuls:
 

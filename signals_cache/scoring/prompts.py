@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from feeds.base import ConfigError, DataError, LlmbtError, did_you_mean, unknown_name_error
-from signals_cache.features import DECIMALS, bar_features, valid_mask
-from signals_cache.labels import LABEL_ALIASES, LABELS
+from llmbt.errors import ConfigError, DataError, LlmbtError, did_you_mean, unknown_name_error
+from llmbt.signals_cache.scoring.features import DECIMALS, bar_features, valid_mask
+from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
 
 
 class ChatTokenizer(Protocol):

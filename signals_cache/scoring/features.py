@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from feeds.base import DataError
+from llmbt.errors import DataError
 
 #: Rows before this position are warm-up (all NaN): the longest window is the 50-bar SMA.
 WARMUP_BARS = 50

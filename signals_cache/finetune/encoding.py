@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import ConfigError, LlmbtError
-from signals_cache.datasets import tidy_text
-from signals_cache.prompts import PromptTemplate, answer_text, render
+from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.finetune.datasets import tidy_text
+from llmbt.signals_cache.scoring.prompts import PromptTemplate, answer_text, render
 
 #: Symbol rendered for examples without one.
 NO_SYMBOL = "n/a"

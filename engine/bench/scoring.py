@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import LlmbtError
-from signals_cache.model import LoadedModel
-from signals_cache.scoring import GenerateParser, LabelScorer
+from llmbt.errors import LlmbtError
+from llmbt.signals_cache.model.loading import LoadedModel
+from llmbt.signals_cache.scoring.scorer import GenerateParser, LabelScorer
 
 
 def bench_scoring(

@@ -1,4 +1,4 @@
-"""Shared foundations: the user-facing error type, "Did you mean …?" and the home folder.
+"""The user-facing error types and "Did you mean …?" suggestions.
 
 Every module of llmbt raises :class:`LlmbtError` (or a subclass) for bad input. The CLI turns it
 into a one-line message with no traceback; the message always names the offending value and the fix.
@@ -7,9 +7,7 @@ into a one-line message with no traceback; the message always names the offendin
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 
 class LlmbtError(ValueError):
@@ -34,8 +32,3 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str], cls=LlmbtEr
     """Build the standard error for an unknown registry name."""
     choices = sorted(choices)
     return cls(f"unknown {kind} {name!r}.{did_you_mean(name, choices)} Choose one of: {', '.join(choices)}")
-
-
-def llmbt_home() -> Path:
-    """The folder for caches and local models: ``$LLMBT_HOME``, default ``~/.cache/llmbt``."""
-    return Path(os.environ.get("LLMBT_HOME") or Path.home() / ".cache" / "llmbt").expanduser()

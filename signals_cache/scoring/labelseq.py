@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from feeds.base import LlmbtError
-from signals_cache.labels import LABELS
+from llmbt.errors import LlmbtError
+from llmbt.signals_cache.scoring.labels import LABELS
 
 
 def check_labels(labels: Sequence[str]) -> None:

@@ -2,7 +2,7 @@
 
 For every prompt (a fully chat-templated string ending with the assistant generation prompt)
 :class:`LabelScorer` computes the probability that the reply starts with each label's whole
-token sequence (summed over its spellings, :mod:`signals_cache.labelseq`): the label tokens are
+token sequence (summed over its spellings, :mod:`llmbt.signals_cache.scoring.labelseq`): the label tokens are
 appended to the prompts under a tree attention mask, so the same forward pass that reads the
 prompt also reads every token of every label. :meth:`LabelScorer.label_probs` returns these
 probabilities as they are (their row sum is the *label mass*, the share of replies that are a
@@ -20,17 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from feeds.base import LlmbtError
-from signals_cache.kv import PrefixBuffers, use_gqa_attention
-from signals_cache.labels import LABELS
-from signals_cache.labelseq import (
+from llmbt.errors import LlmbtError
+from llmbt.signals_cache.model.kv import PrefixBuffers, use_gqa_attention
+from llmbt.signals_cache.model.loading import LoadedModel
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.labelseq import (
     LabelTrie,
     check_labels,
     label_sequences,
     tree_mask,
     tree_positions,
 )
-from signals_cache.model import LoadedModel
 
 
 def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
@@ -280,7 +280,7 @@ def _mask_kind(model: Any) -> Any:
     the model's float dtype for eager), or None when it takes none."""
     import torch
 
-    from signals_cache.kv import GQA_SDPA
+    from llmbt.signals_cache.model.kv import GQA_SDPA
 
     kind = getattr(_inner_model(model).config, "_attn_implementation", None)
     if kind in ("sdpa", GQA_SDPA):

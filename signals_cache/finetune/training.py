@@ -1,4 +1,4 @@
-"""The training loop behind :func:`signals_cache.finetune.finetune`: answer-token loss, one
+"""The training loop behind :func:`llmbt.signals_cache.finetune.trainer.finetune`: answer-token loss, one
 optimizer step with gradient accumulation, validation, early stopping with the best weights
 restored, and optional TensorBoard scalars. torch and transformers are imported lazily."""
 
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from feeds.base import ConfigError
-from signals_cache.encoding import _Encoded, collate
+from llmbt.errors import ConfigError
+from llmbt.signals_cache.finetune.encoding import _Encoded, collate
 
 if TYPE_CHECKING:
-    from signals_cache.finetune import TrainConfig
+    from llmbt.signals_cache.finetune.trainer import TrainConfig
 
 
 def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
@@ -25,7 +25,7 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost."""
     import torch
 
-    from signals_cache.scoring import _supports_logits_to_keep
+    from llmbt.signals_cache.scoring.scorer import _supports_logits_to_keep
 
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch.pop("labels")

@@ -1,0 +1,25 @@
+"""The ``bt`` command line: a package of thin commands (parse flags -> build a config -> call).
+
+Every command module is imported here, explicitly, so ``llmbt.engine.cli.cli`` has all the
+commands however it is reached (``bt``, ``python -m llmbt``, click's test runner).
+"""
+
+from __future__ import annotations
+
+from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
+    bench,
+    cache,
+    data,
+    ml,
+    run,
+    strategies,
+    wf,
+)
+from llmbt.engine.cli.base import Group, build_config, cli, run_options
+
+__all__ = ["Group", "build_config", "cli", "main", "run_options"]
+
+
+def main() -> None:
+    """Entry point of the ``bt`` console script and of ``python -m llmbt``."""
+    cli(prog_name="bt")

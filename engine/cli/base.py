@@ -1,0 +1,79 @@
+"""The ``bt`` group and what its commands share: error handling, run flags, config building."""
+
+from __future__ import annotations
+
+import click
+
+from llmbt.errors import LlmbtError
+
+
+class Group(click.Group):
+    """A click group that turns user errors (:class:`LlmbtError`) into one clean line, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LlmbtError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmbt")
+def cli() -> None:
+    """llmbt: backtest strategies that trade on signals from a (LoRA-fine-tuned) language model."""
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LlmbtError(f"--param {pair!r} must look like key=value, e.g. --param fast=10")
+        out[key.strip()] = value.strip()
+    return out or None
+
+
+def run_options(func):
+    """The flags shared by commands that take a run configuration (``run``, later ``compare``)."""
+    opts = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML file with run settings; flags given on the command line override it."),
+        click.option("--strategy", help="Registered strategy name (see `bt strategies`)."),
+        click.option("--data", help="Price source: sample:GOOG|EURUSD|BTCUSD, csv:PATH, "
+                     "parquet:PATH, yahoo:TICKER, ccxt:EXCHANGE:SYMBOL."),
+        click.option("--start", help="First date (inclusive), YYYY-MM-DD."),
+        click.option("--end", help="Last date (inclusive), YYYY-MM-DD."),
+        click.option("--interval", help="Bar size for downloaded data, e.g. 1d, 1h."),
+        click.option("--cash", type=float, help="Starting cash (default 100000)."),
+        click.option("--commission", type=float, help="Commission as a fraction of traded value "
+                     "(default 0.001 = 0.1 %)."),
+        click.option("--slippage", type=float, help="Slippage as a fraction of price (default 0)."),
+        click.option("--sizer", help="percent (of portfolio value) or fixed (units)."),
+        click.option("--size", type=float, help="Percent for --sizer percent (default 95), units "
+                     "for fixed."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Strategy parameter, repeatable: --param fast=10 --param slow=30."),
+        click.option("--benchmark", help="Strategy run as the benchmark (default buy_and_hold; "
+                     "'none' to skip)."),
+        click.option("--mode", help="LLM signal mode: bars (score each bar's features) or headlines."),
+        click.option("--news", help="Headline file (CSV/JSONL/Parquet: timestamp, symbol, headline)."),
+        click.option("--news-tz", help="Time zone of naive news timestamps, e.g. America/New_York."),
+        click.option("--model", help="Scoring model: alias (smollm2-135m), local folder, .gguf file "
+                     "or Hugging Face id."),
+        click.option("--adapter", help="peft (LoRA) adapter folder applied to --model."),
+        click.option("--quantization", help="none, 8bit or 4bit (bitsandbytes)."),
+        click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
+        click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
+        click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def build_config(config_path: str | None, params: tuple[str, ...], **flags):
+    """YAML (if any) → defaults, then every flag that was given overrides it."""
+    from llmbt.engine.config import RunConfig
+
+    base = RunConfig.from_yaml(config_path) if config_path else RunConfig()
+    return base.replace(params=_parse_params(params), **flags)

@@ -1,0 +1,77 @@
+"""``bt bench`` commands: benchmarks that print ratios measured in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmbt.engine.cli.base import cli
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print ratios measured in one run."""
+
+
+@bench.command("scoring")
+@click.option("--model", default="smollm2-135m", show_default=True, help="Model to time.")
+@click.option("--data", default="sample:GOOG", show_default=True, help="Prices whose bar prompts are scored.")
+@click.option("-n", "--n", "n", default=64, show_default=True, help="Prompts for the batched paths.")
+@click.option("--n-generate", default=8, show_default=True, help="Prompts for generate-then-parse.")
+@click.option("--batch-size", default=16, show_default=True, help="Batch size of the batched paths.")
+@click.option("--start", default="2012-06-01", show_default=True,
+              help="Backtest window start for the cached-backtest ratio.")
+@click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
+def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str,
+                      prompt: str | None) -> None:
+    """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
+    cached llm_sentiment backtest vs sma_cross wall time.
+
+    Example: bt bench scoring -n 64 --n-generate 8
+    """
+    from llmbt.engine.bench.suite import bench_all
+    from llmbt.engine.config import RunConfig
+
+    config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
+    results = bench_all(model, data, n, n_generate, batch_size, config, prompt)
+    for key, value in results.items():
+        click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
+
+
+@bench.command("train")
+@click.option("--shape", default="tiny-llama", show_default=True,
+              help="Random-weights model shape: tiny-llama, tiny-qwen, llama-7b or qwen-7b.")
+@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the embedded model's).")
+@click.option("--quantization", "quantizations", default="none,8bit,4bit", show_default=True,
+              help="Comma-separated variants; 4bit trains QLoRA, none trains LoRA, 8bit only scores.")
+@click.option("-n", "--n", "n", default=64, show_default=True, help="Prompts scored per variant.")
+@click.option("--steps", default=5, show_default=True, help="Timed training steps per variant.")
+@click.option("--batch-size", default=8, show_default=True, help="Examples per step and batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the rows here.")
+def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: int, steps: int,
+                    batch_size: int, device: str, json_out: str | None) -> None:
+    """Tokens/s and peak GPU memory of scoring and LoRA/QLoRA training per quantization, on a
+    model with random weights of a named shape (speed and memory only).
+
+    Example: bt bench train --shape llama-7b --quantization none,8bit,4bit
+    """
+    import json
+    import tempfile
+
+    from llmbt.engine.bench.train import TrainBench, bench_train, save_random_model
+
+    bench = TrainBench(n_prompts=n, steps=steps, batch_size=batch_size, device=device)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
+        folder = save_random_model(shape, Path(tmp) / shape, tokenizer, device=device)
+        for row in bench_train(folder, bench, [q.strip() for q in quantizations.split(",")]):
+            rows.append(row)
+            click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+            if json_out:  # rewritten per row: a long run keeps what it measured
+                Path(json_out).write_text(json.dumps({"shape": shape, "rows": rows}, indent=2))
+
+
+def _fmt(value: object) -> str:
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)

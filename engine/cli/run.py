@@ -1,0 +1,33 @@
+"""``bt run`` command: run one backtest, print its metrics and write a QuantStats tearsheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmbt.engine.cli.base import build_config, cli, run_options
+
+
+@cli.command()
+@run_options
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Tearsheet HTML path (default out/<strategy>-<run id>.html).")
+@click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet.")
+@click.option("--save-config", type=click.Path(dir_okay=False), help="Write the resolved config "
+              "as YAML (reusable with --config).")
+def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) -> None:
+    """Run one backtest, print its metrics and write a QuantStats tearsheet.
+
+    Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
+    """
+    from llmbt.engine.report import report_run
+    from llmbt.engine.runner import run_backtest
+
+    config = build_config(**kwargs)
+    if save_config:
+        Path(save_config).write_text(config.to_yaml())
+    click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
+    result = run_backtest(config)
+    path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
+    report_run(result, path)

@@ -1,0 +1,3 @@
+"""Fine-tuning: labelled datasets, labelling, encoding, the training loop, the LoRA/QLoRA trainer and
+evaluation.
+"""
