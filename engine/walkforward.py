@@ -33,6 +33,7 @@ from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import RunResult, load_history, run_backtest
 from llmbt.engine.splitters import Fold, WalkForward
 from llmbt.errors import ConfigError, LlmbtError
+from llmbt.feeds import symbol_of
 from llmbt.paths import llmbt_home
 
 log = logging.getLogger("llmbt.walkforward")
@@ -223,7 +224,6 @@ def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: st
     examples' prompts are exactly the backtest's prompts (cache hits).
     """
     from llmbt.signals_cache.finetune.labelling import bar_examples
-    from llmbt.strategies.llm_sentiment import symbol_of
 
     stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))
     examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(data), horizon=horizon,

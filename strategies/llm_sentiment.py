@@ -19,12 +19,6 @@ from llmbt.strategies.registry import register
 SIZINGS = ("fixed", "confidence", "vol_target", "kelly")
 
 
-def symbol_of(uri: str) -> str:
-    """The instrument name shown to the model: ``sample:GOOG`` → GOOG, ``ccxt:bybit:BTC/USDT`` → BTC/USDT."""
-    tail = uri.split(":")[-1]
-    return tail.rsplit("/", 1)[-1].rsplit(".", 1)[0] if uri.startswith(("csv:", "parquet:")) else tail
-
-
 def zscore_score(score: pd.Series, lookback: int) -> pd.Series:
     """Score relative to its own trailing ``lookback`` values (causal), mapped to [-1, 1] as z/2.
 
@@ -65,7 +59,7 @@ class LlmSentiment(SignalStrategy):
 
     @classmethod
     def prepare_signals(cls, prices: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
-        from llmbt.feeds import load_news
+        from llmbt.feeds import load_news, symbol_of
         from llmbt.signals_cache.model.loading import ModelSpec
         from llmbt.signals_cache.signals import SignalRequest, compute_signals
 

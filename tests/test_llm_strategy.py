@@ -11,9 +11,9 @@ from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
-from llmbt.feeds import load_prices
+from llmbt.feeds import load_prices, symbol_of
 from llmbt.signals_cache.signals import _decay
-from llmbt.strategies.llm_sentiment import symbol_of, zscore_score
+from llmbt.strategies.llm_sentiment import zscore_score
 
 
 @pytest.fixture(scope="module")
