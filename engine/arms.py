@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from llmbt.engine.config import RunConfig
+from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.runner import load_history, run_backtest
-from llmbt.engine.walkforward import run_facts, signal_quality_frame, window_examples
 from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "model", "adapter", "prompt")

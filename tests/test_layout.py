@@ -42,7 +42,6 @@ FORBIDDEN = [
 # Violations present when the layout moved (issue 12), each still to be fixed: (importer, imported).
 # test_known_violations_are_still_there fails once one is fixed, so this list only shrinks.
 KNOWN: set[tuple[str, str]] = {
-    ("engine.arms", "engine.walkforward"),  # engine/arms.py:14
     ("engine.compare", "feeds"),  # engine/compare.py:267
     ("engine.compare", "reports.compare_page"),  # engine/compare.py:278
     ("engine.compare", "reports.metrics"),  # engine/compare.py:90
