@@ -48,8 +48,6 @@ KNOWN: set[tuple[str, str]] = {
     ("engine.compare", "reports.stats"),  # engine/compare.py:91
     ("engine.compare", "reports.tearsheet"),  # engine/compare.py:279
     ("engine.config", "signals_cache.scoring.prompts"),  # engine/config.py:88
-    ("engine.report", "click"),  # engine/report.py:7
-    ("engine.report", "reports"),  # engine/report.py:14
     ("strategies.llm_sentiment", "signals_cache.model.loading"),  # strategies/llm_sentiment.py:69
     ("strategies.llm_sentiment", "signals_cache.signals"),  # strategies/llm_sentiment.py:70
 }
