@@ -58,7 +58,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
 
     Returns:
         ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
-        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.engine.compare.compare` and
+        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.reports.compare.compare` and
         the comparison page take them.
     """
     names = [a.name for a in arms]

@@ -20,7 +20,7 @@ from llmbt.engine.analyzers import EquityCurve, Rejections, TradeLog
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
 from llmbt.feeds import load_prices
-from llmbt.feeds.calendar import periods_per_year
+from llmbt.feeds.calendar import periods_per_year  # re-exported for the report and comparison
 from llmbt.strategies.base import SignalStrategy
 from llmbt.strategies.registry import check_bars, check_params, get_strategy
 

@@ -101,9 +101,9 @@ def test_ccxt_backtest_gets_a_start_and_runs_offline(monkeypatch, seen):
 
 
 def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
-    from llmbt.engine.compare import compare_results
     from llmbt.engine.results import write_results
     from llmbt.engine.splitters import WalkForward
+    from llmbt.reports.compare import compare_results
 
     offline = yahoo_cached_then_offline(monkeypatch)
     adapter = home / "adapter"
@@ -123,7 +123,7 @@ def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
 
 
 def test_compare_arms_runs_offline(monkeypatch, seen, home):
-    from llmbt.engine.compare import compare_arms
+    from llmbt.reports.compare import compare_arms
 
     offline = yahoo_cached_then_offline(monkeypatch)
     monkeypatch.setattr(arms_mod, "signal_quality_frame", fake_quality)
