@@ -9,13 +9,13 @@ import pytest
 from test_feeds_sources import FakeExchange, FakeYahoo, candles, use_exchange, use_yahoo, yahoo_frame
 
 from llmbt.engine import arms as arms_mod
+from llmbt.engine import runner
 from llmbt.engine import walkforward as wf
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
 from llmbt.feeds import fetch_to_cache
 from llmbt.feeds.prices import history_start
 from llmbt.signals_cache.scoring.labels import LABELS
-from llmbt.strategies.llm_sentiment import LlmSentiment
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def seen(monkeypatch) -> list[pd.DataFrame]:
         frame = pd.DataFrame({"score": wave, "confidence": 0.6, "vol": 0.2}, index=history.index)
         return frame, {}
 
-    monkeypatch.setattr(LlmSentiment, "prepare_signals", classmethod(fake))
+    monkeypatch.setattr(runner, "prepare_signals", fake)
     return histories
 
 
