@@ -169,3 +169,15 @@ def test_a_prompt_of_another_mode_fails_before_any_data_is_loaded(tmp_path):
     arms = [Arm("a"), Arm("b", prompt="headlines-v1")]
     with pytest.raises(ConfigError, match=r"^--prompt: "):
         run_arms(cfg.replace(strategy="llm_sentiment", start="2012-01-01"), arms)
+
+
+def test_a_bad_normalize_is_refused_before_anything_is_scored(goog, monkeypatch):
+    from llmbt.signals_cache import signals
+
+    def never(*args, **kwargs):
+        raise AssertionError("scored before the parameters were checked")
+
+    monkeypatch.setattr(signals, "compute_signals", never)
+    cfg = RunConfig(strategy="llm_sentiment", start="2012-06-01", params={"normalize": "rank"})
+    with pytest.raises(ConfigError, match="normalize='rank' must be zscore or none"):
+        run_backtest(cfg, prices=goog.loc["2012-06-01":], with_benchmark=False)
