@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from llmbt.engine.config import RunConfig
+from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.runner import load_history, run_backtest
-from llmbt.engine.walkforward import run_facts, signal_quality_frame, window_examples
+from llmbt.engine.signals import check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "model", "adapter", "prompt")
@@ -58,7 +59,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
 
     Returns:
         ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
-        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.engine.compare.compare` and
+        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.reports.compare.compare` and
         the comparison page take them.
     """
     names = [a.name for a in arms]
@@ -66,6 +67,8 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         raise ConfigError(f"give two or more --arm with distinct names; got {names}.")
     if config.mode != "bars" or not config.start:
         raise ConfigError("bt compare --arm needs --mode bars and a --start (labels are fitted before it).")
+    for arm in arms:
+        check_prompt(config.replace(prompt=arm.prompt))
     history = load_history(config)  # loaded once: every arm sees the same bars, offline once cached
     examples = _period_examples(config, history, horizon)
     prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]

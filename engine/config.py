@@ -41,7 +41,8 @@ class RunConfig:
         benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
-        prompt: prompt template version (``bars-v2``…); None = the mode's default.
+        prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
+            against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.
         batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
     """
 
@@ -84,13 +85,6 @@ class RunConfig:
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
-        if self.prompt is not None:
-            from llmbt.signals_cache.scoring.prompts import template_for
-
-            try:
-                template_for(self.mode, self.prompt)
-            except ConfigError as exc:
-                raise ConfigError(f"--prompt: {exc}") from exc
 
     @property
     def run_id(self) -> str:

@@ -90,7 +90,8 @@ def _link_adapter(out: Path, facts: dict[str, Any]) -> None:
 
 def read_results(out: str | Path) -> dict[str, Any]:
     """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts
-    and the closes (``close``; None for a folder written before prices.csv was saved).
+    and the closes over the tested bars (``close``: prices.csv, or for a folder written before it
+    was saved, reloaded from the run's data).
 
     Raises:
         DataError: the folder is not a walk-forward results folder.
@@ -100,13 +101,23 @@ def read_results(out: str | Path) -> dict[str, Any]:
     if missing:
         raise DataError(f"{str(out)!r} is not a walk-forward results folder (missing {missing}); "
                         "pass the --out folder of a bt walkforward run.")
-    returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
+    stitched = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
     scores = pd.read_csv(out / "scores.csv", index_col="time", parse_dates=["time"])
     folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])
-    close = None
+    returns = {c: stitched[c].dropna() for c in stitched.columns}
+    config = json.loads((out / "config.json").read_text())
     if (out / "prices.csv").is_file():
         close = pd.read_csv(out / "prices.csv", index_col="time", parse_dates=["time"])["close"]
-    return {"returns": {c: returns[c].dropna() for c in returns.columns}, "close": close,
+    else:
+        close = _reload_close(config["run"], returns)
+    return {"returns": returns, "close": close,
             "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
-            "folds": folds, "run": json.loads((out / "run.json").read_text()),
-            "config": json.loads((out / "config.json").read_text())}
+            "folds": folds, "run": json.loads((out / "run.json").read_text()), "config": config}
+
+
+def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:
+    """Closes over the tested bars for a results folder saved without prices.csv (older runs)."""
+    from llmbt.feeds import load_prices
+
+    index = next(iter(returns.values())).index
+    return load_prices(run["data"], index[0], index[-1], interval=run.get("interval") or "1d")["close"]

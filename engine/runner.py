@@ -1,9 +1,9 @@
 """Build a Cerebro from a :class:`RunConfig`, run it, and return a plain result object.
 
-Data flow: prices (feeds) → precomputed signal columns (strategy ``prepare_signals``) → a
-Backtrader feed carrying those columns as lines → strategy ``next()`` reads them → analyzers →
-:class:`RunResult`. Market orders are filled at the next bar's open (Backtrader's default; neither
-cheat-on-open nor cheat-on-close is enabled).
+Data flow: prices (feeds) → signal columns computed before the loop (:mod:`llmbt.engine.signals`,
+as the strategy's ``signal_spec`` asks) → a Backtrader feed carrying those columns as lines →
+strategy ``next()`` reads them → analyzers → :class:`RunResult`. Market orders are filled at the
+next bar's open (Backtrader's default; neither cheat-on-open nor cheat-on-close is enabled).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pandas as pd
 from llmbt.engine.analyzers import EquityCurve, Rejections, TradeLog
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
+from llmbt.engine.signals import check_prompt, prepare_signals
 from llmbt.feeds import load_prices
-from llmbt.feeds.calendar import periods_per_year  # re-exported: llmbt.engine.report, llmbt.engine.compare
+from llmbt.feeds.calendar import periods_per_year  # re-exported for the report and comparison
 from llmbt.strategies.base import SignalStrategy
 from llmbt.strategies.registry import check_bars, check_params, get_strategy
 
@@ -102,6 +103,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
             the bars before it, for indicator warm-up); default ``prices``.
     """
     started = time.perf_counter()
+    check_prompt(config)
     loaded_here = prices is None
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
@@ -112,7 +114,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     if issubclass(cls, SignalStrategy):
         if history is None:
             history = load_history(config) if loaded_here and config.start else prices
-        signals, info = cls.prepare_signals(history, config)
+        signals, info = prepare_signals(cls, history, config)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
     result = _run_cerebro(config, frame, cls, params, columns)

@@ -3,7 +3,7 @@
 from llmbt.errors import ConfigError, DataError, LlmbtError
 from llmbt.feeds.news import align_news_to_bars, load_news
 from llmbt.feeds.prices import fetch_to_cache, load_prices, normalize_prices, validate_prices
-from llmbt.feeds.sources import SOURCES
+from llmbt.feeds.sources import SOURCES, symbol_of
 
 __all__ = [
     "ConfigError",
@@ -15,5 +15,6 @@ __all__ = [
     "load_news",
     "load_prices",
     "normalize_prices",
+    "symbol_of",
     "validate_prices",
 ]

@@ -86,6 +86,13 @@ def parse_uri(uri: str) -> PriceUri:
     return PriceUri(scheme, target)
 
 
+def symbol_of(uri: str) -> str:
+    """The instrument name a URI trades, as shown to the model: ``sample:GOOG`` → GOOG,
+    ``ccxt:bybit:BTC/USDT`` → BTC/USDT, ``csv:data/aapl.csv`` → aapl."""
+    tail = uri.split(":")[-1]
+    return tail.rsplit("/", 1)[-1].rsplit(".", 1)[0] if uri.startswith(("csv:", "parquet:")) else tail
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's text squeezed onto one line."""
     return " ".join(str(exc).split()) or type(exc).__name__

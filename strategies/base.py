@@ -1,17 +1,33 @@
 """Base class for strategies whose signals are computed before the event loop.
 
-A :class:`SignalStrategy` declares the extra columns it reads (``signal_columns``); the runner
-attaches them to the Backtrader feed as lines. ``next()`` only *reads* those lines — it never calls a
-model or looks at future rows. The bar-``t`` signal is acted on with a market order, which Backtrader
-fills at bar ``t+1``'s open.
+A :class:`SignalStrategy` declares the extra columns it reads (``signal_columns``) and what must be
+scored for them (:meth:`SignalStrategy.signal_spec`); the engine scores them through the signal cache
+(:func:`llmbt.engine.signals.prepare_signals`), the strategy finishes them without I/O
+(:meth:`SignalStrategy.finish_signals`), and the runner attaches them to the Backtrader feed as
+lines. ``next()`` only *reads* those lines — it never calls a model or looks at future rows. The
+bar-``t`` signal is acted on with a market order, which Backtrader fills at bar ``t+1``'s open.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import backtrader as bt
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """What a signal strategy needs scored; the run's config names the model, prompt, mode and news.
+
+    Attributes:
+        half_life: headline decay in bars (0 = off).
+        warmup: scored bars the strategy needs just before ``--start`` (its look-back).
+    """
+
+    half_life: float = 0.0
+    warmup: int = 0
 
 
 class SignalStrategy(bt.Strategy):
@@ -32,17 +48,23 @@ class SignalStrategy(bt.Strategy):
         return cls.history_bars + int(params.get("lookback") or 0)
 
     @classmethod
-    def prepare_signals(cls, prices: pd.DataFrame, config) -> pd.DataFrame:
-        """Compute the signal columns for every bar before the loop (override in subclasses).
+    def signal_spec(cls, params: dict) -> SignalSpec:
+        """What the engine scores for this run before the loop (default: plain scores).
 
         Args:
-            prices: the normalised price frame.
-            config: the run's :class:`llmbt.engine.config.RunConfig`.
-
-        Returns:
-            A frame indexed like ``prices`` with one column per ``signal_columns`` entry.
+            params: the run's ``--param`` values over the class defaults.
         """
-        raise NotImplementedError(f"{cls.__name__} must implement prepare_signals()")
+        return SignalSpec()
+
+    @classmethod
+    def finish_signals(cls, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+        """The columns ``next()`` reads, from the scored ones (pure: no model, no I/O).
+
+        Args:
+            frame: ``score``, ``confidence`` and ``vol`` per bar, indexed like the prices.
+            params: the run's ``--param`` values over the class defaults.
+        """
+        return frame
 
     def target_direction(self) -> int:
         """Wanted position sign for this bar: read ``signal`` only."""

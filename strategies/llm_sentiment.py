@@ -1,8 +1,9 @@
 """``llm_sentiment``: trade the language model's score, computed for every bar before the loop.
 
 ``score`` = P(bullish) − P(bearish) ∈ [−1, 1], ``confidence`` = max label probability. Both are
-columns on the feed, filled by :func:`llmbt.signals_cache.signals.compute_signals` before
-``cerebro.run()``; ``next()`` only reads them. A signal at bar *t* is traded at bar *t+1*'s open.
+columns on the feed, scored by the engine (:func:`llmbt.engine.signals.prepare_signals`) as
+:meth:`LlmSentiment.signal_spec` asks, before ``cerebro.run()``; ``next()`` only reads them. A
+signal at bar *t* is traded at bar *t+1*'s open.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from llmbt.errors import ConfigError
-from llmbt.strategies.base import SignalStrategy
+from llmbt.strategies.base import SignalSpec, SignalStrategy
 from llmbt.strategies.registry import register
 
 SIZINGS = ("fixed", "confidence", "vol_target", "kelly")
-
-
-def symbol_of(uri: str) -> str:
-    """The instrument name shown to the model: ``sample:GOOG`` → GOOG, ``ccxt:bybit:BTC/USDT`` → BTC/USDT."""
-    tail = uri.split(":")[-1]
-    return tail.rsplit("/", 1)[-1].rsplit(".", 1)[0] if uri.startswith(("csv:", "parquet:")) else tail
 
 
 def zscore_score(score: pd.Series, lookback: int) -> pd.Series:
@@ -64,25 +59,19 @@ class LlmSentiment(SignalStrategy):
     )
 
     @classmethod
-    def prepare_signals(cls, prices: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
-        from llmbt.feeds import load_news
-        from llmbt.signals_cache.model.loading import ModelSpec
-        from llmbt.signals_cache.signals import SignalRequest, compute_signals
+    def signal_spec(cls, params: dict) -> SignalSpec:
+        """Headline decay, and the z-score's ``lookback`` as scored bars before ``--start``."""
+        if params["normalize"] not in ("zscore", "none"):
+            raise ConfigError(f"--param normalize={params['normalize']!r} must be zscore or none")
+        warmup = int(params["lookback"]) if params["normalize"] == "zscore" else 0
+        return SignalSpec(half_life=float(params["half_life"]), warmup=warmup)
 
-        params = dict(cls.params._getitems()) | dict(config.params)
-        spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
-        req = SignalRequest(spec=spec, mode=config.mode, symbol=symbol_of(config.data),
-                            cache_dir=config.cache_dir, batch_size=config.batch_size,
-                            half_life=float(params["half_life"]), prompt=config.prompt,
-                            score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                            warmup=int(params["lookback"]) if params["normalize"] == "zscore" else 0)
-        news = load_news(config.news, tz=config.news_tz) if config.news else None
-        frame, info = compute_signals(prices, req, news)
+    @classmethod
+    def finish_signals(cls, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+        """``normalize=zscore``: the score relative to its trailing ``lookback`` bars."""
         if params["normalize"] == "zscore":
             frame["score"] = zscore_score(frame["score"], int(params["lookback"]))
-        elif params["normalize"] != "none":
-            raise ConfigError(f"--param normalize={params['normalize']!r} must be zscore or none")
-        return frame, info
+        return frame
 
     def __init__(self) -> None:
         if self.p.sizing not in SIZINGS:

@@ -16,9 +16,9 @@ from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
 from llmbt.engine.arms import Arm, parse_arm
 from llmbt.engine.cli import cli
-from llmbt.engine.compare import calibration_table, compare, paired_hits, signal_quality
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.feeds import load_prices
+from llmbt.reports.compare import calibration_table, compare, paired_hits, signal_quality
 
 
 def test_parse_arm():

@@ -156,3 +156,28 @@ def test_unknown_strategy_and_param(goog):
         run_backtest(RunConfig(strategy="sma_crss"), prices=goog)
     with pytest.raises(ConfigError, match="Did you mean 'fast'"):
         run_backtest(RunConfig(strategy="sma_cross", params={"fsat": 3}), prices=goog)
+
+
+def test_a_prompt_of_another_mode_fails_before_any_data_is_loaded(tmp_path):
+    """The runner checks --prompt against --mode (the config layer knows no prompts) first."""
+    from llmbt.engine.arms import Arm, run_arms
+
+    missing = f"csv:{tmp_path / 'none.csv'}"
+    cfg = RunConfig(strategy="sma_cross", data=missing, prompt="headlines-v1")
+    with pytest.raises(ConfigError, match=r"^--prompt: prompt 'headlines-v1' is a headlines template"):
+        run_backtest(cfg)
+    arms = [Arm("a"), Arm("b", prompt="headlines-v1")]
+    with pytest.raises(ConfigError, match=r"^--prompt: "):
+        run_arms(cfg.replace(strategy="llm_sentiment", start="2012-01-01"), arms)
+
+
+def test_a_bad_normalize_is_refused_before_anything_is_scored(goog, monkeypatch):
+    from llmbt.signals_cache import signals
+
+    def never(*args, **kwargs):
+        raise AssertionError("scored before the parameters were checked")
+
+    monkeypatch.setattr(signals, "compute_signals", never)
+    cfg = RunConfig(strategy="llm_sentiment", start="2012-06-01", params={"normalize": "rank"})
+    with pytest.raises(ConfigError, match="normalize='rank' must be zscore or none"):
+        run_backtest(cfg, prices=goog.loc["2012-06-01":], with_benchmark=False)

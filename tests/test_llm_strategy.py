@@ -8,12 +8,14 @@ import pytest
 from click.testing import CliRunner
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
+from llmbt.engine import runner
 from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
-from llmbt.feeds import load_prices
+from llmbt.engine.signals import prepare_signals
+from llmbt.feeds import load_prices, symbol_of
 from llmbt.signals_cache.signals import _decay
-from llmbt.strategies.llm_sentiment import symbol_of, zscore_score
+from llmbt.strategies.llm_sentiment import zscore_score
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_raw_scores_in_range_and_warmup_from_history(tiny, tmp_path):
 
     cfg = _config(tiny, tmp_path, params={"normalize": "none"})
     prices = load_prices("sample:GOOG", None, None)
-    frame, _ = LlmSentiment.prepare_signals(prices, cfg)
+    frame, _ = prepare_signals(LlmSentiment, prices, cfg)
     window = frame.loc["2012-10-01":]
     assert window["score"].notna().all()  # features warmed up on bars before --start
     assert frame.loc[:"2012-09-30", "score"].isna().all()  # bars before --start are not scored
@@ -63,7 +65,7 @@ def test_headline_mode_scores_land_on_the_first_bar_after_publication(tiny, tmp_
     res = run_backtest(cfg, with_benchmark=False)
     from llmbt.strategies.llm_sentiment import LlmSentiment
 
-    frame, _ = LlmSentiment.prepare_signals(load_prices("sample:GOOG", None, None), cfg)
+    frame, _ = prepare_signals(LlmSentiment, load_prices("sample:GOOG", None, None), cfg)
     scored = frame["score"].dropna().index
     assert list(scored.strftime("%Y-%m-%d")) == ["2012-11-06", "2012-11-12"]  # never the same bar
     assert res.stats["bars"] > 0
@@ -94,12 +96,10 @@ def _hand_signals(prices: pd.DataFrame) -> pd.DataFrame:
 def test_sizing_rules_buy_the_units_of_their_formula(monkeypatch, sizing, scale):
     """Units = int(int(value x 95 % / close) x scale), all read on the signal bar (the bar before
     the fill), for every trade of a run with hand-made signals."""
-    from llmbt.strategies.llm_sentiment import LlmSentiment
-
     prices = load_prices("sample:GOOG", "2012-01-01", "2012-12-31")
     signals = _hand_signals(prices)
-    monkeypatch.setattr(LlmSentiment, "prepare_signals",
-                        classmethod(lambda cls, history, config: (signals.loc[history.index], {})))
+    monkeypatch.setattr(runner, "prepare_signals",
+                        lambda cls, history, config: (signals.loc[history.index], {}))
     cfg = RunConfig(strategy="llm_sentiment", start="2012-01-01", end="2012-12-31",
                     params={"sizing": sizing, "normalize": "none"})
     run = run_backtest(cfg, prices=prices, with_benchmark=False)

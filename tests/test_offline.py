@@ -9,13 +9,13 @@ import pytest
 from test_feeds_sources import FakeExchange, FakeYahoo, candles, use_exchange, use_yahoo, yahoo_frame
 
 from llmbt.engine import arms as arms_mod
+from llmbt.engine import runner
 from llmbt.engine import walkforward as wf
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
 from llmbt.feeds import fetch_to_cache
 from llmbt.feeds.prices import history_start
 from llmbt.signals_cache.scoring.labels import LABELS
-from llmbt.strategies.llm_sentiment import LlmSentiment
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def seen(monkeypatch) -> list[pd.DataFrame]:
         frame = pd.DataFrame({"score": wave, "confidence": 0.6, "vol": 0.2}, index=history.index)
         return frame, {}
 
-    monkeypatch.setattr(LlmSentiment, "prepare_signals", classmethod(fake))
+    monkeypatch.setattr(runner, "prepare_signals", fake)
     return histories
 
 
@@ -101,9 +101,9 @@ def test_ccxt_backtest_gets_a_start_and_runs_offline(monkeypatch, seen):
 
 
 def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
-    from llmbt.engine.compare import compare_results
     from llmbt.engine.results import write_results
     from llmbt.engine.splitters import WalkForward
+    from llmbt.reports.compare import compare_results
 
     offline = yahoo_cached_then_offline(monkeypatch)
     adapter = home / "adapter"
@@ -123,7 +123,7 @@ def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
 
 
 def test_compare_arms_runs_offline(monkeypatch, seen, home):
-    from llmbt.engine.compare import compare_arms
+    from llmbt.reports.compare import compare_arms
 
     offline = yahoo_cached_then_offline(monkeypatch)
     monkeypatch.setattr(arms_mod, "signal_quality_frame", fake_quality)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmbt.engine.compare import compare
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
 from llmbt.engine.runner import periods_per_year, run_backtest
+from llmbt.reports.compare import compare
 from llmbt.reports.metrics import headline_metrics
 from llmbt.reports.stats import sharpe_ratio as stats_sharpe
 

@@ -86,9 +86,10 @@ def _news(tmp_path, rows: list[tuple[str, str, str]]) -> str:
 
 def _prepare(prices: pd.DataFrame, **kw):
     from llmbt.engine.config import RunConfig
+    from llmbt.engine.signals import prepare_signals
     from llmbt.strategies.llm_sentiment import LlmSentiment
 
-    return LlmSentiment.prepare_signals(prices, RunConfig(**({"strategy": "llm_sentiment"} | kw)))
+    return prepare_signals(LlmSentiment, prices, RunConfig(**({"strategy": "llm_sentiment"} | kw)))
 
 
 def test_headline_mode_scores_only_the_runs_symbol(goog, scored, tmp_path):

@@ -151,7 +151,7 @@ def test_run_id_changes_with_the_config(tiny):
 
 
 def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
-    from llmbt.engine.compare import compare_results
+    from llmbt.reports.compare import compare_results
 
     out = write_results(first_run, tmp_path / "wf")
     lines: list[str] = []
@@ -178,3 +178,18 @@ def test_an_adapter_is_refused_so_the_base_arm_stays_the_plain_base(tiny, tmp_pa
                                    "--out", str(tmp_path / "out")])
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "--adapter" in res.output and "bt compare --arm" in res.output, res.output
+
+
+def test_read_results_reloads_the_closes_of_a_folder_saved_without_prices_csv(tmp_path):
+    """Older results folders lack prices.csv: the engine reloads the tested bars' closes from the
+    run's data, so the comparison page (reports) only draws what it is given."""
+    bars = load_prices("sample:GOOG", "2012-03-01", "2012-03-30").index
+    for name, columns in (("returns", {"lora": 0.001, "base": 0.0}), ("scores", {"model": "lora"})):
+        pd.DataFrame(columns, index=bars).to_csv(tmp_path / f"{name}.csv", index_label="time")
+    pd.DataFrame({"test_start": [bars[0]], "test_end": [bars[-1]]}).to_csv(tmp_path / "folds.csv")
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "config.json").write_text(json.dumps({"run": {"data": "sample:GOOG"}}))
+    close = read_results(tmp_path)["close"]
+    want = load_prices("sample:GOOG", "2012-03-01", "2012-03-30")["close"]
+    np.testing.assert_array_equal(close.to_numpy(), want.to_numpy())
+    assert list(close.index) == list(want.index)

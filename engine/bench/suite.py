@@ -10,14 +10,13 @@ import numpy as np
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
-from llmbt.feeds import load_prices
+from llmbt.feeds import load_prices, symbol_of
 
 
 def bar_prompt_sample(model: str, data: str, n: int, prompt: str | None = None) -> list[str]:
     """The last ``n`` bar prompts of ``data`` rendered for ``model`` (real prompts, not synthetic)."""
     from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
     from llmbt.signals_cache.scoring.prompts import bar_prompts, template_for
-    from llmbt.strategies.llm_sentiment import symbol_of
 
     prices = load_prices(data, None, None)
     template = template_for("bars", prompt)

@@ -78,11 +78,10 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
     """
     from llmbt.errors import ConfigError
-    from llmbt.feeds import load_news, load_prices
+    from llmbt.feeds import load_news, load_prices, symbol_of
     from llmbt.signals_cache.finetune import datasets as ds
     from llmbt.signals_cache.finetune.labelling import bar_examples, fit_on_train, headline_examples
     from llmbt.signals_cache.scoring.prompts import template_for
-    from llmbt.strategies.llm_sentiment import symbol_of
 
     if bool(data) == bool(corpus):
         raise ConfigError("give exactly one of --data URI (bar or headline mode) or --corpus FILE")

@@ -21,7 +21,7 @@ def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) 
 
     Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
     """
-    from llmbt.engine.report import report_run
+    from llmbt.engine.cli.report import report_run
     from llmbt.engine.runner import run_backtest
 
     config = build_config(**kwargs)

@@ -1,4 +1,4 @@
-"""``bt walkforward`` and ``bt compare``: thin commands that build configs and call the engine."""
+"""``bt walkforward`` and ``bt compare``: thin commands that build configs, call the engine and reports."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
 
 def _report(folder: Path) -> None:
     """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``)."""
-    from llmbt.engine.compare import compare_results
+    from llmbt.reports.compare import compare_results
 
     compare_results(folder, say=click.echo)
 
@@ -85,7 +85,7 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     --arm name=fewshot,prompt=bars-fewshot-v1
     """
     from llmbt.engine.arms import parse_arm
-    from llmbt.engine.compare import compare_arms, compare_results
+    from llmbt.reports.compare import compare_arms, compare_results
 
     if bool(folder) == bool(arms):
         raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")

@@ -258,16 +258,7 @@ def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
              "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
              "seconds": str(res["run"]["seconds"])}
     title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"
-    close = res["close"] if res["close"] is not None else _reload_close(run, res["returns"])
-    write_pages(folder, comp, res["returns"], res["scores"], res["folds"], close, title, notes)
-
-
-def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:
-    """Closes over the tested bars for a results folder saved without prices.csv (older runs)."""
-    from llmbt.feeds import load_prices
-
-    index = next(iter(returns.values())).index
-    return load_prices(run["data"], index[0], index[-1], interval=run.get("interval") or "1d")["close"]
+    write_pages(folder, comp, res["returns"], res["scores"], res["folds"], res["close"], title, notes)
 
 
 def write_pages(folder: Path, comp: Comparison, rets: dict[str, pd.Series],

@@ -1,4 +1,4 @@
-"""Turn a :class:`RunResult` into terminal output and a tearsheet (the reports package draws)."""
+"""``bt run``'s output: a :class:`RunResult` as terminal lines and a tearsheet (the reports package draws)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+"""How a model's backtest is measured, shared by walk-forward folds and ``bt compare --arm``:
+labelled bar examples of a window, the model's scores on them against the realised labels, and the
+run facts of a backtest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmbt.engine.config import RunConfig
+from llmbt.engine.runner import RunResult
+from llmbt.errors import LlmbtError
+from llmbt.feeds import symbol_of
+
+
+def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: str,
+                    fit_end: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp) -> list:
+    """Labelled bar examples timed in ``[start, end]``, labels from up to ``horizon`` bars after
+    ``end``; thresholds fitted on bars whose forward window ends by ``fit_end``.
+
+    Features are computed from the first bar of ``prices``, as the backtest computes them, so the
+    examples' prompts are exactly the backtest's prompts (cache hits).
+    """
+    from llmbt.signals_cache.finetune.labelling import bar_examples
+
+    stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))
+    examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(data), horizon=horizon,
+                            train_end=fit_end, method=method)
+    return [e for e in examples if start <= e.time <= end]
+
+
+def signal_quality_frame(run_cfg: RunConfig, examples: list,
+                         traded: pd.Series) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-bar scores of ``run_cfg``'s model on labelled ``examples`` and their quality metrics.
+
+    ``score`` is the model's P(bull) − P(bear); ``signal`` is ``traded`` (the score column the
+    strategy read, after its normalisation) on the same bars. Hit rates score ``signal``: a zero or
+    missing signal is no signal, as in ``bt evaluate``.
+    """
+    from llmbt.signals_cache.finetune.encoding import render_example
+    from llmbt.signals_cache.finetune.evaluate import classification_metrics, directional_metrics
+    from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+    from llmbt.signals_cache.scoring.labels import LABELS
+    from llmbt.signals_cache.scoring.prompts import template_for
+    from llmbt.signals_cache.signals import SignalRequest, score_prompts
+
+    if not examples:
+        raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
+    spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization)
+    template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
+    prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
+    req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
+                        batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False)
+    probs = score_prompts(prompts, req).probs
+    labels = [e.label for e in examples]
+    forward = np.array([e.forward_return for e in examples])
+    score = probs[:, LABELS.index("bullish")] - probs[:, LABELS.index("bearish")]
+    index = pd.DatetimeIndex([e.time for e in examples])
+    signal = traded.reindex(index).to_numpy(dtype=float)
+    frame = pd.DataFrame({"score": score, "signal": signal, "confidence": probs.max(axis=1),
+                          "label": labels, "predicted": [LABELS[i] for i in probs.argmax(axis=1)],
+                          "forward_return": forward}, index=index)
+    cls, direction = classification_metrics(labels, probs), directional_metrics(signal, forward)
+    return frame, {"eval_f1": cls["macro_f1"], "eval_accuracy": cls["accuracy"],
+                   "mean_confidence": cls["mean_confidence"], "ece": cls["ece"],
+                   "hit_rate": direction["hit_rate"],
+                   "profitable_ratio": direction.get("profitable_ratio")}
+
+
+def run_facts(run: RunResult) -> dict[str, float]:
+    keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars",
+            "rejected_orders")
+    info = run.signal_info
+    return {k: float(run.stats[k]) for k in keys} | {
+        "seconds": round(run.seconds, 3), "ms_per_item": info.get("ms per scored item"),
+        "cache_hit_rate": info.get("cache hit rate")}
