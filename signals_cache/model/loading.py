@@ -26,6 +26,7 @@ from llmbt.paths import llmbt_home
 from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
+from llmbt.signals_cache.progress import apply_transformers_bars
 
 Quantization = Literal["none", "8bit", "4bit"]
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -229,6 +230,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 def _local_source(spec: ModelSpec) -> str:
     """A local folder for the base (GGUF converted, hub snapshot cached) or the hub id itself."""
+    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
         gguf = Path(base).expanduser().resolve()
