@@ -3,6 +3,7 @@ strategy and costs (base vs ``--adapter``, zero-shot vs few-shot prompt, other m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from llmbt.engine.signals import check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "model", "adapter", "prompt")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def parse_arm(text: str) -> Arm:
 
 
 def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
-             say: Callable[[str], None] = print) -> dict[str, Any]:
+             say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Backtest every arm over ``config``'s period and score its signals against realised labels.
 
     Labels use forward returns over ``horizon`` bars, with thresholds fitted on the warm-up bars

@@ -35,7 +35,7 @@ from llmbt.engine.splitters import Fold, WalkForward
 from llmbt.errors import ConfigError
 from llmbt.paths import llmbt_home
 
-log = logging.getLogger("llmbt.walkforward")
+log = logging.getLogger(__name__)
 
 BASE, TUNED = "base", "lora"
 

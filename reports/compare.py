@@ -13,6 +13,7 @@ and McNemar's test score ``signal`` (zero = no signal), McNemar on one bar in ``
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from llmbt.engine.runner import periods_per_year
 from llmbt.errors import LlmbtError
 
 CAL_BINS = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -201,9 +203,9 @@ def _who_wins(a: str, b: str, diff: Any) -> str:
                else "this could well be luck: the bootstrap interval includes zero."))
 
 
-def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> Comparison:
+def compare_results(folder: str | Path, say: Callable[[str], None] = log.info) -> Comparison:
     """Compare the models of a walk-forward results folder; write comparison.html, tearsheet.html
-    and compare.json into it, and print the metric table."""
+    and compare.json into it, and report the metric table through ``say``."""
     from llmbt.engine.results import read_results
 
     folder = Path(folder)
@@ -216,7 +218,7 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = print) -> C
 
 
 def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5,
-                 say: Callable[[str], None] = print) -> Comparison:
+                 say: Callable[[str], None] = log.info) -> Comparison:
     """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`), compare them and
     write the pages into ``out``."""
     from llmbt.engine.arms import run_arms

@@ -58,4 +58,5 @@ def metrics_table(series: dict[str, pd.Series], periods: float = 252.0,
 
 def print_metrics(series: dict[str, pd.Series], periods: float = 252.0,
                   extra: dict[str, dict[str, str]] | None = None, console: Console | None = None) -> None:
+    """Render :func:`metrics_table` on ``console`` (default: stdout), for the ``bt`` commands."""
     (console or Console()).print(metrics_table(series, periods, extra))

@@ -3,6 +3,7 @@ and on the embedded SmolLM2 model (``-m slow``)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,18 @@ def test_prefix_reuse_matches_plain(scorer: LabelScorer, prompts: list[str]) -> 
     np.testing.assert_allclose(np.log(scorer.last_label_mass), np.log(plain_mass), atol=1e-4)
     again = scorer.score(prompts, batch_size=5, prefix_reuse=True)  # memoised prefix KV
     np.testing.assert_allclose(again, reused, atol=1e-6, rtol=0)
+
+
+def test_prefix_reuse_raises_no_future_warning(loaded: LoadedModel, prompts: list[str]) -> None:
+    """The KV cache goes to the forward under the keyword the installed transformers takes
+    (``cache`` once ``past_key_values`` is deprecated), on every path that passes one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        for tree in (True, False):  # tree attention and one row per label prefix
+            scorer = LabelScorer(loaded, tree=tree)
+            scorer.score(prompts[:6], batch_size=3, prefix_reuse=True)
+            assert scorer.last_prefix_len > 20
+        GenerateParser(loaded).generate_labels(prompts[:1], max_new_tokens=2)
 
 
 def test_prefix_memo_cropped_for_other_prompts(

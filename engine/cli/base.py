@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from llmbt.engine.cli.logs import setup_logging
 from llmbt.errors import LlmbtError
 
 
@@ -19,8 +20,12 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="llmbt")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="More output: -v debug messages and model-loading progress bars, -vv every library's.")
+@click.option("-q", "--quiet", count=True, help="Errors only, no progress bars.")
+def cli(verbose: int, quiet: int) -> None:
     """llmbt: backtest strategies that trade on signals from a (LoRA-fine-tuned) language model."""
+    setup_logging(verbose - quiet)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str] | None:

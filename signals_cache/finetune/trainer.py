@@ -26,13 +26,13 @@ import numpy as np
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.finetune.encoding import dataset_hash, encode_examples, text_fields
 from llmbt.signals_cache.finetune.training import fit, tensorboard_writer
+from llmbt.signals_cache.model.adapters import META_FILE
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.prompts import get_template
 
 METHODS = ("lora", "qlora", "prefix")
 SCHEDULES = ("cosine", "linear")
-META_FILE = "llmbt_adapter.json"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.finetune.encoding import _Encoded, collate
+from llmbt.signals_cache.progress import progress_bar
 
 if TYPE_CHECKING:
     from llmbt.signals_cache.finetune.trainer import TrainConfig
@@ -77,12 +78,6 @@ def _val_loss(model: Any, enc: _Encoded, batch_size: int, pad_id: int, device: s
     return total / max(count, 1)
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="fine-tune", unit="step", disable=not enabled, leave=False)
-
-
 def _trainable_state(model: Any) -> dict[str, Any]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -121,7 +116,9 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
     losses: list[float] = []
     val_history: list[list[float]] = []
     best_val, best_state, best_step, bad_evals, stopped_early = math.inf, None, 0, 0, False
-    bar = _progress(total_steps, progress)
+    bar = progress_bar(progress, "loss {task.fields[loss]}")
+    task = bar.add_task("fine-tune", total=total_steps, loss="")
+    bar.start()
     step, loop_start = 0, time.perf_counter()
     try:
         while step < total_steps:
@@ -132,8 +129,7 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
             log("train/lr", scheduler.get_last_lr()[0], step)
             scheduler.step()
             losses.append(step_loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}")
+            bar.update(task, advance=1, loss=f"{step_loss:.4f}")
             if val.ids and (step % cfg.eval_every == 0 or step == total_steps):
                 vloss = _val_loss(model, val, cfg.batch_size, pad_id, device)
                 log("val/loss", vloss, step)
@@ -147,7 +143,7 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
                         stopped_early = True
                         break
     finally:
-        bar.close()
+        bar.stop()
     loop_seconds = time.perf_counter() - loop_start
     if best_state is not None and best_step != step:
         _restore(model, best_state)

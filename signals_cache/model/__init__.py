@@ -1,3 +1,3 @@
-"""The signal model: loading (aliases, GGUF store, adapters, quantization, fingerprints) and the
-prefix-KV fast attention.
+"""The signal model: loading (aliases, GGUF store, fingerprints), adapters, quantization and
+device, file hashing, and the prefix-KV fast attention (:mod:`.kv`).
 """

@@ -38,6 +38,15 @@ def _gqa_sdpa_forward(module: Any, query: Any, key: Any, value: Any, attention_m
     return out.transpose(1, 2).contiguous(), None
 
 
+def cache_keyword(model: Any) -> str:
+    """The keyword under which ``model``'s forward takes a KV cache, read once from its signature:
+    ``cache`` where transformers has renamed it (``past_key_values`` is deprecated there and goes
+    away in 5.40), else ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def use_gqa_attention(model: Any) -> bool:
     """Switch a grouped-query model on plain SDPA to :data:`GQA_SDPA`; True when switched.
 

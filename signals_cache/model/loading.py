@@ -1,4 +1,6 @@
-"""Loading the signal model (a causal LM, optionally LoRA-adapted) and its fingerprint.
+"""Loading the signal model (a causal LM, optionally LoRA-adapted) and its fingerprint: model
+aliases, the spec, the GGUF store and the load itself. Adapters, quantization/device and file
+hashing live beside it (:mod:`.adapters`, :mod:`.quantization`, :mod:`.hashing`).
 
 GGUF models are dequantized once into a float32 safetensors folder under
 ``llmbt_home()/models/`` (float32 keeps the dequantized weights exact) that later loads read in
@@ -21,6 +23,10 @@ from typing import Any, Literal
 
 from llmbt.errors import ConfigError, LlmbtError, did_you_mean
 from llmbt.paths import llmbt_home
+from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
+from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
+from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
+from llmbt.signals_cache.progress import apply_transformers_bars
 
 Quantization = Literal["none", "8bit", "4bit"]
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -88,7 +94,7 @@ class ModelSpec:
             raise ConfigError(f"--model {self.base!r} is empty; pass e.g. smollm2-135m.")
         _classify(self.base)
         if self.adapter is not None:
-            _adapter_files(self.adapter)
+            adapter_files(self.adapter)
         _choice("--quantization", self.quantization, QUANTIZATIONS)
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
@@ -134,56 +140,6 @@ def _classify(base: str) -> str:
     )
 
 
-def _adapter_files(adapter: str) -> tuple[Path, Path]:
-    """(adapter_config.json, adapter_model.safetensors) of an adapter folder."""
-    folder = Path(adapter).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"--adapter {adapter!r}: folder not found; pass a peft adapter folder.")
-    config, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
-    if not config.is_file():
-        raise ConfigError(f"--adapter {adapter!r} has no adapter_config.json; pass a peft folder.")
-    if not weights.is_file():
-        raise ConfigError(f"--adapter {adapter!r} has no adapter_model.safetensors; re-save it.")
-    return config, weights
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's content, memoised by (path, size, mtime_ns) in ``fingerprints.json``."""
-    path, memo_path = Path(path).resolve(), llmbt_home() / "fingerprints.json"
-    key, stamp = str(path), [path.stat().st_size, path.stat().st_mtime_ns]
-    entry = _read_memo(memo_path).get(key)
-    if isinstance(entry, dict) and entry.get("stamp") == stamp:
-        return entry["sha256"]
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    memo = _read_memo(memo_path)  # re-read: another process may have added entries meanwhile
-    memo[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
-    _atomic_write_text(memo_path, json.dumps(memo, indent=1, sort_keys=True))
-    return digest.hexdigest()
-
-
-def _read_memo(path: Path) -> dict[str, Any]:
-    try:
-        memo = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except json.JSONDecodeError:
-        memo = {}  # a damaged memo is only a cache: start afresh, the caller rewrites it
-    return memo if isinstance(memo, dict) else {}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _files_digest(files: dict[str, Path]) -> str:
-    parts = [f"{name}:{file_sha256(p)}" for name, p in sorted(files.items())]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
 def _folder_files(folder: Path) -> dict[str, Path]:
     """Weights, config and tokenizer files of a model folder (what its outputs depend on)."""
     files = {p.name: p for p in folder.glob("*.safetensors") if p.is_file()}
@@ -206,9 +162,9 @@ def base_fingerprint(spec: ModelSpec) -> str:
     """16-hex content hash of the base weights only (adapters record it in llmbt_adapter.json)."""
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
-        digest = _files_digest({"model.gguf": Path(base).expanduser()})
+        digest = files_digest({"model.gguf": Path(base).expanduser()})
     elif kind == "folder":
-        digest = _files_digest(_folder_files(Path(base).expanduser()))
+        digest = files_digest(_folder_files(Path(base).expanduser()))
     else:
         snapshot = _hub_snapshot(base)
         digest = f"hub:{base}@{snapshot.name}" if snapshot else f"hub:{base}"
@@ -218,11 +174,9 @@ def base_fingerprint(spec: ModelSpec) -> str:
 def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     """Stable 16-hex sha256 of the base weights, the adapter weights and config, quantization,
     the resolved dtype and ``template_version``: a change to any changes the cache key."""
-    adapter = None
-    if spec.adapter is not None:
-        config, weights = _adapter_files(spec.adapter)
-        adapter = _files_digest({"adapter_config.json": config, "adapter_weights": weights})
-    payload = [base_fingerprint(spec), adapter, spec.quantization, _device_dtype(spec)[1]]
+    adapter = adapter_digest(spec.adapter) if spec.adapter is not None else None
+    dtype = resolve_device_dtype(spec.device, spec.dtype)[1]
+    payload = [base_fingerprint(spec), adapter, spec.quantization, dtype]
     payload.append(template_version)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -235,33 +189,6 @@ def _resolve_alias(base: str) -> tuple[str, str]:
     if Path(target).expanduser().exists() or _HUB_ID.match(target):
         return target, _classify(target)
     raise LlmbtError(f"model alias {base!r} points to missing {target!r}; reinstall its package.")
-
-
-def _device_dtype(spec: ModelSpec) -> tuple[str, str]:
-    """Resolved (device, dtype): auto is cuda when present; float32 on CPU, else bf16/fp16."""
-    import torch
-    cuda = torch.cuda.is_available()
-    if spec.device == "cuda" and not cuda:
-        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu.")
-    device = ("cuda" if cuda else "cpu") if spec.device == "auto" else spec.device
-    if spec.dtype != "auto" or device == "cpu":
-        return device, "float32" if spec.dtype == "auto" else spec.dtype
-    return device, "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-
-
-def _quant_config(quantization: str, device: str, dtype: str) -> Any:
-    """bitsandbytes config (4bit: nf4 with double quantization), or None for ``none``."""
-    if quantization == "none":
-        return None
-    if quantization == "8bit" and device == "cpu":
-        raise ConfigError("--quantization 8bit needs a CUDA GPU; use 4bit or none on CPU.")
-    import torch
-    from transformers import BitsAndBytesConfig
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    nf4 = {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
-    compute = torch.float32 if device == "cpu" else getattr(torch, dtype)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute, **nf4)
 
 
 def gguf_store(gguf: Path, name: str) -> Path:
@@ -277,7 +204,7 @@ def gguf_store(gguf: Path, name: str) -> Path:
     try:
         _convert_gguf(gguf, tmp)
         meta = {"source": str(gguf), "source_sha256": source_sha}
-        _atomic_write_text(tmp / _STORE_MARKER, json.dumps(meta))
+        atomic_write_text(tmp / _STORE_MARKER, json.dumps(meta))
         shutil.rmtree(store, ignore_errors=True)  # a stale store; rename fails if it stays
         os.rename(tmp, store)
     finally:
@@ -303,6 +230,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 def _local_source(spec: ModelSpec) -> str:
     """A local folder for the base (GGUF converted, hub snapshot cached) or the hub id itself."""
+    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
         gguf = Path(base).expanduser().resolve()
@@ -354,8 +282,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             model, the hub is unreachable, or the quantization/device is unsupported here.
     """
     import torch
-    device, dtype = _device_dtype(spec)
-    quant = _quant_config(spec.quantization, device, dtype)
+    device, dtype = resolve_device_dtype(spec.device, spec.dtype)
+    quant = bnb_config(spec.quantization, device, dtype)
     source = _local_source(spec)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if quant is not None:
@@ -363,41 +291,16 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     model, tokenizer = _from_pretrained(source, **kwargs)
     model = model if quant is not None else model.to(device)
     if spec.adapter is not None:
-        model = _attach_adapter(model, spec, merge=quant is None)
+        _check_trained_base(spec)
+        model = attach_adapter(model, spec.adapter, spec.base, merge=quant is None)
     tokenizer = _prepare_tokenizer(tokenizer, source)
     fingerprint = model_fingerprint(spec, "")
     return LoadedModel(model.eval(), tokenizer, fingerprint, spec, device, dtype, source)
 
 
-def _attach_adapter(model: Any, spec: ModelSpec, *, merge: bool) -> Any:
-    """Wrap ``model`` with the peft adapter; refuse an adapter made for another base model."""
-    from peft import PeftModel, get_peft_model_state_dict
-    from safetensors import safe_open
-    config_path, weights = _adapter_files(str(spec.adapter))
-    named_base = json.loads(config_path.read_text()).get("base_model_name_or_path")
-    _check_adapter_meta(spec, named_base)
-    mismatch = (
-        f"--adapter {spec.adapter!r} does not fit --model {spec.base!r} (the adapter was trained "
-        f"on {named_base!r}); pass the base model it was trained on"
-    )
-    try:
-        peft_model = PeftModel.from_pretrained(model, spec.adapter, is_trainable=False)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise LlmbtError(f"{mismatch} ({str(exc).strip().splitlines()[0]}).") from exc
-    with safe_open(str(weights), framework="pt") as fh:
-        saved = set(fh.keys())
-    expected = set(get_peft_model_state_dict(peft_model).keys())
-    if saved != expected:  # peft only warns about unexpected or missing adapter keys
-        raise LlmbtError(f"{mismatch} (tensors differ, e.g. {sorted(saved ^ expected)[:2]}).")
-    mergeable = not getattr(peft_model, "active_peft_config", None) or \
-        not peft_model.active_peft_config.is_prompt_learning  # prefix tuning cannot be merged
-    return peft_model.merge_and_unload() if merge and mergeable else peft_model
-
-
-def _check_adapter_meta(spec: ModelSpec, named_base: str | None) -> None:
-    """Compare ``base_fingerprint`` in the adapter's llmbt_adapter.json, when there is one."""
-    meta = Path(str(spec.adapter)).expanduser() / "llmbt_adapter.json"
-    wanted = json.loads(meta.read_text()).get("base_fingerprint") if meta.is_file() else None
+def _check_trained_base(spec: ModelSpec) -> None:
+    """Refuse an adapter whose llmbt_adapter.json names another base fingerprint."""
+    named_base, wanted = trained_base(str(spec.adapter))
     if wanted and wanted != base_fingerprint(spec):
         raise LlmbtError(f"--adapter {spec.adapter!r} was trained on another base model "
                          f"({named_base!r}, fingerprint {wanted}); pass that base as --model.")

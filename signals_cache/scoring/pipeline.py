@@ -8,7 +8,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +15,10 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.cache import SignalCache, check_label_mass
+from llmbt.signals_cache.progress import progress_bar
 from llmbt.signals_cache.scoring.labels import LABELS
 
 _BULL, _BEAR = LABELS.index("bullish"), LABELS.index("bearish")
@@ -94,7 +92,7 @@ class _Batches:
 
     def run(self, prompts: list[str], progress: bool) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
-        with _progress_bar(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task("scoring", total=len(prompts))
             for start in range(0, len(prompts), self.batch_size):
                 rows.extend(self._score_batch(prompts[start : start + self.batch_size]))
@@ -178,16 +176,3 @@ def _check_output(probs: np.ndarray, n: int) -> np.ndarray:
         raise LlmbtError("scorer returned NaN or infinity; expected probabilities.")
     check_label_mass(rows)
     return rows
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (enabled and sys.stderr.isatty()),
-        transient=True,
-    )

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import LlmbtError
-from llmbt.signals_cache.model.kv import PrefixBuffers, use_gqa_attention
+from llmbt.signals_cache.model.kv import PrefixBuffers, cache_keyword, use_gqa_attention
 from llmbt.signals_cache.model.loading import LoadedModel
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.labelseq import (
@@ -72,6 +72,7 @@ class LabelScorer:
         self.last_label_mass = np.empty(0)
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
         self._keep_arg = _supports_logits_to_keep(loaded.model)
+        self._cache_kw = cache_keyword(_inner_model(loaded.model))
         prompt_learning = _prompt_learning(loaded.model)
         self._reuse_ok = _plain_kv_cache(loaded.model) and not prompt_learning
         use_gqa_attention(_inner_model(loaded.model))  # exact; avoids copying KV heads
@@ -186,7 +187,7 @@ class LabelScorer:
         model = self.loaded.model
         cache = DynamicCache(config=model.config)
         input_ids = torch.tensor([prefix], device=self.loaded.device)
-        model(input_ids=input_ids, past_key_values=cache, use_cache=True, **self._keep())
+        model(input_ids=input_ids, use_cache=True, **{self._cache_kw: cache}, **self._keep())
         kv = [(layer.keys, layer.values) for layer in cache.layers]
         self._prefix = (tuple(prefix), kv)
         return kv, len(prefix)
@@ -206,7 +207,7 @@ class LabelScorer:
         kwargs: dict[str, Any] = {"use_cache": False}
         if past is not None:
             cache = past.cache(len(suffixes), width + trie.size, self.loaded.model.config)
-            kwargs = {"use_cache": True, "past_key_values": cache}
+            kwargs = {"use_cache": True, self._cache_kw: cache}
         out = self.loaded.model(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
@@ -245,7 +246,7 @@ class LabelScorer:
             batch = len(suffixes)
             cache = past.cache(batch, width, self.loaded.model.config)
             mask = torch.cat([torch.ones((batch, self.last_prefix_len), dtype=torch.long), mask], 1)
-            kwargs = {"use_cache": True, "past_key_values": cache}
+            kwargs = {"use_cache": True, self._cache_kw: cache}
         out = self.loaded.model(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
