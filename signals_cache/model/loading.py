@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llmbt.errors import ConfigError, LlmbtError, did_you_mean
+from llmbt.errors import ConfigError, LlmbtError, did_you_mean, require
 from llmbt.paths import llmbt_home
 
 Quantization = Literal["none", "8bit", "4bit"]
@@ -255,6 +255,7 @@ def _quant_config(quantization: str, device: str, dtype: str) -> Any:
         return None
     if quantization == "8bit" and device == "cpu":
         raise ConfigError("--quantization 8bit needs a CUDA GPU; use 4bit or none on CPU.")
+    require("bitsandbytes", "gpu", f"--quantization {quantization}")
     import torch
     from transformers import BitsAndBytesConfig
     if quantization == "8bit":
@@ -287,6 +288,7 @@ def gguf_store(gguf: Path, name: str) -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
+    require("gguf", "gguf", f"--model {str(gguf)!r} (a GGUF file)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, kwargs = str(gguf.parent), {"gguf_file": gguf.name, "trust_remote_code": False}
     try:

@@ -1,0 +1,75 @@
+"""A missing optional package (an llmbt extra) is one line that names the ``pip install`` fixing it."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmbt.engine.cli import cli
+from llmbt.errors import ConfigError, require
+from llmbt.signals_cache.finetune.training import tensorboard_writer
+from llmbt.signals_cache.model.loading import _convert_gguf, _quant_config
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))  # no cached download answers
+
+
+def missing(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``import module`` fail as it does when the package is not installed."""
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.mark.parametrize(("data", "module", "extra"), [
+    ("ccxt:bybit:BTC/USDT", "ccxt", "crypto"),
+    ("yahoo:AAPL", "yfinance", "yahoo"),
+])
+def test_missing_data_package_is_one_line_through_the_cli(monkeypatch, data, module, extra) -> None:
+    missing(monkeypatch, module)
+    res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--data", data,
+                                   "--start", "2024-01-01", "--no-report"])
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+    assert "Traceback" not in res.output
+    line = f"{data} needs the {module} package: pip install 'llmbt[{extra}]'"
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+    assert errors == [f"Error: {line}"], res.output
+
+
+def test_missing_bitsandbytes_names_the_gpu_extra(monkeypatch) -> None:
+    missing(monkeypatch, "bitsandbytes")
+    with pytest.raises(ConfigError, match=r"--quantization 4bit needs the bitsandbytes package: "
+                                          r"pip install 'llmbt\[gpu\]'"):
+        _quant_config("4bit", "cpu", "float32")
+    assert _quant_config("none", "cpu", "float32") is None  # no quantization, no bitsandbytes
+
+
+def test_missing_gguf_names_the_gguf_extra(monkeypatch, tmp_path: Path) -> None:
+    missing(monkeypatch, "gguf")
+    with pytest.raises(ConfigError, match=r"needs the gguf package: pip install 'llmbt\[gguf\]'"):
+        _convert_gguf(tmp_path / "model.gguf", tmp_path / "out")
+
+
+def test_missing_tensorboard_names_its_extra(monkeypatch, tmp_path: Path) -> None:
+    missing(monkeypatch, "tensorboard")
+    with pytest.raises(ConfigError, match=r"--tensorboard needs the tensorboard package: "
+                                          r"pip install 'llmbt\[tensorboard\]'"):
+        tensorboard_writer(tmp_path / "tb")
+
+
+def test_require_returns_the_module_and_keeps_a_broken_package_error(monkeypatch) -> None:
+    assert require("json", "dev", "x").__name__ == "json"
+    broken = types.ModuleType("llmbt_broken_pkg")
+    monkeypatch.setitem(sys.modules, "llmbt_broken_pkg", broken)
+
+    def fail(name: str, *args, **kwargs):  # the package imports, one of its own imports does not
+        raise ModuleNotFoundError("No module named 'its_dependency'", name="its_dependency")
+
+    monkeypatch.setattr("importlib.import_module", fail)
+    with pytest.raises(ModuleNotFoundError, match="its_dependency"):
+        require("llmbt_broken_pkg", "dev", "x")
