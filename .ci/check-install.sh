@@ -16,11 +16,12 @@ TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 PY="$VENV/bin/python"
 PIP="$PY -m pip install -q --disable-pip-version-check"
 # the torch CPU build first, as the Makefile does: a local wheel if pip finds one, else PyTorch's CPU index
-$PIP --no-index --no-deps "$TORCH" 2>/dev/null || $PIP "$TORCH" --index-url "$TORCH_INDEX"
+if $PIP --no-index --no-deps "$TORCH" 2>/dev/null; then $PIP "$TORCH"  # then its dependencies
+else $PIP "$TORCH" --index-url "$TORCH_INDEX"; fi
 # the PyPI namesakes first: llmbt must not overwrite them. reports 0.4.1 imports pkg_resources, which
 # setuptools dropped in 81: that is its own requirement, not llmbt's.
 $PIP reports==0.4.1 strategies==0.2.3 "setuptools<81"
-$PIP "$REPO"                                # llmbt from a wheel built from the checkout
+$PIP "$REPO" "setuptools<81"                # llmbt from a wheel built from the checkout
 cd "$WORK"                                  # away from the checkout: nothing may come from the source tree
 "$PY" - <<'PYEOF'
 import importlib
