@@ -7,7 +7,9 @@ into a one-line message with no traceback; the message always names the offendin
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from types import ModuleType
 
 
 class LlmbtError(ValueError):
@@ -32,3 +34,22 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str], cls=LlmbtEr
     """Build the standard error for an unknown registry name."""
     choices = sorted(choices)
     return cls(f"unknown {kind} {name!r}.{did_you_mean(name, choices)} Choose one of: {', '.join(choices)}")
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import an optional dependency, or fail with one line naming the extra that installs it.
+
+    Args:
+        module: the import name, e.g. ``"ccxt"``.
+        extra: the llmbt extra that installs it, e.g. ``"crypto"``.
+        what: the value that needs it, e.g. ``"ccxt:bybit:BTC/USDT"`` or ``"--quantization 4bit"``.
+
+    Raises:
+        ConfigError: ``module`` is not installed (an ImportError from inside it propagates as is).
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module.split(".")[0]:
+            raise  # the package is there but broken: its own error says more
+        raise ConfigError(f"{what} needs the {module} package: pip install 'llmbt[{extra}]'") from exc

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmbt.errors import DataError, unknown_name_error
+from llmbt.errors import DataError, LlmbtError, require, unknown_name_error
 from llmbt.paths import llmbt_home
 
 Bound = pd.Timestamp | None
@@ -155,7 +155,7 @@ def _network(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> A
     """Call ``fn``; any failure becomes a DataError that says how to work offline."""
     try:
         return fn(*args, **kwargs)
-    except DataError:
+    except LlmbtError:  # already one clear line (bad data, a missing extra)
         raise
     except Exception as exc:
         if type(exc).__name__ == "BadSymbol":
@@ -171,7 +171,7 @@ def _span(start: Bound, end: Bound) -> str:
 
 def _yahoo_download(ticker: str, start: Any, end: Any, interval: str) -> pd.DataFrame:
     """The only Yahoo network call: yfinance's raw frame, columns ``(field, ticker)``."""
-    import yfinance as yf
+    yf = require("yfinance", "yahoo", f"yahoo:{ticker}")
 
     span = {"period": "max"} if start is None and end is None else {"start": start, "end": end}
     return yf.download(ticker, **span, interval=interval, auto_adjust=True, progress=False,
@@ -221,8 +221,8 @@ def _timeframe_ms(interval: str) -> int:
     return int(match.group(1)) * _TIMEFRAME_MS[match.group(2)]
 
 
-def _check_exchange_name(name: str) -> None:
-    import ccxt
+def _check_exchange_name(name: str, uri: str) -> None:
+    ccxt = require("ccxt", "crypto", uri)
 
     if name not in ccxt.exchanges:
         raise unknown_name_error("ccxt exchange", name, ccxt.exchanges, DataError)
@@ -234,7 +234,7 @@ def _ccxt_exchange(name: str) -> Any:
     Keys are read from ``CCXT_<EXCHANGE>_API_KEY`` and ``CCXT_<EXCHANGE>_SECRET``; public OHLCV
     data needs neither.
     """
-    import ccxt
+    ccxt = require("ccxt", "crypto", f"ccxt:{name}")
 
     config: dict[str, Any] = {"enableRateLimit": True}
     key = os.environ.get(f"CCXT_{name.upper()}_API_KEY")
@@ -251,7 +251,7 @@ def _ccxt_target(target: str) -> tuple[str, str]:
     if not name or not symbol:
         raise DataError(f"ccxt source 'ccxt:{target}' needs EXCHANGE:SYMBOL, "
                         "e.g. ccxt:bybit:BTC/USDT")
-    _check_exchange_name(name)
+    _check_exchange_name(name, f"ccxt:{target}")
     return name, symbol
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmbt.errors import ConfigError
+from llmbt.errors import require
 from llmbt.signals_cache.finetune.encoding import _Encoded, collate
 from llmbt.signals_cache.progress import progress_bar
 
@@ -158,11 +158,9 @@ def tensorboard_writer(folder: str | Path | None) -> Any:
     """A TensorBoard ``SummaryWriter`` on ``folder`` (None without a folder)."""
     if folder is None:
         return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard "
-                          "(or drop --tensorboard).") from exc
+    require("tensorboard", "tensorboard", "--tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=str(Path(folder).expanduser()))
 
 

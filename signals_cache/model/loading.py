@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llmbt.errors import ConfigError, LlmbtError, did_you_mean
+from llmbt.errors import ConfigError, LlmbtError, did_you_mean, require
 from llmbt.paths import llmbt_home
 from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
@@ -214,6 +214,7 @@ def gguf_store(gguf: Path, name: str) -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
+    require("gguf", "gguf", f"--model {str(gguf)!r} (a GGUF file)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, kwargs = str(gguf.parent), {"gguf_file": gguf.name, "trust_remote_code": False}
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmbt.errors import ConfigError
+from llmbt.errors import ConfigError, require
 
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
@@ -35,6 +35,7 @@ def bnb_config(quantization: str, device: str, dtype: str) -> Any:
         return None
     if quantization == "8bit" and device == "cpu":
         raise ConfigError("--quantization 8bit needs a CUDA GPU; use 4bit or none on CPU.")
+    require("bitsandbytes", "gpu", f"--quantization {quantization}")
     import torch
     from transformers import BitsAndBytesConfig
 
