@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BT     := $(VENV)/bin/bt
-PIP    := $(PY) -m pip install -q --disable-pip-version-check
+PIP    := $(PY) -m pip install -qq --disable-pip-version-check  # errors only: set-up prints nothing when it works
 # torch first, the CPU build: pip's default on Linux is several GB of CUDA wheels. A CPU wheel that pip
 # already finds locally (--find-links, as on the CI image) is used as is; otherwise PyTorch's CPU index.
 TORCH       ?= torch
