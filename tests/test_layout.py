@@ -163,35 +163,25 @@ def test_known_violations_are_still_there():
     assert not fixed, f"fixed, delete from KNOWN in {Path(__file__).name}: {sorted(fixed)}"
 
 
-def test_the_layer_check_catches_an_upward_import(tmp_path):
-    lower = tmp_path / "feeds" / "prices.py"
-    lower.parent.mkdir()
-    lower.write_text("def f():\n    from llmbt.engine.runner import run_backtest\n")
-    (tmp_path / "runner.py").write_text("")
-    mods = {"feeds.prices": lower, "engine.runner": tmp_path / "runner.py"}
+@pytest.mark.parametrize("lower, upper, code", [
+    ("feeds.prices", "engine.runner", "def f():\n    from llmbt.engine.runner import run_backtest\n"),
+    # strategies sit above signals_cache, yet may not load a model or score their own signals
+    ("strategies.mine", "signals_cache.model.loading",
+     "from llmbt.signals_cache.model.loading import load_model\n"),
+])
+def test_the_layer_check_catches_a_forbidden_import(tmp_path, lower, upper, code):
+    low = tmp_path / lower.split(".")[0] / (lower.split(".")[-1] + ".py")
+    low.parent.mkdir()
+    low.write_text(code)
+    (tmp_path / "upper.py").write_text("")
+    mods = {lower: low, upper: tmp_path / "upper.py"}
     global ROOT
     old, ROOT = ROOT, tmp_path
     try:
         found = violations(mods)
     finally:
         ROOT = old
-    assert ("feeds.prices", "engine.runner") in found
-
-
-def test_the_layer_check_catches_a_strategy_doing_model_io(tmp_path):
-    """Strategies sit above signals_cache, yet may not load a model or score their own signals."""
-    strategy = tmp_path / "strategies" / "mine.py"
-    strategy.parent.mkdir()
-    strategy.write_text("from llmbt.signals_cache.model.loading import load_model\n")
-    (tmp_path / "loading.py").write_text("")
-    mods = {"strategies.mine": strategy, "signals_cache.model.loading": tmp_path / "loading.py"}
-    global ROOT
-    old, ROOT = ROOT, tmp_path
-    try:
-        found = violations(mods)
-    finally:
-        ROOT = old
-    assert ("strategies.mine", "signals_cache.model.loading") in found
+    assert (lower, upper) in found
 
 
 def test_setup_cfg_lists_every_package():
