@@ -21,9 +21,9 @@ from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
 from llmbt.engine.signals import check_prompt, prepare_signals
 from llmbt.feeds import load_prices
-from llmbt.feeds.calendar import periods_per_year  # re-exported for the report and comparison
+from llmbt.feeds.calendar import periods_per_year  # re-exported: reports may not import feeds
 from llmbt.strategies.base import SignalStrategy
-from llmbt.strategies.registry import check_bars, check_params, get_strategy
+from llmbt.strategies.registry import check_bars, check_params, get_strategy, with_defaults
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -138,7 +138,7 @@ def load_history(config: RunConfig) -> pd.DataFrame:
     from llmbt.feeds.prices import history_start
 
     cls = get_strategy(config.strategy)
-    params = dict(cls.params._getitems()) | check_params(cls, dict(config.params))
+    params = with_defaults(cls, check_params(cls, dict(config.params)))
     bars = cls.warmup_bars(params) if issubclass(cls, SignalStrategy) else 0
     start = history_start(config.start, bars, config.interval)
     return load_prices(config.data, start, config.end, interval=config.interval)

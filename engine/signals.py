@@ -14,6 +14,7 @@ import pandas as pd
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news, symbol_of
+from llmbt.strategies.registry import with_defaults
 
 
 def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, dict]:
@@ -31,7 +32,7 @@ def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[
     from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
-    params = dict(cls.params._getitems()) | dict(config.params)
+    params = with_defaults(cls, config.params)
     spec = cls.signal_spec(params)
     model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
     req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),

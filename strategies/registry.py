@@ -59,6 +59,11 @@ def check_params(cls: type[bt.Strategy], params: dict) -> dict:
     return out
 
 
+def with_defaults(cls: type[bt.Strategy], params: dict) -> dict:
+    """Every parameter of ``cls``: its class defaults, overridden by ``params``."""
+    return dict(cls.params._getitems()) | dict(params)
+
+
 def _coerce(key: str, value, default):
     if default is None or isinstance(value, type(default)) or not isinstance(value, str):
         return value
@@ -81,7 +86,7 @@ def check_bars(cls: type[bt.Strategy], params: dict, bars: int, source: str) -> 
         ConfigError: naming the bar count, the needed count and the fix.
     """
     rule = getattr(cls, "min_bars", None)
-    need, why = rule(dict(cls.params._getitems()) | dict(params)) if rule else (1, "one bar")
+    need, why = rule(with_defaults(cls, params)) if rule else (1, "one bar")
     if bars < need:
         raise ConfigError(f"strategy {cls.registered_name!r} needs at least {need} bars ({why}), "
                           f"but {source} has {bars} bar{'s' if bars != 1 else ''} in the run's "

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from llmbt.engine.config import RunConfig
-from llmbt.engine.runner import periods_per_year, run_backtest
+from llmbt.engine.runner import run_backtest
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_prices
+from llmbt.feeds.calendar import periods_per_year
 
 
 @pytest.fixture(scope="module")

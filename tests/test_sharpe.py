@@ -12,7 +12,8 @@ import pytest
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
-from llmbt.engine.runner import periods_per_year, run_backtest
+from llmbt.engine.runner import run_backtest
+from llmbt.feeds.calendar import periods_per_year
 from llmbt.reports.compare import compare
 from llmbt.reports.metrics import headline_metrics
 from llmbt.reports.stats import sharpe_ratio as stats_sharpe

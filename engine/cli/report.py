@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from llmbt.engine.runner import RunResult, periods_per_year
+from llmbt.engine.runner import RunResult
+from llmbt.feeds.calendar import periods_per_year
 
 
 def report_run(result: RunResult, html: Path | None) -> None:
