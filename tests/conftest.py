@@ -28,3 +28,17 @@ def goog() -> pd.DataFrame:
     prices.columns = [c.lower() for c in prices.columns]
     prices.index = prices.index.tz_localize("UTC")
     return prices.astype(float)
+
+
+SHARED_NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "news"
+SP500_PRICES = SHARED_NEWS / "sp500_prices_2013_2016.csv.gz"
+REUTERS_NEWS = SHARED_NEWS / "reuters_headlines_2013_2016.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def shared_news() -> Path:
+    """``../shared/data/news`` (505 S&P 500 stocks' daily prices and dated Reuters headlines)."""
+    if not SP500_PRICES.is_file():
+        pytest.skip(f"shared news data not found at {SHARED_NEWS} (it sits beside the project in "
+                    "CI; see ../shared/data/MANIFEST.md)")
+    return SHARED_NEWS
