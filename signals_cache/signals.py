@@ -88,10 +88,10 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
         prompts = list(prompts)
     else:
         prompts, positions = _headline_inputs(prices, news, template, tokenizer, req)
-    result, scorer = _score(prompts, req, template.version)
-    frame = _per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
+    result, scorer = score_rendered(prompts, req, template.version)
+    frame = per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
-    return frame, _info(result, scorer, req, template.version, len(prompts))
+    return frame, score_info(result, scorer, req, template.version, len(prompts))
 
 
 def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
@@ -110,12 +110,12 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
                           "timestamp, symbol, headline)")
     news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index)
-    keep = positions >= _first_headline_bar(positions, prices.index, req)
+    keep = positions >= first_headline_bar(positions, prices.index, req)
     prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]
 
 
-def _first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: SignalRequest) -> int:
+def first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: SignalRequest) -> int:
     """First bar whose headlines are scored: ``req.warmup`` news bars before ``req.score_from``
     (the z-score runs over bars with news); with decay, whose scores fill every bar,
     ``req.warmup`` bars plus :data:`DECAY_HALF_LIVES` half-lives before it."""
@@ -135,10 +135,10 @@ def score_prompts(prompts: list[str], req: SignalRequest) -> ScoreResult:
 
     ``req.prompt`` (or the mode's default) must be the template the prompts were rendered with.
     """
-    return _score(prompts, req, template_for(req.mode, req.prompt).version)[0]
+    return score_rendered(prompts, req, template_for(req.mode, req.prompt).version)[0]
 
 
-def _score(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreResult, LazyScorer]:
+def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreResult, LazyScorer]:
     cache = SignalCache(Path(req.cache_dir) if req.cache_dir else None)
     scorer = LazyScorer(req.spec)
     try:
@@ -150,7 +150,7 @@ def _score(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreR
     return result, scorer
 
 
-def _per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,
+def per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,
              half_life: float) -> pd.DataFrame:
     """Per-bar ``score`` and ``confidence`` from the scored items aligned to bar ``positions``.
 
@@ -194,7 +194,7 @@ def _decay(values: np.ndarray, half_life: float) -> np.ndarray:
     return out
 
 
-def _info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: str, n: int) -> dict:
+def score_info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: str, n: int) -> dict:
     scored_ms = 1000 * result.seconds / result.items_scored if result.items_scored else float("nan")
     return {
         "signals": f"{n} {req.mode[:-1]} prompts, template {version}, model {req.spec.base}"

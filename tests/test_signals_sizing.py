@@ -11,7 +11,7 @@ import pytest
 
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
-from llmbt.signals_cache.signals import _per_bar
+from llmbt.signals_cache.signals import per_bar
 
 _ORDER = [("bullish", "neutral", "bearish").index(label) for label in LABELS]
 BULL = {"bullish": 0.9, "neutral": 0.05, "bearish": 0.05}  # score +0.85, confidence 0.9
@@ -29,7 +29,7 @@ def _bars(n: int) -> pd.DataFrame:
 
 
 def test_lone_headline_halves_every_half_life():
-    frame = _per_bar(_bars(6), np.array([1]), _result(BULL), half_life=2.0)
+    frame = per_bar(_bars(6), np.array([1]), _result(BULL), half_life=2.0)
     s = 0.85
     expected = [math.nan, s, s / math.sqrt(2), s / 2, s / 2 / math.sqrt(2), s / 4]
     np.testing.assert_allclose(frame["score"], expected, rtol=1e-12)
@@ -37,7 +37,7 @@ def test_lone_headline_halves_every_half_life():
 
 
 def test_newer_opposite_headline_outweighs_older_one():
-    frame = _per_bar(_bars(6), np.array([1, 3]), _result(BULL, BEAR), half_life=2.0)
+    frame = per_bar(_bars(6), np.array([1, 3]), _result(BULL, BEAR), half_life=2.0)
     # bar 3: old weight 0.5, new 1 -> (-0.85 + 0.5 * 0.85) / 1.5; bar 5: weights 0.25, 0.5 (< 1)
     assert frame["score"].iloc[3] == pytest.approx((-0.85 + 0.425) / 1.5, rel=1e-12)
     assert frame["confidence"].iloc[3] == pytest.approx(0.9, rel=1e-12)
@@ -47,7 +47,7 @@ def test_newer_opposite_headline_outweighs_older_one():
 
 def test_headlines_of_one_bar_are_confidence_weighted_without_decay():
     weak_bear = {"bullish": 0.2, "neutral": 0.3, "bearish": 0.5}  # score -0.3, confidence 0.5
-    frame = _per_bar(_bars(3), np.array([1, 1]), _result(BULL, weak_bear), half_life=0.0)
+    frame = per_bar(_bars(3), np.array([1, 1]), _result(BULL, weak_bear), half_life=0.0)
     assert frame["score"].iloc[1] == pytest.approx((0.85 * 0.9 - 0.3 * 0.5) / 1.4, rel=1e-12)
     assert frame["confidence"].iloc[1] == pytest.approx(0.7, rel=1e-12)
     assert frame["score"].iloc[[0, 2]].isna().all()
@@ -73,8 +73,8 @@ def scored(monkeypatch) -> list[str]:
         return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
     monkeypatch.setattr(signals, "load_tokenizer", lambda spec: ChatMLStub())
-    monkeypatch.setattr(signals, "_score", fake_score)
-    monkeypatch.setattr(signals, "_info", lambda *a: {})
+    monkeypatch.setattr(signals, "score_rendered", fake_score)
+    monkeypatch.setattr(signals, "score_info", lambda *a: {})
     return sent
 
 

@@ -158,6 +158,11 @@ HEADLINES_V1 = register(
         "headlines", "headlines-v1", _HEADLINES_SYSTEM, "Symbol: {symbol}\nHeadline: {headline}"
     )
 )
+#: The universe template: the headline alone, without the symbol, so a headline tagged to several
+#: symbols (market-wide stories) is one prompt, scored once and counted for each symbol.
+HEADLINES_V2 = register(
+    PromptTemplate("headlines", "headlines-v2", _HEADLINES_SYSTEM, "Headline: {headline}")
+)
 _FEW_SHOT = """
 
 Three worked examples (illustrative values, not real bars):
@@ -275,7 +280,7 @@ def headline_prompts(
         symbols = [symbol] * len(news_df)
     else:
         raise DataError("news has no 'symbol' column; pass symbol=... to headline_prompts.")
-    headlines = [_clean_headline(h, i) for i, h in enumerate(news_df["headline"])]
+    headlines = [clean_headline(h, i) for i, h in enumerate(news_df["headline"])]
     return [
         render(template, tokenizer, symbol=s, headline=h)
         for s, h in zip(symbols, headlines, strict=True)
@@ -317,7 +322,7 @@ def _format_value(value: float, places: int) -> str:
     return f"{float(value) + 0.0:.{places}f}"
 
 
-def _clean_headline(headline: object, position: int) -> str:
+def clean_headline(headline: object, position: int) -> str:
     text = " ".join(str(headline).split()) if isinstance(headline, str) else ""
     if not text:
         raise DataError(f"news row {position} has an empty or missing headline; drop that row.")

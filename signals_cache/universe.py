@@ -1,0 +1,136 @@
+"""Headline sentiment for a universe: every symbol's headlines scored in one cached pass.
+
+Data flow: per-symbol bars + one headline table → each headline aligned to the first bar of *its*
+symbol that may trade on it (:func:`llmbt.feeds.align_news_to_bars`) → only the headlines the run's
+window and warm-up need → distinct headline texts rendered without the symbol (template
+``headlines-v2``) and scored once, batched and de-duplicated, through the signal cache → per-symbol
+decayed ``score`` / ``confidence`` columns (:func:`llmbt.signals_cache.signals.per_bar`) → panels
+(calendar × symbols) that the portfolio strategy turns into target weights before the loop.
+
+A headline tagged to several symbols (a market-wide story) is one prompt, scored once and counted
+for each of its symbols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from llmbt.errors import ConfigError
+from llmbt.feeds import align_news_to_bars
+from llmbt.signals_cache.model.loading import load_tokenizer
+from llmbt.signals_cache.scoring.pipeline import ScoreResult
+from llmbt.signals_cache.scoring.prompts import clean_headline, render, template_for
+from llmbt.signals_cache.signals import (
+    SignalRequest,
+    first_headline_bar,
+    per_bar,
+    realised_vol,
+    score_info,
+    score_rendered,
+)
+
+#: The template a universe uses unless the run names another (the headline without the symbol).
+UNIVERSE_TEMPLATE = "headlines-v2"
+PANELS = ("score", "confidence", "vol")
+
+
+@dataclass(frozen=True)
+class NewsItems:
+    """The headlines a universe run scores: one row per (headline, symbol), aligned to bars.
+
+    Attributes:
+        rows: columns ``symbol``, ``headline`` (cleaned), ``position`` (bar of its symbol).
+        texts: distinct headline texts, in first-seen order; ``code`` maps each row to one.
+    """
+
+    rows: pd.DataFrame
+    texts: list[str]
+    code: np.ndarray
+
+
+def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
+                     req: SignalRequest) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Score the universe's headlines once and return ``score``/``confidence``/``vol`` panels.
+
+    Args:
+        prices: symbol → normalised bars (the run's window plus its warm-up history).
+        news: headlines of any symbols (``load_news`` columns); other symbols' rows are ignored.
+        req: model, cache, batch size, decay ``half_life``, ``score_from`` and ``warmup`` (bars
+            before ``score_from`` that are scored), and the prompt version (default
+            :data:`UNIVERSE_TEMPLATE`).
+
+    Returns:
+        Panels (calendar × symbols; NaN where a symbol has no bar or no signal yet) and the run
+        facts of the scoring (rows, distinct headlines, model calls, cache hits…).
+    """
+    template = template_for("headlines", req.prompt or UNIVERSE_TEMPLATE)
+    if "symbol" in template.fields:
+        raise ConfigError(f"--prompt {template.version!r} puts the symbol in the prompt, so a "
+                          f"headline of many symbols would be scored once per symbol; use "
+                          f"{UNIVERSE_TEMPLATE} (or a template without {{symbol}})")
+    items = news_items(prices, news, req)
+    tokenizer = load_tokenizer(req.spec)
+    prompts = [render(template, tokenizer, headline=text) for text in items.texts]
+    result, scorer = score_rendered(prompts, req, template.version)
+    panels = _panels(prices, items, result, req.half_life)
+    info = score_info(result, scorer, req, template.version, len(prompts))
+    info["signals"] = (f"{len(items.rows)} (headline, symbol) rows over {len(prices)} symbols, "
+                       f"{len(prompts)} distinct headlines, template {template.version}")
+    return panels, info
+
+
+def news_items(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
+               req: SignalRequest) -> NewsItems:
+    """The headlines the run needs: each aligned to its symbol's bars, from the warm-up on."""
+    if news is None or news.empty:
+        raise ConfigError("a news portfolio needs --news FILE (CSV/JSONL/Parquet with timestamp, "
+                          "symbol, headline) or a fetched source such as finnhub:")
+    upper = news["symbol"].astype(str).str.strip().str.upper()
+    parts = [_symbol_rows(bars, news[(upper == symbol).to_numpy()], symbol, req)
+             for symbol, bars in prices.items()]
+    rows = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
+    code, uniques = pd.factorize(rows["headline"], sort=False)
+    return NewsItems(rows=rows, texts=[str(t) for t in uniques], code=np.asarray(code))
+
+
+def _symbol_rows(bars: pd.DataFrame, news: pd.DataFrame, symbol: str,
+                 req: SignalRequest) -> pd.DataFrame:
+    if news.empty:
+        return _empty_rows()
+    day = news["day"] if "day" in news.columns else None
+    positions = align_news_to_bars(news["timestamp"], bars.index, day=day) if day is not None \
+        else align_news_to_bars(news["timestamp"], bars.index)
+    keep = positions >= max(0, first_headline_bar(positions, bars.index, req))
+    texts = [clean_headline(h, i) for i, h in enumerate(news["headline"][keep])]
+    return pd.DataFrame({"symbol": symbol, "headline": texts, "position": positions[keep]})
+
+
+def _empty_rows() -> pd.DataFrame:
+    return pd.DataFrame({"symbol": pd.Series(dtype=object), "headline": pd.Series(dtype=object),
+                         "position": pd.Series(dtype=np.int64)})
+
+
+def _panels(prices: Mapping[str, pd.DataFrame], items: NewsItems, result: ScoreResult,
+            half_life: float) -> dict[str, pd.DataFrame]:
+    """Per-symbol decayed columns, stacked into calendar × symbols panels."""
+    columns: dict[str, dict[str, pd.Series]] = {name: {} for name in PANELS}
+    by_symbol = items.rows.groupby("symbol", sort=False).indices
+    for symbol, bars in prices.items():
+        rows = by_symbol.get(symbol, np.array([], dtype=np.int64))
+        frame = per_bar(bars, items.rows["position"].to_numpy()[rows],
+                        _subset(result, items.code[rows]), half_life)
+        frame["vol"] = realised_vol(bars)
+        for name in PANELS:
+            columns[name][symbol] = frame[name]
+    return {name: pd.DataFrame(cols).sort_index() for name, cols in columns.items()}
+
+
+def _subset(result: ScoreResult, rows: np.ndarray) -> ScoreResult:
+    """The scored items at ``rows`` (a headline's scores repeated for each of its symbols)."""
+    return ScoreResult(probs=result.probs[rows], label_mass=result.label_mass[rows],
+                       hits=0, misses=0, model_calls=0, items_scored=0, seconds=0.0,
+                       items_per_s=0.0)

@@ -1,0 +1,91 @@
+"""Universe scoring: each distinct headline is scored once and counted for each of its symbols."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ChatMLStub
+
+from llmbt.errors import ConfigError
+from llmbt.signals_cache import universe
+from llmbt.signals_cache.model.loading import ModelSpec
+from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.scoring.pipeline import ScoreResult
+from llmbt.signals_cache.signals import SignalRequest
+
+GOOD, BAD = "Acme beats estimates", "Acme sued over fraud"
+
+
+def _bars(n: int, start: str = "2024-01-01") -> pd.DataFrame:
+    idx = pd.date_range(start, periods=n, freq="D", tz="UTC", name="timestamp")
+    close = np.linspace(100, 110, n)
+    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                         "volume": 1e6}, index=idx)
+
+
+def _news(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({"timestamp": pd.to_datetime([r[0] for r in rows], utc=True),
+                         "symbol": [r[1] for r in rows], "headline": [r[2] for r in rows],
+                         "source": ""})
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """Stub tokenizer and model: record the prompts sent; 'beats' is bullish, 'sued' bearish."""
+    calls: list[str] = []
+
+    def fake(prompts, req, version):
+        calls.extend(prompts)
+        probs = np.array([_probs("bullish" if "beats" in p else "bearish") for p in prompts])
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+
+    monkeypatch.setattr(universe, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe, "score_rendered", fake)
+    monkeypatch.setattr(universe, "score_info", lambda *a: {})
+    return calls
+
+
+def _probs(label: str) -> np.ndarray:
+    out = np.full(len(LABELS), 0.05)
+    out[LABELS.index(label)] = 0.9
+    return out
+
+
+REQ = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines")
+
+
+def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent):
+    prices = {"AAA": _bars(5), "BBB": _bars(5)}
+    news = _news([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
+                  ("2024-01-03T12:00Z", "BBB", BAD), ("2024-01-03T12:00Z", "ZZZ", BAD)])
+    panels, _ = universe.universe_signals(prices, news, REQ)
+    assert len(sent) == 2 and sum(GOOD in p for p in sent) == 1  # ZZZ is not in the universe
+    assert not any("AAA" in p or "BBB" in p for p in sent)  # the symbol-free template
+    score = panels["score"]
+    assert list(score.columns) == ["AAA", "BBB"]
+    # a headline at 12:00 on Jan 2 is on the first bar opening after it: Jan 3 (no look-ahead)
+    assert np.isnan(score.loc["2024-01-02", "AAA"]) and score.loc["2024-01-03", "AAA"] == pytest.approx(0.85)
+    assert score.loc["2024-01-04", "BBB"] == pytest.approx(-0.85)
+
+
+def test_only_the_window_and_its_warmup_are_scored(sent):
+    prices = {"AAA": _bars(30)}
+    news = _news([(f"2024-01-{d:02d}T12:00Z", "AAA", f"Acme beats estimates {d}") for d in range(1, 29)])
+    req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=3,
+                        score_from=pd.Timestamp("2024-01-20", tz="UTC"))
+    universe.universe_signals(prices, news, req)
+    days = sorted(int(p.split("estimates ")[1].split("<")[0]) for p in sent)
+    assert days == list(range(16, 29))  # 3 news bars before Jan 20 (Jan 17–19 ← news of 16–18) on
+
+
+def test_a_template_with_the_symbol_is_refused(sent):
+    req = SignalRequest(spec=REQ.spec, mode="headlines", prompt="headlines-v1")
+    with pytest.raises(ConfigError, match="headlines-v2"):
+        universe.universe_signals({"AAA": _bars(5)}, _news([("2024-01-02", "AAA", GOOD)]), req)
+
+
+def test_a_symbol_without_news_has_an_all_nan_score(sent):
+    panels, _ = universe.universe_signals({"AAA": _bars(5), "CCC": _bars(5)},
+                                          _news([("2024-01-02T12:00Z", "AAA", GOOD)]), REQ)
+    assert panels["score"]["CCC"].isna().all() and panels["vol"].shape == (5, 2)
