@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -394,6 +395,22 @@ def test_cache_that_does_not_cover_the_range_names_the_fetch(fh: FinnhubStub) ->
                                         r"not 2024-01-01\.\.2024-02-29; run `bt news fetch finnhub "
                                         r"--symbols AAPL --start 2024-01-01 --end 2024-02-29`"):
         load_cached_news("finnhub", "AAPL", "2024-01-01", "2024-02-29")
+
+
+@pytest.mark.parametrize(("provider", "module"), [
+    (alpaca, "alpaca"), (finnhub, "finnhub"), (massive, "massive"), (yahoo, "yfinance")])
+def test_a_missing_client_names_its_extra(monkeypatch, provider, module) -> None:
+    from llmbt.errors import ConfigError
+
+    for key in KEYS:
+        monkeypatch.setenv(key, "key")
+    for name in [m for m in sys.modules if m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # as if the package were not installed
+    extra = "yahoo" if module == "yfinance" else "news"
+    with pytest.raises(ConfigError, match=rf"^news source {provider.NAME} needs the {module}\S* "
+                                          rf"package: pip install 'llmbt\[{extra}\]'$"):
+        provider._client()
 
 
 def test_parse_symbols_from_text_and_file(tmp_path: Path) -> None:

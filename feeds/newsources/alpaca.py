@@ -30,15 +30,21 @@ RECENT_ONLY = False
 SIGNUP = "https://app.alpaca.markets/signup"
 
 
+def _sdk(module: str) -> Any:
+    """An alpaca-py module; the package checked first so a missing one names the extra."""
+    require("alpaca", "news", "news source alpaca")
+    return require(f"alpaca.{module}", "news", "news source alpaca")
+
+
 def _client() -> Any:
     """The real ``NewsClient`` (the only network object; tests replace this function)."""
-    news = require("alpaca.data.historical.news", "news", "news source alpaca")
+    news = _sdk("data.historical.news")
     return news.NewsClient(api_key=api_key(KEY_ENV, NAME, SIGNUP),
                            secret_key=api_key("ALPACA_SECRET_KEY", NAME, SIGNUP))
 
 
 def _request(symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> Any:
-    requests = require("alpaca.data.requests", "news", "news source alpaca")
+    requests = _sdk("data.requests")
     stop = end + DAY - pd.Timedelta(seconds=1)
     return requests.NewsRequest(symbols=symbol, start=start.tz_localize("UTC").to_pydatetime(),
                                 end=stop.tz_localize("UTC").to_pydatetime())

@@ -46,6 +46,11 @@ def news_cache_path(source: str, symbol: str) -> Path:
     return cache_file(f"news/{source}", symbol, f"{source}:{symbol}")
 
 
+def news_cache_dir(source: str) -> Path:
+    """The folder holding ``source``'s cached files: ``llmbt_home()/news/<source>``."""
+    return news_cache_path(source, "_").parent
+
+
 def parse_symbols(value: str | Sequence[str]) -> list[str]:
     """Symbols from ``"AAPL,MSFT"``, a file with one symbol a line (``#`` comments), or a list:
     stripped, upper-cased, de-duplicated in order.

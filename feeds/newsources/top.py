@@ -13,7 +13,7 @@ import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype
 
 from llmbt.errors import DataError
-from llmbt.feeds.newsources.store import PROVIDERS, DayLike, day, news_cache_path
+from llmbt.feeds.newsources.store import PROVIDERS, DayLike, day, news_cache_dir
 from llmbt.feeds.sources import one_line, read_cache
 
 _WANTED = ("symbol", "timestamp")
@@ -57,7 +57,7 @@ def symbol_days(source: str) -> pd.DataFrame:
 
 
 def _cached_days(source: str) -> pd.DataFrame:
-    folder = news_cache_path(source, "X").parent
+    folder = news_cache_dir(source)
     files = sorted(folder.glob("*.parquet"))
     if not files:
         raise DataError(f"no {source} news cached in {folder}; run `bt news fetch {source} "
