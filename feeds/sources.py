@@ -308,15 +308,23 @@ SOURCES: dict[str, Scheme] = {
 # ---------------------------------------------------------------- cache
 
 
+def cache_file(folder: str, name: str, key: str) -> Path:
+    """``llmbt_home()/<folder>/<safe name>-<digest of key>.parquet``: a readable, unique file name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return llmbt_home() / folder / f"{safe}-{digest}.parquet"
+
+
 def cache_path(uri: str, interval: str) -> Path:
     """``llmbt_home()/prices/<safe-name>.parquet`` for a download URI and interval."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{uri}_{interval}").strip("_")[:80]
-    digest = hashlib.sha256(f"{uri}|{interval}".encode()).hexdigest()[:10]
-    return llmbt_home() / "prices" / f"{safe}-{digest}.parquet"
+    return cache_file("prices", f"{uri}_{interval}", f"{uri}|{interval}")
 
 
-def read_cache(path: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The cached frame and its metadata (``start``, ``end``, ``fetched_at``), or None."""
+def read_cache(path: Path, kind: str = "price") -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The cached frame and its metadata (``start``, ``end``, ``fetched_at``), or None.
+
+    ``kind`` names the cache in the error for an unreadable file (``price``, ``news``).
+    """
     if not path.is_file():
         return None
     import pyarrow.parquet as pq
@@ -325,7 +333,7 @@ def read_cache(path: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         table = pq.read_table(path)
         meta = json.loads((table.schema.metadata or {}).get(b"llmbt", b"{}"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"price cache {str(path)!r} is unreadable ({one_line(exc)}); "
+        raise DataError(f"{kind} cache {str(path)!r} is unreadable ({one_line(exc)}); "
                         "delete it or refetch with --refresh") from exc
     return table.to_pandas(), meta
 

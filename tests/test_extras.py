@@ -115,6 +115,7 @@ def test_every_imported_package_is_declared() -> None:
     missing = {top: dists.get(top) for top in imported_tops()
                if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & everything}
     assert not missing, f"imported but not in setup.cfg: {missing}"
-    optional = {"bitsandbytes", "ccxt", "yfinance", "gguf", "tensorboard"}
+    optional = {"bitsandbytes", "ccxt", "yfinance", "gguf", "tensorboard", "alpaca-py",
+                "finnhub-python", "massive"}
     assert not optional & reqs["install_requires"], "optional packages belong in extras"
-    assert "llmbt[gpu,crypto,yahoo,gguf,tensorboard]" in (ROOT / "setup.cfg").read_text()  # dev: all
+    assert "llmbt[gpu,crypto,yahoo,news,gguf,tensorboard]" in (ROOT / "setup.cfg").read_text()  # dev: all
