@@ -1,0 +1,113 @@
+"""Text and HTML rendering of the signal report and of a per-symbol contribution table."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from llmbt.errors import DataError
+
+if TYPE_CHECKING:
+    from llmbt.reports.signal import SignalReport
+
+CONTRIB_COLUMNS = ("pnl", "commission", "fills", "share")
+IC_HEADER = {"mean_ic": "mean IC", "std_ic": "std", "t_stat_nonoverlap": "t-stat*", "days": "days",
+             "days_nonoverlap": "days*", "hit_share": "IC>0"}
+IC_NOTE = ("IC: Spearman rank correlation across symbols of the score at bar t's close with the return "
+           "open[t+1] -> open[t+1+h]. * t-stat on every h-th day only (non-overlapping windows).")
+QUANTILE_NOTE = "Mean forward return by score quantile (1 = lowest score), not per bar."
+
+
+def _num(x: float, fmt: str) -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
+
+
+def ic_frame(report: SignalReport) -> pd.DataFrame:
+    """The IC table as formatted strings, columns renamed for display."""
+    fmts = {"mean_ic": "+.4f", "std_ic": ".4f", "t_stat_nonoverlap": "+.2f", "days": ".0f",
+            "days_nonoverlap": ".0f", "hit_share": ".1%"}
+    out = pd.DataFrame({IC_HEADER[c]: [_num(float(v), f) for v in report.ic[c]] for c, f in fmts.items()},
+                       index=[f"h={h}" for h in report.ic.index])
+    return out.rename_axis("horizon")
+
+
+def quantile_frame(report: SignalReport) -> pd.DataFrame:
+    """The quantile table as formatted percentages, one column per horizon."""
+    out = pd.DataFrame({f"h={h}": [_num(float(v), "+.3%") for v in report.quantiles[h]]
+                        for h in report.quantiles.columns}, index=[str(q) for q in report.quantiles.index])
+    return out.rename_axis("quantile")
+
+
+def turnover_line(report: SignalReport) -> str:
+    """One sentence with the turnover figures."""
+    t = report.turnover
+    return (f"Turnover per bar: top quantile {_num(t['top_turnover'], '.1%')}, bottom quantile "
+            f"{_num(t['bottom_turnover'], '.1%')}; rank autocorrelation {_num(t['rank_autocorr'], '.3f')}")
+
+
+def _title(report: SignalReport) -> str:
+    return (f"Signal report: {report.names} symbols, {report.dates} bars, {report.scored:,} scores "
+            f"(traded at the next open)")
+
+
+def report_text(report: SignalReport) -> str:
+    """Plain-text form of :class:`~llmbt.reports.signal.SignalReport`."""
+    parts = [_title(report), "", ic_frame(report).to_string(), IC_NOTE, "",
+             quantile_frame(report).to_string(), QUANTILE_NOTE, "", turnover_line(report)]
+    return "\n".join(parts) + "\n"
+
+
+def report_html(report: SignalReport) -> str:
+    """HTML fragment (one ``<section>``) of :class:`~llmbt.reports.signal.SignalReport`."""
+    return (f'<section class="signal">\n<h2>{html.escape(_title(report))}</h2>\n'
+            f"<h3>Information coefficient</h3>\n{ic_frame(report).to_html()}\n"
+            f"<p>{html.escape(IC_NOTE)}</p>\n<h3>Quantile returns</h3>\n{quantile_frame(report).to_html()}\n"
+            f"<p>{html.escape(QUANTILE_NOTE)}</p>\n<p>{html.escape(turnover_line(report))}</p>\n</section>\n")
+
+
+def contribution_frame(contrib: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """Formatted rows of :func:`contribution_table`: best and worst ``top`` names by pnl, then the total."""
+    _check_contrib(contrib, top)
+    ranked = contrib.sort_values("pnl", ascending=False, kind="stable")
+    shown = ranked if len(ranked) <= 2 * top else pd.concat([ranked.head(top), ranked.tail(top)])
+    rows = [_contrib_row(str(sym), row) for sym, row in shown.iterrows()]
+    if len(ranked) > 2 * top:
+        rows.insert(top, [f"... {len(ranked) - 2 * top} more", "", "", "", ""])
+    rows.append(_contrib_row(f"total ({len(ranked)})", contrib[list(CONTRIB_COLUMNS)].sum()))
+    return pd.DataFrame(rows, columns=["symbol", *CONTRIB_COLUMNS]).set_index("symbol")
+
+
+def contribution_table(contrib: pd.DataFrame, top: int = 10) -> str:
+    """Render a per-symbol contribution frame as text.
+
+    Args:
+        contrib: index = symbol; columns ``pnl`` (currency), ``commission`` (currency), ``fills`` (count)
+            and ``share`` (a fraction, e.g. of the total pnl, printed as a percentage).
+        top: how many best and worst names by pnl to show; all names when there are at most ``2 * top``.
+
+    Returns:
+        The table (sorted by pnl, best first) with a ``total`` row summing every symbol, not only those
+        shown.
+    """
+    return contribution_frame(contrib, top).to_string() + "\n"
+
+
+def _contrib_row(name: str, row: pd.Series) -> list[str]:
+    return [name, _num(float(row["pnl"]), ",.2f"), _num(float(row["commission"]), ",.2f"),
+            _num(float(row["fills"]), ",.0f"), _num(float(row["share"]), ".1%")]
+
+
+def _check_contrib(contrib: pd.DataFrame, top: int) -> None:
+    if not isinstance(contrib, pd.DataFrame):
+        raise DataError(f"the contribution table needs a DataFrame, got {type(contrib).__name__}")
+    missing = [c for c in CONTRIB_COLUMNS if c not in contrib.columns]
+    if missing:
+        raise DataError(f"the contribution frame lacks columns {missing} (has {list(contrib.columns)}): "
+                        f"it needs one row per symbol with {list(CONTRIB_COLUMNS)}")
+    if contrib.empty:
+        raise DataError("the contribution frame is empty: the run made no fills to attribute")
+    if not isinstance(top, (int, np.integer)) or top < 1:
+        raise DataError(f"top={top!r} must be a positive integer, e.g. 10")
