@@ -1,7 +1,7 @@
 """A universe: the price bars of several symbols, each exactly as :func:`load_prices` returns them.
 
 Sources (``--data``): a comma list ``yahoo:AAPL,MSFT``, ``ccxt:bybit:BTC/USDT,ETH/USDT`` or
-``sample:GOOG,BTCUSD`` (one :func:`load_prices`-style load per symbol, so the download cache and
+``sample:GOOG`` (one :func:`load_prices`-style load per symbol, so the download cache and
 the offline behaviour are those of one symbol); a long-format file ``csv:PATH`` / ``parquet:PATH``
 with a ``symbol`` column; a folder ``csv:DIR`` / ``parquet:DIR`` of per-symbol files (symbol = file
 name, upper-case). Missing bars stay missing: a symbol is tradable only where it has a bar.
@@ -150,7 +150,7 @@ def load_universe(uri: str, start: DateLike = None, end: DateLike = None, *, int
     """Load every symbol of a universe source.
 
     Args:
-        uri: ``yahoo:A,B``, ``ccxt:EXCHANGE:A/Q,B/Q``, ``sample:GOOG,BTCUSD``, ``csv:``/
+        uri: ``yahoo:A,B``, ``ccxt:EXCHANGE:A/Q,B/Q``, ``sample:NAME[,NAME]``, ``csv:``/
             ``parquet:`` of a long file with a ``symbol`` column or of a folder of per-symbol
             files; a single-symbol list URI (``yahoo:AAPL``) gives a one-symbol universe.
         start, end: inclusive range, as for :func:`load_prices`; a symbol without bars in it is
