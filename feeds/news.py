@@ -37,15 +37,20 @@ def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
     """Read and validate headlines from CSV, JSONL or Parquet (chosen by extension).
 
     Args:
-        path: file with columns ``timestamp, symbol, headline`` and optionally ``source``.
-        tz: time zone (IANA name) for naive timestamps; required when any are naive.
-            Timestamps with an offset are converted to UTC whatever ``tz`` says.
+        path: file with columns ``timestamp, symbol, headline`` and optionally ``source``
+            (``.csv``, ``.jsonl``, either gzipped, or ``.parquet``).
+        tz: time zone (IANA name) for naive timestamps; required when any are naive or
+            dates only. Timestamps with an offset are converted to UTC whatever ``tz`` says.
+            A date without a time (``2013-06-17``) means "published some time that day in
+            ``tz``": its ``timestamp`` is the end of that day (next midnight in ``tz``, as UTC).
         max_chars: longest headline accepted.
         symbol: keep only this symbol's headlines (case-insensitive).
 
     Returns:
         Columns ``timestamp`` (UTC), ``symbol``, ``headline`` (stripped), ``source`` ("" when
-        absent), stably sorted by timestamp, with a fresh RangeIndex.
+        absent), ``date_only`` (bool) and ``day`` (the local date of a date-only row, naive;
+        NaT for timed rows), stably sorted by timestamp, with a fresh RangeIndex. A headline
+        tagged to several symbols stays one row per symbol.
 
     Raises:
         DataError: unreadable file, missing columns, bad timestamps or headlines, unknown symbol.
@@ -55,21 +60,26 @@ def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
     df = _columns(_read(path, label), label)
     if not isinstance(max_chars, int) or max_chars < 1:
         raise DataError(f"max_chars {max_chars!r} must be a positive integer, e.g. 1000")
+    times, day = _parse_times(df["timestamp"], tz, label)
     out = pd.DataFrame({
-        "timestamp": _parse_times(df["timestamp"], tz, label),
+        "timestamp": times,
         "symbol": _text(df["symbol"]),
         "headline": _headlines(_text(df["headline"]), max_chars, label),
         "source": _text(df["source"]) if "source" in df else "",
+        "date_only": ~np.isnat(day),
+        "day": day,
     })
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
     return out if symbol is None else select_symbol(out, symbol, label)
 
 
 def _read(path: Path, label: str) -> pd.DataFrame:
-    reader = READERS.get(path.suffix.lower())
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    gzipped = suffixes[-1:] == [".gz"] and suffixes[0] in (".csv", ".jsonl")
+    reader = READERS.get(suffixes[0] if gzipped else path.suffix.lower())
     if reader is None:
         raise DataError(f"{label}: unsupported extension {path.suffix or '(none)'!r}; "
-                        f"use one of {', '.join(READERS)}")
+                        f"use one of {', '.join(READERS)} (.csv.gz and .jsonl.gz too)")
     if not path.is_file():
         raise DataError(f"{label}: file not found (looked in {Path.cwd()}); check the path")
     try:
@@ -110,7 +120,58 @@ def _headlines(text: pd.Series, max_chars: int, label: str) -> pd.Series:
     return text
 
 
-def _parse_times(values: pd.Series, tz: str | None, label: str) -> pd.DatetimeIndex:
+def _parse_times(values: pd.Series, tz: str | None,
+                 label: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """UTC timestamps, and the local dates (naive ``datetime64[ns]``, NaT for timed rows) of the
+    date-only rows, whose timestamp is the end of that day in ``tz``."""
+    dated = _date_only(values)
+    ns, day = np.empty(len(values), dtype="int64"), np.full(len(values), "NaT", "M8[ns]")
+    if dated.any():
+        days = _dates(values[dated], tz, label)
+        day[dated] = days.to_numpy()
+        ns[dated] = _day_ends(days, tz).asi8
+    if not dated.all():
+        ns[~dated] = _parse_timed(values[~dated], tz, label).asi8
+    return pd.DatetimeIndex(ns.astype("M8[ns]")).tz_localize("UTC"), day
+
+
+def _date_only(values: pd.Series) -> np.ndarray:
+    """Rows holding a date without a time: ``YYYY-MM-DD`` text or a ``datetime.date``."""
+    if is_datetime64_any_dtype(values) or is_numeric_dtype(values):
+        return np.zeros(len(values), dtype=bool)
+    return values.astype(str).str.strip().str.fullmatch(r"\d{4}-\d{2}-\d{2}").to_numpy(bool)
+
+
+def _dates(values: pd.Series, tz: str | None, label: str) -> pd.DatetimeIndex:
+    if tz is None:
+        raise DataError(f"{label}: timestamps are dates only (e.g. {values.iloc[0]!r} at row "
+                        f"{_row(values, 0)}); pass --news-tz (e.g. --news-tz America/New_York) "
+                        "for the zone of those dates: a dated headline is traded no earlier than "
+                        "the next session's open")
+    _check_tz(tz)
+    days = pd.to_datetime(values.astype(str).str.strip(), format="%Y-%m-%d", errors="coerce")
+    bad = days.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{label}: cannot parse date {values.iloc[row]!r} at row "
+                        f"{_row(values, row)}; use real dates like 2013-06-17")
+    return pd.DatetimeIndex(days).as_unit("ns")
+
+
+def _day_ends(days: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
+    """The next midnight in ``tz`` after each date, in UTC; where daylight saving makes it
+    missing or twice, the later instant (never earlier than the day really ends)."""
+    ends = (days + pd.Timedelta(days=1)).tz_localize(
+        tz, ambiguous=np.zeros(len(days), dtype=bool), nonexistent="shift_forward")
+    return ends.tz_convert("UTC").as_unit("ns")
+
+
+def _row(values: pd.Series, pos: int) -> int:
+    """The 1-based data row of ``values``' element at ``pos`` (its label is the 0-based row)."""
+    return int(values.index[pos]) + 1
+
+
+def _parse_timed(values: pd.Series, tz: str | None, label: str) -> pd.DatetimeIndex:
     """Timestamps as UTC; naive ones are localized to ``tz`` first."""
     if is_numeric_dtype(values) and not is_bool_dtype(values):
         raise DataError(f"{label}: timestamps are numbers (e.g. {values.iloc[0]!r}); "
@@ -119,7 +180,7 @@ def _parse_times(values: pd.Series, tz: str | None, label: str) -> pd.DatetimeIn
         times = pd.DatetimeIndex(values)
         if times.hasnans:
             raise DataError(f"{label}: missing timestamp at row "
-                            f"{int(np.argmax(times.isna())) + 1}; fill it or drop the row")
+                            f"{_row(values, int(np.argmax(times.isna())))}; fill it or drop the row")
     else:
         times = _parse_text_times(values, label)
     if times.tz is None:
@@ -132,15 +193,15 @@ def _parse_text_times(values: pd.Series, label: str) -> pd.DatetimeIndex:
     bad = utc.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"{label}: cannot parse timestamp {values.iloc[row]!r} at row {row + 1}; "
-                        "use ISO 8601 like 2024-01-31T14:30:00-05:00")
+        raise DataError(f"{label}: cannot parse timestamp {values.iloc[row]!r} at row "
+                        f"{_row(values, row)}; use ISO 8601 like 2024-01-31T14:30:00-05:00")
     try:
         return pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))  # naive or one zone
     except ValueError as exc:  # several offsets: fine if every timestamp has one
         naive = np.array([pd.Timestamp(v).tzinfo is None for v in values])
         if naive.any():
             row = int(np.argmax(naive))
-            raise DataError(f"{label}: mixes naive and offset timestamps (row {row + 1}: "
+            raise DataError(f"{label}: mixes naive and offset timestamps (row {_row(values, row)}: "
                             f"{values.iloc[row]!r} has no offset); give every timestamp an "
                             "offset, or none and pass --news-tz") from exc
         return pd.DatetimeIndex(utc)
@@ -190,13 +251,17 @@ def select_symbol(news: pd.DataFrame, symbol: str, label: str = "news") -> pd.Da
 # ---------------------------------------------------------------- alignment
 
 
-def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series,
-                       bar_index: pd.DatetimeIndex) -> np.ndarray:
-    """For each headline, the position of the first bar that opens strictly after it.
+def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series, bar_index: pd.DatetimeIndex,
+                       day: pd.Series | np.ndarray | pd.DatetimeIndex | None = None) -> np.ndarray:
+    """For each headline, the position of the first bar it may be traded on.
 
-    ``bar_index`` holds bar *open* times, so a headline published during a bar (or exactly at
-    its open) is never traded in that bar: it maps to the next one. Headlines at or after the
-    last bar's open get -1. Both inputs must be tz-aware; ``bar_index`` must be sorted.
+    ``bar_index`` holds bar *open* times, so a timed headline published during a bar (or exactly
+    at its open) is never traded in that bar: it maps to the first bar opening strictly after it.
+    A date-only headline (``day`` not NaT: its local date, as :func:`load_news` gives it, with
+    ``news_times`` the end of that day) maps, on daily bars (every bar at 00:00 UTC, the session
+    date), to the first bar whose date is after ``day`` (the next session); on intraday bars, to
+    the first bar opening at or after the end of the day. Headlines with no such bar get -1.
+    ``news_times`` and ``bar_index`` must be tz-aware; ``bar_index`` must be sorted.
 
     Returns:
         ``int64`` array with one position (or -1) per headline.
@@ -206,7 +271,35 @@ def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series,
     if not bars.is_monotonic_increasing:
         raise DataError("bar_index is not sorted; sort the bars by time (df.sort_index())")
     pos = np.searchsorted(_ns(bars), _ns(news), side="right")
+    days = _days(day, len(news))
+    dated = ~np.isnat(days)
+    if dated.any():
+        pos[dated] = _dated_positions(_ns(bars), _ns(news)[dated], days[dated])
     return np.where(pos < len(bars), pos, -1).astype(np.int64)
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _dated_positions(bars: np.ndarray, ends: np.ndarray, days: np.ndarray) -> np.ndarray:
+    if (bars % _DAY_NS == 0).all():  # daily bars: a bar's time is its session date
+        return np.searchsorted(bars, days.astype("int64") + _DAY_NS, side="left")
+    return np.searchsorted(bars, ends, side="left")
+
+
+def _days(day: pd.Series | np.ndarray | pd.DatetimeIndex | None, n: int) -> np.ndarray:
+    """``day`` as naive ``datetime64[ns]`` midnights (all NaT when None)."""
+    if day is None:
+        return np.full(n, "NaT", dtype="M8[ns]")
+    try:
+        idx = pd.DatetimeIndex(day)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"day must be dates ({' '.join(str(exc).split())}); pass the 'day' "
+                        "column of load_news") from exc
+    if idx.tz is not None or len(idx) != n:
+        raise DataError(f"day must be {n} naive local dates, one per headline (got {len(idx)}, "
+                        f"tz {idx.tz}); pass the 'day' column of load_news")
+    return idx.normalize().as_unit("ns").to_numpy()
 
 
 def _aware(values: pd.DatetimeIndex | pd.Series, label: str) -> pd.DatetimeIndex:

@@ -18,7 +18,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
 from llmbt.errors import DataError
-from llmbt.feeds.sources import PriceUri, cache_path, parse_uri, read_cache, write_cache
+from llmbt.feeds.sources import PriceUri, cache_path, one_symbol_uri, read_cache, write_cache
 
 COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 TIME_COLUMNS: tuple[str, ...] = ("timestamp", "datetime", "date", "time")
@@ -46,13 +46,18 @@ def load_prices(uri: str, start: DateLike = None, end: DateLike = None, *,
     Raises:
         DataError: bad URI, unreadable or invalid data, no bars in the range, network failure.
     """
-    parsed = parse_uri(uri)
+    parsed = one_symbol_uri(uri)
     lo, hi = parse_range(start, end)
+    return _slice(load_unsliced(parsed, lo, hi, interval, refresh), lo, hi, str(parsed))
+
+
+def load_unsliced(parsed: PriceUri, lo: pd.Timestamp | None, hi: pd.Timestamp | None,
+                  interval: str, refresh: bool) -> pd.DataFrame:
+    """One source's normalised bars, from the download cache when it covers ``lo..hi``;
+    unlike :func:`load_prices`, bars outside ``lo..hi`` may remain (the caller slices)."""
     if parsed.downloads:
-        df = _cached_download(parsed, lo, hi, interval, refresh)[0]
-    else:
-        df = normalize_prices(parsed.read(lo, hi, interval), str(parsed))
-    return _slice(df, lo, hi, str(parsed))
+        return _cached_download(parsed, lo, hi, interval, refresh)[0]
+    return normalize_prices(parsed.read(lo, hi, interval), str(parsed))
 
 
 def fetch_to_cache(uri: str, start: DateLike, end: DateLike, *, interval: str = "1d",
@@ -62,7 +67,7 @@ def fetch_to_cache(uri: str, start: DateLike, end: DateLike, *, interval: str = 
     Returns:
         The cache file, which later :func:`load_prices` calls read without the network.
     """
-    parsed = parse_uri(uri)
+    parsed = one_symbol_uri(uri)
     if not parsed.downloads:
         raise DataError(f"{uri!r} is read from local files and needs no fetching; "
                         "only yahoo: and ccxt: sources are downloaded and cached")
@@ -207,11 +212,23 @@ def normalize_prices(df: pd.DataFrame, name: str) -> pd.DataFrame:
     if isinstance(df.columns, pd.MultiIndex):
         raise DataError(f"prices {name!r}: columns are a MultiIndex {list(df.columns)[:3]}...; "
                         "select one ticker first, e.g. df.xs('AAPL', axis=1, level=1)")
+    _check_one_symbol(df, name)
     index = _time_index(df, name)
     picked = _ohlcv_columns(df, name)
     out = pd.DataFrame({col: _numeric(df[src], index, col, name) for col, src in picked.items()},
                        index=index)
     return validate_prices(out, name)
+
+
+def _check_one_symbol(df: pd.DataFrame, name: str) -> None:
+    """A long file (``symbol`` column with several values) is a universe, not one instrument."""
+    column = next((c for c in df.columns if _column_key(c) == "symbol"), None)
+    names = [] if column is None else sorted(df[column].dropna().astype(str).unique())
+    if len(names) > 1:
+        raise DataError(f"prices {name!r} holds {len(names)} symbols in its {column!r} column "
+                        f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); load it as "
+                        "a universe with a portfolio strategy (e.g. --strategy "
+                        "llm_news_portfolio, --symbols to pick some), or keep one symbol's rows")
 
 
 def _column_key(label: Any) -> str:

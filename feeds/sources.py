@@ -86,6 +86,18 @@ def parse_uri(uri: str) -> PriceUri:
     return PriceUri(scheme, target)
 
 
+def one_symbol_uri(uri: str) -> PriceUri:
+    """:func:`parse_uri`, refusing a comma list of symbols (that is a universe)."""
+    parsed = parse_uri(uri)
+    if parsed.scheme in ("sample", "yahoo", "ccxt") and "," in parsed.target:
+        first = parsed.target.split(",")[0].strip()
+        raise DataError(f"price source {uri!r} lists several symbols, a single-symbol strategy "
+                        f"trades one (e.g. {parsed.scheme}:{first}); load the list as a universe "
+                        "with a portfolio strategy (e.g. --strategy llm_news_portfolio, --symbols "
+                        "to pick some)")
+    return parsed
+
+
 def symbol_of(uri: str) -> str:
     """The instrument name a URI trades, as shown to the model: ``sample:GOOG`` → GOOG,
     ``ccxt:bybit:BTC/USDT`` → BTC/USDT, ``csv:data/aapl.csv`` → aapl."""
@@ -146,6 +158,19 @@ def _read_parquet(target: str, start: Bound, end: Bound, interval: str) -> pd.Da
     except (OSError, ValueError, NotImplementedError) as exc:
         raise DataError(f"cannot read Parquet {str(path)!r}: {one_line(exc)}; "
                         "check that it is a Parquet file") from exc
+
+
+def file_columns(path: Path, scheme: str) -> list[str]:
+    """The column names of a ``csv`` (also .csv.gz) or ``parquet`` file, without reading rows."""
+    try:
+        if scheme == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {scheme} file {str(path)!r}: {one_line(exc)}; "
+                        "check the path and the format") from exc
 
 
 # ---------------------------------------------------------------- network

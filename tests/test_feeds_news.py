@@ -35,7 +35,8 @@ def test_csv_with_offsets_is_converted_to_utc_and_sorted_stably(tmp_path) -> Non
         row("2024-04-01T13:30:00Z", "third, same instant as second", symbol="MSFT"),
     ])
     news = load_news(path)
-    assert list(news.columns) == ["timestamp", "symbol", "headline", "source"]
+    assert list(news.columns) == ["timestamp", "symbol", "headline", "source", "date_only", "day"]
+    assert not news["date_only"].any() and news["day"].isna().all()
     assert news["timestamp"].dtype == "datetime64[ns, UTC]"
     assert list(news["timestamp"]) == [pd.Timestamp("2024-03-01 14:30", tz=UTC),
                                        pd.Timestamp("2024-04-01 13:30", tz=UTC),
