@@ -109,7 +109,7 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
                           "timestamp, symbol, headline)")
     news = select_symbol(news, req.symbol)
-    positions = align_news_to_bars(news["timestamp"], prices.index)
+    positions = align_news_to_bars(news["timestamp"], prices.index, day=news.get("day"))
     keep = positions >= first_headline_bar(positions, prices.index, req)
     prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]

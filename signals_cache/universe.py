@@ -101,9 +101,7 @@ def _symbol_rows(bars: pd.DataFrame, news: pd.DataFrame, symbol: str,
                  req: SignalRequest) -> pd.DataFrame:
     if news.empty:
         return _empty_rows()
-    day = news["day"] if "day" in news.columns else None
-    positions = align_news_to_bars(news["timestamp"], bars.index, day=day) if day is not None \
-        else align_news_to_bars(news["timestamp"], bars.index)
+    positions = align_news_to_bars(news["timestamp"], bars.index, day=news.get("day"))
     keep = positions >= max(0, first_headline_bar(positions, bars.index, req))
     texts = [clean_headline(h, i) for i, h in enumerate(news["headline"][keep])]
     return pd.DataFrame({"symbol": symbol, "headline": texts, "position": positions[keep]})

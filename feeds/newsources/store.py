@@ -21,6 +21,7 @@ from llmbt.errors import DataError, unknown_name_error
 from llmbt.feeds.newsources import alpaca, finnhub, massive, yahoo
 from llmbt.feeds.newsources.common import DAY, frame
 from llmbt.feeds.sources import cache_file, one_line, read_cache, write_cache
+from llmbt.feeds.universe import parse_symbols
 
 PROVIDERS: dict[str, ModuleType] = {m.NAME: m for m in (alpaca, finnhub, massive, yahoo)}
 SOURCES: tuple[str, ...] = (*sorted(PROVIDERS), "file")
@@ -49,25 +50,6 @@ def news_cache_path(source: str, symbol: str) -> Path:
 def news_cache_dir(source: str) -> Path:
     """The folder holding ``source``'s cached files: ``llmbt_home()/news/<source>``."""
     return news_cache_path(source, "_").parent
-
-
-def parse_symbols(value: str | Sequence[str]) -> list[str]:
-    """Symbols from ``"AAPL,MSFT"``, a file with one symbol a line (``#`` comments), or a list:
-    stripped, upper-cased, de-duplicated in order.
-
-    Raises:
-        DataError: an empty symbol (e.g. ``"AAPL,,MSFT"``) or no symbol at all.
-    """
-    if isinstance(value, str) and Path(value).expanduser().is_file():
-        lines = Path(value).expanduser().read_text().splitlines()
-        items = [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
-    else:
-        items = [s.strip() for s in (value.split(",") if isinstance(value, str) else value)]
-    empty = [i + 1 for i, s in enumerate(items) if not isinstance(s, str) or not s]
-    if empty or not items:
-        raise DataError(f"symbols {value!r}: empty symbol at position {empty[0] if empty else 1}; "
-                        "write them comma-separated like AAPL,MSFT or one a line in a file")
-    return list(dict.fromkeys(s.upper() for s in items))
 
 
 def day(value: DayLike, label: str) -> pd.Timestamp:

@@ -85,7 +85,8 @@ def headline_examples(
     from llmbt.feeds.news import align_news_to_bars
 
     _check_bar_args(horizon, method, q)
-    entry = align_news_to_bars(pd.DatetimeIndex(news["timestamp"]), prices.index)
+    entry = align_news_to_bars(pd.DatetimeIndex(news["timestamp"]), prices.index,
+                               day=news.get("day"))
     exit_ = entry + horizon - 1
     ok = (entry >= 0) & (exit_ < len(prices))
     if not ok.any():
