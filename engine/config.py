@@ -30,7 +30,10 @@ class RunConfig:
 
     Attributes:
         strategy: registered strategy name (``bt run --strategy``).
-        data: price source URI, e.g. ``sample:GOOG``, ``csv:prices.csv``, ``yahoo:AAPL``.
+        data: price source URI, e.g. ``sample:GOOG``, ``csv:prices.csv``, ``yahoo:AAPL``; for a
+            portfolio strategy a universe: ``yahoo:AAPL,MSFT``, a long file with a ``symbol``
+            column, or a folder of per-symbol files.
+        symbols: the universe's symbols to keep (``AAPL,MSFT`` or a file, one per line); None = all.
         start, end: inclusive date range (ISO strings); None for all data. The default start
             (2011-01-01) keeps the default LLM run short on a laptop CPU.
         interval: bar size for downloaded data (``1d``, ``1h``…).
@@ -48,6 +51,7 @@ class RunConfig:
 
     strategy: str = "sma_cross"
     data: str = "sample:GOOG"
+    symbols: str | None = None
     start: str | None = "2011-01-01"
     end: str | None = None
     interval: str = "1d"

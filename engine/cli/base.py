@@ -45,7 +45,11 @@ def run_options(func):
                      help="YAML file with run settings; flags given on the command line override it."),
         click.option("--strategy", help="Registered strategy name (see `bt strategies`)."),
         click.option("--data", help="Price source: sample:GOOG|EURUSD|BTCUSD, csv:PATH, "
-                     "parquet:PATH, yahoo:TICKER, ccxt:EXCHANGE:SYMBOL."),
+                     "parquet:PATH, yahoo:TICKER, ccxt:EXCHANGE:SYMBOL; a universe for portfolio "
+                     "strategies: yahoo:AAPL,MSFT, a long csv:/parquet: file with a symbol column, "
+                     "or a folder of per-symbol files."),
+        click.option("--symbols", help="Universe subset for portfolio strategies: AAPL,MSFT or a "
+                     "file with one symbol per line."),
         click.option("--start", help="First date (inclusive), YYYY-MM-DD."),
         click.option("--end", help="Last date (inclusive), YYYY-MM-DD."),
         click.option("--interval", help="Bar size for downloaded data, e.g. 1d, 1h."),

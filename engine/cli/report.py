@@ -35,3 +35,46 @@ def report_run(result: RunResult, html: Path | None) -> None:
                                title=f"{result.config.strategy} on {result.config.data} "
                                      f"(run {result.run_id})", periods=ppy)
         click.echo(f"tearsheet: {path}")
+
+
+def report_portfolio(result, html: Path | None) -> None:
+    """A portfolio run: metrics vs the equal-weight benchmark, the signal report (IC by horizon,
+    quantile returns, turnover), per-symbol contributions; the tearsheet and signal page if asked."""
+    from llmbt.reports import print_metrics
+    from llmbt.reports.signal import contribution_table, signal_report
+
+    run, bench, name = result.run, result.benchmark, result.config.strategy
+    series = {name: run.returns} | ({bench.returns.name or "equal_weight": bench.returns} if bench else {})
+    runs = {name: run} | ({str(bench.returns.name or "equal_weight"): bench} if bench else {})
+    extra = {label: {n: fmt(r.stats) for n, r in runs.items()} for label, fmt in _PORTFOLIO_ROWS}
+    print_metrics(series, periods_per_year(run.returns.index), extra)
+    for key, value in (result.universe_info | result.signal_info).items():
+        click.echo(f"{key}: {value}")
+    report = signal_report(result.panels["score"], result.opens)
+    click.echo(report.to_text())
+    click.echo(contribution_table(run.contributions))
+    click.echo(f"backtest took {result.seconds:.2f} s")
+    if html is not None:
+        _write_portfolio_pages(result, report, html)
+
+
+_PORTFOLIO_ROWS = (
+    ("Fills", lambda s: f"{int(s['fills'])}"),
+    ("Final value", lambda s: f"{s['final_value']:,.2f}"),
+    ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
+    ("Gross exposure", lambda s: f"{s['exposure']:.1%}"),
+    ("Rejected orders", lambda s: f"{int(s['rejected_orders'])}"),
+)
+
+
+def _write_portfolio_pages(result, report, html: Path) -> None:
+    from llmbt.reports.portfolio_page import write_portfolio_page
+
+    bench = result.benchmark.returns if result.benchmark else None
+    paths = write_portfolio_page(html, returns=result.run.returns, benchmark=bench, report=report,
+                                 contrib=result.run.contributions,
+                                 periods=periods_per_year(result.run.returns.index),
+                                 title=f"{result.config.strategy} on {result.config.data} "
+                                       f"(run {result.run_id})")
+    for path in paths:
+        click.echo(f"report: {path}")

@@ -21,13 +21,16 @@ def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) 
 
     Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
     """
-    from llmbt.engine.cli.report import report_run
+    from llmbt.engine.cli.report import report_portfolio, report_run
+    from llmbt.engine.portfolio_run import is_portfolio, run_portfolio_backtest
     from llmbt.engine.runner import run_backtest
 
     config = build_config(**kwargs)
     if save_config:
         Path(save_config).write_text(config.to_yaml())
     click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
-    result = run_backtest(config)
     path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
-    report_run(result, path)
+    if is_portfolio(config.strategy):
+        report_portfolio(run_portfolio_backtest(config), path)
+    else:
+        report_run(run_backtest(config), path)

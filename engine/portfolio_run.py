@@ -1,0 +1,161 @@
+"""A portfolio backtest from a :class:`RunConfig`: universe → headline scores → weights → loop.
+
+Data flow, one direction: the universe's bars (:func:`llmbt.feeds.universe.load_universe`, from the
+warm-up before ``--start``) and headlines → one cached scoring pass over the universe
+(:func:`llmbt.signals_cache.universe.universe_signals`) → score / confidence / vol panels → the
+strategy's target weights, decided at each close before the loop
+(:meth:`~llmbt.strategies.portfolio.PortfolioStrategy.target_weights`) → one Backtrader feed per
+symbol, next-open fills (:func:`llmbt.engine.portfolio.simulate`) → the equal-weight benchmark
+on the same bars, schedule and costs. The reports (tearsheet, IC, contributions) are drawn from
+the returned :class:`PortfolioResult` by the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from llmbt.engine.config import RunConfig
+from llmbt.engine.portfolio import PortfolioRun, simulate
+from llmbt.errors import ConfigError
+from llmbt.feeds import load_news
+from llmbt.feeds.prices import history_start
+from llmbt.feeds.universe import Universe, load_universe, parse_symbols
+from llmbt.strategies.portfolio import EqualWeight, PortfolioStrategy
+from llmbt.strategies.registry import check_params, get_strategy, with_defaults
+
+#: Bars of history before ``--start`` for the realised volatility (20 bars) and settling.
+VOL_HISTORY = 25
+
+
+@dataclass
+class PortfolioResult:
+    """What a portfolio backtest returns: plain pandas data, no Backtrader objects."""
+
+    config: RunConfig
+    run: PortfolioRun
+    benchmark: PortfolioRun | None
+    panels: dict[str, pd.DataFrame]  # score / confidence / vol over the traded bars
+    weights: pd.DataFrame
+    opens: pd.DataFrame  # open prices, calendar x symbols (for the signal report)
+    signal_info: dict[str, Any] = field(default_factory=dict)
+    universe_info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+def is_portfolio(strategy: str) -> bool:
+    """True when ``strategy`` trades a universe (a :class:`PortfolioStrategy`)."""
+    return issubclass(get_strategy(strategy), PortfolioStrategy)
+
+
+def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
+    """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
+    started = time.perf_counter()
+    cls = get_strategy(config.strategy)
+    params = with_defaults(cls, check_params(cls, dict(config.params)))
+    spec = cls.signal_spec(params)
+    universe = _load(config, _history_bars(spec))
+    panels, info = _signals(config, cls, universe, spec)
+    weights = cls.target_weights(panels, universe.tradable(), params)
+    window = _window(universe, config.start)
+    run = _simulate(config, window, weights, config.strategy)
+    bench = None
+    if with_benchmark and config.benchmark not in ("none", config.strategy):
+        bench = _benchmark(config, universe, window, params)
+    traded = list(window.keys())
+    calendar = run.equity.index
+    return PortfolioResult(
+        config=config, run=run, benchmark=bench,
+        panels={k: v.reindex(index=calendar, columns=traded) for k, v in panels.items()},
+        weights=weights.reindex(index=calendar, columns=traded),
+        opens=universe.panel("open").reindex(columns=traded).loc[calendar[0]:],
+        signal_info=info, universe_info=_universe_info(universe, window),
+        seconds=time.perf_counter() - started)
+
+
+def _history_bars(spec: Any) -> int:
+    decay = math.ceil(spec.half_life * 10) if spec.half_life > 0 else 0
+    return VOL_HISTORY + spec.warmup + decay
+
+
+def _load(config: RunConfig, bars: int) -> Universe:
+    start = history_start(config.start, bars, config.interval)
+    return load_universe(config.data, start, config.end, interval=config.interval,
+                         symbols=parse_symbols(config.symbols))
+
+
+def _signals(config: RunConfig, cls: type, universe: Universe, spec: Any):
+    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.signals import SignalRequest
+    from llmbt.signals_cache.universe import universe_signals
+
+    if config.news is None:
+        raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
+                          "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
+                          "--news finnhub: after `bt news fetch finnhub --symbols ...`")
+    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
+    req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
+                        batch_size=config.batch_size, half_life=spec.half_life,
+                        prompt=config.prompt, warmup=spec.warmup,
+                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
+    return universe_signals(universe.prices, _news(config, universe), req)
+
+
+def _news(config: RunConfig, universe: Universe) -> pd.DataFrame:
+    """``--news FILE``, or ``--news SOURCE:`` (e.g. ``finnhub:``): that provider's cached
+    headlines of the universe's symbols (filled by ``bt news fetch``)."""
+    from llmbt.feeds.newsources import PROVIDERS, load_cached_news
+
+    source = config.news.removesuffix(":")
+    if config.news.endswith(":") and source in PROVIDERS:
+        first = min(bars.index[0] for bars in universe.prices.values())
+        return load_cached_news(source, universe.symbols, first, config.end)
+    return load_news(config.news, tz=config.news_tz)
+
+
+def _window(universe: Universe, start: str | None) -> dict[str, pd.DataFrame]:
+    """The bars to trade: from ``--start`` on (the warm-up history only feeds the signals)."""
+    lo = pd.Timestamp(start, tz="UTC") if start else None
+    out = {s: (bars if lo is None else bars.loc[lo:]) for s, bars in universe.prices.items()}
+    out = {s: bars for s, bars in out.items() if len(bars)}
+    if not out:
+        raise ConfigError(f"--start {start}: no symbol of {universe.source} has bars from then on")
+    return out
+
+
+def _simulate(config: RunConfig, window: dict[str, pd.DataFrame], weights: pd.DataFrame,
+              name: str) -> PortfolioRun:
+    calendar = pd.DatetimeIndex(sorted(set().union(*(b.index for b in window.values()))))
+    return simulate(window, weights.reindex(index=calendar, columns=list(window)),
+                    cash=config.cash, commission=config.commission, slippage=config.slippage,
+                    name=name)
+
+
+def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataFrame],
+               params: dict) -> PortfolioRun:
+    """The equal-weight universe on the same bars, rebalance schedule and costs."""
+    if config.benchmark not in ("equal_weight", "buy_and_hold"):
+        raise ConfigError(f"--benchmark {config.benchmark!r}: a portfolio is compared with "
+                          "equal_weight (the default for portfolios) or none")
+    keep = {k: params[k] for k in ("rebalance", "gross") if k in params}
+    bench_params = with_defaults(EqualWeight, check_params(EqualWeight, keep))
+    weights = EqualWeight.target_weights({}, universe.tradable(), bench_params)
+    return _simulate(config, window, weights, "equal_weight")
+
+
+def _universe_info(universe: Universe, window: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    bars = sum(len(b) for b in window.values())
+    info: dict[str, Any] = {"universe": f"{len(window)} symbols, {bars} symbol-bars traded "
+                                        f"({universe.source})"}
+    if universe.dropped:
+        first = ", ".join(f"{s} {pd.Timestamp(t).date()}" for s, t, _ in universe.dropped[:3])
+        info["dropped bars"] = f"{len(universe.dropped)} incomplete rows dropped ({first} ...)"
+    return info
