@@ -6,9 +6,9 @@ symbols frame of target weights (:meth:`llmbt.strategies.portfolio.PortfolioStra
 ``next()`` reads the weights of the feeds that have a bar now and calls ``order_target_percent``
 (reductions first) → market orders fill at each symbol's next bar open → :class:`PortfolioRun`.
 
-A symbol is traded only at its own bars: its orders wait for its next bar (a halt does not fill at
-a stale price, see :class:`PortfolioBroker`), and a symbol that starts later does not hold the
-others back.
+A symbol is traded only at its own bars: its orders wait for its next bar (Backtrader fills a market
+order only once its feed has a bar after the order's, so a halt does not fill at a stale price; a
+test checks it), and a symbol that starts later does not hold the others back.
 """
 
 from __future__ import annotations
@@ -93,19 +93,6 @@ class WeightFeed(bt.feeds.DataBase):
         return False  # everything comes from preload()
 
 
-class PortfolioBroker(bt.brokers.BackBroker):
-    """Backtrader's broker, except that an order waits for a new bar of its own symbol.
-
-    The stock broker tries a pending market order at every step at ``data.open[0]``; for a symbol
-    with no bar at that step that is the open of the bar the order was placed on (a stale price).
-    Here such an order stays pending until its symbol delivers its next bar.
-    """
-
-    def _try_exec(self, order: bt.Order) -> None:
-        if order.data.datetime[0] > order.created.dt:  # a bar after the one it was placed on
-            super()._try_exec(order)
-
-
 class StepLog(bt.Analyzer):
     """Portfolio value at every step (after its fills), every fill and every refused order."""
 
@@ -116,9 +103,9 @@ class StepLog(bt.Analyzer):
         self.rejected: list[tuple] = []
 
     def notify_order(self, order: bt.Order) -> None:
-        if order.status == order.Completed:
-            ex = order.executed
-            self.fills.append((ex.dt, order.data._name, ex.size, ex.price, ex.comm))
+        if order.status == order.Completed:  # one row per execution bit, at its own price
+            self.fills += [(bit.dt, order.data._name, bit.size, bit.price,
+                            bit.closedcomm + bit.openedcomm) for bit in order.executed.exbits]
         elif order.status in (order.Margin, order.Rejected):
             self.rejected.append((self.strategy.datetime[0], order.data._name, order.created.size))
 
@@ -190,7 +177,6 @@ def _check_inputs(prices: Mapping[str, pd.DataFrame], weights: pd.DataFrame, cas
 
 def _cerebro(cash: float, commission: float, slippage: float) -> bt.Cerebro:
     cerebro = bt.Cerebro(stdstats=False, preload=True, runonce=True, cheat_on_open=False)
-    cerebro.broker = PortfolioBroker()
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=commission)
     if slippage:

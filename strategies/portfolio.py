@@ -276,10 +276,12 @@ def _number(p: dict, key: str, minimum: float, hint: str) -> float:
 
 
 def _integer(p: dict, key: str, minimum: int, hint: str) -> int:
-    value = p[key]
-    number = _number(p, key, minimum, hint) if not isinstance(value, bool) else None
-    if number is None or number != int(number):
-        raise ConfigError(f"--param {key}={value!r} must be an integer >= {minimum} ({hint})")
+    try:
+        number = _number(p, key, minimum, hint)
+    except ConfigError:
+        number = None
+    if number is None or number != int(number) or isinstance(p[key], bool):
+        raise ConfigError(f"--param {key}={p[key]!r} must be an integer >= {minimum} ({hint})")
     return int(number)
 
 
