@@ -25,7 +25,7 @@ def register(name: str) -> Callable[[type[bt.Strategy]], type[bt.Strategy]]:
 
 
 def _load_builtins() -> None:
-    from llmbt.strategies import baselines, llm_sentiment  # noqa: F401  (registers on import)
+    from llmbt.strategies import baselines, llm_sentiment, portfolio  # noqa: F401  (registers on import)
 
 
 def available() -> list[str]:

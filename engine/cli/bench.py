@@ -75,3 +75,31 @@ def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: in
 
 def _fmt(value: object) -> str:
     return f"{value:,.3f}" if isinstance(value, float) else str(value)
+
+
+@bench.command("universe")
+@click.option("--data", default=None, type=click.Path(dir_okay=False),
+              help="Long-format price CSV (timestamp,symbol,open,high,low,close,volume); default "
+              "../shared/data/news/sp500_prices_2013_2016.csv.gz beside the project.")
+@click.option("--symbols", "n_symbols", type=click.IntRange(min=1), default=None,
+              help="Keep the first N symbols by name (default: all).")
+@click.option("--top-k", default=20, show_default=True, help="Names held long (llm_news_portfolio).")
+def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int) -> None:
+    """The portfolio event loop (one feed per symbol, daily llm_news_portfolio) over a universe:
+    bars/s, peak memory and the ratio to a vectorised pandas computation of the same portfolio.
+
+    Scores are a stand-in for cached LLM scores (trailing 20-bar return): the loop's cost does not
+    depend on where they came from.
+
+    Example: bt bench universe --symbols 100
+    """
+    import time
+
+    from llmbt.engine.bench.universe import DEFAULT_DATA, bench_universe, read_long_prices
+
+    started = time.perf_counter()
+    prices, dropped = read_long_prices(data or DEFAULT_DATA, n_symbols)
+    click.echo(f"{'load_s':<28} {time.perf_counter() - started:,.3f}")
+    click.echo(f"{'dropped_rows':<28} {dropped}  (blank open/high/low/close: no bar that day)")
+    for key, value in bench_universe(prices, top_k=top_k).items():
+        click.echo(f"{key:<28} {_fmt(value)}")

@@ -15,4 +15,4 @@ def strategies_cmd() -> None:
     for name in available():
         cls = get_strategy(name)
         params = ", ".join(f"{k}={v!r}" for k, v in cls.params._getitems())
-        click.echo(f"{name:<16} {params}")
+        click.echo(f"{name:<20} {params}")

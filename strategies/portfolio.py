@@ -1,0 +1,292 @@
+"""Portfolio strategies: target weights for many symbols, computed before the event loop.
+
+A :class:`PortfolioStrategy` turns signal panels (calendar × symbols: ``score``, ``confidence``,
+``vol``) into a calendar × symbols frame of target weights, decided at each bar's close, with
+:meth:`PortfolioStrategy.target_weights` — pure, vectorisable, no I/O and no look-ahead (row *t*
+reads rows ≤ *t* only). The engine (:mod:`llmbt.engine.portfolio`) puts each symbol's weights on its
+feed as a ``weight`` line; :meth:`PortfolioStrategy.next` only reads that line and places
+``order_target_percent`` orders, which Backtrader fills at each symbol's next bar open.
+
+A weight is NaN where no order is wanted (not a rebalance bar, or the symbol has no bar then) and a
+number (0 = flat) where the position is brought to that fraction of the portfolio value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import ClassVar
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from llmbt.errors import ConfigError, did_you_mean
+from llmbt.strategies.base import SignalSpec
+from llmbt.strategies.registry import register, with_defaults
+
+WEIGHTINGS = ("equal", "confidence", "inverse_vol")
+
+
+class PortfolioStrategy(bt.Strategy):
+    """Hold each feed (one per symbol) at the target weight on its ``weight`` line.
+
+    Subclasses decide the weights of one rebalance bar in :meth:`row_weights`; everything else
+    (the rebalance schedule, NaN where a symbol has no bar, the loop) is shared.
+    """
+
+    #: Signal panels :meth:`target_weights` reads (the engine scores them before the loop).
+    signal_panels: ClassVar[tuple[str, ...]] = ()
+    params = (("rebalance", 1), ("gross", 0.95))
+
+    @classmethod
+    def checked_params(cls, params: Mapping) -> dict:
+        """``params`` over the class defaults, validated; raises :class:`ConfigError`."""
+        p = with_defaults(cls, dict(params))
+        p["rebalance"] = _integer(p, "rebalance", 1, "bars between rebalances, e.g. --param rebalance=5")
+        p["gross"] = _fraction(p, "gross", "cap on the sum of |weights|, e.g. --param gross=0.95")
+        return p
+
+    @classmethod
+    def signal_spec(cls, params: Mapping) -> SignalSpec:
+        """What the engine scores before the loop (default: nothing decayed, no warm-up)."""
+        return SignalSpec()
+
+    @classmethod
+    def target_weights(cls, signals: Mapping[str, pd.DataFrame], tradable: pd.DataFrame,
+                       params: Mapping) -> pd.DataFrame:
+        """Target weights decided at each bar's close (calendar × symbols, like ``tradable``).
+
+        Args:
+            signals: panels by name (``score``, ``confidence``, ``vol``); reindexed to ``tradable``
+                (dates or symbols they lack are NaN).
+            tradable: bool panel, True where the symbol has a bar.
+            params: the run's ``--param`` values (class defaults fill the rest).
+
+        Returns:
+            NaN = no order for that symbol at that bar; a number = the target fraction of the
+            portfolio value (0 = flat). Row *t* depends on rows ≤ *t* only.
+
+        Raises:
+            ConfigError: a bad parameter or a missing panel, naming the ``--param`` and the fix.
+        """
+        p = cls.checked_params(params)
+        ok = tradable.fillna(False).astype(bool)
+        panels = {name: _aligned(signals, name, ok) for name in cls.signal_panels if name in signals}
+        cls.check_panels(panels, p)
+        rank = np.argsort(np.argsort(np.asarray(ok.columns.astype(str))))  # tie-break by symbol
+        out = np.full(ok.shape, np.nan)
+        trade = ok.to_numpy()
+        for i in range(0, len(ok), p["rebalance"]):
+            row = {name: panel[i] for name, panel in panels.items()}
+            out[i] = cls.row_weights(row, trade[i], rank, p)
+        return pd.DataFrame(out, index=ok.index, columns=ok.columns)
+
+    @classmethod
+    def check_panels(cls, panels: Mapping[str, np.ndarray], params: Mapping) -> None:
+        """Refuse a run whose ``params`` need a panel that ``panels`` lacks (default: none needed)."""
+
+    @classmethod
+    def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
+                    params: Mapping) -> np.ndarray:
+        """The weights of one rebalance bar (NaN where not tradable, or all NaN to skip it).
+
+        Args:
+            panels: each signal panel's row at this bar, as float arrays.
+            tradable: which symbols have a bar now.
+            rank: each symbol's position in name order (for deterministic ties).
+            params: validated parameters.
+        """
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Keep each feed with its ``datetime`` and ``weight`` lines (read at every bar)."""
+        self._feeds = [(data, data.lines.datetime, data.lines.weight) for data in self.datas]
+
+    def prenext(self) -> None:
+        """A symbol that starts later must not hold the others back: act on every bar."""
+        self.next()
+
+    def next(self) -> None:
+        """Read each feed's ``weight`` (only feeds with a bar now) and order toward it: every
+        reduction first, then the increases, so freed cash pays for the buys."""
+        now, value = self.datetime[0], self.broker.getvalue()
+        sells, buys = [], []
+        for data, clock, line in self._feeds:
+            if not len(clock) or clock[0] != now:
+                continue  # no bar for this symbol at this step: nothing to trade
+            weight = line[0]
+            if weight != weight:  # NaN: no order wanted
+                continue
+            pos = self.broker.positions.get(data)
+            held = pos.size * data.close[0] if pos else 0.0
+            if weight == 0.0 and held == 0.0:
+                continue
+            (sells if weight * value < held else buys).append((data, weight))
+        for data, weight in sells + buys:
+            self.order_target_percent(data, target=weight)
+
+
+@register("equal_weight")
+class EqualWeight(PortfolioStrategy):
+    """The benchmark: ``gross`` split equally over every symbol that has a bar at each rebalance
+    (every ``rebalance`` bars of the union calendar); symbols without a bar then are left as they
+    are until they have one at a rebalance."""
+
+    @classmethod
+    def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
+                    params: Mapping) -> np.ndarray:
+        """``gross / N`` for each of the ``N`` tradable symbols."""
+        n = int(tradable.sum())
+        return np.where(tradable, params["gross"] / n if n else np.nan, np.nan)
+
+
+@register("llm_news_portfolio")
+class LlmNewsPortfolio(PortfolioStrategy):
+    """Rank the universe by decayed headline sentiment at each rebalance and hold the best names.
+
+    At every ``rebalance``-th bar of the union calendar, the names that have a bar, a finite
+    ``score`` and ``confidence >= min_confidence`` are ranked by score (ties by symbol name). Long
+    the ``top_k`` (or, with ``entry`` set, every name with ``score >= entry``); short the
+    ``bottom_k`` lowest (with ``entry``: every name ``<= -entry`` when ``bottom_k > 0`` or
+    ``allow_short``). Raw weights are equal, the confidence, or 1 / ``vol`` (``weighting``); they
+    are scaled to ``gross``, each capped at ``max_weight`` (the excess stays in cash), and the
+    larger side is cut so that ``|sum w| <= net``. Names not selected get 0 (closed). A rebalance
+    with fewer than ``min_names`` ranked names is skipped (positions kept). ``half_life`` is the
+    headline decay in bars, applied by the scorer.
+    """
+
+    signal_panels = ("score", "confidence", "vol")
+    params = (
+        ("top_k", 5), ("bottom_k", 0), ("entry", None), ("allow_short", False),
+        ("weighting", "equal"), ("max_weight", 0.2), ("net", 1.0), ("min_confidence", 0.0),
+        ("half_life", 3.0), ("min_names", 1),
+    )
+
+    @classmethod
+    def checked_params(cls, params: Mapping) -> dict:
+        """Validated parameters over the defaults; raises :class:`ConfigError` naming the fix."""
+        p = super().checked_params(params)
+        p["top_k"] = _integer(p, "top_k", 1, "names held long, e.g. --param top_k=5")
+        p["bottom_k"] = _integer(p, "bottom_k", 0, "names held short, e.g. --param bottom_k=5")
+        p["min_names"] = _integer(p, "min_names", 0, "ranked names a rebalance needs, e.g. "
+                                  "--param min_names=10")
+        p["max_weight"] = _fraction(p, "max_weight", "cap per name, e.g. --param max_weight=0.2")
+        p["net"] = _fraction(p, "net", "cap on |sum of weights|, e.g. --param net=1", zero=True)
+        p["min_confidence"] = _fraction(p, "min_confidence", "e.g. --param min_confidence=0.4",
+                                        zero=True)
+        p["half_life"] = _number(p, "half_life", 0.0, "headline decay in bars, e.g. --param half_life=3")
+        p["entry"] = None if p["entry"] in (None, "", "none", "None") else _fraction(
+            p, "entry", "a score threshold in (0, 1], e.g. --param entry=0.3")
+        if p["weighting"] not in WEIGHTINGS:
+            raise ConfigError(f"--param weighting={p['weighting']!r} is not one of "
+                              f"{', '.join(WEIGHTINGS)}.{did_you_mean(p['weighting'], WEIGHTINGS)}")
+        return p
+
+    @classmethod
+    def signal_spec(cls, params: Mapping) -> SignalSpec:
+        """Headline decay ``half_life``; warm-up: 5 half-lives of scored bars before ``--start``
+        (an older headline keeps under 1/32 of its weight)."""
+        p = cls.checked_params(params)
+        return SignalSpec(half_life=p["half_life"], warmup=math.ceil(5 * p["half_life"]))
+
+    @classmethod
+    def check_panels(cls, panels: Mapping[str, np.ndarray], params: Mapping) -> None:
+        """``score`` always; ``confidence`` for min_confidence > 0 or confidence weighting;
+        ``vol`` for inverse_vol weighting."""
+        need = {"score": "ranking"}
+        if params["min_confidence"] > 0 or params["weighting"] == "confidence":
+            need["confidence"] = "min_confidence/weighting=confidence"
+        if params["weighting"] == "inverse_vol":
+            need["vol"] = "weighting=inverse_vol"
+        for name, why in need.items():
+            if name not in panels:
+                raise ConfigError(f"llm_news_portfolio needs a {name!r} signal panel for {why}; "
+                                  f"got panels {sorted(panels)}. Score the universe first or change "
+                                  "--param weighting / --param min_confidence.")
+
+    @classmethod
+    def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
+                    params: Mapping) -> np.ndarray:
+        """Rank, select, weigh and cap one rebalance bar (all NaN when it is skipped)."""
+        score, base, ok = panels["score"], _base_weights(panels, params), tradable.copy()
+        ok &= np.isfinite(score) & np.isfinite(base)
+        if "confidence" in panels and params["min_confidence"] > 0:
+            ok &= panels["confidence"] >= params["min_confidence"]
+        if ok.sum() < max(params["min_names"], 1):
+            return np.full(len(tradable), np.nan)
+        longs, shorts = _select(score, ok, rank, params)
+        raw = np.zeros(len(tradable))
+        raw[longs], raw[shorts] = base[longs], -base[shorts]
+        return np.where(tradable, _scaled(raw, params), np.nan)
+
+
+def _select(score: np.ndarray, ok: np.ndarray, rank: np.ndarray,
+            p: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the longs and shorts among the ``ok`` names (ties: symbol name order)."""
+    idx = np.flatnonzero(ok)
+    if p["entry"] is not None:
+        shorting = p["bottom_k"] > 0 or p["allow_short"]
+        shorts = idx[score[idx] <= -p["entry"]] if shorting else idx[:0]
+        return idx[score[idx] >= p["entry"]], shorts
+    best = idx[np.lexsort((rank[idx], -score[idx]))]
+    longs = best[: p["top_k"]]
+    rest = idx[np.lexsort((rank[idx], score[idx]))]
+    return longs, rest[~np.isin(rest, longs)][: p["bottom_k"]]
+
+
+def _base_weights(panels: Mapping[str, np.ndarray], p: Mapping) -> np.ndarray:
+    """Unsigned raw weight per name: 1, the confidence or 1 / vol (NaN/inf where undefined)."""
+    if p["weighting"] == "confidence":
+        return panels["confidence"].astype(float)
+    if p["weighting"] == "inverse_vol":
+        vol = panels["vol"].astype(float)
+        return np.divide(1.0, vol, out=np.full(len(vol), np.nan), where=vol > 0)
+    return np.ones(len(panels["score"]))
+
+
+def _scaled(raw: np.ndarray, p: Mapping) -> np.ndarray:
+    """Scale to ``gross``, cap each name at ``max_weight``, cut the larger side to ``net``."""
+    total = np.abs(raw).sum()
+    if total == 0:
+        return raw
+    w = np.clip(raw / total * p["gross"], -p["max_weight"], p["max_weight"])
+    longs, shorts = w[w > 0].sum(), -w[w < 0].sum()
+    if longs - shorts > p["net"]:
+        w[w > 0] *= (p["net"] + shorts) / longs
+    elif shorts - longs > p["net"]:
+        w[w < 0] *= (p["net"] + longs) / shorts
+    return w
+
+
+def _aligned(signals: Mapping[str, pd.DataFrame], name: str, like: pd.DataFrame) -> np.ndarray:
+    """Panel ``name`` on ``like``'s calendar and symbols, as a float array (missing = NaN)."""
+    return signals[name].reindex(index=like.index, columns=like.columns).to_numpy(dtype=float)
+
+
+def _number(p: dict, key: str, minimum: float, hint: str) -> float:
+    value = p[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number >= minimum or not math.isfinite(number):
+        raise ConfigError(f"--param {key}={value!r} must be a number >= {minimum:g} ({hint})")
+    return number
+
+
+def _integer(p: dict, key: str, minimum: int, hint: str) -> int:
+    try:
+        number = _number(p, key, minimum, hint)
+    except ConfigError:
+        number = None
+    if number is None or number != int(number) or isinstance(p[key], bool):
+        raise ConfigError(f"--param {key}={p[key]!r} must be an integer >= {minimum} ({hint})")
+    return int(number)
+
+
+def _fraction(p: dict, key: str, hint: str, zero: bool = False) -> float:
+    number = _number(p, key, 0.0, hint)
+    if number > 1 or (number == 0 and not zero):
+        raise ConfigError(f"--param {key}={p[key]!r} must be in {'[0' if zero else '(0'}, 1] ({hint})")
+    return number

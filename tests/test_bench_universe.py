@@ -1,0 +1,48 @@
+"""``bt bench universe`` on a few symbols of the shared universe (not timed: the numbers are shapes)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from llmbt.engine.bench.universe import bench_universe, read_long_prices, stand_in_scores
+from llmbt.engine.cli import cli
+from llmbt.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def few(shared_news):
+    return read_long_prices(shared_news / "sp500_prices_2013_2016.csv.gz", n_symbols=6)
+
+
+def test_the_reader_keeps_the_first_symbols_and_drops_blank_bars(few):
+    prices, dropped = few
+    assert list(prices) == ["A", "AAL", "AAP", "AAPL", "ABBV", "ABC"] and dropped == 0
+    assert all(f.index.tz is not None and f.index.is_monotonic_increasing for f in prices.values())
+    assert list(prices["A"].columns) == ["open", "high", "low", "close", "volume"]
+
+
+def test_stand_in_scores_are_causal_trailing_returns(few):
+    prices, _ = few
+    scores = stand_in_scores(prices)
+    close = prices["AAPL"]["close"]
+    assert scores["AAPL"].iloc[:20].isna().all()
+    assert scores["AAPL"].iloc[25] == pytest.approx(close.iloc[25] / close.iloc[5] - 1)
+
+
+def test_bench_universe_runs_both_ways_and_they_agree_roughly(few):
+    prices, _ = few
+    out = bench_universe(prices, top_k=3, cash=100_000)
+    assert out["symbols"] == 6 and out["bars"] == sum(len(f) for f in prices.values())
+    assert out["fills"] > 100 and out["bars_per_s"] > 0 and out["peak_rss_mib"] > 0
+    assert out["final_value_rel_diff"] < 0.05  # the pandas version is an approximation
+
+
+def test_the_cli_prints_the_figures_and_a_missing_file_is_one_line(shared_news, tmp_path):
+    res = CliRunner().invoke(cli, ["bench", "universe", "--symbols", "3", "--top-k", "1"])
+    assert res.exit_code == 0, res.output
+    assert "bars_per_s" in res.output and "loop_vs_vector" in res.output
+    res = CliRunner().invoke(cli, ["bench", "universe", "--data", str(tmp_path / "none.csv")])
+    assert res.exit_code != 0 and "no price file" in res.output
+    with pytest.raises(DataError):
+        read_long_prices(tmp_path / "none.csv")
