@@ -26,7 +26,7 @@ from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
 from llmbt.strategies.portfolio import EqualWeight, PortfolioStrategy
-from llmbt.strategies.registry import check_params, get_strategy, with_defaults
+from llmbt.strategies.registry import check_params, get_strategy
 
 #: Bars of history before ``--start`` for the realised volatility (20 bars) and settling.
 VOL_HISTORY = 25
@@ -60,7 +60,7 @@ def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> Po
     """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
     started = time.perf_counter()
     cls = get_strategy(config.strategy)
-    params = with_defaults(cls, check_params(cls, dict(config.params)))
+    params = cls.checked_params(check_params(cls, dict(config.params)))
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec))
     panels, info = _signals(config, cls, universe, spec)
@@ -145,9 +145,8 @@ def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataF
     if config.benchmark not in ("equal_weight", "buy_and_hold"):
         raise ConfigError(f"--benchmark {config.benchmark!r}: a portfolio is compared with "
                           "equal_weight (the default for portfolios) or none")
-    keep = {k: params[k] for k in ("rebalance", "gross") if k in params}
-    bench_params = with_defaults(EqualWeight, check_params(EqualWeight, keep))
-    weights = EqualWeight.target_weights({}, universe.tradable(), bench_params)
+    keep = {k: params[k] for k in ("rebalance", "gross")}
+    weights = EqualWeight.target_weights({}, universe.tradable(), keep)
     return _simulate(config, window, weights, "equal_weight")
 
 

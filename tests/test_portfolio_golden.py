@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from llmbt.engine.portfolio import simulate
+from llmbt.feeds.universe import load_universe
 from llmbt.strategies.portfolio import EqualWeight, LlmNewsPortfolio
 
 SYMBOLS = ("AAPL", "DHR", "MSFT", "PYPL", "XOM")
@@ -30,16 +31,9 @@ GOLDEN = {"final_value": 79_675.21, "fills": 832, "rejected_orders": 11}  # as m
 
 
 def read_slice(folder, symbols=SYMBOLS, start=START, end=END) -> dict[str, pd.DataFrame]:
-    """Local reader of the shared long file (TODO at merge: use llmbt.feeds.universe.load_universe).
-
-    Rows with a blank open/high/low/close are dropped: the symbol has no bar that day.
-    """
-    df = pd.read_csv(folder / "sp500_prices_2013_2016.csv.gz")
-    df = df[df["symbol"].isin(symbols) & (df["timestamp"] >= start) & (df["timestamp"] <= end)]
-    df = df.dropna(subset=["open", "high", "low", "close"])
-    df["timestamp"] = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
-    cols = ["open", "high", "low", "close", "volume"]
-    return {s: g.set_index("timestamp")[cols].astype(float) for s, g in df.groupby("symbol")}
+    """The slice through the product's loader (incomplete rows dropped: no bar that day)."""
+    path = folder / "sp500_prices_2013_2016.csv.gz"
+    return load_universe(f"csv:{path}", start, end, symbols=list(symbols)).prices
 
 
 def hand_scores(calendar: pd.DatetimeIndex, symbols) -> pd.DataFrame:

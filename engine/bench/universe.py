@@ -16,41 +16,28 @@ import pandas as pd
 
 from llmbt.engine.portfolio import peak_rss_mib, simulate
 from llmbt.errors import DataError
+from llmbt.feeds.universe import load_universe
 from llmbt.strategies.portfolio import LlmNewsPortfolio
 
 #: The shared universe beside the project (see ../shared/data/MANIFEST.md).
 DEFAULT_DATA = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "news"
                 / "sp500_prices_2013_2016.csv.gz")
-PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
 def read_long_prices(path: str | Path, n_symbols: int | None = None) -> tuple[dict[str, pd.DataFrame], int]:
-    """Per-symbol frames of a long-format file (``timestamp,symbol,open,high,low,close,volume``).
-
-    A stand-in until ``llmbt.feeds.universe.load_universe`` is merged (TODO at merge: call it
-    instead). Rows with a blank open/high/low/close are dropped (the symbol has no bar that day).
-
-    Args:
-        path: the CSV (gzip or plain) file.
-        n_symbols: keep the first ``n`` symbols by name (default all).
-
-    Returns:
-        The frames by symbol, and how many rows were dropped.
+    """The first ``n_symbols`` symbols (by name; default all) of a long-format file, through
+    :func:`llmbt.feeds.universe.load_universe`, and how many rows it dropped as incomplete.
 
     Raises:
-        DataError: the file does not exist.
+        DataError: the file does not exist or is not a long-format price file.
     """
     if not Path(path).is_file():
         raise DataError(f"bench universe: no price file at {path}; pass --data PATH to a long-format "
                         "CSV (timestamp,symbol,open,high,low,close,volume).")
-    df = pd.read_csv(path)
-    keep = sorted(df["symbol"].dropna().unique())[:n_symbols]
-    df = df[df["symbol"].isin(keep)]
-    clean = df.dropna(subset=["open", "high", "low", "close"])
-    stamps = pd.to_datetime(clean["timestamp"], utc=True).rename("timestamp")
-    frame = clean[PRICE_COLUMNS].astype(float).set_index(stamps)
-    groups = frame.groupby(clean["symbol"].to_numpy())
-    return {str(s): g.sort_index() for s, g in groups}, len(df) - len(clean)
+    universe = load_universe(f"csv:{path}")
+    keep = universe.symbols[:n_symbols]
+    dropped = sum(1 for s, _, _ in universe.dropped if s in keep)
+    return {s: universe.prices[s] for s in keep}, dropped
 
 
 def stand_in_scores(prices: Mapping[str, pd.DataFrame], lookback: int = 20) -> pd.DataFrame:

@@ -1,0 +1,92 @@
+"""``bt run --strategy llm_news_portfolio`` end to end on a slice of the shared universe, with the
+tokenizer and the model stubbed (scores depend on the headline text only, as a model's would)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import ChatMLStub
+
+from llmbt.engine.cli import cli
+from llmbt.engine.config import RunConfig
+from llmbt.engine.portfolio_run import run_portfolio_backtest
+from llmbt.errors import ConfigError
+from llmbt.signals_cache import universe
+from llmbt.signals_cache.scoring.pipeline import ScoreResult
+
+SYMBOLS = "AAPL,BA,GS,GM,JPM"
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    calls: list[str] = []
+
+    def fake(prompts, req, version):
+        calls.extend(prompts)
+        bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
+        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+
+    monkeypatch.setattr(universe, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe, "score_rendered", fake)
+    monkeypatch.setattr(universe, "score_info", lambda *a: {})
+    return calls
+
+
+def _config(shared_news, **kw) -> RunConfig:
+    base = dict(strategy="llm_news_portfolio", symbols=SYMBOLS, start="2015-03-02",
+                end="2015-06-30", data=f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
+                news=str(shared_news / "reuters_headlines_2013_2016.csv.gz"),
+                news_tz="America/New_York", params={"top_k": 2})
+    return RunConfig(**(base | kw))
+
+
+def test_a_universe_run_trades_the_window_and_scores_each_headline_once(shared_news, sent):
+    result = run_portfolio_backtest(_config(shared_news))
+    run, bench = result.run, result.benchmark
+    assert run.equity.index[0] == pd.Timestamp("2015-03-02", tz="UTC")
+    assert run.equity.index[-1] == pd.Timestamp("2015-06-30", tz="UTC")
+    assert len(sent) == len(set(sent))  # each distinct headline scored once
+    assert run.stats["fills"] > 0 and bench.stats["fills"] > 0
+    assert run.contributions["pnl"].sum() == pytest.approx(run.stats["final_value"] - 100_000, abs=0.01)
+    # the signals the weights came from were known at each close: a headline dated D is on D+1 at
+    # the earliest, and weights are NaN (no order) where a symbol has no bar
+    assert result.panels["score"].index.equals(run.equity.index)
+    assert set(result.weights.columns) == set(SYMBOLS.split(","))
+
+
+def test_headlines_before_the_warmup_are_not_scored(shared_news, sent):
+    run_portfolio_backtest(_config(shared_news, params={"top_k": 2, "half_life": 1.0}))
+    warm = len(sent)
+    sent.clear()
+    run_portfolio_backtest(_config(shared_news, params={"top_k": 2, "half_life": 8.0}))
+    assert len(sent) > warm  # a longer decay needs more history, and only then is it scored
+
+
+def test_the_cli_prints_metrics_ic_and_contributions(shared_news, sent, tmp_path):
+    cfg = _config(shared_news)
+    args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", SYMBOLS,
+            "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
+            "--end", cfg.end, "--param", "top_k=2", "--report", str(tmp_path / "pf.html")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    for text in ("equal_weight", "mean IC", "top-bottom", "rank autocorrelation", "total (5)"):
+        assert text in res.output
+    assert (tmp_path / "pf.html").is_file() and (tmp_path / "pf_signal.html").is_file()
+
+
+def test_a_portfolio_without_news_is_one_line(shared_news, sent):
+    with pytest.raises(ConfigError, match="--news"):
+        run_portfolio_backtest(_config(shared_news, news=None))
+
+
+def test_a_symbol_list_with_an_unknown_symbol_says_did_you_mean(shared_news, sent):
+    res = CliRunner().invoke(cli, ["run", "--strategy", "llm_news_portfolio", "--data",
+                                   f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
+                                   "--symbols", "AAPL,MSFTT", "--news", "x.csv", "--no-report"])
+    assert res.exit_code != 0 and "MSFTT" in res.output and "MSFT" in res.output
+    assert "Traceback" not in res.output
