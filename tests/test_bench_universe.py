@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -46,3 +47,31 @@ def test_the_cli_prints_the_figures_and_a_missing_file_is_one_line(shared_news, 
     assert res.exit_code != 0 and "no price file" in res.output
     with pytest.raises(DataError):
         read_long_prices(tmp_path / "none.csv")
+
+
+def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, monkeypatch):
+    """With the model stubbed: n rows each; GOOG and GOOGL share headlines, so the universe pass
+    scores far fewer distinct prompts than rows."""
+    import numpy as np
+    from conftest import ChatMLStub
+
+    from llmbt.engine.bench import universe_scoring
+    from llmbt.feeds import load_news, load_universe
+    from llmbt.signals_cache.scoring.pipeline import ScoreResult
+
+    class Scorer:
+        load_seconds = 0.0
+
+    def fake(prompts, req, version):
+        probs = np.full((len(prompts), 3), 1 / 3)
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), Scorer()
+
+    monkeypatch.setattr(universe_scoring, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe_scoring, "score_rendered", fake)
+    prices = load_universe(f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
+                           "2015-01-01", "2015-12-31", symbols="GOOG,GOOGL,AAPL").prices
+    news = load_news(shared_news / "reuters_headlines_2013_2016.csv.gz", tz="America/New_York")
+    news = news[news["timestamp"] >= pd.Timestamp("2015-01-01", tz="UTC")]
+    one, uni = universe_scoring.bench_universe_scoring(prices, news, "GOOG", 40)
+    assert one["rows"] == 40 and one["distinct"] >= 38  # a few repeated headlines
+    assert uni["rows"] == 40 and uni["distinct"] < 40  # GOOG and GOOGL share headlines

@@ -22,6 +22,7 @@ from llmbt.strategies.portfolio import LlmNewsPortfolio
 #: The shared universe beside the project (see ../shared/data/MANIFEST.md).
 DEFAULT_DATA = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "news"
                 / "sp500_prices_2013_2016.csv.gz")
+DEFAULT_NEWS = DEFAULT_DATA.with_name("reuters_headlines_2013_2016.csv.gz")
 
 
 def read_long_prices(path: str | Path, n_symbols: int | None = None) -> tuple[dict[str, pd.DataFrame], int]:

@@ -84,7 +84,14 @@ def _fmt(value: object) -> str:
 @click.option("--symbols", "n_symbols", type=click.IntRange(min=1), default=None,
               help="Keep the first N symbols by name (default: all).")
 @click.option("--top-k", default=20, show_default=True, help="Names held long (llm_news_portfolio).")
-def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int) -> None:
+@click.option("--scoring", "n_scoring", type=click.IntRange(min=1), default=None,
+              help="Also score N headline rows of one symbol and N of the universe with the model "
+              "(fresh caches) and compare the cost per row.")
+@click.option("--news", default=None, help="Headline file for --scoring (default: the shared "
+              "Reuters file, dates in America/New_York).")
+@click.option("--symbol", default="AAPL", show_default=True, help="The one symbol for --scoring.")
+def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int, n_scoring: int | None,
+                       news: str | None, symbol: str) -> None:
     """The portfolio event loop (one feed per symbol, daily llm_news_portfolio) over a universe:
     bars/s, peak memory and the ratio to a vectorised pandas computation of the same portfolio.
 
@@ -95,7 +102,12 @@ def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int) -> N
     """
     import time
 
-    from llmbt.engine.bench.universe import DEFAULT_DATA, bench_universe, read_long_prices
+    from llmbt.engine.bench.universe import (
+        DEFAULT_DATA,
+        DEFAULT_NEWS,
+        bench_universe,
+        read_long_prices,
+    )
 
     started = time.perf_counter()
     prices, dropped = read_long_prices(data or DEFAULT_DATA, n_symbols)
@@ -103,3 +115,17 @@ def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int) -> N
     click.echo(f"{'dropped_rows':<28} {dropped}  (blank open/high/low/close: no bar that day)")
     for key, value in bench_universe(prices, top_k=top_k).items():
         click.echo(f"{key:<28} {_fmt(value)}")
+    if n_scoring:
+        _bench_scoring(prices, news or str(DEFAULT_NEWS), symbol, n_scoring)
+
+
+def _bench_scoring(prices: dict, news_path: str, symbol: str, n: int) -> None:
+    from llmbt.engine.bench.universe_scoring import bench_universe_scoring
+    from llmbt.feeds import load_news
+
+    news = load_news(news_path, tz="America/New_York")
+    rows = bench_universe_scoring(prices, news, symbol, n)
+    for row in rows:
+        click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    click.echo(f"{'universe_vs_one_symbol':<28} "
+               f"{rows[0]['ms_per_row'] / rows[1]['ms_per_row']:,.2f}x per row")

@@ -1,0 +1,54 @@
+"""Scoring a universe vs scoring one symbol, per (headline, symbol) row, with a fresh cache each.
+
+Both take the first ``n`` headline rows of the same period: one symbol's, and the universe's (all
+symbols, in time order). Each goes through the product's path (:func:`news_items`, the symbol-free
+template, :func:`score_rendered`) into its own empty cache, so every distinct headline is scored by
+the model; the model load is timed apart. The universe pass de-duplicates headlines shared by
+several symbols, so per row it should cost no more than one symbol's pass.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+
+import pandas as pd
+
+from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+from llmbt.signals_cache.scoring.prompts import render, template_for
+from llmbt.signals_cache.signals import SignalRequest, score_rendered
+from llmbt.signals_cache.universe import UNIVERSE_TEMPLATE, news_items
+
+
+def bench_universe_scoring(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame, symbol: str,
+                           n: int, *, model: str = "smollm2-135m",
+                           batch_size: int = 16) -> list[dict]:
+    """One row of figures for ``symbol`` alone and one for the whole universe (``n`` rows each)."""
+    spec = ModelSpec(base=model)
+    upper = news["symbol"].astype(str).str.upper()
+    alone = news[(upper == symbol.upper()).to_numpy()].head(n)
+    if len(alone) < n:
+        raise ValueError(f"bench universe --scoring {n}: {symbol} has only {len(alone)} headlines")
+    lo, hi = alone["timestamp"].iloc[0], alone["timestamp"].iloc[-1]
+    within = news[(news["timestamp"] >= lo) & (news["timestamp"] <= hi) & upper.isin(list(prices))]
+    return [_score_rows(f"one symbol ({symbol})", {symbol: prices[symbol]}, alone, spec, batch_size),
+            _score_rows(f"universe ({len(prices)} symbols)", prices, within.head(n), spec, batch_size)]
+
+
+def _score_rows(name: str, prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
+                spec: ModelSpec, batch_size: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as cache:
+        req = SignalRequest(spec=spec, mode="headlines", cache_dir=cache, batch_size=batch_size,
+                            progress=False)
+        items = news_items(prices, news, req)
+        template = template_for("headlines", UNIVERSE_TEMPLATE)
+        tokenizer = load_tokenizer(spec)
+        prompts = [render(template, tokenizer, headline=t) for t in items.texts]
+        started = time.perf_counter()
+        result, scorer = score_rendered(prompts, req, template.version)
+        seconds = time.perf_counter() - started - scorer.load_seconds
+    rows = len(items.rows)
+    return {"pass": name, "rows": rows, "distinct": len(prompts), "seconds": seconds,
+            "ms_per_row": 1000 * seconds / max(rows, 1),
+            "ms_per_distinct": 1000 * seconds / max(len(prompts), 1)}
