@@ -90,3 +90,37 @@ def test_a_symbol_list_with_an_unknown_symbol_says_did_you_mean(shared_news, sen
                                    "--symbols", "AAPL,MSFTT", "--news", "x.csv", "--no-report"])
     assert res.exit_code != 0 and "MSFTT" in res.output and "MSFT" in res.output
     assert "Traceback" not in res.output
+
+
+def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(shared_news, sent,
+                                                                           monkeypatch, tmp_path):
+    """``--news finnhub:`` reads what ``bt news fetch finnhub`` cached (network call stubbed with
+    the shared headlines, re-stamped at 20:00 UTC, after the close): the same prompts are scored
+    and the same portfolio results as from a file holding the same timed rows."""
+    from llmbt.feeds.newsources import fetch_news, finnhub
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    raw = pd.read_csv(shared_news / "reuters_headlines_2013_2016.csv.gz")
+    raw = raw[raw["symbol"].isin(SYMBOLS.split(",")) & raw["timestamp"].between("2014-12-01", "2015-06-30")]
+    stamps = pd.to_datetime(raw["timestamp"]).dt.tz_localize("UTC") + pd.Timedelta(hours=20)
+    items = [{"category": "company", "datetime": int(t.timestamp()), "headline": h, "id": i,
+              "image": "", "related": s, "source": "Reuters", "summary": "", "url": f"u{i}"}
+             for i, (t, s, h) in enumerate(zip(stamps, raw["symbol"], raw["headline"], strict=True))]
+
+    class Client:
+        def company_news(self, symbol, _from, to):
+            lo, hi = pd.Timestamp(_from, tz="UTC"), pd.Timestamp(to, tz="UTC") + pd.Timedelta(days=1)
+            return [a for a in items if a["related"] == symbol
+                    and lo.timestamp() <= a["datetime"] < hi.timestamp()]
+
+    monkeypatch.setattr(finnhub, "_client", lambda: Client())
+    fetch_news("finnhub", SYMBOLS, "2014-06-01", "2015-06-30")
+    cached = run_portfolio_backtest(_config(shared_news, news="finnhub:"))
+    prompts = list(sent)
+    sent.clear()
+    path = tmp_path / "timed.csv"
+    pd.DataFrame({"timestamp": stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "symbol": raw["symbol"],
+                  "headline": raw["headline"]}).to_csv(path, index=False)
+    from_file = run_portfolio_backtest(_config(shared_news, news=str(path), news_tz=None))
+    assert sorted(prompts) == sorted(sent) and len(prompts) > 100
+    assert cached.run.stats["final_value"] == from_file.run.stats["final_value"]
