@@ -12,7 +12,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
-from llmbt.engine.runner import load_history, run_backtest
+from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
 from llmbt.engine.signals import check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
@@ -64,6 +64,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         ``folds`` table and the period's ``close`` prices, as :func:`llmbt.reports.compare.compare` and
         the comparison page take them.
     """
+    refuse_portfolio(config)
     names = [a.name for a in arms]
     if len(arms) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"give two or more --arm with distinct names; got {names}.")

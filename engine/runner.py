@@ -20,6 +20,7 @@ from llmbt.engine.analyzers import EquityCurve, Rejections, TradeLog
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
 from llmbt.engine.signals import check_prompt, prepare_signals
+from llmbt.errors import ConfigError
 from llmbt.feeds import load_prices
 from llmbt.feeds.calendar import periods_per_year  # re-exported: reports may not import feeds
 from llmbt.strategies.base import SignalStrategy
@@ -108,6 +109,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
+    refuse_portfolio(config)
     params = check_params(cls, dict(config.params))
     check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
@@ -126,6 +128,15 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         result.benchmark_returns = bench.returns.rename(config.benchmark)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def refuse_portfolio(config: RunConfig) -> None:
+    """Refuse a universe strategy in the single-instrument paths (run, walk-forward, arms)."""
+    from llmbt.strategies.portfolio import PortfolioStrategy
+
+    if issubclass(get_strategy(config.strategy), PortfolioStrategy):
+        raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run` "
+                          "(walk-forward and compare of universes are not supported yet)")
 
 
 def load_history(config: RunConfig) -> pd.DataFrame:
