@@ -167,3 +167,30 @@ def _feature_names() -> list[str]:
     from llmbt.signals_cache.scoring.features import DECIMALS
 
     return list(DECIMALS)
+
+
+def test_the_bench_times_both_processes_and_refuses_a_run_that_called_the_model(monkeypatch):
+    from llmbt.engine.bench import cached
+
+    bench = cached.CachedRunBench(cache_dir="/tmp/x", repeats=3)
+    assert cached.run_args(bench, "sma_cross")[3:] == ["run", "--strategy", "sma_cross", "--data",
+                                                      "sample:GOOG", "--no-report", "--start",
+                                                      "2012-06-01"]
+    assert cached.run_args(bench, "llm_sentiment")[-4:] == ["--model", "smollm2-135m",
+                                                           "--cache-dir", "/tmp/x"]
+    seconds = iter([9.0, 2.2, 2.0, 2.4, 2.0, 2.6, 2.0])  # priming run, then (llm, sma) pairs
+    monkeypatch.setattr(cached, "timed_run",
+                        lambda args: (next(seconds), "model calls: 0 (0 prompts scored"))
+    out = cached.bench_cached_run(bench)
+    assert out["process_cached_llm_s"] == 2.4 and out["process_sma_cross_s"] == 2.0
+    assert out["cached_run_vs_sma_cross"] == pytest.approx(1.2) and out["cached_run_goal"].endswith("met")
+    monkeypatch.setattr(cached, "timed_run", lambda args: (1.0, "model calls: 3 (48 prompts scored"))
+    with pytest.raises(LlmbtError, match="still called the model"):
+        cached.bench_cached_run(bench)
+
+
+def test_a_failing_run_is_one_error_naming_the_command() -> None:
+    from llmbt.engine.bench.cached import timed_run
+
+    with pytest.raises(LlmbtError, match=r"`-c raise SystemExit\('boom'\)` failed \(boom\)"):
+        timed_run([sys.executable, "-c", "raise SystemExit('boom')"])
