@@ -1,7 +1,8 @@
 """Prices (+ news) → prompts → cached label scores → per-bar signal columns, before the event loop.
 
 The model is loaded only when some prompt is missing from the cache: a fully cached run renders the
-prompts with the tokenizer alone and makes zero model calls.
+prompts from the model's saved chat template (:mod:`llmbt.signals_cache.model.chat_template`),
+hashes no weights twice and makes zero model calls: torch and transformers are never imported.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from llmbt.feeds import align_news_to_bars
 from llmbt.feeds.calendar import periods_per_year
 from llmbt.feeds.news import select_symbol
 from llmbt.signals_cache.cache import SignalCache
-from llmbt.signals_cache.model.loading import ModelSpec, load_model, load_tokenizer, model_fingerprint
+from llmbt.signals_cache.model.loading import ModelSpec, load_chat_template, load_model, model_fingerprint
 from llmbt.signals_cache.scoring.features import bar_features
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
@@ -81,7 +82,7 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
         run facts (model calls, cache hits/misses, items/s) for the report.
     """
     template = template_for(req.mode, req.prompt)
-    tokenizer = load_tokenizer(req.spec)
+    tokenizer = load_chat_template(req.spec)
     if req.mode == "bars":
         prompts = _bars_needed(bar_prompts(prices, req.symbol, template, tokenizer), req)
         positions = prices.index.get_indexer(prompts.index)

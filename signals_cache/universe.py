@@ -21,7 +21,7 @@ import pandas as pd
 
 from llmbt.errors import ConfigError
 from llmbt.feeds import align_news_to_bars
-from llmbt.signals_cache.model.loading import load_tokenizer
+from llmbt.signals_cache.model.loading import load_chat_template
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.signals_cache.scoring.prompts import clean_headline, render, template_for
 from llmbt.signals_cache.signals import (
@@ -73,7 +73,7 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
                           f"headline of many symbols would be scored once per symbol; use "
                           f"{UNIVERSE_TEMPLATE} (or a template without {{symbol}})")
     items = news_items(prices, news, req)
-    tokenizer = load_tokenizer(req.spec)
+    tokenizer = load_chat_template(req.spec)
     prompts = [render(template, tokenizer, headline=text) for text in items.texts]
     result, scorer = score_rendered(prompts, req, template.version)
     panels = _panels(prices, items, result, req.half_life)

@@ -31,7 +31,7 @@ def sent(monkeypatch) -> list[str]:
         probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
         return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
-    monkeypatch.setattr(universe, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
     monkeypatch.setattr(universe, "score_rendered", fake)
     monkeypatch.setattr(universe, "score_info", lambda *a: {})
     return calls

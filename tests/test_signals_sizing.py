@@ -72,7 +72,7 @@ def scored(monkeypatch) -> list[str]:
         probs = np.column_stack([bull, 0.5 * (1 - bull), 0.5 * (1 - bull)])[:, _ORDER]
         return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
-    monkeypatch.setattr(signals, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(signals, "load_chat_template", lambda spec: ChatMLStub())
     monkeypatch.setattr(signals, "score_rendered", fake_score)
     monkeypatch.setattr(signals, "score_info", lambda *a: {})
     return sent

@@ -40,7 +40,7 @@ def sent(monkeypatch) -> list[str]:
         probs = np.array([_probs("bullish" if "beats" in p else "bearish") for p in prompts])
         return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
 
-    monkeypatch.setattr(universe, "load_tokenizer", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
     monkeypatch.setattr(universe, "score_rendered", fake)
     monkeypatch.setattr(universe, "score_info", lambda *a: {})
     return calls

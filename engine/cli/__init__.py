@@ -13,6 +13,7 @@ from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
     ml,
     news,
     run,
+    score,
     strategies,
     wf,
 )

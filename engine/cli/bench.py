@@ -23,8 +23,10 @@ def bench() -> None:
 @click.option("--start", default="2012-06-01", show_default=True,
               help="Backtest window start for the cached-backtest ratio.")
 @click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
+@click.option("--cached-run", "cached_run", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Timed process pairs of a cached llm_sentiment run vs sma_cross (0: skip).")
 def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str,
-                      prompt: str | None) -> None:
+                      prompt: str | None, cached_run: int) -> None:
     """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
     cached llm_sentiment backtest vs sma_cross wall time.
 
@@ -37,6 +39,32 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
     results = bench_all(model, data, n, n_generate, batch_size, config, prompt)
     for key, value in results.items():
         click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
+    if cached_run:
+        _print_cached_run(data, start, model, None, cached_run)
+
+
+@bench.command("cached-run")
+@click.option("--data", default="sample:GOOG", show_default=True, help="Prices both runs use.")
+@click.option("--start", default="2012-06-01", show_default=True, help="Backtest window start.")
+@click.option("--model", default="smollm2-135m", show_default=True, help="Model of the llm run.")
+@click.option("--cache-dir", default=None, help="Signal cache (default $LLMBT_HOME/signals).")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed (llm_sentiment, sma_cross) process pairs.")
+def bench_cached_run_cmd(data: str, start: str, model: str, cache_dir: str | None,
+                         repeats: int) -> None:
+    """Whole-process wall time of a fully cached llm_sentiment run vs sma_cross (goal <= 1.3x).
+
+    Example: bt bench cached-run --repeats 5
+    """
+    _print_cached_run(data, start, model, cache_dir, repeats)
+
+
+def _print_cached_run(data: str, start: str, model: str, cache_dir: str | None, repeats: int) -> None:
+    from llmbt.engine.bench.cached import CachedRunBench, bench_cached_run
+
+    bench = CachedRunBench(data=data, start=start, model=model, cache_dir=cache_dir, repeats=repeats)
+    for key, value in bench_cached_run(bench).items():
+        click.echo(f"{key:<28} {_fmt(value)}")
 
 
 @bench.command("train")

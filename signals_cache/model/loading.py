@@ -24,6 +24,7 @@ from typing import Any, Literal
 from llmbt.errors import ConfigError, LlmbtError, did_you_mean, require
 from llmbt.paths import llmbt_home
 from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
+from llmbt.signals_cache.model.chat_template import ChatTemplate, read_chat_template, save_chat_template
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
@@ -215,6 +216,7 @@ def gguf_store(gguf: Path, name: str) -> Path:
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
     require("gguf", "gguf", f"--model {str(gguf)!r} (a GGUF file)")
+    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, kwargs = str(gguf.parent), {"gguf_file": gguf.name, "trust_remote_code": False}
     try:
@@ -231,7 +233,6 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 def _local_source(spec: ModelSpec) -> str:
     """A local folder for the base (GGUF converted, hub snapshot cached) or the hub id itself."""
-    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
         gguf = Path(base).expanduser().resolve()
@@ -250,6 +251,7 @@ def _local_source(spec: ModelSpec) -> str:
 
 
 def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
+    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoModelForCausalLM, AutoTokenizer
     local = Path(source).is_dir()
     common = {"trust_remote_code": False, "local_files_only": local}
@@ -295,6 +297,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         _check_trained_base(spec)
         model = attach_adapter(model, spec.adapter, spec.base, merge=quant is None)
     tokenizer = _prepare_tokenizer(tokenizer, source)
+    save_chat_template(tokenizer, source)
     fingerprint = model_fingerprint(spec, "")
     return LoadedModel(model.eval(), tokenizer, fingerprint, spec, device, dtype, source)
 
@@ -309,12 +312,22 @@ def _check_trained_base(spec: ModelSpec) -> None:
 
 def load_tokenizer(spec: ModelSpec) -> Any:
     """Only the tokenizer of ``spec`` (enough to render prompts and look up cached scores)."""
+    source = _local_source(spec)
+    apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoTokenizer
 
-    source = _local_source(spec)
     local = Path(source).is_dir()
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local)
     except (OSError, ValueError) as exc:
         raise LlmbtError(f"--model {source!r}: tokenizer loading failed ({exc}). {_HUB_FIX}") from exc
-    return _prepare_tokenizer(tok, source)
+    tok = _prepare_tokenizer(tok, source)
+    save_chat_template(tok, source)
+    return tok
+
+
+def load_chat_template(spec: ModelSpec) -> ChatTemplate | Any:
+    """What renders ``spec``'s prompts: its saved chat template (no torch, no transformers), or,
+    the first time (or for a hub id not downloaded yet), the tokenizer, which saves it."""
+    saved = read_chat_template(_local_source(spec))
+    return saved if saved is not None else load_tokenizer(spec)

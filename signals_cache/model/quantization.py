@@ -3,6 +3,8 @@ quantization config (8-bit, or 4-bit nf4). torch and transformers are imported l
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from llmbt.errors import ConfigError, require
@@ -14,15 +16,32 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
     Raises:
         ConfigError: ``device`` is cuda and there is no CUDA GPU.
     """
-    import torch
-
-    cuda = torch.cuda.is_available()
+    cuda = cuda_available()
     if device == "cuda" and not cuda:
         raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu.")
     device = ("cuda" if cuda else "cpu") if device == "auto" else device
     if dtype != "auto" or device == "cpu":
         return device, "float32" if dtype == "auto" else dtype
+    import torch
+
     return device, "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+#: Device nodes without which no CUDA (or ROCm) device can exist on Linux (WSL2: /dev/dxg).
+GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def cuda_available() -> bool:
+    """``torch.cuda.is_available()``, without importing torch (seconds) where no GPU can exist:
+    macOS, or Linux without any GPU device node."""
+    if "torch" not in sys.modules:
+        if sys.platform == "darwin":
+            return False
+        if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in GPU_NODES):
+            return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def bnb_config(quantization: str, device: str, dtype: str) -> Any:
