@@ -55,9 +55,10 @@ class McNemar:
     exact: bool
 
 
-def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int) -> tuple[np.ndarray, ...]:
+def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int,
+            what: str = "returns") -> tuple[np.ndarray, ...]:
     """Align ``a`` and ``b`` (inner join on the index, sorted, if both are Series, else by position) and
-    drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain."""
+    drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain (``what`` names them)."""
     sa, sb = _as_float_series(a, names[0]), _as_float_series(b, names[1])
     if not (isinstance(a, pd.Series) and isinstance(b, pd.Series)):
         if len(sa) != len(sb):
@@ -67,8 +68,8 @@ def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int)
         sa, sb = sa.set_axis(index), sb.set_axis(index)
     both = pd.concat([sa, sb], axis=1, join="inner").dropna().sort_index()  # time order for the blocks
     if len(both) < min_points:
-        what = "no common dates" if both.empty else f"only {len(both)} common non-missing periods"
-        raise LlmbtError(f"returns {names[0]!r} and {names[1]!r} have {what} (need {min_points}); "
+        have = "no common dates" if both.empty else f"only {len(both)} common non-missing periods"
+        raise LlmbtError(f"{what} {names[0]!r} and {names[1]!r} have {have} (need {min_points}); "
                          "compare runs over the same test periods.")
     return both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()
 
@@ -141,8 +142,14 @@ def sharpe_diff_ci(a: ArrayLike, b: ArrayLike, periods_per_year: float = 252, n_
     if math.isnan(diff) or boot.size == 0:
         return SharpeDiff(nan, nan, nan, nan, n, n_boot, block, False, alpha)
     low, high = (float(q) for q in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
-    p_value = min(1.0, 2 * (min(int((boot <= 0).sum()), int((boot >= 0).sum())) + 1) / (boot.size + 1))
+    p_value = bootstrap_p_value(boot)
     return SharpeDiff(float(diff), low, high, p_value, n, n_boot, block, bool(not low <= 0 <= high), alpha)
+
+
+def bootstrap_p_value(boot: np.ndarray) -> float:
+    """Two-sided percentile p-value of "the statistic is 0" from its bootstrap draws ``boot`` (no NaN):
+    ``min(1, 2 * (min(#draws <= 0, #draws >= 0) + 1) / (#draws + 1))``, never 0."""
+    return min(1.0, 2 * (min(int((boot <= 0).sum()), int((boot >= 0).sum())) + 1) / (boot.size + 1))
 
 
 def psr_from_moments(sr: float, n_obs: int, skew: float, kurtosis: float, sr_benchmark: float = 0.0) -> float:

@@ -1,0 +1,200 @@
+"""llmbt.reports.crosssection against known values: hand-computed IC t-stats, a block-bootstrap CI on AR(1)
+differences of known mean and long-run variance, arch's own SPA on the same draws, and stats.py's DSR."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from arch.bootstrap import SPA
+from scipy import stats as sps
+
+from llmbt.errors import DataError, LlmbtError
+from llmbt.reports.crosssection import (
+    crosssection_table,
+    deflated_sharpe_for_arms,
+    ic_stats,
+    paired_ic_difference,
+    sharpe_difference_ci,
+    spa_test,
+)
+from llmbt.reports.stats import deflated_sharpe_ratio, sharpe_diff_ci, sharpe_ratio
+
+DAYS = pd.bdate_range("2019-01-01", periods=1000)
+PHI, SIGMA = 0.5, 0.1  # AR(1) of the IC differences: long-run sd of the mean = SIGMA / (1 - PHI) / sqrt(n)
+
+
+def ar1(n: int, phi: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean AR(1), started from its stationary distribution."""
+    e, out = rng.normal(0.0, sigma, n), np.empty(n)
+    out[0] = e[0] / math.sqrt(1 - phi**2)
+    for t in range(1, n):
+        out[t] = phi * out[t - 1] + e[t]
+    return out
+
+
+def ic_pair(shift: float, seed: int = 3) -> tuple[pd.Series, pd.Series]:
+    """Daily ICs of arms B (AR(1) around 0.02) and A = B + shift + AR(1) noise, on DAYS."""
+    rng = np.random.default_rng(seed)
+    b = 0.02 + ar1(len(DAYS), 0.3, 0.08, rng)
+    a = b + shift + ar1(len(DAYS), PHI, SIGMA, rng)
+    assert np.abs(a).max() < 1 and np.abs(b).max() < 1
+    return pd.Series(a, DAYS, name="tuned"), pd.Series(b, DAYS, name="base")
+
+
+def arms(excess: dict[str, float], n: int = 500, seed: int = 11) -> tuple[pd.DataFrame, pd.Series]:
+    """Benchmark N(0.0003, 0.01) and arms = benchmark + mean excess + N(0, 0.005) noise, daily."""
+    rng = np.random.default_rng(seed)
+    bench = pd.Series(rng.normal(0.0003, 0.01, n), DAYS[:n], name="base")
+    frame = pd.DataFrame({k: bench + m + rng.normal(0, 0.005, n) for k, m in excess.items()})
+    return frame, bench
+
+
+# --- IC statistics -------------------------------------------------------------------------------------
+
+
+def test_ic_stats_hand_computed():
+    ic = pd.Series([0.1, 0.2, np.nan, -0.1, 0.3, 0.0, 0.1], index=DAYS[:7])
+    # valid: 0.1 0.2 -0.1 0.3 0.0 0.1 -> mean 0.1; squared deviations 0 .01 .04 .04 .01 0 -> var 0.02
+    s = ic_stats(ic)
+    assert s["mean_ic"] == pytest.approx(0.1) and s["std_ic"] == pytest.approx(math.sqrt(0.02))
+    assert s["t_stat_nonoverlap"] == pytest.approx(math.sqrt(3))  # 0.1 / (sqrt(0.02) / sqrt(6))
+    assert s["p_value"] == pytest.approx(2 * sps.t.sf(math.sqrt(3), 5))
+    assert (s["days"], s["days_nonoverlap"], s["hit_share"], s["horizon"]) == (6, 6, pytest.approx(2 / 3), 1)
+
+
+def test_ic_stats_t_uses_non_overlapping_days_only():
+    ic = pd.Series([0.1, 0.2, np.nan, -0.1, 0.3, 0.0, 0.1], index=DAYS[:7])
+    s = ic_stats(ic, horizon=3)  # every 3rd valid day: 0.1, 0.3 -> mean 0.2, sd sqrt(0.02), t = 2
+    assert s["t_stat_nonoverlap"] == pytest.approx(2.0) and s["days_nonoverlap"] == 2
+    assert s["p_value"] == pytest.approx(1 - 2 * math.atan(2) / math.pi)  # Student t with 1 df = Cauchy
+    assert s["mean_ic"] == pytest.approx(0.1) and s["days"] == 6  # the mean uses every day
+
+
+def test_ic_stats_rejects_values_outside_a_correlation():
+    with pytest.raises(DataError, match=r"1\.5.*\[-1, 1\]"):
+        ic_stats(pd.Series([0.1, 1.5, 0.2], index=DAYS[:3]))
+    with pytest.raises(DataError, match="sorted"):
+        ic_stats(pd.Series([0.1, 0.2], index=DAYS[:2][::-1]))
+
+
+# --- paired IC difference ------------------------------------------------------------------------------
+
+
+def test_paired_ic_difference_covers_a_large_shift_and_excludes_zero():
+    a, b = ic_pair(0.05)
+    d = paired_ic_difference(a, b)
+    assert d["diff"] == pytest.approx((a - b).mean()) and d["n"] == len(DAYS)
+    assert d["low"] < 0.05 < d["high"] and d["low"] > 0 and d["significant"]
+    assert d["p_value"] < 0.01 and d["mean_a"] - d["mean_b"] == pytest.approx(d["diff"])
+
+
+def test_paired_ic_difference_includes_zero_without_a_shift():
+    a, b = ic_pair(0.0)
+    d = paired_ic_difference(a, b)
+    assert d["low"] < 0 < d["high"] and not d["significant"] and d["p_value"] > 0.1
+
+
+def test_paired_ic_difference_width_matches_the_long_run_variance():
+    """AR(1) differences: the CI must be as wide as the long-run variance says, not the iid one (~0.58x)."""
+    a, b = ic_pair(0.05)
+    d = paired_ic_difference(a, b, n_boot=4000)
+    true_half = sps.norm.ppf(0.975) * SIGMA / (1 - PHI) / math.sqrt(len(DAYS))
+    assert d["mean_block"] > 2  # data-driven: longer than 1 on autocorrelated data
+    assert 0.75 < (d["high"] - d["low"]) / 2 / true_half < 1.25  # seeds 0-5: 0.79 to 0.98
+
+
+def test_paired_ic_difference_aligns_common_dates_and_is_seeded():
+    a, b = ic_pair(0.05)
+    d = paired_ic_difference(a.iloc[100:], b.iloc[:900], seed=5)
+    assert d["n"] == 800 and d["diff"] == pytest.approx((a - b).iloc[100:900].mean())
+    assert paired_ic_difference(a.iloc[100:], b.iloc[:900], seed=5) == d
+    assert paired_ic_difference(a, b, horizon=40)["mean_block"] >= 40  # overlapping windows: block >= h
+    with pytest.raises(LlmbtError, match="daily ICs 'ic_a' and 'ic_b' have only 10 common"):
+        paired_ic_difference(a.iloc[:10], b)
+
+
+# --- Sharpe difference ---------------------------------------------------------------------------------
+
+
+def test_sharpe_difference_is_stats_sharpe_diff_ci_with_a_data_block():
+    frame, bench = arms({"tuned": 0.001})
+    got = sharpe_difference_ci(frame["tuned"], bench, 252, seed=2)
+    ref = sharpe_diff_ci(frame["tuned"], bench, 252, 2000, got["mean_block"], 0.05, 2)
+    assert got == {**ref.__dict__}
+    assert got["diff"] == pytest.approx(sharpe_ratio(frame["tuned"]) - sharpe_ratio(bench))
+    assert got["mean_block"] >= 1 and got["low"] < got["diff"] < got["high"]
+
+
+# --- SPA / Reality Check -------------------------------------------------------------------------------
+
+
+def test_spa_small_when_one_arm_clearly_beats_the_benchmark():
+    frame, bench = arms({"prompt_a": 0.0, "prompt_b": -0.0005, "adapter": 0.002, "model_x": 0.0})
+    s = spa_test(frame, bench, reps=1000)
+    assert s["p_spa"] < 0.01 and s["p_reality_check"] < 0.01 and s["p_lower"] <= s["p_spa"]
+    assert s["best_arm"] == "adapter" and s["stepm"] == ["adapter"] and s["n_arms"] == 4 and s["n"] == 500
+    assert s["best_mean_excess"] == pytest.approx((frame["adapter"] - bench).mean())
+
+
+def test_spa_large_when_no_arm_beats_the_benchmark():
+    frame, bench = arms({"prompt_a": 0.0, "prompt_b": 0.0, "adapter": 0.0, "model_x": -0.001})
+    s = spa_test(frame, bench, reps=1000)
+    assert s["p_spa"] > 0.2 and s["p_reality_check"] > 0.2 and s["stepm"] == []
+    same = spa_test(pd.DataFrame({"x": bench, "y": bench, "z": bench}), bench, reps=200)
+    assert (same["p_lower"], same["p_spa"], same["p_reality_check"], same["stepm"]) == (1.0, 1.0, 1.0, [])
+
+
+def test_spa_p_values_are_arch_spa_on_the_same_draws():
+    frame, bench = arms({"a": 0.0005, "b": 0.0, "c": 0.0008})
+    s = spa_test(frame, bench, reps=500, seed=9, block=7)
+    direct = SPA(-bench.to_numpy(), -frame.to_numpy(), block_size=7, reps=500, seed=9)
+    direct.compute()
+    p = direct.pvalues
+    assert (s["p_lower"], s["p_consistent"], s["p_upper"]) == (p["lower"], p["consistent"], p["upper"])
+    assert s["p_spa"] == p["consistent"] and s["p_reality_check"] == p["upper"]
+    as_losses = spa_test(-frame, -bench, losses=True, reps=500, seed=9, block=7)
+    assert as_losses["p_spa"] == s["p_spa"] and as_losses["best_arm"] == s["best_arm"] == "c"
+
+
+def test_spa_bad_input_is_one_clear_error():
+    frame, bench = arms({"a": 0.0})
+    with pytest.raises(LlmbtError, match="bootstrap='iid'"):
+        spa_test(frame, bench, bootstrap="iid")
+    with pytest.raises(DataError, match="have 10 common dates"):
+        spa_test(frame.iloc[:10], bench)
+
+
+# --- Deflated Sharpe -----------------------------------------------------------------------------------
+
+
+def test_deflated_sharpe_for_arms_is_stats_dsr_with_n_trials():
+    frame, _ = arms({"a": 0.0, "b": 0.0004, "c": 0.0012, "d": -0.0003, "e": 0.0006})
+    got = deflated_sharpe_for_arms(frame)
+    per_period = [sharpe_ratio(frame[c], 1) for c in frame.columns]
+    assert got["best_arm"] == "c" and got["n_trials"] == 5 and got["n"] == 500
+    dsr = deflated_sharpe_ratio(frame["c"], 5, trial_sharpes=per_period)
+    assert got["dsr"] == pytest.approx(dsr, rel=1e-12) and 0 < dsr < 1
+    assert got["dsr"] != pytest.approx(deflated_sharpe_ratio(frame["c"], 4, trial_sharpes=per_period))
+    assert got["sharpe"] == pytest.approx(sharpe_ratio(frame["c"]))
+    with pytest.raises(DataError, match="DSR needs"):
+        deflated_sharpe_for_arms(frame[["a"]])
+
+
+# --- table ---------------------------------------------------------------------------------------------
+
+
+def test_crosssection_table_shows_each_statistic():
+    a, b = ic_pair(0.05)
+    frame, bench = arms({"prompt_a": 0.0, "adapter": 0.002})
+    stats = {"ic": {"tuned": ic_stats(a), "base": ic_stats(b)},
+             "ic_difference": paired_ic_difference(a, b) | {"arms": ("tuned", "base")},
+             "spa": spa_test(frame, bench, reps=200), "dsr": deflated_sharpe_for_arms(frame)}
+    text = crosssection_table(stats)
+    assert f"{stats['ic']['tuned']['mean_ic']:+.4f}" in text and "IC difference tuned - base: +0.05" in text
+    assert "Reality Check (White) p = " in text and "StepM superior at 0.05: adapter" in text
+    assert f"DSR = {stats['dsr']['dsr']:.2f}" in text and "2 trials" in text
+    with pytest.raises(LlmbtError, match="unknown keys \\['sharpe'\\]"):
+        crosssection_table({"sharpe": {}})
