@@ -4,6 +4,8 @@ differences of known mean and long-run variance, arch's own SPA on the same draw
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -106,6 +108,19 @@ def test_paired_ic_difference_width_matches_the_long_run_variance():
     assert 0.75 < (d["high"] - d["low"]) / 2 / true_half < 1.25  # seeds 0-5: 0.79 to 0.98
 
 
+def test_paired_ic_difference_iid_ci_is_the_normal_interval():
+    """Blocks of 1 on iid differences: the percentile CI of a mean is mean +- z * sd / sqrt(n)."""
+    rng = np.random.default_rng(4)
+    a, b = (pd.Series(rng.normal(0.02, 0.1, 1000), DAYS) for _ in range(2))
+    sd = (a - b).std(ddof=0) / math.sqrt(len(DAYS))
+    for alpha in (0.05, 0.2):
+        d = paired_ic_difference(a, b, block=1, n_boot=8000, alpha=alpha)
+        half = sps.norm.ppf(1 - alpha / 2) * sd
+        assert d["mean_block"] == 1 and d["alpha"] == alpha
+        assert (d["high"] - d["low"]) / 2 == pytest.approx(half, rel=0.05)
+        assert (d["high"] + d["low"]) / 2 == pytest.approx(d["diff"], abs=0.1 * half)
+
+
 def test_paired_ic_difference_aligns_common_dates_and_is_seeded():
     a, b = ic_pair(0.05)
     d = paired_ic_difference(a.iloc[100:], b.iloc[:900], seed=5)
@@ -148,8 +163,9 @@ def test_spa_large_when_no_arm_beats_the_benchmark():
 
 
 def test_spa_p_values_are_arch_spa_on_the_same_draws():
-    frame, bench = arms({"a": 0.0005, "b": 0.0, "c": 0.0008})
+    frame, bench = arms({"a": 0.0002, "b": 0.0, "c": 0.0003, "poor": -0.003})
     s = spa_test(frame, bench, reps=500, seed=9, block=7)
+    assert s["p_lower"] <= s["p_consistent"] < s["p_upper"]  # "poor" is only re-centred by the RC
     direct = SPA(-bench.to_numpy(), -frame.to_numpy(), block_size=7, reps=500, seed=9)
     direct.compute()
     p = direct.pvalues
@@ -198,3 +214,10 @@ def test_crosssection_table_shows_each_statistic():
     assert f"DSR = {stats['dsr']['dsr']:.2f}" in text and "2 trials" in text
     with pytest.raises(LlmbtError, match="unknown keys \\['sharpe'\\]"):
         crosssection_table({"sharpe": {}})
+
+
+def test_importing_the_module_does_not_import_arch():
+    """arch (~0.6 s to import) loads only when a bootstrap runs, so a CLI importing this module stays fast."""
+    code = "import sys, llmbt.reports.crosssection; print('arch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
