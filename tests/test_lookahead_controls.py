@@ -98,3 +98,21 @@ def test_bt_run_prints_the_hindsight_line(shared_news, sent, tmp_path):  # noqa:
     assert res.exit_code == 0, res.output
     assert ("hindsight: the tested period 2015-03-02..2015-06-30 lies partly before "
             "smollm2-135m's knowledge cutoff (2015-04-30)") in res.output
+
+
+def test_dataset_build_anonymize_masks_the_training_headlines(tmp_path):
+    from llmbt.feeds import load_prices
+
+    days = load_prices("sample:GOOG", None, None).index[200:1000:4]
+    news, names = tmp_path / "news.csv", tmp_path / "names.csv"
+    news.write_text("timestamp,symbol,headline\n" + "".join(
+        f"{t.strftime('%Y-%m-%d')} 14:00,GOOG,Google and Apple Inc news {i}\n" for i, t in enumerate(days)))
+    names.write_text("symbol,company\nGOOG,Alphabet Inc\nGOOG,Google\nAAPL,Apple Inc\n")
+    base = ["dataset", "build", "--data", "sample:GOOG", "--news", str(news), "--news-tz", "UTC",
+            "--horizon", "3", "--out", str(tmp_path / "d")]
+    res = CliRunner().invoke(cli, base + ["--anonymize", "--names", str(names)])
+    assert res.exit_code == 0, res.output
+    chat = (tmp_path / "d" / "train.chatml.jsonl").read_text()
+    assert "Company A and Company B news 0" in chat and "Google" not in chat and "GOOG" not in chat
+    bad = CliRunner().invoke(cli, base + ["--anonymize"])
+    assert bad.exit_code != 0 and "--names" in bad.output
