@@ -20,6 +20,9 @@ import yaml
 from llmbt.errors import ConfigError, did_you_mean
 
 SIZERS = ("percent", "fixed")
+#: Fields added after run ids were first published: left out of the id at their default, so
+#: earlier runs keep their ids (an anonymised run's id differs).
+_ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None}
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 
@@ -47,6 +50,10 @@ class RunConfig:
         prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
             against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.
         batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
+        model_cutoff: the model's knowledge cutoff (YYYY-MM-DD), overriding its alias's; reports
+            warn when the tested period lies before it.
+        anonymize: mask company names and tickers in headlines before scoring (``names`` table).
+        names: CSV ``symbol,company`` of the names to mask (``--names``).
     """
 
     strategy: str = "sma_cross"
@@ -71,6 +78,9 @@ class RunConfig:
     prompt: str | None = None
     batch_size: int = 16
     cache_dir: str | None = None
+    model_cutoff: str | None = None
+    anonymize: bool = False
+    names: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
@@ -88,12 +98,14 @@ class RunConfig:
         _check_choice("--quantization", self.quantization, QUANTIZATIONS)
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
+        _check_lookahead_controls(self)
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
 
     @property
     def run_id(self) -> str:
         """A stable 12-hex-digit hash of every field: equal configs give equal ids."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        data = {k: v for k, v in self.to_dict().items() if _ID_DEFAULTS.get(k, ...) != v}
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def __hash__(self) -> int:
@@ -188,3 +200,20 @@ def _check_dates(start: str | None, end: str | None) -> None:
             raise ConfigError(f"{_flag_key(flag)} = {value!r} is not a date: use YYYY-MM-DD") from None
     if len(parsed) == 2 and parsed["--start"] > parsed["--end"]:
         raise ConfigError(f"--start {start!r} is after --end {end!r}: swap them")
+
+
+def _check_lookahead_controls(cfg: RunConfig) -> None:
+    import datetime as dt
+
+    if cfg.model_cutoff is not None:
+        try:
+            day = dt.date.fromisoformat(str(cfg.model_cutoff)[:10])
+            if len(str(cfg.model_cutoff)) != 10:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"{_flag_key('--model-cutoff')} = {cfg.model_cutoff!r} is not a "
+                              "date: use YYYY-MM-DD (the end of the model's training data)") from None
+        object.__setattr__(cfg, "model_cutoff", day.isoformat())
+    _check(isinstance(cfg.anonymize, bool), "--anonymize", cfg.anonymize, "must be true or false")
+    _check(not cfg.anonymize or cfg.names is not None, "--anonymize", cfg.anonymize,
+           "needs --names FILE (CSV symbol,company, e.g. ../shared/data/news/sp500_companies.csv)")

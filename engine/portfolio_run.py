@@ -21,6 +21,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio import PortfolioRun, simulate
+from llmbt.engine.signals import load_masker, lookahead_info
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
@@ -105,8 +106,10 @@ def _signals(config: RunConfig, cls: type, universe: Universe, spec: Any):
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
-                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
-    return universe_signals(universe.prices, _news(config, universe), req)
+                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
+                        masker=load_masker(config))
+    panels, info = universe_signals(universe.prices, _news(config, universe), req)
+    return panels, info | lookahead_info(config, panels["score"].index)
 
 
 def _news(config: RunConfig, universe: Universe) -> pd.DataFrame:

@@ -38,10 +38,39 @@ def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[
     req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),
                         cache_dir=config.cache_dir, batch_size=config.batch_size,
                         half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,
-                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
+                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
+                        masker=load_masker(config))
     news = load_news(config.news, tz=config.news_tz) if config.news else None
     frame, info = compute_signals(prices, req, news)
-    return cls.finish_signals(frame, params), info
+    return cls.finish_signals(frame, params), info | lookahead_info(config, prices.index)
+
+
+def load_masker(config: RunConfig):
+    """The names masker of ``--anonymize --names FILE``; None without ``--anonymize``."""
+    if not config.anonymize:
+        return None
+    from llmbt.signals_cache.anonymize import load_masker as load
+
+    return load(config.names)
+
+
+def lookahead_info(config: RunConfig, index: pd.DatetimeIndex) -> dict[str, str]:
+    """The run facts of the LLM look-ahead controls: ``hindsight`` (is the tested period, the
+    bars of ``index`` from ``--start`` to ``--end``, before the model's knowledge cutoff?) and,
+    with ``--anonymize``, ``anonymized``."""
+    from llmbt.signals_cache.hindsight import hindsight_warning
+    from llmbt.signals_cache.model.loading import model_cutoff
+
+    first = max(index[0], pd.Timestamp(config.start, tz=index.tz)) if config.start else index[0]
+    last = min(index[-1], pd.Timestamp(config.end, tz=index.tz)) if config.end else index[-1]
+    cutoff = model_cutoff(config.model, config.model_cutoff)
+    note = hindsight_warning(cutoff, first, last, model=config.model)
+    info = {"hindsight": note or f"none: the tested period {first.date()}..{last.date()} starts "
+                                 f"after {config.model}'s knowledge cutoff ({cutoff})"}
+    if config.anonymize:
+        info["anonymized"] = (f"company names and tickers of {config.names} masked before "
+                              "scoring (Company A = the headline's own company)")
+    return info
 
 
 def check_prompt(config: RunConfig) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 from llmbt.feeds import align_news_to_bars
 from llmbt.feeds.calendar import periods_per_year
 from llmbt.feeds.news import select_symbol
+from llmbt.signals_cache.anonymize import Masker, anonymize_news
 from llmbt.signals_cache.cache import SignalCache
 from llmbt.signals_cache.model.loading import ModelSpec, load_chat_template, load_model, model_fingerprint
 from llmbt.signals_cache.scoring.features import bar_features
@@ -42,6 +43,7 @@ class SignalRequest:
     score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored,
     warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
+    masker: Masker | None = None  # --anonymize: headlines masked before rendering
 
 
 class LazyScorer:
@@ -112,7 +114,8 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
     news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index, day=news.get("day"))
     keep = positions >= first_headline_bar(positions, prices.index, req)
-    prompts = headline_prompts(news[keep], template, tokenizer, symbol=req.symbol)
+    news = news[keep] if req.masker is None else anonymize_news(news[keep], req.masker)
+    prompts = headline_prompts(news, template, tokenizer, symbol=req.symbol)
     return prompts, positions[keep]
 
 

@@ -8,7 +8,10 @@ decayed ``score`` / ``confidence`` columns (:func:`llmbt.signals_cache.signals.p
 (calendar × symbols) that the portfolio strategy turns into target weights before the loop.
 
 A headline tagged to several symbols (a market-wide story) is one prompt, scored once and counted
-for each of its symbols.
+for each of its symbols. With ``--anonymize`` (``req.masker``) each (headline, symbol) row is
+masked for its symbol first (:mod:`llmbt.signals_cache.anonymize`: its own company becomes
+``Company A``), so such a story may give several prompts; identical masked texts are still
+scored once.
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ def _symbol_rows(bars: pd.DataFrame, news: pd.DataFrame, symbol: str,
     positions = align_news_to_bars(news["timestamp"], bars.index, day=news.get("day"))
     keep = positions >= max(0, first_headline_bar(positions, bars.index, req))
     texts = [clean_headline(h, i) for i, h in enumerate(news["headline"][keep])]
+    if req.masker is not None:  # --anonymize: the text depends on the symbol (Company A = it)
+        texts = [req.masker.mask(text, symbol) for text in texts]
     return pd.DataFrame({"symbol": symbol, "headline": texts, "position": positions[keep]})
 
 

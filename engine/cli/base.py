@@ -74,6 +74,12 @@ def run_options(func):
         click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
         click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
         click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
+        click.option("--model-cutoff", help="The model's knowledge cutoff (end of its training "
+                     "data), YYYY-MM-DD; overrides the alias's (smollm2-135m: 2024-03-31)."),
+        click.option("--anonymize", is_flag=True, default=None, help="Mask company names and "
+                     "tickers in headlines (Company A = the headline's own) before scoring."),
+        click.option("--names", help="CSV symbol,company of the names --anonymize masks, e.g. "
+                     "../shared/data/news/sp500_companies.csv."),
     ]
     for opt in reversed(opts):
         func = opt(func)

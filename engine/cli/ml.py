@@ -70,9 +70,12 @@ def dataset() -> None:
 @click.option("--rebalance", is_flag=True, help="Oversample minority labels in train.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the stratified split (corpus).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--anonymize", is_flag=True, help="With --news: mask company names and tickers "
+              "(--names table; Company A = the headline's own) as bt run --anonymize scores them.")
+@click.option("--names", type=click.Path(dir_okay=False), help="CSV symbol,company for --anonymize.")
 @label_map_option
 def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalance, seed,
-                  out, label_map) -> None:
+                  out, anonymize, names, label_map) -> None:
     """Build train/val/test JSONL (plain, ChatML and Alpaca) and a quality report.
 
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
@@ -87,10 +90,14 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
         raise ConfigError("give exactly one of --data URI (bar or headline mode) or --corpus FILE")
     if news and not data:
         raise ConfigError("--news labels headlines by prices: pass --data URI with it")
+    if anonymize and not (news and names):
+        raise ConfigError("--anonymize masks headlines of --news: pass --news FILE and --names "
+                          "FILE (CSV symbol,company, e.g. ../shared/data/news/sp500_companies.csv)")
     if data:
         prices, symbol = load_prices(data, None, None), symbol_of(data)
         if news:  # headline mode: purged by label window, embargo counted in headlines
-            examples = headline_examples(prices, load_news(news, tz=news_tz, symbol=symbol),
+            examples = headline_examples(prices, _masked(load_news(news, tz=news_tz, symbol=symbol),
+                                                         anonymize, names),
                                          horizon=horizon, method=method)
             template = template_for("headlines")
         else:
@@ -111,6 +118,15 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     _print_report(report)
     click.echo(f"wrote {out}")
+
+
+def _masked(news, anonymize: bool, names: str | None):
+    """``news`` with company names and tickers masked (``--anonymize``), else as it is."""
+    if not anonymize:
+        return news
+    from llmbt.signals_cache.anonymize import anonymize_news, load_masker
+
+    return anonymize_news(news, load_masker(names))
 
 
 @dataset.command("check")
