@@ -57,15 +57,49 @@ def is_portfolio(strategy: str) -> bool:
     return issubclass(get_strategy(strategy), PortfolioStrategy)
 
 
-def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
-    """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class PortfolioInputs:
+    """What a portfolio run's signals and weights are computed from, loaded once.
+
+    Attributes:
+        strategy: the :class:`PortfolioStrategy` class. params: its validated parameters.
+        spec: what it scores (decay, warm-up). universe: the bars, warm-up history included.
+        news: the headlines (``load_news`` columns).
+    """
+
+    strategy: type
+    params: dict
+    spec: Any
+    universe: Universe
+    news: pd.DataFrame
+
+
+def load_inputs(config: RunConfig) -> PortfolioInputs:
+    """The strategy, its parameters, the universe's bars and the headlines of ``config``."""
     cls = get_strategy(config.strategy)
     params = cls.checked_params(check_params(cls, dict(config.params)))
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec))
-    panels, info = _signals(config, cls, universe, spec)
-    weights = cls.target_weights(panels, universe.tradable(), params)
+    _require_news(config)
+    return PortfolioInputs(cls, params, spec, universe, _news(config, universe))
+
+
+def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
+    """The signal panels (calendar × symbols, warm-up included), the target weights decided at
+    each close, and the scoring facts: what a run trades on (``bt audit lookahead`` recomputes
+    them on truncated inputs through this same function)."""
+    panels, info = _signals(config, inputs)
+    weights = inputs.strategy.target_weights(panels, inputs.universe.tradable(), inputs.params)
+    return panels, weights, info
+
+
+def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
+    """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
+    started = time.perf_counter()
+    inputs = load_inputs(config)
+    universe, params = inputs.universe, inputs.params
+    panels, weights, info = portfolio_signals(config, inputs)
     window = _window(universe, config.start)
     run = _simulate(config, window, weights, config.strategy)
     bench = None
@@ -93,22 +127,26 @@ def _load(config: RunConfig, bars: int) -> Universe:
                          symbols=parse_symbols(config.symbols))
 
 
-def _signals(config: RunConfig, cls: type, universe: Universe, spec: Any):
-    from llmbt.signals_cache.model.loading import ModelSpec
-    from llmbt.signals_cache.signals import SignalRequest
-    from llmbt.signals_cache.universe import universe_signals
-
+def _require_news(config: RunConfig) -> None:
     if config.news is None:
         raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
                           "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
                           "--news finnhub: after `bt news fetch finnhub --symbols ...`")
+
+
+def _signals(config: RunConfig, inputs: PortfolioInputs):
+    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.signals import SignalRequest
+    from llmbt.signals_cache.universe import universe_signals
+
+    spec = inputs.spec
     model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
                         masker=load_masker(config))
-    panels, info = universe_signals(universe.prices, _news(config, universe), req)
+    panels, info = universe_signals(inputs.universe.prices, inputs.news, req)
     return panels, info | lookahead_info(config, panels["score"].index)
 
 

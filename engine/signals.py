@@ -29,6 +29,14 @@ def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[
         A frame indexed like ``prices`` with the strategy's signal columns, and the run facts of the
         scoring (model calls, cache hits…) for the report.
     """
+    news = load_news(config.news, tz=config.news_tz) if config.news else None
+    return signals_from(cls, prices, config, news)
+
+
+def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
+                 news: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
+    """:func:`prepare_signals` from already-loaded headlines ``news`` (None: no headlines), so
+    ``bt audit lookahead`` recomputes the signals of truncated data through the same code."""
     from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
@@ -40,7 +48,6 @@ def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[
                         half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
                         masker=load_masker(config))
-    news = load_news(config.news, tz=config.news_tz) if config.news else None
     frame, info = compute_signals(prices, req, news)
     return cls.finish_signals(frame, params), info | lookahead_info(config, prices.index)
 

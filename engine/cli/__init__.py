@@ -7,6 +7,7 @@ commands however it is reached (``bt``, ``python -m llmbt``, click's test runner
 from __future__ import annotations
 
 from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
+    audit,
     bench,
     cache,
     data,

@@ -1,0 +1,166 @@
+"""``bt audit lookahead`` on a slice of the shared universe with the model stubbed: the engine check
+passes on the product's code, and fails, naming the first changed value, when a look-ahead is
+planted; the model check compares original and anonymised headlines with paired statistics."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import ChatMLStub
+from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
+
+from llmbt.engine import audit as engine_audit
+from llmbt.engine.audit import audit_engine, compare_frames, cut_dates, model_check
+from llmbt.engine.cli import audit as cli_audit
+from llmbt.engine.cli import cli
+from llmbt.engine.config import RunConfig
+from llmbt.errors import ConfigError
+from llmbt.signals_cache import signals as single_signals
+from llmbt.signals_cache import universe
+from llmbt.signals_cache.scoring.pipeline import ScoreResult
+from llmbt.strategies.portfolio import LlmNewsPortfolio
+
+
+def _args(cfg: RunConfig, *extra: str) -> list[str]:
+    return ["audit", "lookahead", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols",
+            SYMBOLS, "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
+            "--end", cfg.end, "--param", "top_k=2", *extra]
+
+
+def test_the_engine_check_passes_on_the_product_code(shared_news, sent):  # noqa: F811
+    result = audit_engine(_config(shared_news, params={"top_k": 2, "half_life": 3.0}), cuts=4, seed=1)
+    assert result.passed and result.first is None
+    assert result.columns == ("score", "confidence", "vol", "weight")
+    assert len(result.checks) == 4 and [c.cut for c in result.checks] == sorted(c.cut for c in result.checks)
+    for check in result.checks:
+        assert check.cut >= pd.Timestamp("2015-03-03", tz="UTC") and check.bars > 60
+        assert check.values == check.bars * 5 * 4 and check.mismatches == 0
+
+
+def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypatch):  # noqa: F811
+    honest = LlmNewsPortfolio.target_weights.__func__
+
+    def peeking(cls, signals, tradable, params):  # decides at t with the score of t+1
+        ahead = {k: (v.shift(-1) if k == "score" else v) for k, v in signals.items()}
+        return honest(cls, ahead, tradable, params)
+
+    monkeypatch.setattr(LlmNewsPortfolio, "target_weights", classmethod(peeking))
+    result = audit_engine(_config(shared_news), cuts=3, seed=0)
+    assert not result.passed
+    cut, first = result.first
+    assert first.column == "weight" and first.date < cut
+    assert all(c.mismatches == 0 or c.first.column == "weight" for c in result.checks)
+
+
+def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, sent, monkeypatch):  # noqa: F811
+    honest = universe.per_bar
+
+    def centred(prices, positions, result, half_life):
+        frame = honest(prices, positions, result, half_life)
+        return (frame + frame.shift(-1).fillna(0.0)) / 2  # half of tomorrow's news in today's score
+
+    monkeypatch.setattr(universe, "per_bar", centred)
+    res = CliRunner().invoke(cli, _args(_config(shared_news), "--cuts", "3"))
+    assert res.exit_code == 1, res.output
+    verdict = res.output.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: LOOK-AHEAD: cutting the data at 2015-")
+    assert " score: full " in verdict and "truncated" in verdict
+    assert "Traceback" not in res.output
+
+
+def test_the_cli_prints_a_row_per_cut_and_passes(shared_news, sent):  # noqa: F811
+    res = CliRunner().invoke(cli, _args(_config(shared_news), "--cuts", "2", "--seed", "3"))
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if line.startswith("2015-")]
+    assert len(rows) == 2 and all(line.split()[3] == "0" and line.endswith("-") for line in rows)
+    assert "verdict: engine check passed" in res.output
+
+
+def test_the_single_instrument_path_is_audited_too(monkeypatch):
+    def fake(prompts, req, version):
+        bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
+        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+
+    monkeypatch.setattr(single_signals, "load_chat_template", lambda spec: ChatMLStub())
+    monkeypatch.setattr(single_signals, "score_rendered", fake)
+    monkeypatch.setattr(single_signals, "score_info", lambda *a: {})
+    cfg = RunConfig(strategy="llm_sentiment", data="sample:GOOG", start="2012-06-01", end="2012-12-31")
+    result = audit_engine(cfg, cuts=3, seed=0)
+    assert result.passed and len(result.checks) == 3 and result.checks[0].values > 0
+    with pytest.raises(ConfigError, match="nothing to audit"):
+        audit_engine(cfg.replace(strategy="sma_cross"))
+
+
+def test_compare_frames_is_bitwise_with_nan_equal_to_nan():
+    days = pd.date_range("2015-01-01", periods=4, tz="UTC")
+    full = {"score": pd.DataFrame({"A": [np.nan, 0.0, 1.0, 2.0], "B": [1.0, 2.0, 3.0, 9.0]}, index=days)}
+    same = {"score": full["score"].iloc[:3].copy()}
+    assert compare_frames(full, same, days[3]).mismatches == 0  # row 3 is after the cut
+    signed = {"score": same["score"].assign(A=[np.nan, -0.0, 1.0], B=[1.0, 2.0, 3.5])}
+    check = compare_frames(full, signed, days[3])
+    assert (check.bars, check.values, check.mismatches) == (3, 6, 2)
+    assert (check.first.symbol, check.first.date, check.first.column) == ("A", days[1], "score")
+
+
+def test_cut_dates_are_seeded_distinct_and_inside_the_window():
+    days = pd.date_range("2015-01-01", periods=50, tz="UTC")
+    cuts = cut_dates(days, "2015-01-10", 5, seed=0)
+    assert cuts == cut_dates(days, "2015-01-10", 5, seed=0) != cut_dates(days, "2015-01-10", 5, seed=1)
+    assert len(set(cuts)) == 5 and min(cuts) > pd.Timestamp("2015-01-10", tz="UTC")
+    assert len(cut_dates(days, "2015-02-17", 9, seed=0)) == 2  # only two bars after the first
+
+
+@pytest.fixture
+def named(monkeypatch) -> list[str]:
+    """A model that is bullish when it sees a company's real name: anonymising changes its IC."""
+    seen: list[str] = []
+
+    def fake(prompts, req, version):
+        seen.extend(prompts)
+        bull = np.array([0.05 if "Company A" in p else zlib.crc32(p.encode()) % 1000 / 1000
+                         for p in prompts])
+        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
+        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
+
+    monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
+    monkeypatch.setattr(universe, "score_rendered", fake)
+    monkeypatch.setattr(universe, "score_info", lambda *a: {})
+    return seen
+
+
+def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, monkeypatch):
+    from llmbt.reports import crosssection as cs
+
+    calls = []
+    real = cs.paired_ic_difference
+    monkeypatch.setattr(cs, "paired_ic_difference",
+                        lambda a, b, **kw: calls.append((a, b)) or real(a, b, **kw))
+    cfg = _config(shared_news, names=str(shared_news / "sp500_companies.csv"))
+    check = model_check(cfg)
+    assert any("Company A" in p for p in named) and not check.original.config.anonymize
+    assert check.anonymized.config.anonymize and "lies before" in check.hindsight
+    stats = cli_audit.model_stats(check)
+    (ic_a, ic_b), = calls
+    assert ic_a.index.equals(check.original.panels["score"].index) and ic_b.index.equals(ic_a.index)
+    assert not ic_a.dropna().equals(ic_b.dropna())  # the masked arm scored other texts
+    assert stats["ic_diff"]["diff"] == pytest.approx((ic_a - ic_b).dropna().mean())
+    assert stats["ic_diff"]["n"] == int((ic_a.notna() & ic_b.notna()).sum()) >= 20
+    for arm, result in (("original", check.original), ("anonymized", check.anonymized)):
+        assert stats["arms"][arm]["sharpe"] == result.run.stats["sharpe"]
+    assert stats["sharpe_diff"]["low"] <= stats["sharpe_diff"]["diff"] <= stats["sharpe_diff"]["high"]
+    table = cli_audit.model_table(stats)
+    assert "IC original - anonymised" in table and "Sharpe original - anonymised" in table
+    assert "hindsight: the tested period 2015-03-02..2015-06-30 lies before" in table
+
+
+def test_the_model_check_needs_a_names_table_and_a_universe(shared_news, named):
+    with pytest.raises(ConfigError, match="--names"):
+        model_check(_config(shared_news))
+    with pytest.raises(ConfigError, match="llm_news_portfolio"):
+        model_check(RunConfig(strategy="llm_sentiment", names="x.csv"))
+    assert engine_audit.truncate_news(None, pd.Timestamp("2015-01-01", tz="UTC")) is None
