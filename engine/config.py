@@ -22,6 +22,7 @@ from llmbt.errors import ConfigError, did_you_mean
 SIZERS = ("percent", "fixed")
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
+ENGINES = ("auto", "torch", "torch-bf16", "torch-int8")  # = llmbt.signals_cache.model.engines.ENGINES
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class RunConfig:
         benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
+        engine: scoring engine (``--engine``): ``torch`` (float32, the reference),
+            ``torch-bf16``, ``torch-int8``, or ``auto`` (the fastest measured exact enough here;
+            :func:`llmbt.signals_cache.model.engines.resolve_engine`).
         prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
             against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.
         batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
@@ -68,6 +72,7 @@ class RunConfig:
     model: str = "smollm2-135m"
     adapter: str | None = None
     quantization: str = "none"
+    engine: str = "auto"
     prompt: str | None = None
     batch_size: int = 16
     cache_dir: str | None = None
@@ -86,6 +91,7 @@ class RunConfig:
                "must be in (0, 100] for --sizer percent, or a positive number of units for fixed")
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--quantization", self.quantization, QUANTIZATIONS)
+        _check_choice("--engine", self.engine, ENGINES)
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")

@@ -101,7 +101,8 @@ def _signals(config: RunConfig, cls: type, universe: Universe, spec: Any):
         raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
                           "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
                           "--news finnhub: after `bt news fetch finnhub --symbols ...`")
-    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
+    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
+                      engine=config.engine)
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
