@@ -4,7 +4,8 @@ Each engine (:mod:`llmbt.signals_cache.model.engines`) loads the same model (and
 the same prompts with batched label scoring and shared-prefix reuse (today's path), and is
 compared with the ``torch`` float32 reference: items/s and their ratio, label agreement (same
 argmax), mean / p99 / max |Δscore| (score = P(bull) − P(bear), as the strategies read it) and
-the peak resident memory while that engine was loaded and scoring.
+the peak resident memory while that engine was loaded and scoring (and how much above the
+process's size before its load that was).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _one_engine(spec: ModelSpec, prompts: list[str], batch_size: int) -> tuple[d
         del scorer, loaded
         gc.collect()
     row = {"engine": spec.engine, "items_per_s": ips, "load_s": load_s,
-           "peak_rss_mib": rss.peak_mib, "prefix_tokens": prefix, "n_prompts": len(prompts)}
+           "peak_rss_mib": rss.peak_mib, "added_rss_mib": rss.peak_mib - rss.start_mib,
+           "prefix_tokens": prefix, "n_prompts": len(prompts)}
     return row, _signed(probs, labels)
 
 
@@ -86,15 +88,18 @@ def _exactness(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 
 class _PeakRss:
-    """Highest resident set size (MiB) seen every 5 ms inside the ``with`` block."""
+    """Highest resident set size (MiB) seen every 5 ms inside the ``with`` block, and the size
+    when it was entered."""
 
     def __init__(self) -> None:
-        self.peak_mib = 0.0
+        self.peak_mib = self.start_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> _PeakRss:
         self._thread.start()
+        while not self.peak_mib and self._thread.is_alive():  # the first sample is the start
+            time.sleep(0.001)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,6 +116,8 @@ class _PeakRss:
         with statm.open(encoding="ascii") as fh:
             while True:
                 fh.seek(0)
-                self.peak_mib = max(self.peak_mib, int(fh.read().split()[1]) * page / 2**20)
+                now = int(fh.read().split()[1]) * page / 2**20
+                self.start_mib = self.start_mib or now
+                self.peak_mib = max(self.peak_mib, now)
                 if self._stop.wait(0.005):
                     return
