@@ -30,6 +30,8 @@ except ModuleNotFoundError:  # tests/ imported as a package
     from tests.test_scoring import HEADLINES, chat_prompts
 
 CPU_ENGINES = [e for e in ENGINES if e not in ("auto", "torch")]
+#: Largest |Δ log P(label)| against float32 on the tiny model (int8 rounds activations per tensor).
+TOLERANCE = {"torch-bf16": 0.03, "torch-int8": 0.1}
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +98,7 @@ def test_engine_scores_within_tolerance_of_float32(tiny: Path, reference: np.nda
                                                    engine: str) -> None:
     got = _scores(tiny, engine)
     assert np.ptp(reference, axis=0).min() > 0.05  # prompts differ: the comparison can fail
-    assert np.abs(got - reference).max() < 0.05
+    assert np.abs(got - reference).max() < TOLERANCE[engine]
 
 
 def test_engines_convert_the_weights(tiny: Path) -> None:

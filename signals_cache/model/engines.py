@@ -79,11 +79,16 @@ def engine_dtype(engine: str, dtype: str) -> str:
 
 def apply_engine(model: Any, engine: str) -> Any:
     """``model`` (float32, adapter already merged) converted in place for ``engine``."""
+    import torch
+
     if engine == REFERENCE:
         return model
-    _to_bf16(model)
-    if engine == "torch-int8":
+    head = _float32_head(model)
+    if engine == "torch-int8":  # from the float32 weights, before the cast
         _quantize_mlp(model)
+    model.to(torch.bfloat16)  # the int8 layers keep no float weights to cast
+    model.config.tie_word_embeddings = False
+    model.set_output_embeddings(head)
     return model
 
 
@@ -108,8 +113,8 @@ def use_all_cores() -> int:
 _THREADS = {"set": False}
 
 
-def _to_bf16(model: Any) -> None:
-    """Cast the model to bfloat16, except an untied float32 copy of the output head."""
+def _float32_head(model: Any) -> Any:
+    """An untied float32 copy of the model's output head, taking a bf16 hidden state."""
     import torch
 
     head = model.get_output_embeddings()
@@ -118,9 +123,7 @@ def _to_bf16(model: Any) -> None:
         fp32.weight.copy_(head.weight.float())
         if head.bias is not None:
             fp32.bias.copy_(head.bias.float())
-    model.to(torch.bfloat16)
-    model.config.tie_word_embeddings = False
-    model.set_output_embeddings(_Float32Head(fp32.requires_grad_(False)))
+    return _Float32Head(fp32.requires_grad_(False))
 
 
 def _quantize_mlp(model: Any) -> None:
