@@ -22,7 +22,7 @@ from llmbt.errors import ConfigError, did_you_mean
 SIZERS = ("percent", "fixed")
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
-ENGINES = ("auto", "torch", "torch-bf16", "torch-int8")  # = llmbt.signals_cache.model.engines.ENGINES
+ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class RunConfig:
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
         engine: scoring engine (``--engine``): ``torch`` (float32, the reference),
-            ``torch-bf16``, ``torch-int8``, or ``auto`` (the fastest measured exact enough here;
+            ``torch-bf16``, or ``auto`` (the fastest measured exact enough here;
             :func:`llmbt.signals_cache.model.engines.resolve_engine`).
         prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
             against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.

@@ -23,7 +23,7 @@ def bench() -> None:
 @click.option("--start", default="2012-06-01", show_default=True,
               help="Backtest window start for the cached-backtest ratio.")
 @click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
-@click.option("--engines", default="torch,torch-bf16,torch-int8", show_default=True,
+@click.option("--engines", default="torch,torch-bf16", show_default=True,
               help="Scoring engines compared with torch float32 on the same prompts; none skips.")
 @click.option("--news", default=None, help="Also compare the engines on -n headline prompts "
               "(headlines-v2) of this news file; 'shared' = the shared Reuters headlines.")
@@ -37,7 +37,7 @@ def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size
     torch float32 path (items/s, ratio, label agreement, |Δscore|, peak RSS) on bar prompts (and
     --news headline prompts).
 
-    Example: bt bench scoring -n 256 --news shared --engines torch-bf16,torch-int8
+    Example: bt bench scoring -n 256 --news shared --engines torch-bf16
     """
     from llmbt.engine.bench.suite import bar_prompt_sample, bench_all
     from llmbt.engine.config import RunConfig

@@ -293,7 +293,7 @@ def _prepare_tokenizer(tokenizer: Any, source: str) -> Any:
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load ``spec`` for inference (an adapter is merged into unquantized weights, then the
-    engine casts or quantizes them, :mod:`.engines`).
+    engine casts them, :mod:`.engines`).
 
     Raises:
         LlmbtError: the model or adapter cannot be loaded, the adapter belongs to another base
