@@ -25,6 +25,7 @@ SIZERS = ("percent", "fixed")
 _ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None}
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
+ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class RunConfig:
         benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
+        engine: scoring engine (``--engine``): ``torch`` (float32, the reference),
+            ``torch-bf16``, or ``auto`` (the fastest measured exact enough here;
+            :func:`llmbt.signals_cache.model.engines.resolve_engine`).
         prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
             against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.
         batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
@@ -75,6 +79,7 @@ class RunConfig:
     model: str = "smollm2-135m"
     adapter: str | None = None
     quantization: str = "none"
+    engine: str = "auto"
     prompt: str | None = None
     batch_size: int = 16
     cache_dir: str | None = None
@@ -96,6 +101,7 @@ class RunConfig:
                "must be in (0, 100] for --sizer percent, or a positive number of units for fixed")
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--quantization", self.quantization, QUANTIZATIONS)
+        _check_choice("--engine", self.engine, ENGINES)
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)

@@ -48,7 +48,8 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
 
     if not examples:
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
-    spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization)
+    spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization,
+                     engine=run_cfg.engine)
     template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
     prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
     req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,

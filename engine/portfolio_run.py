@@ -140,7 +140,8 @@ def _signals(config: RunConfig, inputs: PortfolioInputs):
     from llmbt.signals_cache.universe import universe_signals
 
     spec = inputs.spec
-    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
+    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
+                      engine=config.engine)
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,

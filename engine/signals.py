@@ -42,7 +42,8 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
 
     params = with_defaults(cls, config.params)
     spec = cls.signal_spec(params)
-    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
+    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
+                      engine=config.engine)
     req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),
                         cache_dir=config.cache_dir, batch_size=config.batch_size,
                         half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,

@@ -237,7 +237,7 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     from llmbt.signals_cache.finetune.trainer import META_FILE, finetune
     from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 
-    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization)
+    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, engine=cfg.run.engine)
     tcfg = cfg.train_config()
     key = hashlib.sha256(json.dumps([base_fingerprint(spec), dataset_hash(train), dataset_hash(val),
                                      tcfg.to_dict(), parent], sort_keys=True).encode()).hexdigest()[:16]

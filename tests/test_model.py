@@ -200,7 +200,7 @@ def test_eight_bit_on_cpu_refused(tiny: Path) -> None:
 
 
 def test_load_local_folder(tiny: Path) -> None:
-    loaded = load_model(ModelSpec(base=str(tiny), device="cpu"))
+    loaded = load_model(ModelSpec(base=str(tiny), device="cpu", engine="torch"))
     assert not loaded.model.training
     assert loaded.tokenizer.padding_side == "left"
     assert loaded.tokenizer.pad_token_id is not None

@@ -71,6 +71,8 @@ def run_options(func):
                      "or Hugging Face id."),
         click.option("--adapter", help="peft (LoRA) adapter folder applied to --model."),
         click.option("--quantization", help="none, 8bit or 4bit (bitsandbytes)."),
+        click.option("--engine", help="Scoring engine: auto (default: the fastest measured exact "
+                     "enough here), torch (float32 reference) or torch-bf16."),
         click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
         click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
         click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),

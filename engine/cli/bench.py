@@ -25,22 +25,37 @@ def bench() -> None:
 @click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
 @click.option("--cached-run", "cached_run", type=click.IntRange(min=0), default=3, show_default=True,
               help="Timed process pairs of a cached llm_sentiment run vs sma_cross (0: skip).")
+@click.option("--engines", default="torch,torch-bf16", show_default=True,
+              help="Scoring engines compared with torch float32 on the same prompts; none skips.")
+@click.option("--news", default=None, help="Also compare the engines on -n headline prompts "
+              "(headlines-v2) of this news file; 'shared' = the shared Reuters headlines.")
+@click.option("--adapter", default=None, help="peft adapter applied in every engine's rows.")
+@click.option("--engines-only", is_flag=True, help="Skip the generate/batched paths and backtests.")
 def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str,
-                      prompt: str | None, cached_run: int) -> None:
+                      prompt: str | None, cached_run: int, engines: str, news: str | None,
+                      adapter: str | None, engines_only: bool) -> None:
     """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
-    cached llm_sentiment backtest vs sma_cross wall time.
+    cached llm_sentiment backtest vs sma_cross wall time; then each --engines engine against the
+    torch float32 path (items/s, ratio, label agreement, |Δscore|, peak RSS) on bar prompts (and
+    --news headline prompts).
 
-    Example: bt bench scoring -n 64 --n-generate 8
+    Example: bt bench scoring -n 256 --news shared --engines torch-bf16
     """
-    from llmbt.engine.bench.suite import bench_all
+    from llmbt.engine.bench.suite import bar_prompt_sample, bench_all
     from llmbt.engine.config import RunConfig
 
-    config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
-    results = bench_all(model, data, n, n_generate, batch_size, config, prompt)
-    for key, value in results.items():
-        click.echo(f"{key:<28} {value:,.3f}" if isinstance(value, float) else f"{key:<28} {value}")
-    if cached_run:
-        _print_cached_run(data, start, model, None, cached_run)
+    if not engines_only:
+        config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
+        for key, value in bench_all(model, data, n, n_generate, batch_size, config, prompt).items():
+            click.echo(f"{key:<28} {_fmt(value)}")
+        if cached_run:
+            _print_cached_run(data, start, model, None, cached_run)
+    names = [e.strip() for e in engines.split(",") if e.strip() and e.strip() != "none"]
+    if names:
+        sets = {"bars": bar_prompt_sample(model, data, n, prompt)}
+        if news:
+            sets["headlines"] = _headline_prompts(news, n, model)
+        _bench_engines(model, adapter, sets, names, batch_size)
 
 
 @bench.command("cached-run")
@@ -65,6 +80,25 @@ def _print_cached_run(data: str, start: str, model: str, cache_dir: str | None, 
     bench = CachedRunBench(data=data, start=start, model=model, cache_dir=cache_dir, repeats=repeats)
     for key, value in bench_cached_run(bench).items():
         click.echo(f"{key:<28} {_fmt(value)}")
+
+
+
+def _headline_prompts(news: str, n: int, model: str) -> list[str]:
+    from llmbt.engine.bench.engines import headline_prompt_sample
+    from llmbt.engine.bench.universe import DEFAULT_NEWS
+
+    return headline_prompt_sample(DEFAULT_NEWS if news == "shared" else news, n, model)
+
+
+def _bench_engines(model: str, adapter: str | None, sets: dict[str, list[str]],
+                   names: list[str], batch_size: int) -> None:
+    from llmbt.engine.bench.engines import bench_engines
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    spec = ModelSpec(base=model, adapter=adapter)
+    for kind, prompts in sets.items():
+        for row in bench_engines(spec, prompts, names, batch_size):
+            click.echo(f"engine {kind:<9} " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
 
 
 @bench.command("train")

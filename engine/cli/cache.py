@@ -27,8 +27,10 @@ def cache_stats(cache_dir: str | None) -> None:
 @click.option("--model", help="Clear only this model's entries: alias/folder (with --adapter) or "
               "a 16-hex fingerprint.")
 @click.option("--adapter", help="Adapter folder of the model to clear.")
+@click.option("--engine", default="auto", show_default=True,
+              help="Scoring engine whose entries to clear (each engine has its own fingerprint).")
 @click.option("--cache-dir", help="Cache folder (default $LLMBT_HOME/signals).")
-def cache_clear(model: str | None, adapter: str | None, cache_dir: str | None) -> None:
+def cache_clear(model: str | None, adapter: str | None, engine: str, cache_dir: str | None) -> None:
     """Remove cached scores (all, or one model's)."""
     from llmbt.signals_cache.cache import SignalCache
     from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint
@@ -36,7 +38,8 @@ def cache_clear(model: str | None, adapter: str | None, cache_dir: str | None) -
     fingerprint = None
     if model is not None:
         is_hex = len(model) == 16 and all(ch in "0123456789abcdef" for ch in model)
-        fingerprint = model if is_hex else model_fingerprint(ModelSpec(base=model, adapter=adapter), "")
+        fingerprint = model if is_hex else model_fingerprint(
+            ModelSpec(base=model, adapter=adapter, engine=engine), "")
     with SignalCache(cache_dir) as c:
         removed = c.clear(model=fingerprint)
     click.echo(f"removed {removed} entries" + (f" of model {fingerprint}" if fingerprint else ""))

@@ -147,7 +147,8 @@ def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | No
     quantization = "4bit" if cfg.method == "qlora" else spec.quantization
     if cfg.method != "qlora" and quantization != "none":
         raise ConfigError(f"--quantization {quantization} trains only with --method qlora.")
-    loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization))
+    loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization,
+                                            engine="torch"))  # trains float32 weights
     if resume_adapter is not None:
         _check_resume(spec, resume_adapter)
     return loaded, wrap_trainable(loaded.model, cfg, resume_adapter)

@@ -25,6 +25,14 @@ from llmbt.errors import ConfigError, LlmbtError, did_you_mean, require
 from llmbt.paths import llmbt_home
 from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
 from llmbt.signals_cache.model.chat_template import ChatTemplate, read_chat_template, save_chat_template
+from llmbt.signals_cache.model.engines import (
+    ENGINES,
+    REFERENCE,
+    apply_engine,
+    engine_dtype,
+    resolve_engine,
+    use_all_cores,
+)
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
@@ -104,13 +112,15 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to load; fields match --model, --adapter, --quantization, --dtype, --device."""
+    """What to load; fields match --model, --adapter, --quantization, --dtype, --device and
+    --engine (see :mod:`.engines`)."""
 
     base: str = "smollm2-135m"
     adapter: str | None = None
     quantization: Quantization = "none"
     dtype: str = "auto"
     device: str = "auto"
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, str) or not self.base.strip():
@@ -121,6 +131,7 @@ class ModelSpec:
         _choice("--quantization", self.quantization, QUANTIZATIONS)
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
+        _choice("--engine", self.engine, ENGINES)
 
 
 @dataclass
@@ -134,6 +145,7 @@ class LoadedModel:
     device: str
     dtype: str = "float32"
     source: str = ""
+    engine: str = REFERENCE
 
     def fingerprint_for(self, template_version: str) -> str:
         """:func:`model_fingerprint` of this spec with ``template_version``."""
@@ -196,11 +208,15 @@ def base_fingerprint(spec: ModelSpec) -> str:
 
 def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     """Stable 16-hex sha256 of the base weights, the adapter weights and config, quantization,
-    the resolved dtype and ``template_version``: a change to any changes the cache key."""
+    the resolved dtype, the resolved engine and ``template_version``: a change to any changes the
+    cache key. The reference engine adds nothing (its keys are those from before engines)."""
     adapter = adapter_digest(spec.adapter) if spec.adapter is not None else None
-    dtype = resolve_device_dtype(spec.device, spec.dtype)[1]
+    device, dtype = resolve_device_dtype(spec.device, spec.dtype)
+    engine = resolve_engine(spec.engine, device, spec.quantization)
     payload = [base_fingerprint(spec), adapter, spec.quantization, dtype]
     payload.append(template_version)
+    if engine != REFERENCE:
+        payload.append(f"engine:{engine}")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -300,7 +316,8 @@ def _prepare_tokenizer(tokenizer: Any, source: str) -> Any:
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
-    """Load ``spec`` for inference (an adapter is merged into unquantized weights).
+    """Load ``spec`` for inference (an adapter is merged into unquantized weights, then the
+    engine casts them, :mod:`.engines`).
 
     Raises:
         LlmbtError: the model or adapter cannot be loaded, the adapter belongs to another base
@@ -308,7 +325,10 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """
     import torch
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
+    engine = resolve_engine(spec.engine, device, spec.quantization)
     quant = bnb_config(spec.quantization, device, dtype)
+    if device == "cpu":
+        use_all_cores()
     source = _local_source(spec)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if quant is not None:
@@ -318,10 +338,12 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.adapter is not None:
         _check_trained_base(spec)
         model = attach_adapter(model, spec.adapter, spec.base, merge=quant is None)
+    model = apply_engine(model.eval(), engine)  # after the merge: the adapter is cast too
     tokenizer = _prepare_tokenizer(tokenizer, source)
     save_chat_template(tokenizer, source)
     fingerprint = model_fingerprint(spec, "")
-    return LoadedModel(model.eval(), tokenizer, fingerprint, spec, device, dtype, source)
+    return LoadedModel(model, tokenizer, fingerprint, spec, device, engine_dtype(engine, dtype),
+                       source, engine)
 
 
 def _check_trained_base(spec: ModelSpec) -> None:

@@ -1,0 +1,182 @@
+"""Tests of llmbt.signals_cache.model.engines: each scoring engine against the float32 reference on
+a tiny random Llama (fast), the fingerprint per engine, adapters, the ``auto`` rule and the
+``--engine`` flag; ``-m slow`` compares engines on the embedded SmolLM2 with real prompts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from llmbt.engine.bench.engines import bench_engines
+from llmbt.engine.cli import cli
+from llmbt.engine.config import RunConfig
+from llmbt.errors import ConfigError
+from llmbt.signals_cache.model import engines as engines_mod
+from llmbt.signals_cache.model.engines import ENGINES, resolve_engine, use_all_cores
+from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model, model_fingerprint
+from llmbt.signals_cache.scoring.scorer import LabelScorer
+
+try:  # the shared tiny-model helpers live in test_model.py / test_scoring.py
+    from test_model import tokenizer_dir  # noqa: F401
+    from test_scoring import HEADLINES, chat_prompts
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.test_model import tokenizer_dir  # noqa: F401
+    from tests.test_scoring import HEADLINES, chat_prompts
+
+CPU_ENGINES = [e for e in ENGINES if e not in ("auto", "torch")]
+#: Largest |Δ log P(label)| against float32 on the tiny model.
+TOLERANCE = {"torch-bf16": 0.03}
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+
+
+def _save_model(folder: Path, tokenizer_dir: Path) -> Path:  # noqa: F811
+    """A tiny Llama whose label probabilities are not saturated (small initial weights)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(1)
+    config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
+                         max_position_embeddings=2048, initializer_range=0.05,
+                         tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
+    return _save_model(tmp_path_factory.mktemp("tiny-engines"), tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
+    """A LoRA adapter on every linear layer, with weights large enough to move the labels."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.2)
+    out = tmp_path_factory.mktemp("adapter-engines")
+    model.save_pretrained(out)
+    return out
+
+
+def _scores(base: Path, engine: str, adapter: Path | None = None) -> np.ndarray:
+    """Log label probabilities (a random model's normalised scores are saturated)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMBT_HOME", str(base.parent / "home"))
+        loaded = load_model(ModelSpec(base=str(base), adapter=adapter and str(adapter), engine=engine))
+    prompts = chat_prompts(loaded.tokenizer, HEADLINES * 3)
+    return np.log(LabelScorer(loaded).label_probs(prompts, batch_size=4))
+
+
+@pytest.fixture(scope="module")
+def reference(tiny: Path) -> np.ndarray:
+    return _scores(tiny, "torch")
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+def test_engine_scores_within_tolerance_of_float32(tiny: Path, reference: np.ndarray,
+                                                   engine: str) -> None:
+    got = _scores(tiny, engine)
+    assert np.ptp(reference, axis=0).min() > 0.05  # prompts differ: the comparison can fail
+    assert np.abs(got - reference).max() < TOLERANCE[engine]
+
+
+def test_engines_convert_the_weights(tiny: Path) -> None:
+    bf16 = load_model(ModelSpec(base=str(tiny), engine="torch-bf16"))
+    assert bf16.dtype == "bfloat16" and bf16.engine == "torch-bf16"
+    assert bf16.model.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert bf16.model.get_output_embeddings().weight.dtype == torch.float32  # float32 logits
+    assert bf16.model.get_input_embeddings().weight.dtype == torch.bfloat16  # untied
+
+
+def test_fingerprint_differs_per_engine_and_reference_keeps_its_key(tiny: Path) -> None:
+    prints = {e: model_fingerprint(ModelSpec(base=str(tiny), engine=e), "v1") for e in ENGINES[1:]}
+    assert len(set(prints.values())) == len(prints)
+    # the float32 reference keeps the key cached scores had before engines existed
+    legacy = [base_fingerprint(ModelSpec(base=str(tiny))), None, "none", "float32", "v1"]
+    want = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    assert prints["torch"] == want
+    auto = model_fingerprint(ModelSpec(base=str(tiny), engine="auto"), "v1")
+    resolved = resolve_engine("auto", "cpu")
+    assert auto == prints[resolved] and load_model(ModelSpec(base=str(tiny))).engine == resolved
+
+
+def test_adapter_changes_scores_the_same_way_in_every_engine(tiny: Path, adapter: Path,
+                                                             reference: np.ndarray) -> None:
+    shift = _scores(tiny, "torch", adapter) - reference
+    assert np.abs(shift).max() > 0.5  # the adapter matters, so the test can fail
+    for engine in CPU_ENGINES:
+        moved = _scores(tiny, engine, adapter) - _scores(tiny, engine)
+        assert np.abs(moved - shift).max() < 0.1, engine
+
+
+def test_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines_mod, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert resolve_engine("auto", "cpu") == "torch-bf16"
+    assert resolve_engine("auto", "cuda") == "torch"
+    assert resolve_engine("auto", "cpu", "4bit") == "torch"
+    monkeypatch.setattr(engines_mod, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert resolve_engine("auto", "cpu") == "torch"
+    assert resolve_engine("torch-bf16", "cpu") == "torch-bf16"
+    with pytest.raises(ConfigError, match="--engine torch-bf16 runs on the CPU"):
+        resolve_engine("torch-bf16", "cuda")
+
+
+def test_threads_follow_the_cores() -> None:
+    import os
+
+    assert use_all_cores() == len(os.sched_getaffinity(0)) == torch.get_num_threads()
+
+
+def test_bad_engine_is_one_config_error_line() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'torch-bf16'"):
+        RunConfig(engine="torch-bf61")
+    with pytest.raises(ConfigError, match="--engine 'bf16' is not valid"):
+        ModelSpec(engine="bf16")
+    res = CliRunner().invoke(cli, ["run", "--engine", "torch-bf61", "--no-report"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "Did you mean 'torch-bf16'" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_bench_engines_rows(tiny: Path) -> None:
+    from transformers import AutoTokenizer
+
+    prompts = chat_prompts(AutoTokenizer.from_pretrained(tiny), HEADLINES * 2)
+    rows = bench_engines(ModelSpec(base=str(tiny)), prompts, ["torch-bf16"], batch_size=4)
+    assert [r["engine"] for r in rows] == ["torch", "torch-bf16"]
+    assert rows[0]["agreement"] == 1.0 and rows[0]["max_abs_dscore"] == 0.0
+    assert rows[1]["agreement"] >= 0.9 and 0 < rows[1]["max_abs_dscore"] < 0.05
+    assert rows[1]["peak_rss_mib"] > 0 and rows[1]["vs_torch"] > 0 and rows[1]["prefix_tokens"] > 10
+
+
+@pytest.mark.slow
+def test_embedded_model_default_engine_agrees_with_float32() -> None:
+    """SmolLM2 on 32 real headline prompts: the default engine picks the float32 label >= 90 %."""
+    from llmbt.engine.bench.engines import headline_prompt_sample
+    from llmbt.engine.bench.universe import DEFAULT_NEWS
+
+    if not DEFAULT_NEWS.is_file():
+        pytest.skip(f"{DEFAULT_NEWS} is absent")
+    prompts = headline_prompt_sample(DEFAULT_NEWS, 32)
+    rows = bench_engines(ModelSpec(), prompts, [resolve_engine("auto", "cpu")], batch_size=16)
+    assert rows[-1]["agreement"] >= 0.9, rows
