@@ -60,11 +60,28 @@ def is_portfolio(strategy: str) -> bool:
 def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
     """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
     started = time.perf_counter()
+    universe = load_run_universe(config)
+    return run_portfolio_on(config, universe, run_news(config, universe), with_benchmark, started)
+
+
+def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame,
+                     with_benchmark: bool = True, started: float | None = None) -> PortfolioResult:
+    """Run ``config``'s portfolio strategy on given bars and headlines (a walk-forward's test window).
+
+    Args:
+        config: strategy, costs and the model (``model``, ``adapter``, ``quantization``); trading
+            starts at ``config.start``.
+        universe: the bars, from the warm-up (:func:`history_bars` before ``config.start``) to the
+            last bar to trade.
+        news: headlines (``load_news`` columns); see :func:`run_news`.
+        with_benchmark: also run the equal-weight universe on the same bars.
+        started: ``time.perf_counter()`` at the start of the run (for ``seconds``).
+    """
+    started = time.perf_counter() if started is None else started
     cls = get_strategy(config.strategy)
     params = cls.checked_params(check_params(cls, dict(config.params)))
     spec = cls.signal_spec(params)
-    universe = _load(config, _history_bars(spec))
-    panels, info = _signals(config, cls, universe, spec)
+    panels, info = _signals(config, universe, spec, news)
     weights = cls.target_weights(panels, universe.tradable(), params)
     window = _window(universe, config.start)
     run = _simulate(config, window, weights, config.strategy)
@@ -82,6 +99,18 @@ def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> Po
         seconds=time.perf_counter() - started)
 
 
+def load_run_universe(config: RunConfig) -> Universe:
+    """The bars of ``config.data`` (``--symbols``) from the warm-up before ``--start`` to ``--end``."""
+    return _load(config, history_bars(config))
+
+
+def history_bars(config: RunConfig) -> int:
+    """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay)."""
+    cls = get_strategy(config.strategy)
+    spec = cls.signal_spec(cls.checked_params(check_params(cls, dict(config.params))))
+    return _history_bars(spec)
+
+
 def _history_bars(spec: Any) -> int:
     decay = math.ceil(spec.half_life * 10) if spec.half_life > 0 else 0
     return VOL_HISTORY + spec.warmup + decay
@@ -93,30 +122,30 @@ def _load(config: RunConfig, bars: int) -> Universe:
                          symbols=parse_symbols(config.symbols))
 
 
-def _signals(config: RunConfig, cls: type, universe: Universe, spec: Any):
+def _signals(config: RunConfig, universe: Universe, spec: Any, news: pd.DataFrame):
     from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
-    if config.news is None:
-        raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
-                          "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
-                          "--news finnhub: after `bt news fetch finnhub --symbols ...`")
     model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization)
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
                         masker=load_masker(config))
-    panels, info = universe_signals(universe.prices, _news(config, universe), req)
+    panels, info = universe_signals(universe.prices, news, req)
     return panels, info | lookahead_info(config, panels["score"].index)
 
 
-def _news(config: RunConfig, universe: Universe) -> pd.DataFrame:
+def run_news(config: RunConfig, universe: Universe) -> pd.DataFrame:
     """``--news FILE``, or ``--news SOURCE:`` (e.g. ``finnhub:``): that provider's cached
     headlines of the universe's symbols (filled by ``bt news fetch``)."""
     from llmbt.feeds.newsources import PROVIDERS, load_cached_news
 
+    if config.news is None:
+        raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
+                          "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
+                          "--news finnhub: after `bt news fetch finnhub --symbols ...`")
     source = config.news.removesuffix(":")
     if config.news.endswith(":") and source in PROVIDERS:
         first = min(bars.index[0] for bars in universe.prices.values())
