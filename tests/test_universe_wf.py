@@ -151,3 +151,38 @@ def test_a_failing_fold_is_recorded_and_the_run_goes_on(tiny, shared_news, monke
     result = run_walkforward(make_config(tiny, shared_news), say=lambda _: None)
     assert result.folds[0].facts["error"] == "RuntimeError: disk full"
     assert len(result.ok) == len(result.folds) - 1 >= 1
+
+
+def test_the_cli_runs_a_universe_walkforward_and_compare_reads_it_back(tiny, shared_news, first_run,
+                                                                          tmp_path):
+    from click.testing import CliRunner
+
+    import llmbt.engine.cli.wf  # noqa: F401  (registers the commands)
+    from llmbt.engine.cli import cli
+
+    cfg = make_config(tiny, shared_news).run
+    args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", SYMBOLS,
+            "--start", cfg.start, "--end", cfg.end, "--data", cfg.data, "--news", cfg.news,
+            "--news-tz", cfg.news_tz, "--param", "top_k=2", "--batch-size", "16", "--train", "40",
+            "--test", "21", "--embargo", "5", "--out", str(tmp_path / "out"),
+            *[a for k, v in TRAIN.items() for a in ("--train-param", f"{k}={v}")]]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "adapter reused" in res.output  # the same folds as first_run: served from the store
+    assert "IC per arm" in res.output and "mean_ic" in res.output
+    folds_ic = pd.read_csv(tmp_path / "out" / "folds_ic.csv")
+    assert set(folds_ic["model"]) == {"base", "lora"} and len(folds_ic) == 2 * len(first_run.ok)
+    assert folds_ic["mean_ic"].notna().all()
+    again = CliRunner().invoke(cli, ["compare", "--from", str(tmp_path / "out")])
+    assert again.exit_code == 0 and "IC per arm" in again.output, again.output
+
+
+def test_a_universe_walkforward_without_news_is_one_line(tiny, shared_news):
+    from click.testing import CliRunner
+
+    import llmbt.engine.cli.wf  # noqa: F401
+    from llmbt.engine.cli import cli
+
+    res = CliRunner().invoke(cli, ["walkforward", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS,
+                                   "--data", make_config(tiny, shared_news).run.data, "--out", "x"])
+    assert res.exit_code != 0 and "--news" in res.output and "Traceback" not in res.output, res.output
