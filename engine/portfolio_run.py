@@ -80,8 +80,7 @@ def load_inputs(config: RunConfig) -> PortfolioInputs:
     params = cls.checked_params(check_params(cls, dict(config.params)))
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec))
-    _require_news(config)
-    return PortfolioInputs(cls, params, spec, universe, _news(config, universe))
+    return PortfolioInputs(cls, params, spec, universe, run_news(config, universe))
 
 
 def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
@@ -97,7 +96,31 @@ def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
 def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
     """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
     started = time.perf_counter()
-    inputs = load_inputs(config)
+    return _run(config, load_inputs(config), with_benchmark, started)
+
+
+def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame,
+                     with_benchmark: bool = True, started: float | None = None) -> PortfolioResult:
+    """Run ``config``'s portfolio strategy on given bars and headlines (a walk-forward's test window).
+
+    Args:
+        config: strategy, costs and the model (``model``, ``adapter``, ``quantization``,
+            ``engine``); trading starts at ``config.start``.
+        universe: the bars, from the warm-up (:func:`history_bars` before ``config.start``) to the
+            last bar to trade.
+        news: headlines (``load_news`` columns); see :func:`run_news`.
+        with_benchmark: also run the equal-weight universe on the same bars.
+        started: ``time.perf_counter()`` at the start of the run (for ``seconds``).
+    """
+    started = time.perf_counter() if started is None else started
+    cls = get_strategy(config.strategy)
+    params = cls.checked_params(check_params(cls, dict(config.params)))
+    inputs = PortfolioInputs(cls, params, cls.signal_spec(params), universe, news)
+    return _run(config, inputs, with_benchmark, started)
+
+
+def _run(config: RunConfig, inputs: PortfolioInputs, with_benchmark: bool,
+         started: float) -> PortfolioResult:
     universe, params = inputs.universe, inputs.params
     panels, weights, info = portfolio_signals(config, inputs)
     window = _window(universe, config.start)
@@ -116,6 +139,18 @@ def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> Po
         seconds=time.perf_counter() - started)
 
 
+def load_run_universe(config: RunConfig) -> Universe:
+    """The bars of ``config.data`` (``--symbols``) from the warm-up before ``--start`` to ``--end``."""
+    return _load(config, history_bars(config))
+
+
+def history_bars(config: RunConfig) -> int:
+    """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay)."""
+    cls = get_strategy(config.strategy)
+    spec = cls.signal_spec(cls.checked_params(check_params(cls, dict(config.params))))
+    return _history_bars(spec)
+
+
 def _history_bars(spec: Any) -> int:
     decay = math.ceil(spec.half_life * 10) if spec.half_life > 0 else 0
     return VOL_HISTORY + spec.warmup + decay
@@ -125,13 +160,6 @@ def _load(config: RunConfig, bars: int) -> Universe:
     start = history_start(config.start, bars, config.interval)
     return load_universe(config.data, start, config.end, interval=config.interval,
                          symbols=parse_symbols(config.symbols))
-
-
-def _require_news(config: RunConfig) -> None:
-    if config.news is None:
-        raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
-                          "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
-                          "--news finnhub: after `bt news fetch finnhub --symbols ...`")
 
 
 def _signals(config: RunConfig, inputs: PortfolioInputs):
@@ -151,11 +179,15 @@ def _signals(config: RunConfig, inputs: PortfolioInputs):
     return panels, info | lookahead_info(config, panels["score"].index)
 
 
-def _news(config: RunConfig, universe: Universe) -> pd.DataFrame:
+def run_news(config: RunConfig, universe: Universe) -> pd.DataFrame:
     """``--news FILE``, or ``--news SOURCE:`` (e.g. ``finnhub:``): that provider's cached
     headlines of the universe's symbols (filled by ``bt news fetch``)."""
     from llmbt.feeds.newsources import PROVIDERS, load_cached_news
 
+    if config.news is None:
+        raise ConfigError(f"--strategy {config.strategy} trades headline sentiment: pass --news "
+                          "FILE (timestamp, symbol, headline) or a fetched source, e.g. "
+                          "--news finnhub: after `bt news fetch finnhub --symbols ...`")
     source = config.news.removesuffix(":")
     if config.news.endswith(":") and source in PROVIDERS:
         first = min(bars.index[0] for bars in universe.prices.values())

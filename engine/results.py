@@ -9,6 +9,9 @@ Layout::
     OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
     OUT/scores.csv         per test bar and model: score, confidence, label, prediction, fwd return
     OUT/prices.csv         closes over the tested bars (the comparison page's price chart)
+    OUT/opens.csv          a universe run: opens (time x symbols) from the first tested bar, for the
+                           daily IC (scores.csv then holds time, symbol, score, model rows and
+                           returns.csv the equal_weight benchmark)
     OUT/adapters/fold-K    link to the fold's adapter in the content-addressed store
 """
 
@@ -64,13 +67,15 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
         _dump(out / "folds" / f"fold-{fold.facts['fold']}.json", fold.facts)
         _link_adapter(out, fold.facts)
     result.table().to_csv(out / "folds.csv", index=False)
-    returns = {name: result.stitched(name) for name in (TUNED, BASE, "buy_and_hold")}
+    returns = {name: result.stitched(name) for name in (TUNED, BASE, result.benchmark_name)}
     pd.DataFrame(returns).to_csv(out / "returns.csv", index_label="time")
     scores = [result.stitched_scores(name).assign(model=name) for name in (TUNED, BASE)]
     pd.concat(scores).to_csv(out / "scores.csv", index_label="time")
     tested = returns[BASE].index
     if result.close is not None and len(tested):
         result.close.loc[tested[0] : tested[-1]].to_csv(out / "prices.csv", index_label="time")
+    if result.opens is not None:
+        result.opens.to_csv(out / "opens.csv", index_label="time")
     return out
 
 
@@ -91,7 +96,7 @@ def _link_adapter(out: Path, facts: dict[str, Any]) -> None:
 def read_results(out: str | Path) -> dict[str, Any]:
     """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts
     and the closes over the tested bars (``close``: prices.csv, or for a folder written before it
-    was saved, reloaded from the run's data).
+    was saved, reloaded from the run's data; None for a universe, whose ``opens`` are read).
 
     Raises:
         DataError: the folder is not a walk-forward results folder.
@@ -106,11 +111,15 @@ def read_results(out: str | Path) -> dict[str, Any]:
     folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])
     returns = {c: stitched[c].dropna() for c in stitched.columns}
     config = json.loads((out / "config.json").read_text())
+    opens = None
     if (out / "prices.csv").is_file():
         close = pd.read_csv(out / "prices.csv", index_col="time", parse_dates=["time"])["close"]
+    elif config.get("universe"):  # a universe: opens (time x symbols) instead of one close
+        close = None
+        opens = pd.read_csv(out / "opens.csv", index_col="time", parse_dates=["time"])
     else:
         close = _reload_close(config["run"], returns)
-    return {"returns": returns, "close": close,
+    return {"returns": returns, "close": close, "opens": opens,
             "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
             "folds": folds, "run": json.loads((out / "run.json").read_text()), "config": config}
 

@@ -81,7 +81,10 @@ class WalkForwardConfig:
                               f"{self.horizon} or more.")
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
-        if self.run.mode != "bars":
+        if self.universe and self.label_method != "quantile":
+            raise ConfigError(f"--label-method {self.label_method!r}: a universe walk-forward labels "
+                              "headlines by quantiles of their excess return; use quantile.")
+        if not self.universe and self.run.mode != "bars":
             raise ConfigError("walk-forward fine-tunes on bar prompts; use --mode bars.")
         if self.run.adapter:  # it would score the base arm, and may have seen the test windows
             raise ConfigError(f"--adapter {self.run.adapter!r}: bt walkforward trains its own adapter "
@@ -89,12 +92,23 @@ class WalkForwardConfig:
                               "or compare that adapter with bt compare --arm name=lora,adapter=DIR.")
         self.train_config()  # validates the training fields, naming the flag
 
+    @property
+    def universe(self) -> bool:
+        """True for a portfolio strategy: headlines of a universe (:mod:`llmbt.engine.universe_wf`)."""
+        from llmbt.engine.portfolio_run import is_portfolio
+
+        return is_portfolio(self.run.strategy)
+
     def train_config(self) -> Any:
         """The :class:`~llmbt.signals_cache.finetune.trainer.TrainConfig` of every fold."""
         from llmbt.signals_cache.finetune.trainer import TrainConfig
         from llmbt.signals_cache.scoring.prompts import template_for
+        from llmbt.signals_cache.universe import UNIVERSE_TEMPLATE
 
-        fields_ = default_train() | {"template": template_for("bars", self.run.prompt).version}
+        mode, default = ("headlines", UNIVERSE_TEMPLATE) if self.universe else ("bars", None)
+        fields_ = default_train() | {"template": template_for(mode, self.run.prompt or default).version}
+        if self.universe:
+            fields_["max_length"] = 256  # a headline prompt is short
         try:
             return TrainConfig(**(fields_ | dict(self.train)))
         except TypeError as exc:
@@ -102,10 +116,12 @@ class WalkForwardConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (the run's ``config.json``)."""
-        return {"run": self.run.to_dict(), "splitter": vars(self.splitter).copy(),
-                "horizon": self.horizon, "label_method": self.label_method,
-                "train": self.train_config().to_dict(), "warm_start": self.warm_start,
-                "val_fraction": self.val_fraction}
+        out = {"run": self.run.to_dict(), "splitter": vars(self.splitter).copy(),
+               "horizon": self.horizon, "label_method": self.label_method,
+               "train": self.train_config().to_dict(), "warm_start": self.warm_start,
+               "val_fraction": self.val_fraction}
+        return out | ({"universe": True, "labels": "excess over the equal-weight universe"}
+                      if self.universe else {})
 
     @property
     def run_id(self) -> str:
@@ -119,7 +135,7 @@ class FoldResult:
     """What one fold produced: plain facts (JSON) and the two models' backtests."""
 
     facts: dict[str, Any]
-    runs: dict[str, RunResult] = field(default_factory=dict)
+    runs: dict[str, RunResult] = field(default_factory=dict)  # a PortfolioRun for a universe
     scores: dict[str, pd.DataFrame] = field(default_factory=dict)  # per test bar, per model
     benchmark: pd.Series | None = None
 
@@ -132,6 +148,8 @@ class WalkForwardResult:
     folds: list[FoldResult]
     seconds: float = 0.0
     close: pd.Series | None = None  # closes of the loaded bars (saved for bt compare --from)
+    benchmark_name: str = "buy_and_hold"  # equal_weight for a universe
+    opens: pd.DataFrame | None = None  # a universe's opens, calendar x symbols (for the daily IC)
 
     @property
     def ok(self) -> list[FoldResult]:
@@ -139,7 +157,7 @@ class WalkForwardResult:
 
     def stitched(self, name: str) -> pd.Series:
         """Test-window returns of model ``name`` (or ``buy_and_hold``) over all good folds."""
-        parts = [f.benchmark if name == "buy_and_hold" else f.runs[name].returns for f in self.ok]
+        parts = [f.benchmark if name == self.benchmark_name else f.runs[name].returns for f in self.ok]
         return pd.concat(parts).rename(name) if parts else pd.Series(dtype=float, name=name)
 
     def stitched_scores(self, name: str) -> pd.DataFrame:
@@ -158,7 +176,11 @@ class WalkForwardResult:
 
 
 def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.info) -> WalkForwardResult:
-    """Run every fold; see the module docstring."""
+    """Run every fold; see the module docstring (a universe: :mod:`llmbt.engine.universe_wf`)."""
+    if cfg.universe:
+        from llmbt.engine.universe_wf import run_universe_walkforward
+
+        return run_universe_walkforward(cfg, say)
     started = time.perf_counter()
     refuse_portfolio(cfg.run)
     prices = load_history(cfg.run)  # --start minus the warm-up, to --end
@@ -166,11 +188,20 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
     folds = cfg.splitter.folds(prices.index[offset:])
     say(f"walk-forward {cfg.run_id}: {len(folds)} folds over {prices.index[offset]:%Y-%m-%d}.."
         f"{prices.index[-1]:%Y-%m-%d}")
+    results = run_folds(cfg, [shift_fold(f, offset, prices.index) for f in folds],
+                        lambda fold, parent: _run_fold(cfg, prices, fold, parent, say), say)
+    return WalkForwardResult(cfg, results, time.perf_counter() - started, prices["close"])
+
+
+def run_folds(cfg: WalkForwardConfig, folds: list[Fold],
+              run_fold: Callable[[Fold, str | None], FoldResult],
+              say: Callable[[str], None]) -> list[FoldResult]:
+    """``run_fold(fold, parent adapter)`` for each fold; a fold that raises is logged and recorded
+    (its facts get ``error``) and the next one runs, unless ``cfg.fail_fast``."""
     results, parent = [], None
     for fold in folds:
-        fold = _shift(fold, offset, prices.index)
         try:
-            result = _run_fold(cfg, prices, fold, parent if cfg.warm_start else None, say)
+            result = run_fold(fold, parent if cfg.warm_start else None)
             parent = result.facts["adapter"]
         except Exception as exc:  # a failing fold is logged and recorded, never silent
             if cfg.fail_fast:
@@ -179,10 +210,10 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
             say(f"fold {fold.number} FAILED: {type(exc).__name__}: {exc}")
             result = FoldResult(fold.as_dict() | {"error": f"{type(exc).__name__}: {exc}"})
         results.append(result)
-    return WalkForwardResult(cfg, results, time.perf_counter() - started, prices["close"])
+    return results
 
 
-def _shift(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:
+def shift_fold(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:
     train, test = fold.train + offset, fold.test + offset
     return Fold(fold.number, train, test, index[train[0]], index[train[-1]], index[test[0]],
                 index[test[-1]])

@@ -127,7 +127,7 @@ def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(share
 
 
 @pytest.mark.parametrize("command", [
-    ["walkforward", "--out", "x"], ["compare", "--arm", "name=a", "--arm", "name=b,prompt=bars-v1"]])
+    ["compare", "--arm", "name=a", "--arm", "name=b,prompt=bars-v1"]])
 def test_single_instrument_commands_refuse_a_universe_strategy_in_one_line(command):
     res = CliRunner().invoke(cli, [command[0], "--strategy", "llm_news_portfolio",
                                    "--data", "sample:GOOG", *command[1:]])

@@ -120,7 +120,7 @@ def test_train_examples_never_see_the_test_window(tiny):
     cfg = make_config(tiny)
     prices = load_prices("sample:GOOG", None, "2012-12-31")
     offset = int(prices.index.searchsorted(pd.Timestamp("2012-01-01", tz="UTC")))
-    fold = wf._shift(cfg.splitter.folds(prices.index[offset:])[1], offset, prices.index)
+    fold = wf.shift_fold(cfg.splitter.folds(prices.index[offset:])[1], offset, prices.index)
     train, test = fold_examples(cfg, prices, fold)
     changed = prices.copy()
     changed.iloc[int(fold.train[-1]) + 1 :, :4] *= 1.5  # every bar after the train window

@@ -41,7 +41,13 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
                 fail_fast, out, **kwargs) -> None:
     """Walk-forward: per fold fine-tune on the train window, backtest base and LoRA on the test window.
 
-    Example: bt walkforward --strategy llm_sentiment --data sample:GOOG
+    With a universe strategy (llm_news_portfolio, --data a universe, --symbols, --news) each fold
+    trains on the headlines of all symbols, labelled by excess return over the equal-weight universe,
+    and both arms trade the universe; the report adds the daily IC per fold and the cross-section tests.
+
+    Examples: bt walkforward --strategy llm_sentiment --data sample:GOOG;
+    bt walkforward --strategy llm_news_portfolio --data csv:prices.csv.gz --symbols AAPL,MSFT,...
+    --news headlines.csv.gz --news-tz America/New_York --start 2015-01-02 --train 6M --test 3M
     """
     from llmbt.engine.results import write_results
     from llmbt.engine.splitters import WalkForward
@@ -61,15 +67,43 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
 
 def _report(folder: Path) -> None:
     """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``)."""
+    import json
+
     from llmbt.reports.compare import compare_results
 
+    if json.loads((Path(folder) / "config.json").read_text()).get("universe"):
+        _report_universe(Path(folder))
+        return
     compare_results(folder, say=click.echo)
+
+
+def _report_universe(folder: Path) -> None:
+    """Per-fold Sharpe, return and IC, and the cross-section statistics of a universe walk-forward;
+    writes ``ic.csv`` (daily IC per arm) and ``folds_ic.csv`` (folds.csv plus each fold's IC)."""
+    from llmbt.engine.results import read_results
+    from llmbt.reports.crosssection import crosssection_table
+    from llmbt.reports.universe_wf import fold_ic_table, universe_daily_ic, universe_wf_stats
+
+    res = read_results(folder)
+    horizon = int(res["config"]["horizon"])
+    daily = universe_daily_ic(res["scores"], res["opens"], horizon)
+    daily.to_csv(folder / "ic.csv", index_label="time")
+    table = res["folds"].merge(fold_ic_table(daily, res["folds"], horizon), on=["fold", "model"])
+    table.to_csv(folder / "folds_ic.csv", index=False)
+    columns = ["fold", "test_start", "test_end", "model", "examples", "sharpe", "total_return",
+               "mean_ic", "ic_t", "ic_days"]
+    click.echo(table[columns].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    stats, skipped = universe_wf_stats(res["returns"], daily, horizon)
+    click.echo(crosssection_table(stats))
+    for key, why in skipped.items():
+        click.echo(f"{key}: not computed ({why})")
 
 
 @cli.command()
 @run_options
 @click.option("--from", "folder", type=click.Path(exists=True, file_okay=False),
-              help="Results folder of a bt walkforward run (compares its base and LoRA models).")
+              help="Results folder of a bt walkforward run (compares its base and LoRA models; "
+                   "a universe run: per-fold IC and the cross-section tests).")
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
               help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
                    "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1).")
@@ -85,12 +119,12 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     --arm name=fewshot,prompt=bars-fewshot-v1
     """
     from llmbt.engine.arms import parse_arm
-    from llmbt.reports.compare import compare_arms, compare_results
+    from llmbt.reports.compare import compare_arms
 
     if bool(folder) == bool(arms):
         raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")
     if folder:
-        compare_results(folder, say=click.echo)
+        _report(folder)
         return
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     config = build_config(**kwargs)

@@ -42,9 +42,11 @@ def example_fields(example: Any) -> tuple[str, str, str]:
 
 
 def render_example(template: PromptTemplate, tokenizer: Any, text: str, symbol: str) -> str:
-    """The prompt of one example (the same text at training and at evaluation)."""
+    """The prompt of one example (the same text at training and at evaluation); ``symbol`` is
+    left out of a template without it (``headlines-v2``, the universe template)."""
     (field,) = text_fields(template)
-    return render(template, tokenizer, symbol=symbol, **{field: text})
+    named = {"symbol": symbol} if "symbol" in template.fields else {}
+    return render(template, tokenizer, **named, **{field: text})
 
 
 def dataset_hash(examples: Iterable[Any]) -> str:

@@ -1,0 +1,169 @@
+"""Walk-forward of a universe strategy (``llm_news_portfolio``): per fold, fine-tune on the headlines
+of every symbol in the train window, then trade the base model and the adapter on the test window.
+
+Folds are :class:`~llmbt.engine.splitters.WalkForward` windows over the universe's union calendar
+(from ``--start``; the bars before it are the first test window's warm-up). Per fold ``k``:
+
+1. training examples: each (headline, symbol) row whose entry bar lies in the train window and whose
+   ``horizon``-bar forward window ends inside it, labelled by the symbol's forward return *minus
+   the equal-weight mean* of the symbols with bars over the same window, thresholds = quantiles of
+   those train examples (:func:`llmbt.signals_cache.finetune.universe_labels.universe_headline_examples`;
+   prices after the train window are cut first); the embargo (>= horizon) separates them from the test
+   window, and :func:`~llmbt.signals_cache.finetune.datasets.time_split` purges the train block of
+   labels that reach into the validation block;
+2. an adapter trained exactly as :func:`llmbt.engine.walkforward.train_adapter` does (template
+   ``headlines-v2``: the headline without its symbol, as the universe is scored);
+3. the portfolio run (:func:`llmbt.engine.portfolio_run.run_portfolio_on`) on the test window for the
+   base model and the adapter, on the same bars, schedule and costs, plus the equal-weight universe.
+
+Per fold the result keeps each arm's returns, Sharpe and total return, and its score panel (as long
+rows: time, symbol, score); the opens of the universe are kept for the daily IC, which the CLI
+computes with :mod:`llmbt.reports` (the engine does not import reports). A failing fold is logged
+and recorded, and the run goes on (:func:`llmbt.engine.walkforward.run_folds`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmbt.engine.portfolio_run import (
+    PortfolioResult,
+    history_bars,
+    load_run_universe,
+    run_news,
+    run_portfolio_on,
+)
+from llmbt.engine.signals import load_masker
+from llmbt.engine.splitters import Fold
+from llmbt.engine.walkforward import (
+    BASE,
+    TUNED,
+    FoldResult,
+    WalkForwardConfig,
+    WalkForwardResult,
+    run_folds,
+    shift_fold,
+    train_adapter,
+)
+from llmbt.errors import ConfigError
+from llmbt.feeds.universe import Universe
+
+log = logging.getLogger(__name__)
+
+#: The benchmark arm of a universe walk-forward (returns.csv column).
+BENCHMARK = "equal_weight"
+
+
+def run_universe_walkforward(cfg: WalkForwardConfig,
+                             say: Callable[[str], None] = log.info) -> WalkForwardResult:
+    """Run every fold of a universe walk-forward; see the module docstring.
+
+    Raises:
+        ConfigError: no ``--news``, or too few bars for one fold.
+    """
+    started = time.perf_counter()
+    universe = load_run_universe(cfg.run)
+    news = run_news(cfg.run, universe)
+    calendar = universe.calendar
+    offset = int(calendar.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
+    folds = [shift_fold(f, offset, calendar) for f in cfg.splitter.folds(calendar[offset:])]
+    say(f"universe walk-forward {cfg.run_id}: {len(universe.prices)} symbols, {len(folds)} folds "
+        f"over {calendar[offset]:%Y-%m-%d}..{calendar[-1]:%Y-%m-%d}")
+    results = run_folds(cfg, folds, lambda fold, parent: _run_fold(cfg, universe, news, fold,
+                                                                    parent, say), say)
+    return WalkForwardResult(cfg, results, time.perf_counter() - started, None,
+                             benchmark_name=BENCHMARK, opens=_tested_opens(universe, folds))
+
+
+def fold_examples(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fold: Fold) -> list:
+    """The fold's training examples: headlines of every symbol entering in the train window whose
+    label window ends inside it, labelled relative to the universe (thresholds fitted on them)."""
+    from llmbt.signals_cache.finetune.universe_labels import universe_headline_examples
+
+    return universe_headline_examples(universe.prices, news, horizon=cfg.horizon,
+                                      first=fold.train_start, last_end=fold.train_end,
+                                      masker=load_masker(cfg.run))
+
+
+def fold_window(universe: Universe, fold: Fold, history: int) -> Universe:
+    """The universe's bars from ``history`` calendar bars before the test window to its last bar."""
+    calendar = universe.calendar
+    lo = calendar[max(0, int(fold.test[0]) - history)]
+    prices = {s: b.loc[lo : fold.test_end] for s, b in universe.prices.items()}
+    return Universe({s: b for s, b in prices.items() if len(b)}, universe.source)
+
+
+def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fold: Fold,
+              parent: str | None, say: Callable[[str], None]) -> FoldResult:
+    from llmbt.signals_cache.finetune.datasets import time_split
+
+    examples = fold_examples(cfg, universe, news, fold)
+    split = time_split(examples, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
+    adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
+    say(f"fold {fold.number}: train {fold.train_start:%Y-%m-%d}..{fold.train_end:%Y-%m-%d} "
+        f"({len(split['train'])}+{len(split['val'])} headline examples, "
+        f"{len({e.symbol for e in examples})} symbols), adapter "
+        f"{'reused' if reused else 'trained'} {Path(adapter).name}")
+    result = FoldResult(fold.as_dict() | {
+        "examples": {"train": len(split["train"]), "val": len(split["val"])},
+        "adapter": adapter, "adapter_reused": reused,
+        "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
+        "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
+        "models": {}})
+    window = fold_window(universe, fold, history_bars(cfg.run))
+    for name, adapter_dir in ((BASE, None), (TUNED, adapter)):
+        _test_arm(cfg, result, name, adapter_dir, window, news, fold)
+    say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
+        f"{n} Sharpe {m['sharpe']:.2f} return {m['total_return']:.2%}"
+        for n, m in result.facts["models"].items()))
+    return result
+
+
+def _test_arm(cfg: WalkForwardConfig, result: FoldResult, name: str, adapter: str | None,
+              window: Universe, news: pd.DataFrame, fold: Fold) -> None:
+    """Trade one arm on the test window; store its run, score rows and facts in ``result``."""
+    run_cfg = cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}", end=f"{fold.test_end:%Y-%m-%d}",
+                              adapter=adapter)
+    run = run_portfolio_on(run_cfg, window, news, with_benchmark=adapter is None)
+    if run.run.returns.index[0] != fold.test_start:
+        raise ConfigError(f"fold {fold.number}: the portfolio traded from {run.run.returns.index[0]}, "
+                          f"not the test window's first bar {fold.test_start}; use daily bars.")
+    result.runs[name] = run.run
+    result.scores[name] = score_rows(run.panels["score"])
+    result.facts["models"][name] = arm_facts(run)
+    if run.benchmark is not None:
+        result.benchmark = run.benchmark.returns.rename(BENCHMARK)
+        result.facts["benchmark"] = {BENCHMARK: _stats(run.benchmark.stats)}
+
+
+def score_rows(panel: pd.DataFrame) -> pd.DataFrame:
+    """A calendar x symbols score panel as long rows (index ``time``; ``symbol``, ``score``)."""
+    long = panel.rename_axis(index="time", columns="symbol").stack(future_stack=True)
+    return long.rename("score").dropna().reset_index("symbol")
+
+
+def arm_facts(run: PortfolioResult) -> dict[str, Any]:
+    """JSON facts of one arm's test-window run: portfolio stats, scoring time and cache hits."""
+    info = run.signal_info
+    return _stats(run.run.stats) | {"seconds": round(run.seconds, 3),
+                                    "ms_per_item": info.get("ms per scored item"),
+                                    "cache_hit_rate": info.get("cache hit rate")}
+
+
+def _stats(stats: dict[str, float]) -> dict[str, float]:
+    keys = ("sharpe", "total_return", "max_drawdown", "fills", "turnover", "exposure",
+            "rejected_orders", "bars", "symbols")
+    return {k: float(stats[k]) for k in keys if k in stats}
+
+
+def _tested_opens(universe: Universe, folds: list[Fold]) -> pd.DataFrame | None:
+    """Opens from the first test bar to the last loaded bar (forward returns past a fold's end)."""
+    if not folds:
+        return None
+    return universe.panel("open").loc[folds[0].test_start :]
