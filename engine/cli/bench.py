@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmbt.engine.cli.base import cli
+from llmbt.engine.cli.base import build_config, cli, run_options
 
 
 @cli.group()
@@ -191,3 +191,19 @@ def _bench_scoring(prices: dict, news_path: str, symbol: str, n: int) -> None:
         click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
     click.echo(f"{'universe_vs_one_symbol':<28} "
                f"{rows[0]['ms_per_row'] / rows[1]['ms_per_row']:,.2f}x per row")
+
+
+@bench.command("engine-backtest")
+@run_options
+@click.option("--candidate", default="torch-bf16", show_default=True,
+              help="Engine compared with the float32 reference (torch).")
+def bench_engine_backtest_cmd(candidate: str, **kwargs) -> None:
+    """The same backtest scored by torch (float32) and by --candidate: share of identical entries
+    and exits (goal >= 95 %) and the Sharpe gap (goal <= 0.05). Scores each engine's misses.
+
+    Example: bt bench engine-backtest --strategy llm_sentiment --data sample:GOOG
+    """
+    from llmbt.engine.bench.engine_backtest import compare_engines
+
+    for key, value in compare_engines(build_config(**kwargs), candidate=candidate).items():
+        click.echo(f"{key:<28} {_fmt(value)}")
