@@ -42,3 +42,29 @@ def shared_news() -> Path:
         pytest.skip(f"shared news data not found at {SHARED_NEWS} (it sits beside the project in "
                     "CI; see ../shared/data/MANIFEST.md)")
     return SHARED_NEWS
+
+
+def stub_scoring(monkeypatch, module, bull=None) -> list[str]:
+    """Replace ``module``'s chat template, model scoring and run facts (``module`` is
+    ``llmbt.signals_cache.universe`` or ``.signals``): each prompt's P(bullish) is ``bull(prompt)``
+    (default: a hash of its text, as a model's depends on its text only). Returns the prompts sent."""
+    import zlib
+
+    import numpy as np
+
+    from llmbt.signals_cache.scoring.pipeline import ScoreResult
+
+    sent: list[str] = []
+    bull = bull or (lambda p: zlib.crc32(p.encode()) % 1000 / 1000)
+
+    def fake(prompts, req, version):
+        sent.extend(prompts)
+        b = np.array([bull(p) for p in prompts])
+        probs = np.column_stack([b, 0.6 * (1 - b), 0.4 * (1 - b)])
+        n = len(prompts)
+        return ScoreResult(probs, np.ones(n), 0, n, 1, n, 0.0, 0.0), None
+
+    monkeypatch.setattr(module, "load_chat_template", lambda spec: ChatMLStub())
+    monkeypatch.setattr(module, "score_rendered", fake)
+    monkeypatch.setattr(module, "score_info", lambda *a: {})
+    return sent

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ChatMLStub
+from conftest import stub_scoring
 from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
 
 from llmbt.engine import audit as engine_audit
@@ -21,7 +21,6 @@ from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import signals as single_signals
 from llmbt.signals_cache import universe
-from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.strategies.portfolio import LlmNewsPortfolio
 
 
@@ -81,14 +80,7 @@ def test_the_cli_prints_a_row_per_cut_and_passes(shared_news, sent):  # noqa: F8
 
 
 def test_the_single_instrument_path_is_audited_too(monkeypatch):
-    def fake(prompts, req, version):
-        bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
-        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
-        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
-
-    monkeypatch.setattr(single_signals, "load_chat_template", lambda spec: ChatMLStub())
-    monkeypatch.setattr(single_signals, "score_rendered", fake)
-    monkeypatch.setattr(single_signals, "score_info", lambda *a: {})
+    stub_scoring(monkeypatch, single_signals)
     cfg = RunConfig(strategy="llm_sentiment", data="sample:GOOG", start="2012-06-01", end="2012-12-31")
     result = audit_engine(cfg, cuts=3, seed=0)
     assert result.passed and len(result.checks) == 3 and result.checks[0].values > 0
@@ -118,19 +110,8 @@ def test_cut_dates_are_seeded_distinct_and_inside_the_window():
 @pytest.fixture
 def named(monkeypatch) -> list[str]:
     """A model that is bullish when it sees a company's real name: anonymising changes its IC."""
-    seen: list[str] = []
-
-    def fake(prompts, req, version):
-        seen.extend(prompts)
-        bull = np.array([0.05 if "Company A" in p else zlib.crc32(p.encode()) % 1000 / 1000
-                         for p in prompts])
-        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
-        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
-
-    monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
-    monkeypatch.setattr(universe, "score_rendered", fake)
-    monkeypatch.setattr(universe, "score_info", lambda *a: {})
-    return seen
+    return stub_scoring(monkeypatch, universe, lambda p: 0.05 if "Company A" in p
+                        else zlib.crc32(p.encode()) % 1000 / 1000)
 
 
 def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, monkeypatch):

@@ -3,38 +3,23 @@ tokenizer and the model stubbed (scores depend on the headline text only, as a m
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ChatMLStub
+from conftest import stub_scoring
 
 from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_portfolio_backtest
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import universe
-from llmbt.signals_cache.scoring.pipeline import ScoreResult
 
 SYMBOLS = "AAPL,BA,GS,GM,JPM"
 
 
 @pytest.fixture
 def sent(monkeypatch) -> list[str]:
-    calls: list[str] = []
-
-    def fake(prompts, req, version):
-        calls.extend(prompts)
-        bull = np.array([zlib.crc32(p.encode()) % 1000 / 1000 for p in prompts])
-        probs = np.column_stack([bull, 0.6 * (1 - bull), 0.4 * (1 - bull)])
-        return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), None
-
-    monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
-    monkeypatch.setattr(universe, "score_rendered", fake)
-    monkeypatch.setattr(universe, "score_info", lambda *a: {})
-    return calls
+    return stub_scoring(monkeypatch, universe)
 
 
 def _config(shared_news, **kw) -> RunConfig:
