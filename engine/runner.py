@@ -131,12 +131,12 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
 
 
 def refuse_portfolio(config: RunConfig) -> None:
-    """Refuse a universe strategy in the single-instrument paths (run, walk-forward, arms)."""
+    """Refuse a universe strategy in the single-instrument paths (the runner, ``--arm`` runs)."""
     from llmbt.strategies.portfolio import PortfolioStrategy
 
     if issubclass(get_strategy(config.strategy), PortfolioStrategy):
-        raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run` "
-                          "(walk-forward and compare of universes are not supported yet)")
+        raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run` or "
+                          "`bt walkforward` (bt compare --arm of universes is not supported yet)")
 
 
 def load_history(config: RunConfig) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
-from llmbt.engine.runner import RunResult, load_history, refuse_portfolio, run_backtest
+from llmbt.engine.runner import RunResult, load_history, run_backtest
 from llmbt.engine.splitters import Fold, WalkForward
 from llmbt.errors import ConfigError
 from llmbt.paths import llmbt_home
@@ -182,7 +182,6 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
 
         return run_universe_walkforward(cfg, say)
     started = time.perf_counter()
-    refuse_portfolio(cfg.run)
     prices = load_history(cfg.run)  # --start minus the warm-up, to --end
     offset = int(prices.index.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
     folds = cfg.splitter.folds(prices.index[offset:])

@@ -44,8 +44,8 @@ def report_portfolio(result, html: Path | None) -> None:
     from llmbt.reports.signal import contribution_table, signal_report
 
     run, bench, name = result.run, result.benchmark, result.config.strategy
-    series = {name: run.returns} | ({bench.returns.name or "equal_weight": bench.returns} if bench else {})
     runs = {name: run} | ({str(bench.returns.name or "equal_weight"): bench} if bench else {})
+    series = {n: r.returns for n, r in runs.items()}
     extra = {label: {n: fmt(r.stats) for n, r in runs.items()} for label, fmt in _PORTFOLIO_ROWS}
     print_metrics(series, periods_per_year(run.returns.index), extra)
     for key, value in (result.universe_info | result.signal_info).items():
