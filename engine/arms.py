@@ -1,10 +1,15 @@
 """``bt compare --arm …``: several model variants backtested over one period on the same data,
-strategy and costs (base vs ``--adapter``, zero-shot vs few-shot prompt, other models)."""
+strategy and costs (base vs ``adapter=``, zero-shot vs few-shot prompt, other models).
+
+An arm's adapter is its own: an arm without ``adapter=`` scores with the plain model, and a
+run-level ``--adapter`` is refused with arms (it would score every arm that names none, the
+"base" arm included). A universe strategy's arms run in :mod:`llmbt.engine.universe_arms`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +27,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Arm:
-    """One variant: a display name and what it changes in the run (None = the run's own)."""
+    """One variant: a display name and what it changes in the run.
+
+    ``model`` and ``prompt`` None = the run's own; ``adapter`` None = no adapter (the plain model).
+    """
 
     name: str
     model: str | None = None
@@ -65,9 +73,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         the comparison page take them.
     """
     refuse_portfolio(config)
-    names = [a.name for a in arms]
-    if len(arms) < 2 or len(set(names)) != len(names):
-        raise ConfigError(f"give two or more --arm with distinct names; got {names}.")
+    names = check_arms(config, arms)
     if config.mode != "bars" or not config.start:
         raise ConfigError("bt compare --arm needs --mode bars and a --start (labels are fitted before it).")
     for arm in arms:
@@ -77,8 +83,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
     prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]
     returns, scores, rows = {}, {}, []
     for i, arm in enumerate(arms):
-        cfg = config.replace(model=arm.model, adapter=arm.adapter, prompt=arm.prompt,
-                             benchmark=None if i == 0 else "none")
+        cfg = arm_config(config, arm).replace(benchmark=None if i == 0 else "none")
         run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
         frame, quality = signal_quality_frame(cfg, examples, run.signals["score"])
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
@@ -90,6 +95,29 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
             f"{run.signal_info.get('model calls', '')}")
     ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
     return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"]}
+
+
+def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:
+    """The arms' names, after refusing fewer than two arms, a repeated name and a run-level
+    ``--adapter`` (each arm names its own: see the module docstring).
+
+    Raises:
+        ConfigError: naming the problem and the fix.
+    """
+    names = [a.name for a in arms]
+    if len(arms) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"give two or more --arm with distinct names; got {names}.")
+    if config.adapter:
+        raise ConfigError(f"--adapter {config.adapter!r} with --arm: each arm names its own adapter "
+                          "(an arm without adapter= is the plain model); drop --adapter and put it on "
+                          f"its arm, e.g. --arm name=lora,adapter={config.adapter}")
+    return names
+
+
+def arm_config(config: RunConfig, arm: Arm) -> RunConfig:
+    """``config`` with the arm's model and prompt (the run's own where it names none) and exactly
+    the arm's adapter (None: the plain model, whatever ``config.adapter`` is)."""
+    return dataclasses.replace(config.replace(model=arm.model, prompt=arm.prompt), adapter=arm.adapter)
 
 
 def _period_examples(config: RunConfig, prices: pd.DataFrame, horizon: int) -> list:

@@ -131,12 +131,13 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
 
 
 def refuse_portfolio(config: RunConfig) -> None:
-    """Refuse a universe strategy in the single-instrument paths (the runner, ``--arm`` runs)."""
+    """Refuse a universe strategy in the single-instrument paths (the runner, one-symbol arms)."""
     from llmbt.strategies.portfolio import PortfolioStrategy
 
     if issubclass(get_strategy(config.strategy), PortfolioStrategy):
-        raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run` or "
-                          "`bt walkforward` (bt compare --arm of universes is not supported yet)")
+        raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run`, "
+                          "`bt walkforward` or `bt compare --arm` (llmbt.engine.portfolio_run, "
+                          "llmbt.engine.universe_arms), not the one-symbol runner")
 
 
 def load_history(config: RunConfig) -> pd.DataFrame:

@@ -13,8 +13,9 @@ Folds are :class:`~llmbt.engine.splitters.WalkForward` windows over the universe
    labels that reach into the validation block;
 2. an adapter trained exactly as :func:`llmbt.engine.walkforward.train_adapter` does (template
    ``headlines-v2``: the headline without its symbol, as the universe is scored);
-3. the portfolio run (:func:`llmbt.engine.portfolio_run.run_portfolio_on`) on the test window for the
-   base model and the adapter, on the same bars, schedule and costs, plus the equal-weight universe.
+3. the portfolio runs of the base model and the adapter on the test window
+   (:func:`llmbt.engine.universe_arms.trade_arms`), on the same bars, schedule and costs, plus the
+   equal-weight universe.
 
 Per fold the result keeps each arm's returns, Sharpe and total return, and its score panel (as long
 rows: time, symbol, score); the opens of the universe are kept for the daily IC, which the CLI
@@ -28,19 +29,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from llmbt.engine.portfolio_run import (
-    PortfolioResult,
-    history_bars,
-    load_run_universe,
-    run_news,
-    run_portfolio_on,
-)
+from llmbt.engine.arms import Arm
+from llmbt.engine.portfolio_run import history_bars, load_run_universe, run_news
 from llmbt.engine.signals import load_masker
 from llmbt.engine.splitters import Fold
+from llmbt.engine.universe_arms import BENCHMARK, arm_facts, portfolio_stats, score_rows, trade_arms
 from llmbt.engine.walkforward import (
     BASE,
     TUNED,
@@ -55,9 +51,6 @@ from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
 
 log = logging.getLogger(__name__)
-
-#: The benchmark arm of a universe walk-forward (returns.csv column).
-BENCHMARK = "equal_weight"
 
 
 def run_universe_walkforward(cfg: WalkForwardConfig,
@@ -117,49 +110,28 @@ def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fo
         "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
         "models": {}})
     window = fold_window(universe, fold, history_bars(cfg.run))
-    for name, adapter_dir in ((BASE, None), (TUNED, adapter)):
-        _test_arm(cfg, result, name, adapter_dir, window, news, fold)
+    _test_arms(cfg, result, [Arm(BASE), Arm(TUNED, adapter=adapter)], window, news, fold)
     say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
         f"{n} Sharpe {m['sharpe']:.2f} return {m['total_return']:.2%}"
         for n, m in result.facts["models"].items()))
     return result
 
 
-def _test_arm(cfg: WalkForwardConfig, result: FoldResult, name: str, adapter: str | None,
-              window: Universe, news: pd.DataFrame, fold: Fold) -> None:
-    """Trade one arm on the test window; store its run, score rows and facts in ``result``."""
-    run_cfg = cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}", end=f"{fold.test_end:%Y-%m-%d}",
-                              adapter=adapter)
-    run = run_portfolio_on(run_cfg, window, news, with_benchmark=adapter is None)
-    if run.run.returns.index[0] != fold.test_start:
-        raise ConfigError(f"fold {fold.number}: the portfolio traded from {run.run.returns.index[0]}, "
-                          f"not the test window's first bar {fold.test_start}; use daily bars.")
-    result.runs[name] = run.run
-    result.scores[name] = score_rows(run.panels["score"])
-    result.facts["models"][name] = arm_facts(run)
-    if run.benchmark is not None:
-        result.benchmark = run.benchmark.returns.rename(BENCHMARK)
-        result.facts["benchmark"] = {BENCHMARK: _stats(run.benchmark.stats)}
-
-
-def score_rows(panel: pd.DataFrame) -> pd.DataFrame:
-    """A calendar x symbols score panel as long rows (index ``time``; ``symbol``, ``score``)."""
-    long = panel.rename_axis(index="time", columns="symbol").stack(future_stack=True)
-    return long.rename("score").dropna().reset_index("symbol")
-
-
-def arm_facts(run: PortfolioResult) -> dict[str, Any]:
-    """JSON facts of one arm's test-window run: portfolio stats, scoring time and cache hits."""
-    info = run.signal_info
-    return _stats(run.run.stats) | {"seconds": round(run.seconds, 3),
-                                    "ms_per_item": info.get("ms per scored item"),
-                                    "cache_hit_rate": info.get("cache hit rate")}
-
-
-def _stats(stats: dict[str, float]) -> dict[str, float]:
-    keys = ("sharpe", "total_return", "max_drawdown", "fills", "turnover", "exposure",
-            "rejected_orders", "bars", "symbols")
-    return {k: float(stats[k]) for k in keys if k in stats}
+def _test_arms(cfg: WalkForwardConfig, result: FoldResult, arms: list[Arm], window: Universe,
+               news: pd.DataFrame, fold: Fold) -> None:
+    """Trade the arms on the test window (:func:`~llmbt.engine.universe_arms.trade_arms`); store
+    each one's run, score rows and facts, and the equal-weight benchmark, in ``result``."""
+    run_cfg = cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}", end=f"{fold.test_end:%Y-%m-%d}")
+    for name, run in trade_arms(run_cfg, arms, window, news).items():
+        if run.run.returns.index[0] != fold.test_start:
+            raise ConfigError(f"fold {fold.number}: the portfolio traded from {run.run.returns.index[0]}, "
+                              f"not the test window's first bar {fold.test_start}; use daily bars.")
+        result.runs[name] = run.run
+        result.scores[name] = score_rows(run.panels["score"])
+        result.facts["models"][name] = arm_facts(run)
+        if run.benchmark is not None:
+            result.benchmark = run.benchmark.returns.rename(BENCHMARK)
+            result.facts["benchmark"] = {BENCHMARK: portfolio_stats(run.benchmark.stats)}
 
 
 def _tested_opens(universe: Universe, folds: list[Fold]) -> pd.DataFrame | None:

@@ -42,7 +42,7 @@ from llmbt.reports.stats import (
 )
 
 __all__ = ["crosssection_table", "deflated_sharpe_for_arms", "ic_stats", "paired_ic_difference",
-           "sharpe_difference_ci", "spa_test"]
+           "sharpe_difference_ci", "spa_per_arm", "spa_test"]
 
 BOOTSTRAPS = ("stationary", "circular")  # the block bootstraps spa_test passes on to arch
 
@@ -167,6 +167,26 @@ def spa_test(returns: pd.DataFrame, benchmark: pd.Series, *, losses: bool = Fals
         "block": size, "reps": reps, "alpha": alpha, "bootstrap": bootstrap}
 
 
+def spa_per_arm(returns: pd.DataFrame, benchmark: pd.Series, **options) -> dict[str, dict]:
+    """Each arm's own SPA p-values against ``benchmark``, as if it were the only arm tried.
+
+    :func:`spa_test` on one column at a time (same ``options``): ``p_lower``, ``p_consistent`` and
+    ``p_upper`` (equal for a single arm up to arch's re-centring of a worse-than-benchmark arm) and
+    ``mean_excess``. Not corrected for the other arms: :func:`spa_test` on all of them (and its
+    StepM set) is the test that is.
+
+    Returns:
+        arm -> ``{"p_lower", "p_consistent", "p_upper", "mean_excess"}``, in column order.
+    """
+    frame = _arms_frame(returns, 1)
+    keys = ("p_lower", "p_consistent", "p_upper", "best_mean_excess")
+    out = {}
+    for arm in frame.columns:
+        one = spa_test(frame[[arm]], benchmark, **options)
+        out[str(arm)] = {k.removeprefix("best_"): one[k] for k in keys}
+    return out
+
+
 def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dict:
     """Deflated Sharpe ratio of the best arm, with the true number of trials = the number of arms.
 
@@ -181,6 +201,7 @@ def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dic
 
     Returns:
         ``dsr``, ``best_arm``, ``sharpe`` (the best arm's, annualised), ``sharpes`` (arm -> annualised),
+        ``dsrs`` (arm -> its DSR with the same trials; NaN for an undefined Sharpe),
         ``expected_max_sharpe`` (annualised, of ``n_trials`` skill-less arms), ``var_sharpe`` (per
         period), ``n_trials``, ``n``.
     """
@@ -192,11 +213,13 @@ def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dic
         raise DataError("no arm has a defined Sharpe ratio (all returns are constant): nothing to deflate.")
     best = str(defined.idxmax())
     var = float(np.var(defined, ddof=1)) if len(defined) >= 2 else math.nan
-    dsr = deflated_sharpe_ratio(frame[best], k, var_sharpe=var) if math.isfinite(var) else math.nan
+    dsrs = {str(a): deflated_sharpe_ratio(frame[a], k, var_sharpe=var)
+            if math.isfinite(var) and a in defined.index else math.nan for a in frame.columns}
     scale = math.sqrt(periods)
     emax = expected_max_sharpe(k, var) * scale if math.isfinite(var) else math.nan
-    return {"dsr": dsr, "best_arm": best, "sharpe": float(defined[best]) * scale,
-            "sharpes": {str(a): float(s) * scale for a, s in per_period.items()}, "expected_max_sharpe": emax,
+    return {"dsr": dsrs[best], "best_arm": best, "sharpe": float(defined[best]) * scale,
+            "sharpes": {str(a): float(s) * scale for a, s in per_period.items()}, "dsrs": dsrs,
+            "expected_max_sharpe": emax,
             "var_sharpe": var, "n_trials": k, "n": len(frame)}
 
 
@@ -205,16 +228,17 @@ def crosssection_table(stats: dict) -> str:
 
     Args:
         stats: any of the keys ``ic`` (arm -> :func:`ic_stats`), ``ic_difference``
-            (:func:`paired_ic_difference`, optionally with ``arms`` = (a, b) names), ``sharpe_difference``
-            (:func:`sharpe_difference_ci`, same), ``spa`` (:func:`spa_test`) and ``dsr``
-            (:func:`deflated_sharpe_for_arms`).
+            (:func:`paired_ic_difference`, optionally with ``arms`` = (a, b) names, or a list of them),
+            ``sharpe_difference`` (:func:`sharpe_difference_ci`, same), ``spa`` (:func:`spa_test`),
+            ``spa_arms`` (:func:`spa_per_arm`, with ``dsr``'s per-arm DSRs when both are given) and
+            ``dsr`` (:func:`deflated_sharpe_for_arms`).
 
     Returns:
         One block per key present, in that order, separated by blank lines.
     """
     render = {"ic": _ic_text, "ic_difference": lambda s: _diff_text("IC", s, "{:+.4f}", "days"),
               "sharpe_difference": lambda s: _diff_text("Sharpe", s, "{:+.2f}", "periods"),
-              "spa": _spa_text, "dsr": _dsr_text}
+              "spa": _spa_text, "spa_arms": lambda s: _spa_arms_text(s, stats.get("dsr")), "dsr": _dsr_text}
     if unknown := sorted(set(stats) - set(render)):
         raise LlmbtError(f"crosssection_table got unknown keys {unknown}; use some of {list(render)}.")
     return "\n\n".join(render[k](stats[k]) for k in render if k in stats)
@@ -320,7 +344,9 @@ def _ic_text(per_arm: dict) -> str:
     return "\n".join(["IC per arm (t and p on non-overlapping days: 'used')", head, *rows])
 
 
-def _diff_text(what: str, s: dict, fmt: str, unit: str) -> str:
+def _diff_text(what: str, s: dict | list, fmt: str, unit: str) -> str:
+    if isinstance(s, list):  # each arm against the reference arm
+        return "\n".join(_diff_text(what, one, fmt, unit) for one in s)
     a, b = s.get("arms", ("a", "b"))
     ci = f"{100 * (1 - s['alpha']):g}% CI {fmt.format(s['low'])} to {fmt.format(s['high'])}"
     verdict = "significant" if s["significant"] else "not significant"
@@ -334,6 +360,16 @@ def _spa_text(s: dict) -> str:
             f"lower p = {s['p_lower']:.3f}\nbest of {s['n_arms']} arms vs the benchmark: {s['best_arm']} "
             f"(mean excess {s['best_mean_excess']:+.5f} per period, {s['n']} periods); "
             f"StepM superior at {s['alpha']:g}: {stepm}")
+
+
+def _spa_arms_text(per_arm: dict, dsr: dict | None) -> str:
+    dsrs = (dsr or {}).get("dsrs", {})
+    head = f"{'arm':<24}{'mean excess':>12}{'SPA p':>8}{'lower':>8}{'upper':>8}{'DSR':>7}"
+    rows = [f"{str(arm)[:23]:<24}{s['mean_excess']:>+12.5f}{s['p_consistent']:>8.3f}{s['p_lower']:>8.3f}"
+            f"{s['p_upper']:>8.3f}{dsrs.get(arm, math.nan):>7.2f}" for arm, s in per_arm.items()]
+    trials = f", DSR with {dsr['n_trials']} trials" if dsr else ""
+    return "\n".join([f"Each arm alone vs the benchmark (SPA p not corrected for the other arms{trials})",
+                       head, *rows])
 
 
 def _dsr_text(s: dict) -> str:

@@ -1,29 +1,43 @@
-"""Statistics of a universe walk-forward results folder: daily IC per arm, per-fold IC and Sharpe, and
-the cross-section tests (:mod:`llmbt.reports.crosssection`) on the stitched test windows.
+"""Statistics of universe arms (a universe walk-forward's base and adapter, or ``bt compare --arm``'s
+N arms): daily IC per arm, per-fold IC and Sharpe, the cross-section tests
+(:mod:`llmbt.reports.crosssection`) on the stitched test windows, and the files and pages.
 
-Inputs are what :func:`llmbt.engine.results.read_results` returns for a universe run: ``scores`` (per
+Inputs are what :func:`llmbt.engine.results.read_results` returns for a universe run (or
+:func:`llmbt.engine.universe_arms.run_universe_arms` for ``bt compare --arm``): ``scores`` (per
 arm, rows ``time, symbol, score``), ``opens`` (time x symbols), ``returns`` (per arm and
-``equal_weight``) and ``folds`` (one row per fold and arm). The daily IC of an arm is the Spearman
-correlation across symbols of its score at a close with the ``horizon``-bar open-to-open forward
-return from the next open (:func:`llmbt.reports.signal.daily_ic`); the opens run past each test
-window's end, so its last days have a forward return too.
+``equal_weight``) and ``folds`` (one row per fold and arm; one fold for ``bt compare``). The daily
+IC of an arm is the Spearman correlation across symbols of its score at a close with the
+``horizon``-bar open-to-open forward return from the next open
+(:func:`llmbt.reports.signal.daily_ic`); the opens run past each test window's end, so its last
+days have a forward return too (in a walk-forward).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from llmbt.engine.universe_arms import BENCHMARK
 from llmbt.errors import LlmbtError
 from llmbt.reports.crosssection import (
     deflated_sharpe_for_arms,
     ic_stats,
     paired_ic_difference,
     sharpe_difference_ci,
+    spa_per_arm,
     spa_test,
 )
 from llmbt.reports.signal import daily_ic, forward_returns
+
+log = logging.getLogger(__name__)
+#: The folds table's columns printed (those present).
+FOLD_COLUMNS = ("fold", "test_start", "test_end", "model", "examples", "sharpe", "total_return",
+                "mean_ic", "ic_t", "ic_days")
 
 
 def universe_daily_ic(scores: Mapping[str, pd.DataFrame], opens: pd.DataFrame, horizon: int,
@@ -65,24 +79,33 @@ def fold_ic_table(daily: pd.DataFrame, folds: pd.DataFrame, horizon: int) -> pd.
 
 
 def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, horizon: int, *,
-                      arms: Sequence[str] = ("lora", "base"), benchmark: str = "equal_weight",
+                      arms: Sequence[str] | None = None, benchmark: str = BENCHMARK,
                       periods: float = 252) -> tuple[dict, dict[str, str]]:
-    """The cross-section statistics of the arms, for :func:`~llmbt.reports.crosssection.crosssection_table`.
+    """The cross-section statistics of N arms, for :func:`~llmbt.reports.crosssection.crosssection_table`.
 
-    ``ic`` per arm; the paired daily-IC difference and the portfolio Sharpe difference of ``arms[0]
-    - arms[1]`` with block-bootstrap CIs; the Deflated Sharpe with every arm a trial; SPA / Reality
-    Check of the arms against ``benchmark``. A statistic the data cannot support (too few days) is
-    left out and its reason given in the second dict.
+    ``ic`` per arm; for each other arm, the paired daily-IC difference and the portfolio Sharpe
+    difference ``arm - arms[0]`` (the reference: the base model) with block-bootstrap CIs (lists);
+    SPA / Reality Check of all arms against ``benchmark`` (``spa``) and of each arm alone
+    (``spa_arms``); the Deflated Sharpe with every arm a trial (``dsr``: N = the number of arms). A
+    statistic the data cannot support (too few days) is left out and its reason given in the
+    second dict.
+
+    Args:
+        returns: per-period returns by arm and ``benchmark``. daily: :func:`universe_daily_ic`.
+        horizon: the ICs' forward horizon. arms: the arms, reference first (default: ``daily``'s
+            columns). benchmark: the SPA benchmark. periods: periods per year.
     """
-    a, b = arms
+    arms = list(daily.columns if arms is None else arms)
+    ref, others = arms[0], arms[1:]
     frame = pd.DataFrame({arm: returns[arm] for arm in arms})
     tests = {
         "ic": lambda: {arm: ic_stats(daily[arm], horizon) for arm in arms},
-        "ic_difference": lambda: paired_ic_difference(daily[a], daily[b], horizon=horizon)
-        | {"arms": (a, b)},
-        "sharpe_difference": lambda: sharpe_difference_ci(returns[a], returns[b], periods)
-        | {"arms": (a, b)},
+        "ic_difference": lambda: [paired_ic_difference(daily[a], daily[ref], horizon=horizon)
+                                  | {"arms": (a, ref)} for a in others],
+        "sharpe_difference": lambda: [sharpe_difference_ci(returns[a], returns[ref], periods)
+                                      | {"arms": (a, ref)} for a in others],
         "spa": lambda: spa_test(frame, returns[benchmark]),
+        "spa_arms": lambda: spa_per_arm(frame, returns[benchmark]),
         "dsr": lambda: deflated_sharpe_for_arms(frame, periods),
     }
     stats, skipped = {}, {}
@@ -92,3 +115,107 @@ def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, hor
         except LlmbtError as exc:  # too little data for this statistic: say so, keep the others
             skipped[key] = str(exc)
     return stats, skipped
+
+
+def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms: Sequence[str],
+                    title: str, notes: dict[str, str], say: Callable[[str], None]) -> dict:
+    """Per-fold Sharpe, return and IC, and the cross-section statistics of universe arms; the files.
+
+    Writes into ``folder``: ``ic.csv`` (daily IC per arm), ``folds_ic.csv`` (the folds table plus
+    each fold's IC), ``crosssection.json`` (every statistic, and why one was skipped),
+    ``spa_dsr.csv`` (per arm: Sharpe, DSR with N = the number of arms, SPA p-values alone, StepM)
+    and the pages (:func:`llmbt.reports.universe_page.write_universe_pages`); reports through ``say``.
+
+    Args:
+        res: ``returns`` (per arm and ``equal_weight``), ``scores`` (per arm, long rows), ``opens``
+            (time x symbols) and ``folds`` (one row per fold and arm), as
+            :func:`llmbt.engine.results.read_results` or
+            :func:`llmbt.engine.universe_arms.run_universe_arms` give them.
+        folder: output folder. horizon: the IC's forward horizon. arms: reference arm first.
+        title: the pages' title. notes: run facts for the page. say: where the text goes.
+
+    Returns:
+        The statistics (:func:`universe_wf_stats`).
+    """
+    from llmbt.reports.crosssection import crosssection_table
+    from llmbt.reports.universe_page import write_universe_pages
+
+    arms = list(arms)
+    daily = universe_daily_ic({a: res["scores"][a] for a in arms}, res["opens"], horizon)
+    daily.to_csv(folder / "ic.csv", index_label="time")
+    table = res["folds"].merge(fold_ic_table(daily, res["folds"], horizon), on=["fold", "model"])
+    table.to_csv(folder / "folds_ic.csv", index=False)
+    say(table[[c for c in FOLD_COLUMNS if c in table]].to_string(index=False, float_format="{:.4f}".format))
+    stats, skipped = universe_wf_stats(res["returns"], daily, horizon, arms=arms)
+    say(crosssection_table(stats))
+    for key, why in skipped.items():
+        say(f"{key}: not computed ({why})")
+    _write_stats(folder, stats, skipped)
+    page, tearsheet = write_universe_pages(folder, returns=res["returns"], folds=table, stats=stats,
+                                           skipped=skipped, arms=arms, title=title, notes=notes)
+    say(f"comparison page: {page}; tearsheet: {tearsheet}")
+    return stats
+
+
+def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
+    """:func:`report_universe` of a universe walk-forward results folder (base vs the adapter)."""
+    from llmbt.engine.results import read_results
+    from llmbt.engine.walkforward import BASE, TUNED
+
+    folder = Path(folder)
+    res = read_results(folder)
+    run, facts = res["config"]["run"], res["run"]
+    notes = {"run id": facts["run_id"], "git commit": str(facts.get("git_commit")),
+             "folds": str(facts["folds"]), "failed folds": str(facts["failed_folds"]),
+             "seconds": str(facts["seconds"]), "labels": str(res["config"].get("labels"))}
+    title = f"{run['strategy']} on {run['data']} (universe walk-forward {facts['run_id']})"
+    return report_universe(res, folder, horizon=int(res["config"]["horizon"]), arms=(BASE, TUNED),
+                           title=title, notes=notes, say=say)
+
+
+def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
+                          say: Callable[[str], None] = log.info) -> dict:
+    """``bt compare --arm`` of a universe strategy: trade the arms
+    (:func:`llmbt.engine.universe_arms.run_universe_arms`), write ``returns.csv``, ``scores.csv``
+    and ``folds.csv`` into ``out``, then :func:`report_universe` (the first arm is the reference)."""
+    from llmbt.engine.universe_arms import run_universe_arms
+
+    res = run_universe_arms(config, arms, say)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(res["returns"]).to_csv(folder / "returns.csv", index_label="time")
+    rows = [frame.assign(model=name) for name, frame in res["scores"].items()]
+    pd.concat(rows).to_csv(folder / "scores.csv", index_label="time")
+    res["folds"].to_csv(folder / "folds.csv", index=False)
+    notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
+             "arms": "; ".join(f"{a.name}: {a}" for a in arms),
+             "hindsight": str(next(iter(res["info"].values())).get("hindsight"))}
+    title = f"{config.strategy} on {config.data}, {config.start} .. {config.end or 'end'}"
+    return report_universe(res, folder, horizon=horizon, arms=[a.name for a in arms], title=title,
+                           notes=notes, say=say)
+
+
+def _write_stats(folder: Path, stats: dict, skipped: dict[str, str]) -> None:
+    """``crosssection.json`` (every statistic) and ``spa_dsr.csv`` (one row per arm)."""
+    data = {"stats": stats, "skipped": skipped}
+    (folder / "crosssection.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    per_arm = per_arm_table(stats)
+    if len(per_arm):
+        per_arm.to_csv(folder / "spa_dsr.csv", index_label="arm")
+
+
+def per_arm_table(stats: dict) -> pd.DataFrame:
+    """One row per arm: ``sharpe`` and ``dsr`` (N = ``n_trials`` arms), its own SPA p-values
+    (``p_spa``, ``p_lower``, ``p_upper``: alone vs the benchmark), ``mean_excess`` and
+    ``stepm_superior`` (found better than the benchmark, family-wise over all arms)."""
+    spa_arms, dsr, spa = stats.get("spa_arms", {}), stats.get("dsr"), stats.get("spa")
+    rows = {}
+    for arm in dict.fromkeys([*spa_arms, *((dsr or {}).get("sharpes", {}))]):
+        one = spa_arms.get(arm, {})
+        rows[arm] = {"sharpe": dsr["sharpes"].get(arm) if dsr else None,
+                     "dsr": dsr["dsrs"].get(arm) if dsr else None,
+                     "n_trials": dsr["n_trials"] if dsr else None,
+                     "mean_excess": one.get("mean_excess"), "p_spa": one.get("p_consistent"),
+                     "p_lower": one.get("p_lower"), "p_upper": one.get("p_upper"),
+                     "stepm_superior": arm in spa["stepm"] if spa else None}
+    return pd.DataFrame.from_dict(rows, orient="index")

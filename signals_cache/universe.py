@@ -26,7 +26,7 @@ from llmbt.errors import ConfigError
 from llmbt.feeds import align_news_to_bars
 from llmbt.signals_cache.model.loading import load_chat_template
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
-from llmbt.signals_cache.scoring.prompts import clean_headline, render, template_for
+from llmbt.signals_cache.scoring.prompts import PromptTemplate, clean_headline, render, template_for
 from llmbt.signals_cache.signals import (
     SignalRequest,
     first_headline_bar,
@@ -70,11 +70,7 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
         Panels (calendar × symbols; NaN where a symbol has no bar or no signal yet) and the run
         facts of the scoring (rows, distinct headlines, model calls, cache hits…).
     """
-    template = template_for("headlines", req.prompt or UNIVERSE_TEMPLATE)
-    if "symbol" in template.fields:
-        raise ConfigError(f"--prompt {template.version!r} puts the symbol in the prompt, so a "
-                          f"headline of many symbols would be scored once per symbol; use "
-                          f"{UNIVERSE_TEMPLATE} (or a template without {{symbol}})")
+    template = universe_template(req.prompt)
     items = news_items(prices, news, req)
     tokenizer = load_chat_template(req.spec)
     prompts = [render(template, tokenizer, headline=text) for text in items.texts]
@@ -84,6 +80,20 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
     info["signals"] = (f"{len(items.rows)} (headline, symbol) rows over {len(prices)} symbols, "
                        f"{len(prompts)} distinct headlines, template {template.version}")
     return panels, info
+
+
+def universe_template(prompt: str | None) -> PromptTemplate:
+    """The headline template a universe run scores with: ``prompt`` or :data:`UNIVERSE_TEMPLATE`.
+
+    Raises:
+        ConfigError: not a headline template, or one that puts the symbol in the prompt.
+    """
+    template = template_for("headlines", prompt or UNIVERSE_TEMPLATE)
+    if "symbol" in template.fields:
+        raise ConfigError(f"--prompt {template.version!r} puts the symbol in the prompt, so a "
+                          f"headline of many symbols would be scored once per symbol; use "
+                          f"{UNIVERSE_TEMPLATE} (or a template without {{symbol}})")
+    return template
 
 
 def news_items(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,

@@ -111,10 +111,8 @@ def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(share
     assert cached.run.stats["final_value"] == from_file.run.stats["final_value"]
 
 
-@pytest.mark.parametrize("command", [
-    ["compare", "--arm", "name=a", "--arm", "name=b,prompt=bars-v1"]])
-def test_single_instrument_commands_refuse_a_universe_strategy_in_one_line(command):
-    res = CliRunner().invoke(cli, [command[0], "--strategy", "llm_news_portfolio",
-                                   "--data", "sample:GOOG", *command[1:]])
-    assert res.exit_code != 0 and "trades a universe" in res.output, res.output
+def test_universe_arms_refuse_a_bar_prompt_in_one_line():
+    res = CliRunner().invoke(cli, ["compare", "--strategy", "llm_news_portfolio", "--data", "sample:GOOG",
+                                   "--arm", "name=a", "--arm", "name=b,prompt=bars-v1"])
+    assert res.exit_code != 0 and "--arm b: prompt 'bars-v1' is a bars template" in res.output, res.output
     assert "Traceback" not in res.output

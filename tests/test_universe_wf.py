@@ -173,6 +173,15 @@ def test_the_cli_runs_a_universe_walkforward_and_compare_reads_it_back(tiny, sha
     folds_ic = pd.read_csv(tmp_path / "out" / "folds_ic.csv")
     assert set(folds_ic["model"]) == {"base", "lora"} and len(folds_ic) == 2 * len(first_run.ok)
     assert folds_ic["mean_ic"].notna().all()
+    out = tmp_path / "out"
+    assert f"comparison page: {out / 'comparison.html'}; tearsheet: {out / 'tearsheet.html'}" in res.output
+    assert "IC difference lora - base" in res.output and "Each arm alone vs the benchmark" in res.output
+    page = (out / "comparison.html").read_text()
+    assert all(f"<td>{s:.3f}</td>" in page and f"<td>{ic:.4f}</td>" in page
+               for s, ic in zip(folds_ic["sharpe"], folds_ic["mean_ic"], strict=True))
+    assert (out / "tearsheet.html").is_file()
+    per_arm = pd.read_csv(out / "spa_dsr.csv", index_col="arm")
+    assert list(per_arm.index) == ["base", "lora"] and (per_arm["n_trials"] == 2).all()
     again = CliRunner().invoke(cli, ["compare", "--from", str(tmp_path / "out")])
     assert again.exit_code == 0 and "IC per arm" in again.output, again.output
 

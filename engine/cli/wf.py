@@ -72,31 +72,11 @@ def _report(folder: Path) -> None:
     from llmbt.reports.compare import compare_results
 
     if json.loads((Path(folder) / "config.json").read_text()).get("universe"):
-        _report_universe(Path(folder))
+        from llmbt.reports.universe_wf import report_walkforward
+
+        report_walkforward(folder, say=click.echo)  # per-fold IC, cross-section tests, pages
         return
     compare_results(folder, say=click.echo)
-
-
-def _report_universe(folder: Path) -> None:
-    """Per-fold Sharpe, return and IC, and the cross-section statistics of a universe walk-forward;
-    writes ``ic.csv`` (daily IC per arm) and ``folds_ic.csv`` (folds.csv plus each fold's IC)."""
-    from llmbt.engine.results import read_results
-    from llmbt.reports.crosssection import crosssection_table
-    from llmbt.reports.universe_wf import fold_ic_table, universe_daily_ic, universe_wf_stats
-
-    res = read_results(folder)
-    horizon = int(res["config"]["horizon"])
-    daily = universe_daily_ic(res["scores"], res["opens"], horizon)
-    daily.to_csv(folder / "ic.csv", index_label="time")
-    table = res["folds"].merge(fold_ic_table(daily, res["folds"], horizon), on=["fold", "model"])
-    table.to_csv(folder / "folds_ic.csv", index=False)
-    columns = ["fold", "test_start", "test_end", "model", "examples", "sharpe", "total_return",
-               "mean_ic", "ic_t", "ic_days"]
-    click.echo(table[columns].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    stats, skipped = universe_wf_stats(res["returns"], daily, horizon)
-    click.echo(crosssection_table(stats))
-    for key, why in skipped.items():
-        click.echo(f"{key}: not computed ({why})")
 
 
 @cli.command()
@@ -114,12 +94,23 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     """A/B comparison: metrics, signal quality, cost, and whether the difference is real
     (paired bootstrap Sharpe CI, PSR/DSR, McNemar); writes comparison.html and tearsheets.
 
+    With a universe strategy (llm_news_portfolio, --data a universe, --symbols, --news) every arm
+    trades the universe on the same bars and costs, with the equal-weight universe as benchmark; the
+    report gives each arm's IC, the IC and Sharpe differences against the first arm with CIs, SPA /
+    Reality Check of all arms and the Deflated Sharpe with N = the number of arms. An arm without
+    adapter= is the plain model (--adapter with --arm is refused).
+
     Examples: bt compare --from out/walkforward-<run id>;
     bt compare --strategy llm_sentiment --start 2012-06-01 --arm smollm2-135m
-    --arm name=fewshot,prompt=bars-fewshot-v1
+    --arm name=fewshot,prompt=bars-fewshot-v1;
+    bt compare --strategy llm_news_portfolio --data csv:prices.csv.gz --symbols AAPL,MSFT,...
+    --news headlines.csv.gz --news-tz America/New_York --start 2015-01-02 --arm name=base
+    --arm name=lora,adapter=DIR
     """
     from llmbt.engine.arms import parse_arm
+    from llmbt.engine.portfolio_run import is_portfolio
     from llmbt.reports.compare import compare_arms
+    from llmbt.reports.universe_wf import compare_universe_arms
 
     if bool(folder) == bool(arms):
         raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")
@@ -128,5 +119,6 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
         return
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     config = build_config(**kwargs)
-    compare_arms(config, [parse_arm(a) for a in arms], out or f"out/compare-{config.run_id}",
-                 horizon=horizon, say=click.echo)
+    run = compare_universe_arms if is_portfolio(config.strategy) else compare_arms
+    run(config, [parse_arm(a) for a in arms], out or f"out/compare-{config.run_id}", horizon=horizon,
+        say=click.echo)
