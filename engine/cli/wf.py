@@ -86,7 +86,8 @@ def _report(folder: Path) -> None:
                    "a universe run: per-fold IC and the cross-section tests).")
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
               help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
-                   "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1).")
+                   "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1); an arm "
+                   "without adapter= is the plain model.")
 @click.option("--horizon", default=5, show_default=True,
               help="Label horizon (bars) for signal quality; McNemar uses one bar in this many.")
 @click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
