@@ -1,5 +1,6 @@
 """``bt compare --arm …``: several model variants backtested over one period on the same data,
-strategy and costs (base vs ``--adapter``, zero-shot vs few-shot prompt, other models)."""
+strategy and costs (base vs ``--adapter``, zero-shot vs few-shot prompt, other models, and other
+kinds of scorer: ``kind=lexicon`` and the other text scorers of :mod:`llmbt.signals_cache.arms`)."""
 
 from __future__ import annotations
 
@@ -16,28 +17,40 @@ from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
 from llmbt.engine.signals import check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
-ARM_KEYS = ("name", "model", "adapter", "prompt")
+ARM_KEYS = ("name", "kind", "model", "adapter", "prompt")
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One variant: a display name and what it changes in the run (None = the run's own)."""
+    """One variant: a display name and what it changes in the run (None = the run's own).
+
+    ``kind`` is ``lm`` (the causal-LM label scorer on prompts) or a registered text scorer
+    (:func:`llmbt.signals_cache.arms.registry.kinds`), which scores the raw texts (a headline, a
+    bar's feature lines) with ``adapter`` as its artefact folder where it needs one.
+    """
 
     name: str
     model: str | None = None
     adapter: str | None = None
     prompt: str | None = None
+    kind: str = "lm"
 
 
 def parse_arm(text: str) -> Arm:
-    """``"name=lora,adapter=adapters/goog"`` → ``Arm``; a bare word is a model (``smollm2-135m``).
+    """``"name=lora,adapter=adapters/goog"`` → ``Arm``; a bare word is a registered scorer kind
+    (``lexicon``: name and kind) or else a model (``smollm2-135m``).
 
     Raises:
-        ConfigError: an unknown key, an empty value or no name.
+        ConfigError: an unknown key or kind, an empty value, no name, or a prompt= for a text
+            scorer (it reads the raw text, no prompt).
     """
+    from llmbt.signals_cache.arms.registry import LM_KIND, check_kind, kinds
+
     if "=" not in text:
-        return Arm(name=text.strip(), model=text.strip())
+        word = text.strip()
+        return Arm(name=word, kind=word) if word in kinds() and word != LM_KIND else \
+            Arm(name=word, model=word)
     values: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = (x.strip() for x in part.partition("="))
@@ -48,7 +61,10 @@ def parse_arm(text: str) -> Arm:
         values[key] = value
     if "name" not in values:
         raise ConfigError(f"--arm {text!r} has no name=; e.g. --arm name=fewshot,prompt=bars-fewshot-v1")
-    return Arm(**values)
+    arm = Arm(**values)
+    if check_kind(arm.kind) != LM_KIND and arm.prompt:
+        raise ConfigError(f"--arm {text!r}: kind={arm.kind} scores the raw text; drop prompt=.")
+    return arm
 
 
 def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
@@ -78,7 +94,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
     returns, scores, rows = {}, {}, []
     for i, arm in enumerate(arms):
         cfg = config.replace(model=arm.model, adapter=arm.adapter, prompt=arm.prompt,
-                             benchmark=None if i == 0 else "none")
+                             scorer=arm.kind, benchmark=None if i == 0 else "none")
         run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
         frame, quality = signal_quality_frame(cfg, examples, run.signals["score"])
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
