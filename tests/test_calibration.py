@@ -63,7 +63,8 @@ class FixedArm:
         self.table = table
 
     def probs(self, examples):
-        return np.array([self.table[t] for t, _ in examples]), LABELS, {"ms_per_item": 0.1}
+        texts = [getattr(e, "text", None) or e[0] for e in examples]
+        return np.array([self.table[t] for t in texts]), LABELS, {"ms_per_item": 0.1}
 
 
 def test_bt_evaluate_reports_ece_before_and_after(overconfident):
@@ -86,3 +87,31 @@ def test_the_record_beside_an_adapter_keeps_its_digest(tmp_path):
     assert read_temperature(tmp_path) is None
     write_calibration(tmp_path, {"temperature": 1.7, "fitted_on": "val.jsonl"})
     assert read_temperature(tmp_path) == 1.7 and adapter_digest(str(tmp_path)) == digest
+
+
+def test_bt_evaluate_saves_the_adapter_temperature(tmp_path, monkeypatch, overconfident):
+    """--adapter with --calibrate-on writes llmbt_calibration.json (models stubbed by FixedArm)."""
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from llmbt.engine.cli import cli
+    from llmbt.signals_cache.finetune import evaluate
+
+    labels, probs = overconfident
+    table = {f"item {i}": p for i, p in enumerate(probs)}
+    monkeypatch.setattr(evaluate, "LMArm", lambda *a, **k: FixedArm(table))
+    for name, part in (("val", slice(0, 2000)), ("test", slice(2000, 4000))):
+        rows = [{"label": y, "text": f"item {i}"} for i, y in enumerate(labels)][part]
+        pd.DataFrame(rows).to_csv(tmp_path / f"{name}.csv", index=False)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "test.csv"), "--adapter",
+                                   str(adapter), "--calibrate-on", str(tmp_path / "val.csv")])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((adapter / "llmbt_calibration.json").read_text())
+    assert saved["temperature"] == pytest.approx(3.0, rel=0.1) == read_temperature(adapter)
+    assert saved["fitted_on"].endswith("val.csv") and saved["ece_after"] < saved["ece_before"]
