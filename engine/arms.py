@@ -1,5 +1,6 @@
 """``bt compare --arm …``: several model variants backtested over one period on the same data,
-strategy and costs (base vs ``adapter=``, zero-shot vs few-shot prompt, other models).
+strategy and costs (base vs ``adapter=``, zero-shot vs few-shot prompt, other models, and other
+kinds of scorer: ``kind=lexicon`` and the other text scorers of :mod:`llmbt.signals_cache.arms`).
 
 An arm's adapter is its own: an arm without ``adapter=`` scores with the plain model, and a
 run-level ``--adapter`` is refused with arms (it would score every arm that names none, the
@@ -21,7 +22,7 @@ from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
 from llmbt.engine.signals import check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
-ARM_KEYS = ("name", "model", "adapter", "prompt")
+ARM_KEYS = ("name", "kind", "model", "adapter", "prompt")
 log = logging.getLogger(__name__)
 
 
@@ -30,22 +31,33 @@ class Arm:
     """One variant: a display name and what it changes in the run.
 
     ``model`` and ``prompt`` None = the run's own; ``adapter`` None = no adapter (the plain model).
+
+    ``kind`` is ``lm`` (the causal-LM label scorer on prompts) or a registered text scorer
+    (:func:`llmbt.signals_cache.arms.registry.kinds`), which scores the raw texts (a headline, a
+    bar's feature lines) with ``adapter`` as its artefact folder where it needs one.
     """
 
     name: str
     model: str | None = None
     adapter: str | None = None
     prompt: str | None = None
+    kind: str = "lm"
 
 
 def parse_arm(text: str) -> Arm:
-    """``"name=lora,adapter=adapters/goog"`` → ``Arm``; a bare word is a model (``smollm2-135m``).
+    """``"name=lora,adapter=adapters/goog"`` → ``Arm``; a bare word is a registered scorer kind
+    (``lexicon``: name and kind) or else a model (``smollm2-135m``).
 
     Raises:
-        ConfigError: an unknown key, an empty value or no name.
+        ConfigError: an unknown key or kind, an empty value, no name, or a prompt= for a text
+            scorer (it reads the raw text, no prompt).
     """
+    from llmbt.signals_cache.arms.registry import LM_KIND, check_kind, kinds
+
     if "=" not in text:
-        return Arm(name=text.strip(), model=text.strip())
+        word = text.strip()
+        return Arm(name=word, kind=word) if word in kinds() and word != LM_KIND else \
+            Arm(name=word, model=word)
     values: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = (x.strip() for x in part.partition("="))
@@ -56,7 +68,10 @@ def parse_arm(text: str) -> Arm:
         values[key] = value
     if "name" not in values:
         raise ConfigError(f"--arm {text!r} has no name=; e.g. --arm name=fewshot,prompt=bars-fewshot-v1")
-    return Arm(**values)
+    arm = Arm(**values)
+    if check_kind(arm.kind) != LM_KIND and arm.prompt:
+        raise ConfigError(f"--arm {text!r}: kind={arm.kind} scores the raw text; drop prompt=.")
+    return arm
 
 
 def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
@@ -115,9 +130,10 @@ def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:
 
 
 def arm_config(config: RunConfig, arm: Arm) -> RunConfig:
-    """``config`` with the arm's model and prompt (the run's own where it names none) and exactly
-    the arm's adapter (None: the plain model, whatever ``config.adapter`` is)."""
-    return dataclasses.replace(config.replace(model=arm.model, prompt=arm.prompt), adapter=arm.adapter)
+    """``config`` with the arm's model and prompt (the run's own where it names none), its scorer
+    kind and exactly the arm's adapter (None: the plain model, whatever ``config.adapter`` is)."""
+    return dataclasses.replace(config.replace(model=arm.model, prompt=arm.prompt, scorer=arm.kind),
+                               adapter=arm.adapter)
 
 
 def _period_examples(config: RunConfig, prices: pd.DataFrame, horizon: int) -> list:

@@ -22,7 +22,7 @@ from llmbt.errors import ConfigError, did_you_mean
 SIZERS = ("percent", "fixed")
 #: Fields added after run ids were first published: left out of the id at their default, so
 #: earlier runs keep their ids (an anonymised run's id differs).
-_ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None}
+_ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer": "lm"}
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
@@ -58,6 +58,9 @@ class RunConfig:
             warn when the tested period lies before it.
         anonymize: mask company names and tickers in headlines before scoring (``names`` table).
         names: CSV ``symbol,company`` of the names to mask (``--names``).
+        scorer: the kind of scorer: ``lm`` (the model's label probabilities on prompts) or a
+            registered text scorer such as ``lexicon`` (``bt compare --arm name=x,kind=lexicon``),
+            checked where the signals are computed.
     """
 
     strategy: str = "sma_cross"
@@ -86,6 +89,7 @@ class RunConfig:
     model_cutoff: str | None = None
     anonymize: bool = False
     names: str | None = None
+    scorer: str = "lm"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
@@ -105,6 +109,7 @@ class RunConfig:
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)
+        _check(bool(str(self.scorer).strip()), "scorer", self.scorer, "is empty: use lm or lexicon")
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
 
     @property

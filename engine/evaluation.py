@@ -50,10 +50,14 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
     spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization,
                      engine=run_cfg.engine)
-    template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
-    prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
+    if run_cfg.scorer == "lm":  # a text scorer reads the bar's feature lines, not a prompt
+        template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
+        prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
+    else:
+        prompts = [e.text for e in examples]
     req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
-                        batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False)
+                        batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False,
+                        arm=run_cfg.scorer)
     probs = score_prompts(prompts, req).probs
     labels = [e.label for e in examples]
     forward = np.array([e.forward_return for e in examples])

@@ -48,7 +48,7 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
                         cache_dir=config.cache_dir, batch_size=config.batch_size,
                         half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config))
+                        masker=load_masker(config), arm=config.scorer)
     frame, info = compute_signals(prices, req, news)
     return cls.finish_signals(frame, params), info | lookahead_info(config, prices.index)
 

@@ -55,13 +55,16 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         daily IC) and ``info`` (per arm, the scoring facts).
 
     Raises:
-        ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, an arm's prompt
-            that is no universe template, ``--benchmark none``, or no ``--news``.
+        ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, a text-scorer
+            arm, an arm's prompt that is no universe template, ``--benchmark none``, or no ``--news``.
     """
     from llmbt.signals_cache.universe import universe_template
 
     names = check_arms(config, arms)
     for arm in arms:  # before any data is loaded
+        if arm.kind != "lm":
+            raise ConfigError(f"--arm {arm.name}: kind={arm.kind} is not wired into universe scoring yet; "
+                              "universe arms are model arms (model=, adapter=).")
         try:
             universe_template(arm_config(config, arm).prompt)
         except ConfigError as exc:

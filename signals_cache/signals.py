@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ class SignalRequest:
     warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
     masker: Masker | None = None  # --anonymize: headlines masked before rendering
+    arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
 
 
 class LazyScorer:
@@ -83,6 +85,8 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
         probability) and ``vol`` (realised volatility), NaN where there is no signal, and a dict of
         run facts (model calls, cache hits/misses, items/s) for the report.
     """
+    if req.arm != "lm":
+        return _text_signals(prices, req, news)
     template = template_for(req.mode, req.prompt)
     tokenizer = load_chat_template(req.spec)
     if req.mode == "bars":
@@ -95,6 +99,42 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     frame = per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
     return frame, score_info(result, scorer, req, template.version, len(prompts))
+
+
+class PlainText:
+    """A chat "tokenizer" that renders only the user message's item: a text scorer's input is the
+    raw headline or the bar's feature lines, not a prompt."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kwargs: object) -> str:
+        """The user message: with :func:`_text_signals`' template, the item text alone."""
+        return conversation[-1]["content"]
+
+
+def text_version(mode: str) -> str:
+    """The signal-cache template version of a text scorer's raw inputs in ``mode``."""
+    return f"{mode}-text"
+
+
+def _text_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, dict]:
+    """:func:`compute_signals` of a text scorer (``req.arm``): the same items, their raw texts."""
+    from llmbt.signals_cache.scoring.prompts import PromptTemplate
+
+    field = "features" if req.mode == "bars" else "headline"
+    user = "{features}{symbol:.0}" if req.mode == "bars" else "{headline}{symbol:.0}"
+    template = PromptTemplate(name=req.mode, version=text_version(req.mode), system="",
+                              user=user)  # the item only: "{symbol:.0}" formats the symbol as ""
+    if req.mode == "bars":
+        texts = _bars_needed(bar_prompts(prices, req.symbol, template, PlainText(field)), req)
+        positions, texts = prices.index.get_indexer(texts.index), list(texts)
+    else:
+        texts, positions = _headline_inputs(prices, news, template, PlainText(field), req)
+    result, scorer = score_rendered(texts, req, template.version)
+    frame = per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
+    frame["vol"] = realised_vol(prices)
+    return frame, score_info(result, scorer, req, template.version, len(texts))
 
 
 def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
@@ -137,21 +177,35 @@ def first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: Sign
 def score_prompts(prompts: list[str], req: SignalRequest) -> ScoreResult:
     """Label probabilities of rendered prompts through the signal cache (model loaded on a miss).
 
-    ``req.prompt`` (or the mode's default) must be the template the prompts were rendered with.
+    ``req.prompt`` (or the mode's default) must be the template the prompts were rendered with;
+    for a text scorer (``req.arm``), ``prompts`` are the raw texts (a bar's feature lines).
     """
-    return score_rendered(prompts, req, template_for(req.mode, req.prompt).version)[0]
+    version = template_for(req.mode, req.prompt).version if req.arm == "lm" else text_version(req.mode)
+    return score_rendered(prompts, req, version)[0]
 
 
-def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreResult, LazyScorer]:
+def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tuple[ScoreResult, Any]:
+    """Scores of rendered ``prompts`` (a text scorer's raw texts when ``req.arm`` is not ``lm``)
+    through the signal cache, keyed by the model's or the text scorer's fingerprint."""
     cache = SignalCache(Path(req.cache_dir) if req.cache_dir else None)
-    scorer = LazyScorer(req.spec)
+    scorer, fingerprint = _scorer(req)
     try:
-        result = score_with_cache(prompts, scorer, cache, fingerprint=model_fingerprint(req.spec, ""),
+        result = score_with_cache(prompts, scorer, cache, fingerprint=fingerprint,
                                   template_version=version, batch_size=req.batch_size,
                                   progress=req.progress)
     finally:
         cache.close()
     return result, scorer
+
+
+def _scorer(req: SignalRequest) -> tuple[Any, str]:
+    """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer."""
+    if req.arm == "lm":
+        return LazyScorer(req.spec), model_fingerprint(req.spec, "")
+    from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
+
+    scorer = make_scorer(req.arm, model=req.spec.base, path=req.spec.adapter)
+    return scorer, scorer_fingerprint(req.arm, scorer)
 
 
 def per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,
@@ -198,15 +252,17 @@ def _decay(values: np.ndarray, half_life: float) -> np.ndarray:
     return out
 
 
-def score_info(result: ScoreResult, scorer: LazyScorer, req: SignalRequest, version: str, n: int) -> dict:
+def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: str, n: int) -> dict:
     scored_ms = 1000 * result.seconds / result.items_scored if result.items_scored else float("nan")
+    load_seconds = getattr(scorer, "load_seconds", 0.0)
+    what = f"model {req.spec.base}" if req.arm == "lm" else f"text scorer {req.arm}"
     return {
-        "signals": f"{n} {req.mode[:-1]} prompts, template {version}, model {req.spec.base}"
+        "signals": f"{n} {req.mode[:-1]} prompts, template {version}, {what}"
                    + (f" + adapter {req.spec.adapter}" if req.spec.adapter else ""),
         "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
                        f"{result.hits} cache hits, {result.misses} misses)",
         "scoring": f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"
-                   + (f", model load {scorer.load_seconds:.1f} s" if scorer.load_seconds else ""),
+                   + (f", model load {load_seconds:.1f} s" if load_seconds else ""),
         "ms per scored item": round(scored_ms, 1),
         "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
         "mean label mass": float(f"{result.label_mass.mean():.4g}") if n else float("nan"),

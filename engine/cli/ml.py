@@ -236,29 +236,34 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
               help="Adapter folder: evaluated side by side with its base.")
+@click.option("--arm", "arm_texts", multiple=True, metavar="ARM",
+              help="Another row, repeatable: a scorer kind (lexicon) or name=..,kind=..,model=..,"
+              "adapter=..,prompt=.. as bt compare --arm takes it.")
+@click.option("--calibrate-on", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled validation file: fit a temperature per row on it and report ECE "
+              "before/after on --data (saved beside --adapter as llmbt_calibration.json).")
 @click.option("--template", default="headlines-v1", show_default=True, help="Prompt template.")
 @click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
-@click.option("--no-base", is_flag=True, help="With --adapter, skip evaluating the base model.")
+@click.option("--no-base", is_flag=True, help="With --adapter or --arm, skip the base model.")
 @label_map_option
-def evaluate(data, model, adapter, template, batch_size, json_out, no_base, label_map) -> None:
-    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), items/s.
+def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size, json_out, no_base,
+             label_map) -> None:
+    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item.
 
-    Example: bt evaluate --data test.csv --adapter adapters/fpb --json out/eval.json
+    Example: bt evaluate --data test.csv --adapter adapters/fpb --arm lexicon --json out/eval.json
     """
     from llmbt.signals_cache.finetune.datasets import load_labelled
-    from llmbt.signals_cache.finetune.evaluate import evaluate_model
-    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.finetune.evaluate import evaluate_arm
 
-    examples = load_labelled(data, label_map=_label_map(label_map))
-    runs = {}
-    if adapter is None or not no_base:
-        runs["base"] = evaluate_model(examples, ModelSpec(base=model), template=template,
-                                      batch_size=batch_size)
-    if adapter is not None:
-        runs["adapter"] = evaluate_model(examples, ModelSpec(base=model, adapter=adapter),
-                                         template=template, batch_size=batch_size)
-    main = runs["adapter" if adapter else "base"]
+    mapping = _label_map(label_map)
+    examples = load_labelled(data, label_map=mapping)
+    val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
+    arms = _eval_arms(model, adapter, arm_texts, template, batch_size, no_base)
+    runs = {name: evaluate_arm(examples, arm, val_examples=val) for name, arm in arms.items()}
+    if adapter is not None and calibrate_on:
+        _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
+    main = runs["adapter" if adapter else next(iter(runs))]
     result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1")} | {"n": len(examples)}
     result |= {name: r for name, r in runs.items()}
     _print_eval(runs)
@@ -266,6 +271,37 @@ def evaluate(data, model, adapter, template, batch_size, json_out, no_base, labe
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(result, indent=2, default=float))
         click.echo(f"metrics: {json_out}")
+
+
+def _eval_arms(model: str, adapter: str | None, arm_texts: tuple[str, ...], template: str,
+               batch_size: int, no_base: bool) -> dict:
+    """The rows of ``bt evaluate`` by name: base, adapter, then each ``--arm``."""
+    from llmbt.engine.arms import parse_arm
+    from llmbt.errors import ConfigError
+    from llmbt.signals_cache.arms.registry import make_scorer
+    from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    rows = {}
+    if not no_base or (adapter is None and not arm_texts):
+        rows["base"] = LMArm(ModelSpec(base=model), template, batch_size)
+    if adapter is not None:
+        rows["adapter"] = LMArm(ModelSpec(base=model, adapter=adapter), template, batch_size)
+    for arm in map(parse_arm, arm_texts):
+        if arm.name in rows:
+            raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
+        rows[arm.name] = LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter),
+                               arm.prompt or template, batch_size) if arm.kind == "lm" else \
+            TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
+    return rows
+
+
+def _save_calibration(adapter: str, calibration: dict, fitted_on: str, template: str) -> None:
+    from llmbt.signals_cache.finetune.calibration import write_calibration
+
+    path = write_calibration(adapter, calibration | {"fitted_on": str(fitted_on),
+                                                     "template": template})
+    click.echo(f"temperature {calibration['temperature']:.3f}: {path}")
 
 
 def _print_eval(runs: dict) -> None:
@@ -277,8 +313,12 @@ def _print_eval(runs: dict) -> None:
     for name in runs:
         table.add_column(name, justify="right")
     for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier",
-                "mean_label_mass", "min_label_mass", "items_per_s"):
-        table.add_row(key, *(f"{float(r.get(key, float('nan'))):.4f}" for r in runs.values()))
+                "mean_label_mass", "min_label_mass", "items_per_s", "ms_per_item"):
+        table.add_row(key, *(_num(r.get(key)) for r in runs.values()))  # n/a: not of this arm
+    for key in ("temperature", "ece_after", "brier_after", "mean_confidence_after"):
+        if all("calibration" in r for r in runs.values()):
+            table.add_row(f"calibrated: {key}",
+                          *(f"{r['calibration'][key]:.4f}" for r in runs.values()))
     for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
         if all("directional" in r for r in runs.values()):
             table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))

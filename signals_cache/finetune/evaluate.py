@@ -3,6 +3,7 @@ labelled examples, and directional metrics of signed scores against forward retu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,44 +122,115 @@ def directional_metrics(scores: np.ndarray, forward_returns: np.ndarray) -> dict
     }
 
 
-def evaluate_model(
-    examples: Sequence[Any], spec: Any, *, template: str = "headlines-v1", batch_size: int = 16
-) -> dict[str, Any]:
-    """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
-    pairs) with :class:`~llmbt.signals_cache.scoring.scorer.LabelScorer` on the model of ``spec``.
+class LMArm:
+    """The causal-LM label scorer of ``spec`` on prompts rendered with ``template``; the model is
+    loaded on the first :meth:`probs` call and kept (validation and test share it)."""
 
-    Returns :func:`classification_metrics` (on probabilities normalised over the labels) plus
-    ``items_per_s``, ``n`` and ``mean_label_mass``/``min_label_mass`` (what the label
-    probabilities summed to before normalisation); when every example has a
-    ``forward_return``, also ``directional`` (:func:`directional_metrics` of
-    P(bullish) − P(bearish)).
+    def __init__(self, spec: Any, template: str = "headlines-v1", batch_size: int = 16) -> None:
+        self.spec, self.template, self.batch_size, self._scorer = spec, template, batch_size, None
+
+    def probs(self, examples: Sequence[Any]) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
+        """(probabilities normalised over the labels, their column labels, facts: items/s,
+        ms/item without the model load, label mass before normalisation) of ``examples``."""
+        from llmbt.signals_cache.finetune.encoding import example_fields, render_example
+        from llmbt.signals_cache.scoring.prompts import get_template
+
+        if self._scorer is None:
+            from llmbt.signals_cache.model.loading import load_model
+            from llmbt.signals_cache.scoring.scorer import LabelScorer
+
+            self._scorer = LabelScorer(load_model(self.spec))
+        tmpl, tokenizer = get_template(self.template), self._scorer.loaded.tokenizer
+        prompts = [render_example(tmpl, tokenizer, text, sym)
+                   for text, _, sym in map(example_fields, examples)]
+        probs = self._scorer.score(prompts, batch_size=self.batch_size)
+        rate, mass = self._scorer.last_items_per_s, self._scorer.last_label_mass
+        return probs, tuple(self._scorer.labels), {
+            "items_per_s": rate, "ms_per_item": 1000.0 / rate if rate else float("nan"),
+            "mean_label_mass": float(mass.mean()), "min_label_mass": float(mass.min())}
+
+
+class TextArm:
+    """A registered text scorer (:mod:`llmbt.signals_cache.arms`) on the examples' raw texts."""
+
+    def __init__(self, scorer: Any, batch_size: int = 16) -> None:
+        self.scorer, self.batch_size, self._warm = scorer, batch_size, False
+
+    def probs(self, examples: Sequence[Any]) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
+        """As :meth:`LMArm.probs`. The first text is scored once untimed beforehand, so one-time
+        set-up (a dictionary, a model load) is not counted in ms/item, as the LM arm's load is not."""
+        from llmbt.signals_cache.finetune.encoding import example_fields
+
+        texts = [text for text, _, _ in map(example_fields, examples)]
+        if not self._warm and texts:
+            self.scorer.score(texts[:1], batch_size=self.batch_size)
+            self._warm = True
+        started = time.perf_counter()
+        probs = np.asarray(self.scorer.score(texts, batch_size=self.batch_size), dtype=np.float64)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        return probs, LABELS, {"items_per_s": len(texts) / seconds,
+                               "ms_per_item": 1000.0 * seconds / len(texts)}
+
+
+def evaluate_arm(examples: Sequence[Any], arm: LMArm | TextArm, *,
+                 val_examples: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
+    pairs) with ``arm`` and measure the probabilities against the labels.
+
+    Returns :func:`classification_metrics` plus the arm's facts (``items_per_s``,
+    ``ms_per_item``; the LM arm's ``mean_label_mass``/``min_label_mass``) and ``n``; when every
+    example has a ``forward_return``, also ``directional`` (:func:`directional_metrics` of
+    P(bullish) − P(bearish)) and ``targets``; with ``val_examples``, ``calibration``
+    (:func:`calibration_report`: a temperature fitted on them, ECE before/after on ``examples``).
     """
-    from llmbt.signals_cache.finetune.encoding import example_fields, render_example
-    from llmbt.signals_cache.model.loading import load_model
-    from llmbt.signals_cache.scoring.prompts import get_template
-    from llmbt.signals_cache.scoring.scorer import LabelScorer
+    from llmbt.signals_cache.finetune.encoding import example_fields
 
     examples = list(examples)
     if not examples:
         raise LlmbtError("no examples to evaluate.")
-    tmpl = get_template(template)
-    loaded = load_model(spec)
-    fields = [example_fields(ex) for ex in examples]
-    prompts = [render_example(tmpl, loaded.tokenizer, text, sym) for text, _, sym in fields]
-    scorer = LabelScorer(loaded)
-    probs = scorer.score(prompts, batch_size=batch_size)
-    result = classification_metrics([label for _, label, _ in fields], probs, scorer.labels)
-    result["items_per_s"] = scorer.last_items_per_s
-    result["n"] = len(examples)
-    result["mean_label_mass"] = float(scorer.last_label_mass.mean())
-    result["min_label_mass"] = float(scorer.last_label_mass.min())
+    probs, labels, facts = arm.probs(examples)
+    truth = [label for _, label, _ in map(example_fields, examples)]
+    result = classification_metrics(truth, probs, labels) | facts | {"n": len(examples)}
     returns = [getattr(ex, "forward_return", None) for ex in examples]
     if all(r is not None for r in returns):
-        bull, bear = scorer.labels.index("bullish"), scorer.labels.index("bearish")
+        bull, bear = labels.index("bullish"), labels.index("bearish")
         result["directional"] = directional_metrics(probs[:, bull] - probs[:, bear],
                                                     np.asarray(returns, dtype=np.float64))
         result["targets"] = seed_targets(result)
+    if val_examples is not None:
+        result["calibration"] = calibration_report(arm, list(val_examples), truth, probs, labels)
     return result
+
+
+def calibration_report(arm: LMArm | TextArm, val_examples: list, truth: list[str],
+                       probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Temperature scaling of ``arm`` fitted on ``val_examples``, applied to the test ``probs``:
+    ``temperature``, ``n_val``, validation NLL before/after, and the test set's ECE, Brier and
+    mean confidence before/after (accuracy and F1 do not change)."""
+    from llmbt.signals_cache.finetune.calibration import apply_temperature, fit_temperature, nll
+    from llmbt.signals_cache.finetune.encoding import example_fields
+
+    if not val_examples:
+        raise LlmbtError("the calibration file has no examples; pass a labelled validation file.")
+    val_probs, _, _ = arm.probs(val_examples)
+    val_truth = [label for _, label, _ in map(example_fields, val_examples)]
+    temperature = fit_temperature(val_probs, val_truth, labels)
+    idx = np.array([list(labels).index(y) for y in val_truth])
+    before = classification_metrics(truth, probs, labels)
+    after = classification_metrics(truth, apply_temperature(probs, temperature), labels)
+    return {"temperature": temperature, "n_val": len(val_examples),
+            "val_nll_before": nll(val_probs, idx),
+            "val_nll_after": nll(apply_temperature(val_probs, temperature), idx),
+            **{f"{key}_{when}": m[key] for key in ("ece", "brier", "mean_confidence")
+               for when, m in (("before", before), ("after", after))}}
+
+
+def evaluate_model(
+    examples: Sequence[Any], spec: Any, *, template: str = "headlines-v1", batch_size: int = 16
+) -> dict[str, Any]:
+    """:func:`evaluate_arm` of the causal-LM label scorer
+    (:class:`~llmbt.signals_cache.scoring.scorer.LabelScorer`) on the model of ``spec``."""
+    return evaluate_arm(examples, LMArm(spec, template=template, batch_size=batch_size))
 
 
 #: The seed's targets for dated examples: (metric path, above this, or within [low, high]).
