@@ -115,9 +115,15 @@ def check_executor(name: str, address: str | None) -> None:
         raise ConfigError(f"--ray-address {address!r} needs --executor ray.")
 
 
+#: The folders among :data:`FORWARDED_ENV`, passed on as absolute paths.
+_FOLDERS = ("LLMBT_HOME", "HF_HOME", "HF_HUB_CACHE")
+
+
 def worker_env() -> dict[str, str]:
-    """The driver's values of :data:`FORWARDED_ENV` (those that are set)."""
-    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    """The driver's values of :data:`FORWARDED_ENV` that are set, folders made absolute (a Ray
+    worker on another node does not start in the driver's working directory)."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    return {k: os.path.abspath(os.path.expanduser(v)) if k in _FOLDERS else v for k, v in env.items()}
 
 
 def _call(fn: Callable[[T], R], item: T) -> R:

@@ -38,7 +38,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing fold.")
 @click.option("--executor", default="serial", show_default=True,
               help="Where folds run: serial (here, in turn) or ray (parallel Ray tasks, a local Ray "
-                   "unless --ray-address; same results and run id; needs pip install -e .[ray]). "
+                   "unless --ray-address; same trades and run id; needs pip install -e .[ray]). "
                    "--warm-start chains folds, so it is refused with ray.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster for --executor ray, e.g. 10.0.0.5:6379 or auto (ray start --head "
