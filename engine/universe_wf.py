@@ -20,7 +20,8 @@ Folds are :class:`~llmbt.engine.splitters.WalkForward` windows over the universe
 Per fold the result keeps each arm's returns, Sharpe and total return, and its score panel (as long
 rows: time, symbol, score); the opens of the universe are kept for the daily IC, which the CLI
 computes with :mod:`llmbt.reports` (the engine does not import reports). A failing fold is logged
-and recorded, and the run goes on (:func:`llmbt.engine.walkforward.run_folds`).
+and recorded, and the run goes on (:func:`llmbt.engine.walkforward.run_folds`); with
+``--executor ray`` the folds run as Ray tasks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -68,8 +70,7 @@ def run_universe_walkforward(cfg: WalkForwardConfig,
     folds = [shift_fold(f, offset, calendar) for f in cfg.splitter.folds(calendar[offset:])]
     say(f"universe walk-forward {cfg.run_id}: {len(universe.prices)} symbols, {len(folds)} folds "
         f"over {calendar[offset]:%Y-%m-%d}..{calendar[-1]:%Y-%m-%d}")
-    results = run_folds(cfg, folds, lambda fold, parent: _run_fold(cfg, universe, news, fold,
-                                                                    parent, say), say)
+    results = run_folds(cfg, folds, partial(_run_fold, cfg, universe, news), say)
     return WalkForwardResult(cfg, results, time.perf_counter() - started, None,
                              benchmark_name=BENCHMARK, opens=_tested_opens(universe, folds))
 

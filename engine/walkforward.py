@@ -11,7 +11,9 @@ Per fold ``k`` (windows from :class:`llmbt.engine.splitters.WalkForward`, embarg
    from earlier bars, scores through the signal cache) and evaluated on the test window's
    labelled bars (F1, directional hit rate).
 
-A fold that raises is logged and recorded, and the run goes on unless ``fail_fast``.
+A fold that raises is logged and recorded, and the run goes on unless ``fail_fast``. Folds run in
+this process one after another, or as Ray tasks with ``executor="ray"``
+(:mod:`llmbt.engine.executors`); both give the same results, and the same run id.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import json
 import logging
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
+from llmbt.engine.executors import check_executor, make_executor
 from llmbt.engine.runner import RunResult, load_history, run_backtest
 from llmbt.engine.splitters import Fold, WalkForward
 from llmbt.errors import ConfigError
@@ -61,6 +66,9 @@ class WalkForwardConfig:
         warm_start: start each fold's adapter from the previous fold's (incremental training).
         val_fraction: share of each train window's examples held out for early stopping.
         fail_fast: stop at the first failing fold instead of logging it and going on.
+        executor: where folds run: ``serial`` (this process) or ``ray`` (Ray tasks; not with
+            ``warm_start``, which chains the folds).
+        ray_address: the Ray cluster for ``executor="ray"`` (None: a local Ray instance).
     """
 
     run: RunConfig = field(default_factory=lambda: RunConfig(strategy="llm_sentiment"))
@@ -71,6 +79,8 @@ class WalkForwardConfig:
     warm_start: bool = False
     val_fraction: float = 0.15
     fail_fast: bool = False
+    executor: str = "serial"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
@@ -91,6 +101,11 @@ class WalkForwardConfig:
                               "per fold and compares it with the plain base model; drop --adapter, "
                               "or compare that adapter with bt compare --arm name=lora,adapter=DIR.")
         self.train_config()  # validates the training fields, naming the flag
+        check_executor(self.executor, self.ray_address)
+        if self.warm_start and self.executor != "serial":
+            raise ConfigError(f"--warm-start chains the folds (each adapter starts from the previous "
+                              f"fold's), so they cannot run as parallel tasks; drop --warm-start or "
+                              f"--executor {self.executor}.")
 
     @property
     def universe(self) -> bool:
@@ -125,7 +140,8 @@ class WalkForwardConfig:
 
     @property
     def run_id(self) -> str:
-        """12 hex digits of the config's hash (``fail_fast`` excluded: it changes no result)."""
+        """12 hex digits of the config's hash (``fail_fast``, ``executor`` and ``ray_address``
+        excluded: they change no result)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -188,28 +204,63 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
     say(f"walk-forward {cfg.run_id}: {len(folds)} folds over {prices.index[offset]:%Y-%m-%d}.."
         f"{prices.index[-1]:%Y-%m-%d}")
     results = run_folds(cfg, [shift_fold(f, offset, prices.index) for f in folds],
-                        lambda fold, parent: _run_fold(cfg, prices, fold, parent, say), say)
+                        partial(_run_fold, cfg, prices), say)
     return WalkForwardResult(cfg, results, time.perf_counter() - started, prices["close"])
 
 
-def run_folds(cfg: WalkForwardConfig, folds: list[Fold],
-              run_fold: Callable[[Fold, str | None], FoldResult],
+#: ``run_fold(fold, parent adapter, say)``: one fold's work (picklable for Ray: a partial of a
+#: module-level function).
+FoldFn = Callable[[Fold, "str | None", Callable[[str], None]], FoldResult]
+
+
+@dataclass
+class FoldOutcome:
+    """A fold's result, the messages it said (kept when it ran elsewhere) and a failure's traceback."""
+
+    result: FoldResult
+    messages: list[str] = field(default_factory=list)
+    trace: str | None = None
+
+
+def run_folds(cfg: WalkForwardConfig, folds: list[Fold], run_fold: FoldFn,
               say: Callable[[str], None]) -> list[FoldResult]:
-    """``run_fold(fold, parent adapter)`` for each fold; a fold that raises is logged and recorded
-    (its facts get ``error``) and the next one runs, unless ``cfg.fail_fast``."""
-    results, parent = [], None
-    for fold in folds:
-        try:
-            result = run_fold(fold, parent if cfg.warm_start else None)
-            parent = result.facts["adapter"]
-        except Exception as exc:  # a failing fold is logged and recorded, never silent
-            if cfg.fail_fast:
-                raise
-            log.exception("fold %d failed", fold.number)
-            say(f"fold {fold.number} FAILED: {type(exc).__name__}: {exc}")
-            result = FoldResult(fold.as_dict() | {"error": f"{type(exc).__name__}: {exc}"})
-        results.append(result)
-    return results
+    """``run_fold(fold, parent adapter, say)`` for each fold, on ``cfg.executor``; a fold that
+    raises is logged and recorded (its facts get ``error``) and the other folds run, unless
+    ``cfg.fail_fast``. With ``warm_start`` the folds run in turn, each from the previous adapter;
+    folds run as Ray tasks say their messages here when they end."""
+    if cfg.warm_start:
+        outcomes, parent = [], None
+        for fold in folds:
+            outcomes.append(fold_task(run_fold, cfg.fail_fast, fold, parent, say))
+            parent = outcomes[-1].result.facts.get("adapter", parent)
+        return [o.result for o in outcomes]
+    executor = make_executor(cfg.executor, cfg.ray_address)
+    task = partial(fold_task, run_fold, cfg.fail_fast, say=None if executor.remote else say)
+    outcomes = executor.map(task, folds)
+    for outcome in outcomes if executor.remote else ():
+        for message in outcome.messages:
+            say(message)
+        if outcome.trace:
+            log.error("fold %d failed (on a Ray worker):\n%s", outcome.result.facts["fold"],
+                      outcome.trace)
+    return [o.result for o in outcomes]
+
+
+def fold_task(run_fold: FoldFn, fail_fast: bool, fold: Fold, parent: str | None = None,
+              say: Callable[[str], None] | None = None) -> FoldOutcome:
+    """One fold, a failure recorded in its facts (re-raised with ``fail_fast``); messages go to
+    ``say``, or into the outcome when ``say`` is None (a fold run as a Ray task)."""
+    messages: list[str] = []
+    tell = say or messages.append
+    try:
+        return FoldOutcome(run_fold(fold, parent, tell), messages)
+    except Exception as exc:  # a failing fold is logged and recorded, never silent
+        if fail_fast:
+            raise
+        log.exception("fold %d failed", fold.number)
+        tell(f"fold {fold.number} FAILED: {type(exc).__name__}: {exc}")
+        error = FoldResult(fold.as_dict() | {"error": f"{type(exc).__name__}: {exc}"})
+        return FoldOutcome(error, messages, traceback.format_exc())
 
 
 def shift_fold(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:

@@ -145,10 +145,15 @@ def _writer(directory: str, name: str, barrier, n: int) -> None:
             cache.put_many("shared", TV, shared, np.stack([fake_probs(p) for p in shared]))
             assert len(cache.get_many(name, TV, own)) == 10
             cache.get_many("other", TV, [f"other-{i}" for i in range(n)])
+            cache.record_run(hits=1, misses=2)  # read-modify-write of the shared totals
 
 
-def test_two_processes_share_one_cache(tmp_path):
-    context = multiprocessing.get_context("fork")
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])  # spawn: fresh interpreters, as Ray workers
+def test_two_processes_share_one_cache(tmp_path, start_method):
+    """Two processes open a new cache folder at once and write disjoint and overlapping keys (same
+    values, as two workers scoring one prompt) in interleaved batches: every value reads back
+    exactly, and the run totals, updated by both, lose no update."""
+    context = multiprocessing.get_context(start_method)
     barrier = context.Barrier(2)
     directory, n = str(tmp_path / "shared-cache"), 200
     workers = [
@@ -161,7 +166,9 @@ def test_two_processes_share_one_cache(tmp_path):
         worker.join(timeout=60)
     assert [worker.exitcode for worker in workers] == [0, 0]
     with SignalCache(Path(directory)) as cache:
-        assert cache.stats()["entries"] == 3 * n
+        stats = cache.stats()
+        assert stats["entries"] == 3 * n
+        assert (stats["total_hits"], stats["total_misses"]) == (2 * n // 10, 4 * n // 10)
         for name in ("one", "other", "shared"):
             prompts = [f"{'shared' if name == 'shared' else name}-{i}" for i in range(n)]
             found = cache.get_many(name, TV, prompts)
