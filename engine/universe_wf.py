@@ -45,6 +45,7 @@ from llmbt.engine.walkforward import (
     FoldResult,
     WalkForwardConfig,
     WalkForwardResult,
+    fold_split,
     run_folds,
     shift_fold,
     train_adapter,
@@ -95,10 +96,8 @@ def fold_window(universe: Universe, fold: Fold, history: int) -> Universe:
 
 def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fold: Fold,
               parent: str | None, say: Callable[[str], None]) -> FoldResult:
-    from llmbt.signals_cache.finetune.datasets import time_split
-
     examples = fold_examples(cfg, universe, news, fold)
-    split = time_split(examples, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
+    split = fold_split(cfg, examples)
     adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
     say(f"fold {fold.number}: train {fold.train_start:%Y-%m-%d}..{fold.train_end:%Y-%m-%d} "
         f"({len(split['train'])}+{len(split['val'])} headline examples, "

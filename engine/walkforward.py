@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from llmbt.engine.config import RunConfig
@@ -65,6 +66,9 @@ class WalkForwardConfig:
         train: :class:`~llmbt.signals_cache.finetune.trainer.TrainConfig` fields (over :func:`default_train`).
         warm_start: start each fold's adapter from the previous fold's (incremental training).
         val_fraction: share of each train window's examples held out for early stopping.
+        max_val: at most this many of them are used (evenly spaced over the validation block, so
+            it still spans its whole period; 0 = all): a universe's validation block holds
+            thousands of headlines, and each validation pass would cost more than the training.
         fail_fast: stop at the first failing fold instead of logging it and going on.
         executor: where folds run: ``serial`` (this process) or ``ray`` (Ray tasks; not with
             ``warm_start``, which chains the folds).
@@ -78,6 +82,7 @@ class WalkForwardConfig:
     train: dict[str, Any] = field(default_factory=dict)
     warm_start: bool = False
     val_fraction: float = 0.15
+    max_val: int = 256
     fail_fast: bool = False
     executor: str = "serial"
     ray_address: str | None = None
@@ -91,6 +96,8 @@ class WalkForwardConfig:
                               f"{self.horizon} or more.")
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
+        if isinstance(self.max_val, bool) or not isinstance(self.max_val, int) or self.max_val < 0:
+            raise ConfigError(f"--max-val {self.max_val!r} must be a whole number >= 0 (0 = all).")
         if self.universe and self.label_method != "quantile":
             raise ConfigError(f"--label-method {self.label_method!r}: a universe walk-forward labels "
                               "headlines by quantiles of their excess return; use quantile.")
@@ -134,7 +141,7 @@ class WalkForwardConfig:
         out = {"run": self.run.to_dict(), "splitter": vars(self.splitter).copy(),
                "horizon": self.horizon, "label_method": self.label_method,
                "train": self.train_config().to_dict(), "warm_start": self.warm_start,
-               "val_fraction": self.val_fraction}
+               "val_fraction": self.val_fraction, "max_val": self.max_val}
         return out | ({"universe": True, "labels": "excess over the equal-weight universe"}
                       if self.universe else {})
 
@@ -269,12 +276,23 @@ def shift_fold(fold: Fold, offset: int, index: pd.DatetimeIndex) -> Fold:
                 index[test[-1]])
 
 
-def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: str | None,
-              say: Callable[[str], None]) -> FoldResult:
+def fold_split(cfg: WalkForwardConfig, examples: list) -> dict[str, list]:
+    """A fold's train examples split by time into ``train`` and ``val`` (purged, embargoed), the
+    validation block thinned to ``cfg.max_val`` evenly spaced examples."""
     from llmbt.signals_cache.finetune.datasets import time_split
 
+    split = time_split(examples, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
+    val = split["val"]
+    if cfg.max_val and len(val) > cfg.max_val:
+        keep = np.linspace(0, len(val) - 1, cfg.max_val).round().astype(int)
+        split["val"] = [val[i] for i in keep]
+    return split
+
+
+def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: str | None,
+              say: Callable[[str], None]) -> FoldResult:
     train_ex, test_ex = fold_examples(cfg, prices, fold)
-    split = time_split(train_ex, val=cfg.val_fraction, test=0.0, embargo=cfg.horizon)
+    split = fold_split(cfg, train_ex)
     adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
     say(f"fold {fold.number}: train {fold.train_start:%Y-%m-%d}..{fold.train_end:%Y-%m-%d} "
         f"({len(split['train'])}+{len(split['val'])} examples), adapter "

@@ -193,3 +193,18 @@ def test_read_results_reloads_the_closes_of_a_folder_saved_without_prices_csv(tm
     want = load_prices("sample:GOOG", "2012-03-01", "2012-03-30")["close"]
     np.testing.assert_array_equal(close.to_numpy(), want.to_numpy())
     assert list(close.index) == list(want.index)
+
+
+def test_fold_split_thins_validation_evenly_and_keeps_train() -> None:
+    from llmbt.engine.walkforward import WalkForwardConfig, fold_split
+    from llmbt.signals_cache.finetune.datasets import Example
+
+    times = pd.date_range("2020-01-01", periods=400, freq="D", tz="UTC")
+    examples = [Example(text=f"t{i}", label="neutral", time=t) for i, t in enumerate(times)]
+    full = fold_split(WalkForwardConfig(max_val=0), examples)
+    thin = fold_split(WalkForwardConfig(max_val=10), examples)
+    assert thin["train"] == full["train"] and len(full["val"]) > 10
+    assert len(thin["val"]) == 10 and thin["val"][0] == full["val"][0]
+    assert thin["val"][-1] == full["val"][-1]  # still spans the whole validation block
+    with pytest.raises(ConfigError, match="--max-val"):
+        WalkForwardConfig(max_val=-1)

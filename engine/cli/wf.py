@@ -36,6 +36,9 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
 @click.option("--train-param", "train_params", multiple=True, metavar="KEY=VALUE",
               help="Fine-tuning setting, repeatable: --train-param max_steps=60 (see bt finetune).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing fold.")
+@click.option("--max-val", default=256, show_default=True,
+              help="Validation examples per fold at most (evenly spaced over the validation block; "
+                   "0 = all).")
 @click.option("--executor", default="serial", show_default=True,
               help="Where folds run: serial (here, in turn) or ray (parallel Ray tasks, a local Ray "
                    "unless --ray-address; same trades and run id; needs pip install -e .[ray]). "
@@ -45,7 +48,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
                    "prints it); tasks get a GPU each when the cluster has GPUs.")
 @click.option("--out", default=None, help="Results folder (default out/walkforward-<run id>).")
 def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_start, train_params,
-                fail_fast, executor, ray_address, out, **kwargs) -> None:
+                fail_fast, max_val, executor, ray_address, out, **kwargs) -> None:
     """Walk-forward: per fold fine-tune on the train window, backtest base and LoRA on the test window.
 
     With a universe strategy (llm_news_portfolio, --data a universe, --symbols, --news) each fold
@@ -64,7 +67,8 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
     splitter = WalkForward(train=train_len, test=test_len, step=step, embargo=embargo, anchored=anchored)
     cfg = WalkForwardConfig(run=build_config(**kwargs), splitter=splitter, horizon=horizon,
                             train=_pairs(train_params, "--train-param"), warm_start=warm_start,
-                            fail_fast=fail_fast, executor=executor, ray_address=ray_address)
+                            fail_fast=fail_fast, max_val=max_val, executor=executor,
+                            ray_address=ray_address)
     folder = Path(out or f"out/walkforward-{cfg.run_id}")
     result = run_walkforward(cfg, say=click.echo)
     write_results(result, folder)
