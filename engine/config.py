@@ -58,9 +58,10 @@ class RunConfig:
             warn when the tested period lies before it.
         anonymize: mask company names and tickers in headlines before scoring (``names`` table).
         names: CSV ``symbol,company`` of the names to mask (``--names``).
-        scorer: the kind of scorer: ``lm`` (the model's label probabilities on prompts) or a
-            registered text scorer such as ``lexicon`` (``bt compare --arm name=x,kind=lexicon``),
-            checked where the signals are computed.
+        scorer: the kind of scorer (``--scorer``): ``lm`` (the model's label probabilities on
+            prompts) or a registered text scorer such as ``lexicon`` (also an arm's ``kind``:
+            ``bt compare --arm name=x,kind=lexicon``), for single-symbol and universe runs;
+            checked by the CLI before data is loaded and where the signals are computed.
     """
 
     strategy: str = "sma_cross"

@@ -174,7 +174,7 @@ def _signals(config: RunConfig, inputs: PortfolioInputs):
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config))
+                        masker=load_masker(config), arm=config.scorer)
     panels, info = universe_signals(inputs.universe.prices, inputs.news, req)
     return panels, info | lookahead_info(config, panels["score"].index)
 

@@ -2,12 +2,12 @@
 adapter) trading one portfolio strategy on the same bars, headlines, schedule and costs.
 
 The universe and its headlines are loaded once; each arm only changes what scores the headlines
-(:func:`llmbt.engine.arms.arm_config`: model, adapter, prompt), so the arms differ in their score
-panels and nothing else. The first arm's run also trades the equal-weight universe
-(:data:`BENCHMARK`) on the same bars. Per arm the result keeps its returns, portfolio facts (Sharpe,
-total return, ...) and score panel (as long rows: time, symbol, score); the universe's opens are
-kept for the daily IC, which :mod:`llmbt.reports.universe_wf` computes (the engine does not import
-reports).
+(:func:`llmbt.engine.arms.arm_config`: model, adapter, prompt, or a text scorer's ``kind`` such as
+``lexicon``), so the arms differ in their score panels and nothing else. The first arm's run also
+trades the equal-weight universe (:data:`BENCHMARK`) on the same bars. Per arm the result keeps its
+returns, portfolio facts (Sharpe, total return, ...) and score panel (as long rows: time, symbol,
+score); the universe's opens are kept for the daily IC, which :mod:`llmbt.reports.universe_wf`
+computes (the engine does not import reports).
 """
 
 from __future__ import annotations
@@ -55,16 +55,15 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         daily IC) and ``info`` (per arm, the scoring facts).
 
     Raises:
-        ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, a text-scorer
-            arm, an arm's prompt that is no universe template, ``--benchmark none``, or no ``--news``.
+        ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, a model
+            arm's prompt that is no universe template, ``--benchmark none``, or no ``--news``.
     """
     from llmbt.signals_cache.universe import universe_template
 
     names = check_arms(config, arms)
-    for arm in arms:  # before any data is loaded
+    for arm in arms:  # before any data is loaded; a text scorer reads the raw headline, no prompt
         if arm.kind != "lm":
-            raise ConfigError(f"--arm {arm.name}: kind={arm.kind} is not wired into universe scoring yet; "
-                              "universe arms are model arms (model=, adapter=).")
+            continue
         try:
             universe_template(arm_config(config, arm).prompt)
         except ConfigError as exc:

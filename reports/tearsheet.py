@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from llmbt.errors import LlmbtError
 from llmbt.reports._qs import naive, quantstats, quiet_plots
+
+log = logging.getLogger(__name__)
 
 
 def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Series | None = None,
@@ -20,6 +23,9 @@ def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Serie
         benchmark: per-bar returns of the benchmark (its ``name`` is the benchmark's title).
         title: page title. periods: bars per year.
 
+    When ``returns`` are :func:`flat` (an arm that never traded), the tearsheet is written without
+    the benchmark (QuantStats cannot regress on it), with a warning logged and the reason in its title.
+
     Returns:
         The path written.
     """
@@ -28,13 +34,21 @@ def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Serie
         raise LlmbtError(f"--report {str(path)!r} must end in .html, e.g. --report out/run.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     qs = quantstats()
-    kwargs = {"strategy_title": str(returns.name or "Strategy")}
-    bench = None
-    if benchmark is not None:
-        bench = naive(benchmark)
-        kwargs["benchmark_title"] = str(benchmark.name or "Benchmark")
+    name = str(returns.name or "Strategy")
+    kwargs = {"strategy_title": name, "title": title or name}
+    if benchmark is not None and flat(returns):
+        note = (f"{name}'s returns are flat (it never traded), so its regression on "
+                f"{benchmark.name or 'the benchmark'} (R², alpha, beta) is undefined")
+        log.warning("%s: %s; written without the benchmark", path, note)
+        kwargs["title"] += f" (without the benchmark: {note})"
+    elif benchmark is not None:
+        kwargs |= {"benchmark": naive(benchmark), "benchmark_title": str(benchmark.name or "Benchmark")}
     with quiet_plots():
-        qs.reports.html(naive(returns), benchmark=bench, output=str(path),
-                        title=title or kwargs["strategy_title"], periods_per_year=int(round(periods)),
-                        **kwargs)
+        qs.reports.html(naive(returns), output=str(path), periods_per_year=int(round(periods)), **kwargs)
     return path
+
+
+def flat(returns: pd.Series) -> bool:
+    """True when ``returns`` take fewer than two distinct values (NaN aside): QuantStats'
+    regression on a benchmark (``R^2``) has no variance to work with and raises."""
+    return naive(returns).dropna().nunique() < 2

@@ -12,6 +12,10 @@ for each of its symbols. With ``--anonymize`` (``req.masker``) each (headline, s
 masked for its symbol first (:mod:`llmbt.signals_cache.anonymize`: its own company becomes
 ``Company A``), so such a story may give several prompts; identical masked texts are still
 scored once.
+
+A text-scorer arm (``req.arm``: ``lexicon``…, :mod:`llmbt.signals_cache.arms`) scores the same
+distinct cleaned headlines, without a prompt, under the cache version ``headlines-text``: the
+entries a single-symbol run of that scorer writes for the same headline.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pandas as pd
 
 from llmbt.errors import ConfigError
 from llmbt.feeds import align_news_to_bars
+from llmbt.signals_cache.arms.registry import LM_KIND
 from llmbt.signals_cache.model.loading import load_chat_template
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.signals_cache.scoring.prompts import PromptTemplate, clean_headline, render, template_for
@@ -34,6 +39,7 @@ from llmbt.signals_cache.signals import (
     realised_vol,
     score_info,
     score_rendered,
+    text_version,
 )
 
 #: The template a universe uses unless the run names another (the headline without the symbol).
@@ -64,22 +70,33 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
         news: headlines of any symbols (``load_news`` columns); other symbols' rows are ignored.
         req: model, cache, batch size, decay ``half_life``, ``score_from`` and ``warmup`` (bars
             before ``score_from`` that are scored), and the prompt version (default
-            :data:`UNIVERSE_TEMPLATE`).
+            :data:`UNIVERSE_TEMPLATE`); ``req.arm`` other than ``lm`` scores the cleaned headline
+            texts with that text scorer instead (no prompt), cached under its fingerprint.
 
     Returns:
         Panels (calendar × symbols; NaN where a symbol has no bar or no signal yet) and the run
         facts of the scoring (rows, distinct headlines, model calls, cache hits…).
     """
-    template = universe_template(req.prompt)
+    template = universe_template(req.prompt) if req.arm == LM_KIND else None
     items = news_items(prices, news, req)
-    tokenizer = load_chat_template(req.spec)
-    prompts = [render(template, tokenizer, headline=text) for text in items.texts]
-    result, scorer = score_rendered(prompts, req, template.version)
+    prompts, version = _inputs(items.texts, template, req)
+    result, scorer = score_rendered(prompts, req, version)
     panels = _panels(prices, items, result, req.half_life)
-    info = score_info(result, scorer, req, template.version, len(prompts))
+    info = score_info(result, scorer, req, version, len(prompts))
+    what = f"template {version}" if template else f"text scorer {req.arm} ({version})"
     info["signals"] = (f"{len(items.rows)} (headline, symbol) rows over {len(prices)} symbols, "
-                       f"{len(prompts)} distinct headlines, template {template.version}")
+                       f"{len(prompts)} distinct headlines, {what}")
     return panels, info
+
+
+def _inputs(texts: list[str], template: PromptTemplate | None,
+            req: SignalRequest) -> tuple[list[str], str]:
+    """What is scored and its cache version: the rendered prompts of ``template`` (the LM), or a
+    text scorer's raw headlines (``req.arm``; template None), as single-symbol runs score them."""
+    if template is None:
+        return texts, text_version("headlines")
+    tokenizer = load_chat_template(req.spec)
+    return [render(template, tokenizer, headline=text) for text in texts], template.version
 
 
 def universe_template(prompt: str | None) -> PromptTemplate:

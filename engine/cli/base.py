@@ -74,6 +74,8 @@ def run_options(func):
         click.option("--engine", help="Scoring engine: auto (default: the fastest measured exact "
                      "enough here), torch (float32 reference) or torch-bf16."),
         click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
+        click.option("--scorer", help="What scores the texts: lm (default: --model's label "
+                     "probabilities on prompts) or a text scorer such as lexicon (the raw text)."),
         click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
         click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
         click.option("--model-cutoff", help="The model's knowledge cutoff (end of its training "
@@ -91,6 +93,13 @@ def run_options(func):
 def build_config(config_path: str | None, params: tuple[str, ...], **flags):
     """YAML (if any) → defaults, then every flag that was given overrides it."""
     from llmbt.engine.config import RunConfig
+    from llmbt.errors import ConfigError
+    from llmbt.signals_cache.arms.registry import check_kind
 
     base = RunConfig.from_yaml(config_path) if config_path else RunConfig()
-    return base.replace(params=_parse_params(params), **flags)
+    config = base.replace(params=_parse_params(params), **flags)
+    try:
+        check_kind(config.scorer)  # before any data is loaded
+    except ConfigError as exc:
+        raise ConfigError(f"--scorer (YAML key 'scorer'): {exc}") from exc
+    return config

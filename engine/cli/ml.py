@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from llmbt.engine.cli.base import cli
+from llmbt.engine.cli.news_eval import news_ic, news_options
 
 
 def _label_map(pairs: tuple[str, ...]) -> dict[str, str] | None:
@@ -231,8 +232,8 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
 
 
 @cli.command()
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled test file (CSV/JSONL label,text).")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled test file (CSV/JSONL label,text): accuracy, F1, calibration.")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
               help="Adapter folder: evaluated side by side with its base.")
@@ -247,25 +248,27 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
 @click.option("--no-base", is_flag=True, help="With --adapter or --arm, skip the base model.")
 @label_map_option
+@news_options
 def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size, json_out, no_base,
-             label_map) -> None:
-    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item.
+             label_map, **news) -> None:
+    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item;
+    with --news, each row's daily IC on dated headlines against next-day excess returns.
 
     Example: bt evaluate --data test.csv --adapter adapters/fpb --arm lexicon --json out/eval.json
     """
-    from llmbt.signals_cache.finetune.datasets import load_labelled
-    from llmbt.signals_cache.finetune.evaluate import evaluate_arm
+    from llmbt.errors import ConfigError
 
-    mapping = _label_map(label_map)
-    examples = load_labelled(data, label_map=mapping)
-    val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
-    arms = _eval_arms(model, adapter, arm_texts, template, batch_size, no_base)
-    runs = {name: evaluate_arm(examples, arm, val_examples=val) for name, arm in arms.items()}
-    if adapter is not None and calibrate_on:
-        _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
+    if not data and (calibrate_on or not news["news"]):
+        raise ConfigError("give --data FILE (labelled sentences: F1, calibration) and/or --news FILE "
+                          "--universe URI (dated headlines: daily IC)")
+    arms = _arms(adapter, arm_texts, no_base)
+    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size) \
+        if data else {arm.name: {} for arm in arms}
+    if news["news"]:
+        for name, stats in news_ic(arms, news, model, batch_size).items():
+            runs[name]["news_ic"] = stats
     main = runs["adapter" if adapter else next(iter(runs))]
-    result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1")} | {"n": len(examples)}
-    result |= {name: r for name, r in runs.items()}
+    result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n") if k in main} | runs
     _print_eval(runs)
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -273,27 +276,47 @@ def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size
         click.echo(f"metrics: {json_out}")
 
 
-def _eval_arms(model: str, adapter: str | None, arm_texts: tuple[str, ...], template: str,
-               batch_size: int, no_base: bool) -> dict:
-    """The rows of ``bt evaluate`` by name: base, adapter, then each ``--arm``."""
-    from llmbt.engine.arms import parse_arm
+def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...], arms: list,
+                model: str, adapter: str | None, template: str, batch_size: int) -> dict[str, dict]:
+    """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``)."""
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+    from llmbt.signals_cache.finetune.evaluate import evaluate_arm
+
+    mapping = _label_map(label_map)
+    examples = load_labelled(data, label_map=mapping)
+    val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
+    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),
+                                   val_examples=val) for arm in arms}
+    if adapter is not None and calibrate_on:
+        _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
+    return runs
+
+
+def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> list:
+    """The rows of ``bt evaluate`` (:class:`~llmbt.engine.arms.Arm`): base, adapter, then each ``--arm``."""
+    from llmbt.engine.arms import Arm, parse_arm
     from llmbt.errors import ConfigError
+
+    rows = [Arm("base")] if not no_base or (adapter is None and not arm_texts) else []
+    rows += [Arm("adapter", adapter=adapter)] if adapter is not None else []
+    for arm in map(parse_arm, arm_texts):
+        if arm.name in {row.name for row in rows}:
+            raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
+        rows.append(arm)
+    return rows
+
+
+def _scorer_arm(arm, model: str, template: str, batch_size: int):
+    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts (its own
+    model, adapter and prompt where it names them) or its text scorer."""
     from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
     from llmbt.signals_cache.model.loading import ModelSpec
 
-    rows = {}
-    if not no_base or (adapter is None and not arm_texts):
-        rows["base"] = LMArm(ModelSpec(base=model), template, batch_size)
-    if adapter is not None:
-        rows["adapter"] = LMArm(ModelSpec(base=model, adapter=adapter), template, batch_size)
-    for arm in map(parse_arm, arm_texts):
-        if arm.name in rows:
-            raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
-        rows[arm.name] = LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter),
-                               arm.prompt or template, batch_size) if arm.kind == "lm" else \
-            TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
-    return rows
+    if arm.kind == "lm":
+        return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter), arm.prompt or template,
+                     batch_size)
+    return TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
 
 
 def _save_calibration(adapter: str, calibration: dict, fitted_on: str, template: str) -> None:
@@ -308,13 +331,16 @@ def _print_eval(runs: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from llmbt.reports.news_ic import NEWS_IC_KEYS
+
     table = Table(title="Evaluation")
     table.add_column("metric")
     for name in runs:
         table.add_column(name, justify="right")
     for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier",
                 "mean_label_mass", "min_label_mass", "items_per_s", "ms_per_item"):
-        table.add_row(key, *(_num(r.get(key)) for r in runs.values()))  # n/a: not of this arm
+        if any(key in r for r in runs.values()):  # without --data: none
+            table.add_row(key, *(_num(r.get(key)) for r in runs.values()))  # n/a: not of this arm
     for key in ("temperature", "ece_after", "brier_after", "mean_confidence_after"):
         if all("calibration" in r for r in runs.values()):
             table.add_row(f"calibrated: {key}",
@@ -322,13 +348,15 @@ def _print_eval(runs: dict) -> None:
     for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
         if all("directional" in r for r in runs.values()):
             table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))
+    for key in NEWS_IC_KEYS if any("news_ic" in r for r in runs.values()) else ():
+        table.add_row(f"news: {key}", *(_num(r.get("news_ic", {}).get(key)) for r in runs.values()))
     for target in next(iter(runs.values())).get("targets", {}):
         table.add_row(f"target: {target}", *(_met(r["targets"][target]) for r in runs.values()))
     Console().print(table)
 
 
 def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return "n/a" if value is None else str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 def _met(value: bool | None) -> str:
