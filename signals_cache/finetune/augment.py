@@ -123,7 +123,8 @@ def donor_pools(examples: Sequence[Example], swapper: EntitySwapper) -> dict[str
 def swap_entities(examples: Sequence[Example], swapper: EntitySwapper, *, factor: int = 1,
                   seed: int = 0, taken: set[str] | None = None) -> tuple[list[Example], dict[str, int]]:
     """Up to ``factor`` copies of each example that names a company, each company replaced by
-    another one named in a train example of the same label (drawn with ``default_rng(seed)``).
+    another one named in a train example of the same label (drawn with ``default_rng(seed)``;
+    no donor twice for one example, so the copies differ).
 
     ``taken`` holds normalised texts a copy may not have (all splits' texts); it grows by each
     copy kept. Returns the copies and counts: ``touchable`` (examples with a strong mention),
@@ -137,8 +138,9 @@ def swap_entities(examples: Sequence[Example], swapper: EntitySwapper, *, factor
         own = list(dict.fromkeys(m[2] for m in mentions))
         choices = [d for d in pools.get(example.label, []) if d[0] not in own]
         stats["touchable"] += bool(mentions)
-        for _ in range(factor if mentions and len(choices) >= len(own) else 0):
-            picks = rng.choice(len(choices), len(own), replace=False)
+        order = rng.permutation(len(choices)) if mentions else []
+        for j in range(min(factor, len(choices) // len(own)) if own else 0):  # disjoint donors
+            picks = order[j * len(own) : (j + 1) * len(own)]
             copy = _swapped(example, mentions, dict(zip(own, (choices[i] for i in picks), strict=True)))
             key = normalise_text(copy.text)
             stats["dropped" if key in taken else "added"] += 1
