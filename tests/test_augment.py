@@ -24,6 +24,11 @@ from llmbt.signals_cache.finetune.datasets import Example, normalise_text, quali
 from llmbt.signals_cache.finetune.encoding import dataset_hash, example_template
 from llmbt.signals_cache.scoring import prompts as P
 
+try:  # the shared tokenizer fixture lives in test_model.py
+    from test_model import tokenizer_dir  # noqa: F401
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.test_model import tokenizer_dir  # noqa: F401
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FPB, SP500_NAMES = SHARED / "fpb" / "fpb50_dev.csv", SHARED / "news" / "sp500_companies.csv"
 NAMES = {"AAPL": ["Apple Inc"], "MSFT": ["Microsoft Corp"], "XOM": ["Exxon Mobil Corp"],
@@ -169,6 +174,20 @@ def test_training_renders_the_recorded_paraphrase_of_its_own_template():
         example_template(para, P.HEADLINES_V2)
     assert dataset_hash([plain]) != dataset_hash([para])
     assert dataset_hash([plain]) == dataset_hash([Example("x", "bullish", template="headlines-v1")])
+
+
+def test_encoded_examples_carry_their_paraphrase(tokenizer_dir):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    from llmbt.signals_cache.finetune.encoding import encode_examples, render_example
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    rows = [Example("Profit soars", "bullish", "ACME"),
+            Example("Profit soars", "bullish", "ACME", template="headlines-v1-alt3")]
+    enc = encode_examples(rows, tok, P.HEADLINES_V1, max_length=512)
+    for row, template in zip(enc.ids, (P.HEADLINES_V1, P.get_template("headlines-v1-alt3")), strict=True):
+        prompt = render_example(template, tok, "Profit soars", "ACME")
+        assert tok.decode(row).startswith(prompt) and tok.decode(row).endswith("bullish" + tok.eos_token)
 
 
 def _build(tmp_path: Path, name: str, corpus: Path, *extra: str) -> Path:
