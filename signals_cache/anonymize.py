@@ -125,13 +125,21 @@ class Masker:
         focal = (symbol or "").strip().upper()
 
         def replace(match: re.Match) -> str:
-            company = (self.folded[match.group().lower()] if match.lastgroup == "ci"
-                       else self.exact[match.group()])
+            company = self._company(match)
             if focal in company:
                 return FOCAL
             return labels.setdefault(company, _placeholder(len(labels) + 1))
 
         return self.pattern.sub(replace, text)
+
+    def mentions(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """Each company mention of ``text`` as (start, end, the company's symbols), in order:
+        what :meth:`mask` replaces (``bt dataset build --augment entities`` swaps them)."""
+        return [(m.start(), m.end(), self._company(m)) for m in self.pattern.finditer(text)]
+
+    def _company(self, match: re.Match) -> tuple[str, ...]:
+        return (self.folded[match.group().lower()] if match.lastgroup == "ci"
+                else self.exact[match.group()])
 
 
 def _placeholder(index: int) -> str:

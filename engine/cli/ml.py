@@ -38,15 +38,24 @@ def _print_report(report: dict) -> None:
 
 
 def _export(splits: dict, template, out: Path) -> None:
+    """Each split as ChatML, Alpaca and plain JSONL; every row names the template that renders
+    it (a paraphrase for ``--augment instructions`` copies) and its augmentation (or null)."""
     from llmbt.signals_cache.finetune.datasets import to_alpaca, to_chatml, write_jsonl
+    from llmbt.signals_cache.scoring.prompts import get_template
+
+    def tag(e) -> dict:
+        return {"template": e.template or template.version, "augmented": e.augmented or None}
+
+    def own(e):
+        return get_template(e.template) if e.template else template
 
     for name, part in splits.items():
-        write_jsonl((to_chatml(e, template) for e in part), out / f"{name}.chatml.jsonl")
-        write_jsonl((to_alpaca(e, template) for e in part), out / f"{name}.alpaca.jsonl")
+        write_jsonl(({**to_chatml(e, own(e)), **tag(e)} for e in part), out / f"{name}.chatml.jsonl")
+        write_jsonl(({**to_alpaca(e, own(e)), **tag(e)} for e in part), out / f"{name}.alpaca.jsonl")
         rows = ({"text": e.text, "label": e.label, "symbol": e.symbol,
                  "time": e.time.isoformat() if e.time is not None else None,
                  "forward_return": e.forward_return,
-                 "label_end": e.label_end.isoformat() if e.label_end is not None else None}
+                 "label_end": e.label_end.isoformat() if e.label_end is not None else None, **tag(e)}
                 for e in part)
         write_jsonl(rows, out / f"{name}.jsonl")
 
@@ -73,10 +82,16 @@ def dataset() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--anonymize", is_flag=True, help="With --news: mask company names and tickers "
               "(--names table; Company A = the headline's own) as bt run --anonymize scores them.")
-@click.option("--names", type=click.Path(dir_okay=False), help="CSV symbol,company for --anonymize.")
+@click.option("--names", type=click.Path(dir_okay=False), help="CSV symbol,company for "
+              "--anonymize and --augment entities.")
+@click.option("--augment", help="Augment the train split only (after the split): comma list of "
+              "instructions (paraphrased prompts) and entities (company names swapped between "
+              "same-label examples; needs --names). Off by default.")
+@click.option("--augment-factor", default=1, show_default=True, help="Copies per train example "
+              "and augmentation.")
 @label_map_option
 def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalance, seed,
-                  out, anonymize, names, label_map) -> None:
+                  out, anonymize, names, augment, augment_factor, label_map) -> None:
     """Build train/val/test JSONL (plain, ChatML and Alpaca) and a quality report.
 
     Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
@@ -111,14 +126,42 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
         splits = ds.stratified_split(ds.load_labelled(corpus, label_map=_label_map(label_map)),
                                      seed=seed)
         template = template_for("headlines")
+    splits, augmented = _augmented(splits, augment, augment_factor, template, names, seed)
     if rebalance:
         splits["train"] = ds.rebalance(splits["train"], seed=seed)
     out = Path(out)
     _export(splits, template, out)
     report = ds.quality_report(splits)
+    if augmented:
+        report["augmented"] = augmented
+        report["warnings"] += _augment_warnings(augmented)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     _print_report(report)
     click.echo(f"wrote {out}")
+
+
+def _augmented(splits: dict, augment: str | None, factor: int, template, names: str | None,
+               seed: int) -> tuple[dict, dict | None]:
+    """``splits`` with train augmented (``--augment``) and the counts, or as they are and None."""
+    from llmbt.signals_cache.anonymize import load_names
+    from llmbt.signals_cache.finetune.augment import augment_train, parse_augment
+
+    kinds = parse_augment(augment)
+    if not kinds:
+        return splits, None
+    table = load_names(names) if names and "entities" in kinds else None
+    return augment_train(splits, kinds, template=template, names=table, factor=factor, seed=seed)
+
+
+def _augment_warnings(augmented: dict) -> list[str]:
+    click.echo(f"augmented: {augmented['added']} copies of {augmented['sources']} train examples "
+               + " ".join(f"{k}=+{augmented[k]['added']}" for k in ("instructions", "entities")
+                          if k in augmented))
+    entities = augmented.get("entities")
+    if entities is None or entities["added"]:
+        return []
+    return [f"--augment entities added nothing: {entities['touchable']} train example(s) name a "
+            "company of --names, and a swap needs another company named under the same label."]
 
 
 def _masked(news, anonymize: bool, names: str | None):
@@ -224,8 +267,12 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
     """10 % for validation: dated examples (bars, headlines) hold out their last 10 % by time
     after an embargo of ``horizon`` examples (so no training label overlaps a validation bar);
     undated corpora a stratified random 10 %."""
+    from llmbt.errors import ConfigError
     from llmbt.signals_cache.finetune.datasets import stratified_split, time_split
 
+    if any(e.augmented for e in examples):
+        raise ConfigError("--data holds augmented examples (bt dataset build --augment): pass "
+                          "--val with its val.jsonl, so validation is not drawn from their copies.")
     if any(e.time is not None for e in examples):
         return time_split(examples, val=0.1, test=0.0, embargo=horizon)
     return stratified_split(examples, val=0.1, test=0.0, seed=seed)

@@ -35,6 +35,10 @@ class Example:
         time: when the text became known (bar time), ``None`` for undated corpora.
         forward_return: realised forward return of a bar example, ``None`` otherwise.
         label_end: when the forward window behind the label ends (headline examples).
+        template: the prompt version that renders it, ``""`` for the run's own; a train example
+            of ``--augment instructions`` names a paraphrase (``headlines-v1-alt2``).
+        augmented: ``""`` for a source example, else the augmentation that made it
+            (``"instructions"`` or ``"entities"``, :mod:`~llmbt.signals_cache.finetune.augment`).
     """
 
     text: str
@@ -43,6 +47,8 @@ class Example:
     time: pd.Timestamp | None = None
     forward_return: float | None = None
     label_end: pd.Timestamp | None = None
+    template: str = ""
+    augmented: str = ""
 
 
 def load_labelled(path: str | Path, *, label_map: dict[str, str] | None = None) -> list[Example]:
@@ -50,7 +56,8 @@ def load_labelled(path: str | Path, *, label_map: dict[str, str] | None = None) 
 
     Args:
         path: ``.csv`` or ``.jsonl`` with ``label`` and ``text`` fields (others ignored, except
-            optional ``symbol``, ``time``, ``forward_return`` and ``label_end``), or ``.txt``
+            optional ``symbol``, ``time``, ``forward_return``, ``label_end``, ``template`` and
+            ``augmented``), or ``.txt``
             lines ``sentence@label``.
             Line breaks inside a text (bar features) are kept; runs of spaces are collapsed.
         label_map: extra label synonyms, e.g. ``{"pos": "bullish"}`` (case-insensitive).
@@ -140,7 +147,8 @@ def _make_example(path: Path, row: int, record: dict[str, Any], aliases: dict[st
         raise DataError(f"{path} row {row}: empty text; drop that row.")
     return Example(text, label, str(record.get("symbol") or ""), _parse_time(path, row, record.get("time")),
                    _parse_return(path, row, record.get("forward_return")),
-                   _parse_time(path, row, record.get("label_end")))
+                   _parse_time(path, row, record.get("label_end")),
+                   str(record.get("template") or ""), str(record.get("augmented") or ""))
 
 
 def _parse_return(path: Path, row: int, value: Any) -> float | None:
@@ -268,11 +276,13 @@ def quality_report(
         two splits), ``leak_examples`` (up to 5 such texts) and ``warnings`` (sentences).
     """
     keys = {name: [normalise_text(e.text) for e in part] for name, part in splits.items()}
+    rendered = {name: [(normalise_text(e.text), e.template) for e in part]  # a paraphrase's
+                for name, part in splits.items()}  # copy of a text is no duplicate
     report: dict[str, Any] = {
         "counts": {name: _label_counts(part) for name, part in splits.items()},
         "empty": {name: sum(not e.text.strip() for e in part) for name, part in splits.items()},
         "too_long": {name: sum(len(e.text) > max_chars for e in part) for name, part in splits.items()},
-        "duplicates": {name: len(ks) - len(set(ks)) for name, ks in keys.items()},
+        "duplicates": {name: len(ks) - len(set(ks)) for name, ks in rendered.items()},
     }
     report["leaks"], report["leak_examples"] = _leaks(keys)
     report["warnings"] = _warnings(report, max_chars, min_ratio)

@@ -14,7 +14,13 @@ import numpy as np
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.finetune.datasets import tidy_text
-from llmbt.signals_cache.scoring.prompts import PromptTemplate, answer_text, render
+from llmbt.signals_cache.scoring.prompts import (
+    PromptTemplate,
+    answer_text,
+    get_template,
+    render,
+    variation_base,
+)
 
 #: Symbol rendered for examples without one.
 NO_SYMBOL = "n/a"
@@ -49,11 +55,31 @@ def render_example(template: PromptTemplate, tokenizer: Any, text: str, symbol: 
     return render(template, tokenizer, **named, **{field: text})
 
 
+def example_template(example: Any, template: PromptTemplate) -> PromptTemplate:
+    """The template that renders ``example`` in a run of ``template``: the paraphrase it records
+    (``bt dataset build --augment instructions``), else ``template`` itself.
+
+    Raises:
+        ConfigError: the example records a paraphrase of another template.
+    """
+    version = getattr(example, "template", "") or ""
+    base = variation_base(version)
+    if base is None or version == template.version:
+        return template
+    if base != template.version:
+        raise ConfigError(f"an example is rendered with {version!r}, a variation of {base!r}, but "
+                          f"the run uses --template {template.version!r}: train with --template "
+                          f"{base} or rebuild the dataset for {template.version}.")
+    return get_template(version)
+
+
 def dataset_hash(examples: Iterable[Any]) -> str:
-    """sha256 of the examples' (text, label, symbol), in order."""
+    """sha256 of the examples' (text, label, symbol), in order (and its paraphrase, if any)."""
     digest = hashlib.sha256()
     for ex in examples:
-        digest.update(json.dumps(example_fields(ex), ensure_ascii=False).encode() + b"\n")
+        version = getattr(ex, "template", "") or ""
+        fields = (*example_fields(ex), version) if variation_base(version) else example_fields(ex)
+        digest.update(json.dumps(fields, ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()
 
 
@@ -69,18 +95,19 @@ class _Encoded:
 def encode_examples(
     examples: Sequence[Any], tokenizer: Any, template: PromptTemplate, max_length: int
 ) -> _Encoded:
-    """Tokenize prompt + answer + eos. A sequence longer than ``max_length`` loses tokens from
-    the start of its prompt (the answer is always kept)."""
+    """Tokenize prompt + answer + eos (the prompt by :func:`example_template`). A sequence longer
+    than ``max_length`` loses tokens from the start of its prompt (the answer is always kept)."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise LlmbtError("the tokenizer has no eos token; cannot mark the end of the answer.")
     ids, starts, truncated, prompts = [], [], 0, {}
     for ex in examples:
         text, label, symbol = example_fields(ex)
-        key = (text, symbol)
+        own = example_template(ex, template)
+        key = (text, symbol, own.version)
         if key not in prompts:
             prompts = {} if len(prompts) > 4096 else prompts
-            prompt = render_example(template, tokenizer, text, symbol)
+            prompt = render_example(own, tokenizer, text, symbol)
             prompts[key] = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         prompt_ids = prompts[key]
         answer = tokenizer(label, add_special_tokens=False)["input_ids"] + [eos]

@@ -176,6 +176,32 @@ _FEWSHOT_SYSTEM = _BARS_V2_SYSTEM.replace("\n\n" + _ANSWER_RULE, _FEW_SHOT + "\n
 BARS_FEWSHOT_V1 = register(PromptTemplate(
     "bars", "bars-fewshot-v1", _FEWSHOT_SYSTEM, "Symbol: {symbol}\n{features}", "row"))
 
+#: Instruction variations (``bt dataset build --augment instructions``): canonical version → the
+#: versions of its paraphrases. Training may render examples with them; scoring never does.
+VARIATIONS: dict[str, tuple[str, ...]] = {}
+_VARIANT_OF: dict[str, str] = {}
+
+
+def register_variation(base: str, template: PromptTemplate) -> PromptTemplate:
+    """Register ``template`` as a paraphrase of the registered ``base`` template: same mode,
+    same fields and feature style, system text ending with the same answer rule."""
+    canonical = get_template(base)
+    same = (template.name, template.fields, template.features_style) == (
+        canonical.name, canonical.fields, canonical.features_style)
+    if not same or not template.system.endswith(_ANSWER_RULE) or base in _VARIANT_OF:
+        raise ConfigError(f"{template.version!r} cannot vary {base!r}: keep its mode, fields, "
+                          "feature style and closing answer rule; vary a canonical template.")
+    register(template)
+    VARIATIONS[base] = (*VARIATIONS.get(base, ()), template.version)
+    _VARIANT_OF[template.version] = base
+    return template
+
+
+def variation_base(version: str) -> str | None:
+    """The canonical template ``version`` paraphrases, or None when it is no variation."""
+    return _VARIANT_OF.get(version)
+
+
 #: The template each signal mode uses unless a run names another.
 DEFAULT_TEMPLATES: dict[str, str] = {"bars": "bars-v2", "headlines": "headlines-v1"}
 
@@ -327,3 +353,7 @@ def clean_headline(headline: object, position: int) -> str:
     if not text:
         raise DataError(f"news row {position} has an empty or missing headline; drop that row.")
     return text
+
+
+# The paraphrases register themselves on import; they need the names above, hence the late import.
+from llmbt.signals_cache.scoring import prompt_variants as _prompt_variants  # noqa: E402,F401,I001
