@@ -144,7 +144,8 @@ def dataset_check(files: tuple[str, ...]) -> None:
 
 #: Help of each training flag; flag names and defaults come from :class:`TrainConfig`'s fields.
 TRAIN_FLAG_HELP: dict[str, str] = {
-    "method": "lora, qlora (4-bit base) or prefix.",
+    "method": "lora, qlora (4-bit base) or prefix on the label tokens, or seqcls (LoRA with a "
+              "classification head; score it with --arm name=..,kind=seqcls,adapter=DIR).",
     "r": "LoRA rank (prefix tuning: virtual tokens).",
     "alpha": "LoRA alpha.",
     "dropout": "LoRA dropout.",
@@ -197,7 +198,7 @@ def _train_options(func):
 @_train_options
 def finetune(data, val_file, horizon, out, resume_adapter, tensorboard_dir, label_map, model, seed,
              **train) -> None:
-    """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
+    """Fine-tune a LoRA / QLoRA / prefix-tuning / classification-head LoRA adapter on labelled text.
 
     Example: bt finetune --data train.csv --out adapters/fpb
     """
@@ -235,7 +236,8 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
               help="Labelled test file (CSV/JSONL label,text).")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
-              help="Adapter folder: evaluated side by side with its base.")
+              help="Adapter folder: evaluated side by side with its base (a --method seqcls "
+              "adapter as its classifier).")
 @click.option("--arm", "arm_texts", multiple=True, metavar="ARM",
               help="Another row, repeatable: a scorer kind (lexicon) or name=..,kind=..,model=..,"
               "adapter=..,prompt=.. as bt compare --arm takes it.")
@@ -286,7 +288,7 @@ def _eval_arms(model: str, adapter: str | None, arm_texts: tuple[str, ...], temp
     if not no_base or (adapter is None and not arm_texts):
         rows["base"] = LMArm(ModelSpec(base=model), template, batch_size)
     if adapter is not None:
-        rows["adapter"] = LMArm(ModelSpec(base=model, adapter=adapter), template, batch_size)
+        rows["adapter"] = _adapter_row(model, adapter, template, batch_size)
     for arm in map(parse_arm, arm_texts):
         if arm.name in rows:
             raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
@@ -294,6 +296,18 @@ def _eval_arms(model: str, adapter: str | None, arm_texts: tuple[str, ...], temp
                                arm.prompt or template, batch_size) if arm.kind == "lm" else \
             TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
     return rows
+
+
+def _adapter_row(model: str, adapter: str, template: str, batch_size: int):
+    """``--adapter``'s row: the label scorer with it, or its classifier (a seqcls adapter)."""
+    from llmbt.signals_cache.arms.registry import make_scorer
+    from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
+    from llmbt.signals_cache.model.adapters import is_seqcls_adapter
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    if is_seqcls_adapter(adapter):
+        return TextArm(make_scorer("seqcls", model=model, path=adapter), batch_size)
+    return LMArm(ModelSpec(base=model, adapter=adapter), template, batch_size)
 
 
 def _save_calibration(adapter: str, calibration: dict, fitted_on: str, template: str) -> None:
