@@ -15,6 +15,7 @@ from typing import Any
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.model.adapters import attach_adapter
+from llmbt.signals_cache.model.engines import use_all_cores
 from llmbt.signals_cache.model.loading import (
     ModelSpec,
     _check_trained_base,
@@ -48,6 +49,8 @@ def load_seqcls(spec: ModelSpec, *, trainable: bool = False) -> tuple[Any, Any, 
         raise ConfigError(f"--quantization {spec.quantization}: --method seqcls trains and scores "
                           "a full-precision model; drop it.")
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
+    if device == "cpu":
+        use_all_cores()  # as load_model: one intra-op thread per core, one inter-op thread
     source = _local_source(spec)
     model, tokenizer = _classifier(source, getattr(torch, dtype))
     tokenizer = _prepare_tokenizer(tokenizer, source)
