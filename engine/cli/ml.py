@@ -188,7 +188,8 @@ def dataset_check(files: tuple[str, ...]) -> None:
 
 #: Help of each training flag; flag names and defaults come from :class:`TrainConfig`'s fields.
 TRAIN_FLAG_HELP: dict[str, str] = {
-    "method": "lora, qlora (4-bit base) or prefix.",
+    "method": "lora, qlora (4-bit base) or prefix on the label tokens, or seqcls (LoRA with a "
+              "classification head; score it with --arm name=..,kind=seqcls,adapter=DIR).",
     "r": "LoRA rank (prefix tuning: virtual tokens).",
     "alpha": "LoRA alpha.",
     "dropout": "LoRA dropout.",
@@ -241,7 +242,7 @@ def _train_options(func):
 @_train_options
 def finetune(data, val_file, horizon, out, resume_adapter, tensorboard_dir, label_map, model, seed,
              **train) -> None:
-    """Fine-tune a LoRA / QLoRA / prefix-tuning adapter on labelled text.
+    """Fine-tune a LoRA / QLoRA / prefix-tuning / classification-head LoRA adapter on labelled text.
 
     Example: bt finetune --data train.csv --out adapters/fpb
     """
@@ -283,7 +284,8 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
               help="Labelled test file (CSV/JSONL label,text): accuracy, F1, calibration.")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
-              help="Adapter folder: evaluated side by side with its base.")
+              help="Adapter folder: evaluated side by side with its base (a --method seqcls "
+              "adapter as its classifier).")
 @click.option("--arm", "arm_texts", multiple=True, metavar="ARM",
               help="Another row, repeatable: a scorer kind (lexicon) or name=..,kind=..,model=..,"
               "adapter=..,prompt=.. as bt compare --arm takes it.")
@@ -358,8 +360,11 @@ def _scorer_arm(arm, model: str, template: str, batch_size: int):
     model, adapter and prompt where it names them) or its text scorer."""
     from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
+    from llmbt.signals_cache.model.adapters import is_seqcls_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
 
+    if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
+        return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
     if arm.kind == "lm":
         return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter), arm.prompt or template,
                      batch_size)

@@ -14,6 +14,7 @@ import numpy as np
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.finetune.datasets import tidy_text
+from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.prompts import (
     PromptTemplate,
     answer_text,
@@ -90,6 +91,9 @@ class _Encoded:
     ids: list[np.ndarray]
     answer_start: list[int]
     truncated: int
+    #: Sequence classification (``--method seqcls``): each example's label index in ``LABELS``
+    #: (its ids are the prompt alone); None for the label-token methods.
+    classes: list[int] | None = None
 
 
 def encode_examples(
@@ -121,8 +125,33 @@ def encode_examples(
     return _Encoded(ids, starts, truncated)
 
 
+def encode_classes(
+    examples: Sequence[Any], tokenizer: Any, template: PromptTemplate, max_length: int
+) -> _Encoded:
+    """Tokenize the prompts of ``examples`` for sequence classification, keeping their label
+    indices (``LABELS`` order). Every prompt is rendered without the symbol (``n/a``): a text
+    scorer sees only the text, so training sees what scoring will. A prompt longer than
+    ``max_length`` loses tokens from its start, as :func:`classifier_ids` does at scoring."""
+    ids, classes, truncated = [], [], 0
+    for ex in examples:
+        text, label, _symbol = example_fields(ex)
+        row, cut = classifier_ids(tokenizer, render_example(template, tokenizer, text, NO_SYMBOL),
+                                  max_length)
+        ids.append(row)
+        classes.append(LABELS.index(label))
+        truncated += cut
+    return _Encoded(ids, [len(row) for row in ids], truncated, classes)
+
+
+def classifier_ids(tokenizer: Any, prompt: str, max_length: int) -> tuple[np.ndarray, bool]:
+    """(token ids of ``prompt``, at most its last ``max_length``; whether it was cut)."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return np.asarray(ids[-max_length:], dtype=np.int32), len(ids) > max_length
+
+
 def collate(enc: _Encoded, rows: Sequence[int], pad_id: int) -> dict[str, Any]:
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 off the answer)."""
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 off the answer; for
+    sequence classification, the rows' label indices)."""
     import torch
 
     width = max(len(enc.ids[i]) for i in rows)
@@ -134,4 +163,6 @@ def collate(enc: _Encoded, rows: Sequence[int], pad_id: int) -> dict[str, Any]:
         input_ids[row, : len(seq)] = seq
         mask[row, : len(seq)] = 1
         labels[row, enc.answer_start[i] : len(seq)] = seq[enc.answer_start[i] :]
+    if enc.classes is not None:
+        labels = torch.tensor([enc.classes[i] for i in rows], dtype=torch.long)
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

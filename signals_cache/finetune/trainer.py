@@ -1,4 +1,5 @@
-"""Fine-tuning the signal model on labelled texts: LoRA, QLoRA (4-bit nf4 base) or prefix tuning.
+"""Fine-tuning the signal model on labelled texts: LoRA, QLoRA (4-bit nf4 base) or prefix tuning
+of the label tokens, or LoRA with a classification head (``seqcls``).
 
 Each example becomes ``render(template, symbol=..., <text field>=text) + answer_text(label) + eos``
 and the loss covers only the answer tokens (the label word and the end-of-turn token), so the
@@ -8,6 +9,12 @@ model learns exactly what :class:`~llmbt.signals_cache.scoring.scorer.LabelScore
 periodic validation loss with early stopping) trains the adapter; the best adapter by validation loss is saved
 with peft's ``save_pretrained`` plus ``llmbt_adapter.json`` (base fingerprint, data hash, metrics, versions,
 hyper-parameters). torch, transformers and peft are imported lazily.
+
+``seqcls`` trains :mod:`llmbt.signals_cache.model.seqcls`'s classifier instead: the same prompt
+(rendered without the symbol, as a text scorer sees it), a new linear head on the hidden state of
+its last token (one output per label) trained whole with LoRA on the body, cross-entropy over the
+three labels; peft's ``modules_to_save`` saves the head with the adapter. It scores through the
+``seqcls`` arm kind (:mod:`llmbt.signals_cache.arms.seqcls`), not the label scorer.
 """
 
 from __future__ import annotations
@@ -24,14 +31,20 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import ConfigError, LlmbtError
-from llmbt.signals_cache.finetune.encoding import dataset_hash, encode_examples, text_fields
+from llmbt.signals_cache.finetune.encoding import (
+    dataset_hash,
+    encode_classes,
+    encode_examples,
+    text_fields,
+)
 from llmbt.signals_cache.finetune.training import fit, tensorboard_writer
-from llmbt.signals_cache.model.adapters import META_FILE
-from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
+from llmbt.signals_cache.model.adapters import META_FILE, is_seqcls_adapter
+from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, base_fingerprint, load_model
+from llmbt.signals_cache.model.seqcls import HEAD, load_seqcls
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.prompts import get_template
 
-METHODS = ("lora", "qlora", "prefix")
+METHODS = ("lora", "qlora", "prefix", "seqcls")
 SCHEDULES = ("cosine", "linear")
 
 
@@ -39,7 +52,8 @@ SCHEDULES = ("cosine", "linear")
 class TrainConfig:
     """Hyper-parameters; field names match the CLI flags (``max_steps`` is ``--max-steps``).
 
-    ``r`` is the LoRA rank (for ``prefix`` it is the number of virtual tokens); ``max_steps``
+    ``r`` is the LoRA rank (for ``prefix`` it is the number of virtual tokens; ``seqcls`` adds a
+    trained classification head to LoRA); ``max_steps``
     of 0 trains for ``epochs``; ``early_stopping_patience`` counts validations without a
     validation-loss improvement (0 disables early stopping); ``eval_every`` is in optimizer steps.
     ``top_layers`` > 0 puts LoRA only on the last that many transformer layers (all of them when
@@ -130,6 +144,7 @@ def _peft_config(cfg: TrainConfig, model: Any) -> Any:
 
     if cfg.method == "prefix":
         return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.r)
+    task, head = (TaskType.SEQ_CLS, [HEAD]) if cfg.method == "seqcls" else (TaskType.CAUSAL_LM, None)
     targets: str | list[str] = cfg.target_modules.strip()
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
@@ -138,8 +153,8 @@ def _peft_config(cfg: TrainConfig, model: Any) -> Any:
     layers = list(range(n_layers - top, n_layers)) if top else None
     if layers and targets == "all-linear":  # peft takes layers_to_transform only with a list
         targets, layers = _top_linear_names(model, layers), None
-    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha,
-                      lora_dropout=cfg.dropout, target_modules=targets, layers_to_transform=layers)
+    return LoraConfig(task_type=task, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=targets, layers_to_transform=layers, modules_to_save=head)
 
 
 def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | None) -> Any:
@@ -147,10 +162,15 @@ def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | No
     quantization = "4bit" if cfg.method == "qlora" else spec.quantization
     if cfg.method != "qlora" and quantization != "none":
         raise ConfigError(f"--quantization {quantization} trains only with --method qlora.")
-    loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization,
-                                            engine="torch"))  # trains float32 weights
     if resume_adapter is not None:
-        _check_resume(spec, resume_adapter)
+        _check_resume(spec, resume_adapter, cfg.method)
+    if cfg.method == "seqcls":
+        model, tokenizer, device = load_seqcls(dataclasses.replace(spec, adapter=None),
+                                               trainable=True)
+        loaded = LoadedModel(model, tokenizer, "", spec, device)
+    else:
+        loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization,
+                                                engine="torch"))  # trains float32 weights
     return loaded, wrap_trainable(loaded.model, cfg, resume_adapter)
 
 
@@ -178,10 +198,14 @@ def keep_cpu_4bit_trainable(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _check_resume(spec: ModelSpec, adapter: str) -> None:
+def _check_resume(spec: ModelSpec, adapter: str, method: str) -> None:
     folder = Path(adapter).expanduser()
     if not (folder / "adapter_config.json").is_file():
         raise ConfigError(f"--resume-adapter {adapter!r} has no adapter_config.json.")
+    if is_seqcls_adapter(adapter) != (method == "seqcls"):
+        kind = "a classification-head (seqcls)" if method != "seqcls" else "a label-token"
+        raise ConfigError(f"--resume-adapter {adapter!r} is {kind} adapter; pass --method "
+                          f"{'seqcls' if method != 'seqcls' else 'lora'} to continue it.")
     meta = folder / META_FILE
     wanted = json.loads(meta.read_text()).get("base_fingerprint") if meta.is_file() else None
     if wanted and wanted != base_fingerprint(spec):
@@ -234,8 +258,9 @@ def finetune(
     tokenizer, device = loaded.tokenizer, loaded.device
     pad_id = tokenizer.pad_token_id
     template = get_template(cfg.template)
-    train = encode_examples(examples_train, tokenizer, template, cfg.max_length)
-    val = encode_examples(examples_val, tokenizer, template, cfg.max_length)
+    encode = encode_classes if cfg.method == "seqcls" else encode_examples
+    train = encode(examples_train, tokenizer, template, cfg.max_length)
+    val = encode(examples_val, tokenizer, template, cfg.max_length)
     data_hash = dataset_hash(examples_train)
     val_hash = dataset_hash(examples_val)
     del examples_train, examples_val

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
-    """Mean cross-entropy over the answer tokens of ``batch`` and their count. Only the
+    """Mean cross-entropy over the answer tokens of ``batch`` and their count (for sequence
+    classification, 1-D ``labels``: over its rows' classes, and the row count). Only the
     positions that predict an answer token are projected onto the vocabulary (when the model
     takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost."""
     import torch
@@ -30,6 +31,9 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
 
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch.pop("labels")
+    if labels.dim() == 1:  # sequence classification: one label index per row
+        logits = model(**batch, use_cache=False).logits
+        return torch.nn.functional.cross_entropy(logits.float(), labels), len(labels)
     targets = labels[:, 1:]
     kwargs: dict[str, Any] = {}
     if _supports_logits_to_keep(model):

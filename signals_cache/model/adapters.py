@@ -12,6 +12,8 @@ from llmbt.signals_cache.model.hashing import files_digest
 
 #: llmbt's own record beside an adapter (written by fine-tuning): base fingerprint, metrics…
 META_FILE = "llmbt_adapter.json"
+#: peft's task type of a sequence-classification adapter (``bt finetune --method seqcls``).
+SEQ_CLS_TASK = "SEQ_CLS"
 
 
 def adapter_files(adapter: str) -> tuple[Path, Path]:
@@ -37,6 +39,12 @@ def adapter_digest(adapter: str) -> str:
     return files_digest({"adapter_config.json": config, "adapter_weights": weights})
 
 
+def is_seqcls_adapter(adapter: str) -> bool:
+    """Whether the adapter folder holds a sequence classifier (peft task type SEQ_CLS)."""
+    config, _ = adapter_files(adapter)
+    return json.loads(config.read_text()).get("task_type") == SEQ_CLS_TASK
+
+
 def trained_base(adapter: str) -> tuple[str | None, str | None]:
     """(base model named in adapter_config.json, base fingerprint in :data:`META_FILE`, if any)."""
     config, _ = adapter_files(adapter)
@@ -57,6 +65,12 @@ def attach_adapter(model: Any, adapter: str, base: str, *, merge: bool) -> Any:
     from safetensors import safe_open
 
     _, weights = adapter_files(adapter)
+    classifier = type(model).__name__.endswith("ForSequenceClassification")
+    if is_seqcls_adapter(adapter) != classifier:
+        raise LlmbtError(f"--adapter {adapter!r} is a " + (
+            "label-token adapter; score it as kind=lm (the default)" if classifier else
+            "classification-head (seqcls) adapter; score it with --arm name=NAME,kind=seqcls,"
+            f"adapter={adapter}") + ".")
     mismatch = (f"--adapter {adapter!r} does not fit --model {base!r} (the adapter was trained "
                 f"on {trained_base(adapter)[0]!r}); pass the base model it was trained on")
     try:
