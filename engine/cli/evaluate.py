@@ -1,0 +1,150 @@
+"""``bt evaluate``: every row (base, adapter, each ``--arm``) on labelled sentences, and on dated
+headlines the daily IC (``--news``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from llmbt.engine.cli.base import cli
+from llmbt.engine.cli.ml import label_map_option
+from llmbt.engine.cli.ml import parse_label_map as _label_map
+from llmbt.engine.cli.news_eval import news_ic, news_options
+
+
+@cli.command()
+@click.option("--data", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled test file (CSV/JSONL label,text): accuracy, F1, calibration.")
+@click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False),
+              help="Adapter folder: evaluated side by side with its base (a --method seqcls "
+              "adapter as its classifier).")
+@click.option("--arm", "arm_texts", multiple=True, metavar="ARM",
+              help="Another row, repeatable: a scorer kind (lexicon) or name=..,kind=..,model=..,"
+              "adapter=..,prompt=.. as bt compare --arm takes it.")
+@click.option("--calibrate-on", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled validation file: fit a temperature per row on it and report ECE "
+              "before/after on --data (saved beside --adapter as llmbt_calibration.json).")
+@click.option("--template", default="headlines-v1", show_default=True, help="Prompt template.")
+@click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
+@click.option("--no-base", is_flag=True, help="With --adapter or --arm, skip the base model.")
+@label_map_option
+@news_options
+def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size, json_out, no_base,
+             label_map, **news) -> None:
+    """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item;
+    with --news, each row's daily IC on dated headlines against next-day excess returns.
+
+    Example: bt evaluate --data test.csv --adapter adapters/fpb --arm lexicon --json out/eval.json
+    """
+    from llmbt.errors import ConfigError
+
+    if not data and (calibrate_on or not news["news"]):
+        raise ConfigError("give --data FILE (labelled sentences: F1, calibration) and/or --news FILE "
+                          "--universe URI (dated headlines: daily IC)")
+    arms = _arms(adapter, arm_texts, no_base)
+    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size) \
+        if data else {arm.name: {} for arm in arms}
+    if news["news"]:
+        for name, stats in news_ic(arms, news, model, batch_size).items():
+            runs[name]["news_ic"] = stats
+    main = runs["adapter" if adapter else next(iter(runs))]
+    result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n") if k in main} | runs
+    _print_eval(runs)
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result, indent=2, default=float))
+        click.echo(f"metrics: {json_out}")
+
+
+def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...], arms: list,
+                model: str, adapter: str | None, template: str, batch_size: int) -> dict[str, dict]:
+    """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``)."""
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+    from llmbt.signals_cache.finetune.evaluate import evaluate_arm
+
+    mapping = _label_map(label_map)
+    examples = load_labelled(data, label_map=mapping)
+    val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
+    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),
+                                   val_examples=val) for arm in arms}
+    if adapter is not None and calibrate_on:
+        _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
+    return runs
+
+
+def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> list:
+    """The rows of ``bt evaluate`` (:class:`~llmbt.engine.arms.Arm`): base, adapter, then each ``--arm``."""
+    from llmbt.engine.arms import Arm, parse_arm
+    from llmbt.errors import ConfigError
+
+    rows = [Arm("base")] if not no_base or (adapter is None and not arm_texts) else []
+    rows += [Arm("adapter", adapter=adapter)] if adapter is not None else []
+    for arm in map(parse_arm, arm_texts):
+        if arm.name in {row.name for row in rows}:
+            raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
+        rows.append(arm)
+    return rows
+
+
+def _scorer_arm(arm, model: str, template: str, batch_size: int):
+    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts (its own
+    model, adapter and prompt where it names them) or its text scorer."""
+    from llmbt.signals_cache.arms.registry import make_scorer
+    from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
+    from llmbt.signals_cache.model.adapters import is_seqcls_adapter
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
+        return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
+    if arm.kind == "lm":
+        return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter), arm.prompt or template,
+                     batch_size)
+    return TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
+
+
+def _save_calibration(adapter: str, calibration: dict, fitted_on: str, template: str) -> None:
+    from llmbt.signals_cache.finetune.calibration import write_calibration
+
+    path = write_calibration(adapter, calibration | {"fitted_on": str(fitted_on),
+                                                     "template": template})
+    click.echo(f"temperature {calibration['temperature']:.3f}: {path}")
+
+
+def _print_eval(runs: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from llmbt.reports.news_ic import NEWS_IC_KEYS
+
+    table = Table(title="Evaluation")
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier",
+                "mean_label_mass", "min_label_mass", "items_per_s", "ms_per_item"):
+        if any(key in r for r in runs.values()):  # without --data: none
+            table.add_row(key, *(_num(r.get(key)) for r in runs.values()))  # n/a: not of this arm
+    for key in ("temperature", "ece_after", "brier_after", "mean_confidence_after"):
+        if all("calibration" in r for r in runs.values()):
+            table.add_row(f"calibrated: {key}",
+                          *(f"{r['calibration'][key]:.4f}" for r in runs.values()))
+    for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
+        if all("directional" in r for r in runs.values()):
+            table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))
+    for key in NEWS_IC_KEYS if any("news_ic" in r for r in runs.values()) else ():
+        table.add_row(f"news: {key}", *(_num(r.get("news_ic", {}).get(key)) for r in runs.values()))
+    for target in next(iter(runs.values())).get("targets", {}):
+        table.add_row(f"target: {target}", *(_met(r["targets"][target]) for r in runs.values()))
+    Console().print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def _met(value: bool | None) -> str:
+    return "n/a" if value is None else ("met" if value else "missed")
