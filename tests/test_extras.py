@@ -116,6 +116,7 @@ def test_every_imported_package_is_declared() -> None:
                if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & everything}
     assert not missing, f"imported but not in setup.cfg: {missing}"
     optional = {"bitsandbytes", "ccxt", "yfinance", "gguf", "tensorboard", "alpaca-py",
-                "finnhub-python", "massive"}
+                "finnhub-python", "massive", "scikit-learn"}
     assert not optional & reqs["install_requires"], "optional packages belong in extras"
-    assert "llmbt[gpu,crypto,yahoo,news,gguf,tensorboard]" in (ROOT / "setup.cfg").read_text()  # dev: all
+    dev_all = "llmbt[gpu,crypto,yahoo,news,gguf,tensorboard,heads]"
+    assert dev_all in (ROOT / "setup.cfg").read_text()  # dev: all

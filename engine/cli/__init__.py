@@ -11,6 +11,7 @@ from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
     bench,
     cache,
     data,
+    head,
     ml,
     news,
     run,

@@ -235,7 +235,8 @@ def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list
               help="Labelled test file (CSV/JSONL label,text).")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
-              help="Adapter folder: evaluated side by side with its base.")
+              help="Adapter folder, or embedding-head folder (bt head train): evaluated side "
+              "by side with its base.")
 @click.option("--template", default="headlines-v1", show_default=True, help="Prompt template.")
 @click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
@@ -256,9 +257,8 @@ def evaluate(data, model, adapter, template, batch_size, json_out, no_base, labe
         runs["base"] = evaluate_model(examples, ModelSpec(base=model), template=template,
                                       batch_size=batch_size)
     if adapter is not None:
-        runs["adapter"] = evaluate_model(examples, ModelSpec(base=model, adapter=adapter),
-                                         template=template, batch_size=batch_size)
-    main = runs["adapter" if adapter else "base"]
+        runs |= _evaluate_adapter(examples, model, adapter, template, batch_size)
+    main = runs[list(runs)[-1]]
     result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1")} | {"n": len(examples)}
     result |= {name: r for name, r in runs.items()}
     _print_eval(runs)
@@ -266,6 +266,22 @@ def evaluate(data, model, adapter, template, batch_size, json_out, no_base, labe
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(result, indent=2, default=float))
         click.echo(f"metrics: {json_out}")
+
+
+def _evaluate_adapter(examples: list, model: str, adapter: str, template: str,
+                      batch_size: int) -> dict[str, dict]:
+    """``{"head": ...}`` for an embedding-head folder (bt head train), else ``{"adapter": ...}``."""
+    from llmbt.signals_cache.heads.linear import is_head_folder
+
+    if is_head_folder(adapter):
+        from llmbt.signals_cache.heads.scorer import evaluate_head
+
+        return {"head": evaluate_head(examples, adapter, model, batch_size=batch_size)}
+    from llmbt.signals_cache.finetune.evaluate import evaluate_model
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    return {"adapter": evaluate_model(examples, ModelSpec(base=model, adapter=adapter),
+                                      template=template, batch_size=batch_size)}
 
 
 def _print_eval(runs: dict) -> None:
@@ -278,7 +294,7 @@ def _print_eval(runs: dict) -> None:
         table.add_column(name, justify="right")
     for key in ("accuracy", "macro_f1", "weighted_f1", "mean_confidence", "ece", "brier",
                 "mean_label_mass", "min_label_mass", "items_per_s"):
-        table.add_row(key, *(f"{float(r.get(key, float('nan'))):.4f}" for r in runs.values()))
+        table.add_row(key, *(_num(r.get(key)) for r in runs.values()))
     for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
         if all("directional" in r for r in runs.values()):
             table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))
