@@ -9,6 +9,10 @@ import click
 
 from llmbt.engine.cli.base import cli
 from llmbt.engine.cli.ml import _label_map, _validation_split, label_map_option
+from llmbt.signals_cache.heads.train import HeadConfig
+
+_LAYERS = ", ".join(map(str, HeadConfig.layers))
+_POOLINGS = ", ".join(HeadConfig.poolings)
 
 
 @cli.group()
@@ -26,9 +30,9 @@ def head() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Head folder.")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
 @click.option("--layer", "layers", type=int, multiple=True, help="Decoder layer (1-based, -1 = "
-              "last); repeatable: the best on validation is kept. [default: 18]")
+              f"last); repeatable: the best on validation is kept. [default: {_LAYERS}]")
 @click.option("--pooling", "poolings", type=click.Choice(["mean", "last"]), multiple=True,
-              help="Token pooling; repeatable (best on validation kept). [default: mean]")
+              help=f"Token pooling; repeatable (best on validation kept). [default: {_POOLINGS}]")
 @click.option("--class-weight", default="balanced", show_default=True,
               type=click.Choice(["balanced", "none"]), help="Logistic-regression class weights.")
 @click.option("--batch-size", default=32, show_default=True, help="Texts per forward pass.")
@@ -46,7 +50,7 @@ def head_train(data, val_file, horizon, out, model, layers, poolings, class_weig
     Example: bt head train --data datasets/fpb/train.jsonl --val datasets/fpb/val.jsonl --out heads/fpb
     """
     from llmbt.signals_cache.finetune.datasets import load_labelled
-    from llmbt.signals_cache.heads.train import HeadConfig, train_head
+    from llmbt.signals_cache.heads.train import train_head
 
     mapping = _label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
