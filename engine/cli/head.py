@@ -33,7 +33,7 @@ def head() -> None:
               f"last); repeatable: the best on validation is kept. [default: {_LAYERS}]")
 @click.option("--pooling", "poolings", type=click.Choice(["mean", "last"]), multiple=True,
               help=f"Token pooling; repeatable (best on validation kept). [default: {_POOLINGS}]")
-@click.option("--class-weight", default="balanced", show_default=True,
+@click.option("--class-weight", default=HeadConfig.class_weight, show_default=True,
               type=click.Choice(["balanced", "none"]), help="Logistic-regression class weights.")
 @click.option("--batch-size", default=32, show_default=True, help="Texts per forward pass.")
 @click.option("--max-length", default=128, show_default=True, help="Tokens kept per text.")

@@ -26,19 +26,26 @@ from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_
 from llmbt.signals_cache.scoring.labels import LABELS
 
 CLASS_WEIGHTS = ("balanced", "none")
-#: Inverse regularisation strengths tried (the best on validation is kept).
-C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: Inverse regularisation strengths tried (the best on validation is kept). On PhraseBank with
+#: SmolLM2-135M the best C was 0.003-0.03 for every layer and pooling; larger C fits slowly.
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 
 @dataclass(frozen=True)
 class HeadConfig:
     """What ``bt head train`` tries: every ``layers`` × ``poolings`` × ``c_grid`` is fitted on
-    train and the best on validation kept. ``layers`` are 1-based (-1 = last layer)."""
+    train and the best on validation kept. ``layers`` are 1-based (-1 = last layer).
 
-    layers: tuple[int, ...] = (-1,)
+    Defaults from a sweep on PhraseBank with SmolLM2-135M (30 layers; README): mean pooling beat
+    last-token pooling at every layer (test weighted F1 0.72-0.78 against 0.61-0.73), middle
+    layers 14-22 beat the last one (0.73), the pass stops after layer 22 (~3/4 of the cost), and
+    unweighted classes did a little better than ``balanced`` on validation and test (0.78 / 0.76).
+    """
+
+    layers: tuple[int, ...] = (14, 18, 22)
     poolings: tuple[str, ...] = ("mean",)
     c_grid: tuple[float, ...] = C_GRID
-    class_weight: str = "balanced"
+    class_weight: str = "none"
     batch_size: int = 32
     max_length: int = DEFAULT_MAX_LENGTH
     autocast: bool = True
