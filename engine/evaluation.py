@@ -11,6 +11,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import RunResult
+from llmbt.engine.signals import scoring_spec
 from llmbt.errors import LlmbtError
 from llmbt.feeds import symbol_of
 
@@ -41,15 +42,14 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
     """
     from llmbt.signals_cache.finetune.encoding import render_example
     from llmbt.signals_cache.finetune.evaluate import classification_metrics, directional_metrics
-    from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+    from llmbt.signals_cache.model.loading import load_tokenizer
     from llmbt.signals_cache.scoring.labels import LABELS
     from llmbt.signals_cache.scoring.prompts import template_for
     from llmbt.signals_cache.signals import SignalRequest, score_prompts
 
     if not examples:
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
-    spec = ModelSpec(base=run_cfg.model, adapter=run_cfg.adapter, quantization=run_cfg.quantization,
-                     engine=run_cfg.engine)
+    spec, arm = scoring_spec(run_cfg)
     if run_cfg.scorer == "lm":  # a text scorer reads the bar's feature lines, not a prompt
         template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
         prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
@@ -57,7 +57,7 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
         prompts = [e.text for e in examples]
     req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
                         batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False,
-                        arm=run_cfg.scorer)
+                        **arm)
     probs = score_prompts(prompts, req).probs
     labels = [e.label for e in examples]
     forward = np.array([e.forward_return for e in examples])

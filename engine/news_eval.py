@@ -20,7 +20,7 @@ import pandas as pd
 from llmbt.engine.arms import Arm, arm_config
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_news
-from llmbt.engine.signals import load_masker
+from llmbt.engine.signals import load_masker, scoring_spec
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
 
@@ -59,14 +59,12 @@ def arm_scores(config: RunConfig, universe: Universe,
                news: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
     """One arm's undecayed panels (:func:`~llmbt.signals_cache.universe.universe_signals`) of the
     headlines aligned to bars from ``config.start`` on."""
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
-    spec = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
-                     engine=config.engine)
+    spec, arm = scoring_spec(config)
     req = SignalRequest(spec=spec, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=0.0, prompt=config.prompt,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), arm=config.scorer)
+                        masker=load_masker(config), **arm)
     return universe_signals(universe.prices, news, req)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio import PortfolioRun, simulate
-from llmbt.engine.signals import load_masker, lookahead_info
+from llmbt.engine.signals import load_masker, lookahead_info, scoring_spec
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
@@ -163,18 +163,16 @@ def _load(config: RunConfig, bars: int) -> Universe:
 
 
 def _signals(config: RunConfig, inputs: PortfolioInputs):
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
     spec = inputs.spec
-    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
-                      engine=config.engine)
+    model, arm = scoring_spec(config)
     req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), arm=config.scorer)
+                        masker=load_masker(config), **arm)
     panels, info = universe_signals(inputs.universe.prices, inputs.news, req)
     return panels, info | lookahead_info(config, panels["score"].index)
 

@@ -37,20 +37,30 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
                  news: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
     """:func:`prepare_signals` from already-loaded headlines ``news`` (None: no headlines), so
     ``bt audit lookahead`` recomputes the signals of truncated data through the same code."""
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
     params = with_defaults(cls, config.params)
     spec = cls.signal_spec(params)
-    model = ModelSpec(base=config.model, adapter=config.adapter, quantization=config.quantization,
-                      engine=config.engine)
+    model, arm = scoring_spec(config)
     req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),
                         cache_dir=config.cache_dir, batch_size=config.batch_size,
                         half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), arm=config.scorer)
+                        masker=load_masker(config), **arm)
     frame, info = compute_signals(prices, req, news)
     return cls.finish_signals(frame, params), info | lookahead_info(config, prices.index)
+
+
+def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
+    """(ModelSpec, SignalRequest arm fields) of ``config``: a text scorer (``--scorer``) takes the
+    run's ``--adapter`` as its own artefact folder (a head, a classifier adapter), the LM as its
+    peft adapter."""
+    from llmbt.signals_cache.model.loading import ModelSpec
+
+    lm = config.scorer == "lm"
+    spec = ModelSpec(base=config.model, adapter=config.adapter if lm else None,
+                     quantization=config.quantization, engine=config.engine)
+    return spec, {"arm": config.scorer, "arm_path": None if lm else config.adapter}
 
 
 def load_masker(config: RunConfig):

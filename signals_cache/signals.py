@@ -46,6 +46,7 @@ class SignalRequest:
     prompt: str | None = None  # template version; None = the mode's default
     masker: Masker | None = None  # --anonymize: headlines masked before rendering
     arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
+    arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
 
 
 class LazyScorer:
@@ -204,7 +205,7 @@ def _scorer(req: SignalRequest) -> tuple[Any, str]:
         return LazyScorer(req.spec), model_fingerprint(req.spec, "")
     from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
 
-    scorer = make_scorer(req.arm, model=req.spec.base, path=req.spec.adapter)
+    scorer = make_scorer(req.arm, model=req.spec.base, path=req.arm_path)
     return scorer, scorer_fingerprint(req.arm, scorer)
 
 
@@ -258,7 +259,8 @@ def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: st
     what = f"model {req.spec.base}" if req.arm == "lm" else f"text scorer {req.arm}"
     return {
         "signals": f"{n} {req.mode[:-1]} prompts, template {version}, {what}"
-                   + (f" + adapter {req.spec.adapter}" if req.spec.adapter else ""),
+                   + (f" + adapter {req.spec.adapter or req.arm_path}"
+                      if req.spec.adapter or req.arm_path else ""),
         "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
                        f"{result.hits} cache hits, {result.misses} misses)",
         "scoring": f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"

