@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from llmbt.engine.cli.base import cli
-from llmbt.engine.cli.ml import label_map_option
-from llmbt.engine.cli.ml import parse_label_map as _label_map
+from llmbt.engine.cli.ml import label_map_option, parse_label_map
 from llmbt.engine.cli.news_eval import news_ic, news_options
 
 
@@ -66,7 +65,7 @@ def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...],
     from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.finetune.evaluate import evaluate_arm
 
-    mapping = _label_map(label_map)
+    mapping = parse_label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
     val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
     runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),

@@ -8,7 +8,7 @@ import json
 import click
 
 from llmbt.engine.cli.base import cli
-from llmbt.engine.cli.ml import _label_map, _validation_split, label_map_option
+from llmbt.engine.cli.ml import _validation_split, label_map_option, parse_label_map
 from llmbt.signals_cache.heads.train import HeadConfig
 
 _LAYERS = ", ".join(map(str, HeadConfig.layers))
@@ -52,7 +52,7 @@ def head_train(data, val_file, horizon, out, model, layers, poolings, class_weig
     from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.heads.train import train_head
 
-    mapping = _label_map(label_map)
+    mapping = parse_label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
     if val_file:
         splits = {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
