@@ -50,7 +50,7 @@ def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size
     if news["news"]:
         for name, stats in news_ic(arms, news, model, batch_size).items():
             runs[name]["news_ic"] = stats
-    main = runs["adapter" if adapter else next(iter(runs))]
+    main = runs["head" if "head" in runs else "adapter"] if adapter else runs[next(iter(runs))]
     result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n") if k in main} | runs
     _print_eval(runs)
     if json_out:
@@ -101,10 +101,10 @@ def _scorer_arm(arm, model: str, template: str, batch_size: int):
     from llmbt.signals_cache.model.adapters import is_seqcls_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
 
-    if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
-        return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
     if arm.kind == "lm" and arm.adapter and is_head_folder(arm.adapter):  # bt head train's folder
         return TextArm(make_scorer("embeddings", model=arm.model, path=arm.adapter), batch_size)
+    if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
+        return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
     if arm.kind == "lm":
         return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter), arm.prompt or template,
                      batch_size)
