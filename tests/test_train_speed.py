@@ -211,3 +211,35 @@ def test_bf16_autocast_trains_the_tiny_model_and_is_recorded(tiny: Path, tmp_pat
         256).ids)
     assert meta["metrics"]["train_tokens"] == 20 * 8 * tokens // 32  # 5 epochs of real tokens
     assert meta["metrics"]["train_tokens_per_s"] > 0
+
+
+# ---------------------------------------------------------------- bt bench train --model
+
+
+def test_bench_train_model_times_both_loops_on_the_same_examples(tiny: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    import llmbt.engine.cli.bench  # noqa: F401  (registers the commands)
+    from llmbt.engine.cli import cli
+
+    data = tmp_path / "d.csv"
+    data.write_text("label,text\n" + "\n".join(
+        f"{lab},{text} number {i}" for i in range(4) for lab, text in (
+            ("positive", "Profit soars on record sales"), ("negative", "Loss widens sharply"),
+            ("neutral", "Board meets on Tuesday"))) + "\n")
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(cli, ["bench", "train", "--model", str(tiny), "--data", str(data),
+                                   "--device", "cpu", "--steps", "2", "--batch-size", "4",
+                                   "--n-val", "4", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    before, now = got["rows"]
+    assert (before["variant"], before["precision"], now["variant"]) == ("before", "fp32", "now")
+    assert before["val_loss_start"] == pytest.approx(now["val_loss_start"])  # same init, same set
+    for row in got["rows"]:
+        assert row["steps"] == 2 and row["tokens_per_s"] > 0 and row["peak_rss_gib"] > 0
+        assert row["val_loss_end"] < row["val_loss_start"]
+    assert now["real_per_computed_token"] > 2 * before["real_per_computed_token"]
+    assert got["tokens_per_s_ratio"] == pytest.approx(now["tokens_per_s"] / before["tokens_per_s"])
+    both = CliRunner().invoke(cli, ["bench", "train", "--model", str(tiny), "--shape", "tiny-qwen"])
+    assert both.exit_code != 0 and "--shape" in both.output and "--model" in both.output
