@@ -329,17 +329,21 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     """The fold's adapter folder, its metadata and whether it was reused from the store.
 
     Adapters live under ``$LLMBT_HOME/adapters/<hash>``, the hash covering the base weights,
-    the training and validation examples, the hyper-parameters and the parent adapter; an
+    the training and validation examples, the hyper-parameters (:meth:`TrainConfig.identity`)
+    and the parent adapter; an
     adapter is written to a temporary folder and renamed when complete.
     """
     from llmbt.signals_cache.finetune.encoding import dataset_hash
     from llmbt.signals_cache.finetune.trainer import META_FILE, finetune
     from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
+    from llmbt.signals_cache.model.quantization import resolve_device_dtype
 
     spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, engine=cfg.run.engine)
     tcfg = cfg.train_config()
+    device = resolve_device_dtype(spec.device, spec.dtype)[0]
     key = hashlib.sha256(json.dumps([base_fingerprint(spec), dataset_hash(train), dataset_hash(val),
-                                     tcfg.to_dict(), parent], sort_keys=True).encode()).hexdigest()[:16]
+                                     tcfg.identity(device), parent],
+                                    sort_keys=True).encode()).hexdigest()[:16]
     folder = llmbt_home() / "adapters" / key
     if (folder / META_FILE).is_file():
         return str(folder), json.loads((folder / META_FILE).read_text()), True

@@ -260,8 +260,10 @@ def test_resume_adapter_continues_training(tiny: Path, trained: tuple, tmp_path:
 
 def test_early_stopping_keeps_the_best_adapter(tiny: Path, tmp_path: Path) -> None:
     # with lr 0.5 the validation loss is 13.1, 7.7, then 10.0 (worse): patience 1 stops at 6
+    # (the loop of before the speed settings: fp32 on every CPU, shuffled batches, whole rows)
     cfg = TrainConfig(max_steps=12, early_stopping_patience=1, lr=0.5, eval_every=2, r=8, alpha=16,
-                      warmup_ratio=0.0, dropout=0.0)
+                      warmup_ratio=0.0, dropout=0.0, precision="fp32", group_by_length=False,
+                      share_prefix=False)
     meta = finetune(toy_examples(3), toy_examples(1), ModelSpec(base=str(tiny)), tmp_path, cfg,
                     progress=False)
     m = meta["metrics"]

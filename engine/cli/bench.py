@@ -102,29 +102,47 @@ def _bench_engines(model: str, adapter: str | None, sets: dict[str, list[str]],
 
 
 @bench.command("train")
-@click.option("--shape", default="tiny-llama", show_default=True,
-              help="Random-weights model shape: tiny-llama, tiny-qwen, llama-7b or qwen-7b.")
+@click.option("--shape", default=None,
+              help="Random-weights model shape: tiny-llama (default), tiny-qwen, llama-7b or qwen-7b.")
+@click.option("--model", default=None, help="A real model (e.g. smollm2-135m) instead of --shape: "
+              "bt finetune's loop as it was (fp32, shuffled, whole rows) against today's defaults "
+              "on the same real examples, with the held-out loss both reach.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), help="Labelled file for "
+              "--model (default: ../shared/data/fpb/fpb50_dev.csv, else synthetic headlines).")
+@click.option("--n-val", default=64, show_default=True, help="Held-out examples for --model.")
 @click.option("--tokenizer", default=None, help="Tokenizer folder (default: the embedded model's).")
 @click.option("--quantization", "quantizations", default="none,8bit,4bit", show_default=True,
               help="Comma-separated variants; 4bit trains QLoRA, none trains LoRA, 8bit only scores.")
 @click.option("-n", "--n", "n", default=64, show_default=True, help="Prompts scored per variant.")
-@click.option("--steps", default=5, show_default=True, help="Timed training steps per variant.")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="Timed training steps per variant (default 5; 20 with --model).")
 @click.option("--batch-size", default=8, show_default=True, help="Examples per step and batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the rows here.")
-def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: int, steps: int,
+def bench_train_cmd(shape: str | None, model: str | None, data: str | None, n_val: int,
+                    tokenizer: str | None, quantizations: str, n: int, steps: int | None,
                     batch_size: int, device: str, json_out: str | None) -> None:
     """Tokens/s and peak GPU memory of scoring and LoRA/QLoRA training per quantization, on a
-    model with random weights of a named shape (speed and memory only).
+    model with random weights of a named shape (speed and memory only); with --model, tokens/s
+    of bt finetune before and after its speed settings on a real model and real examples.
 
     Example: bt bench train --shape llama-7b --quantization none,8bit,4bit
+
+    Example: bt bench train --device cpu --model smollm2-135m --steps 20
     """
     import json
     import tempfile
 
     from llmbt.engine.bench.train import TrainBench, bench_train, save_random_model
+    from llmbt.errors import ConfigError
 
-    bench = TrainBench(n_prompts=n, steps=steps, batch_size=batch_size, device=device)
+    if model is not None:
+        if shape is not None:
+            raise ConfigError("bt bench train: give --shape (random weights) or --model (a real "
+                              f"model), not both; got --shape {shape} --model {model}.")
+        return _bench_real_training(model, data, steps or 20, batch_size, n_val, device, json_out)
+    shape = shape or "tiny-llama"
+    bench = TrainBench(n_prompts=n, steps=steps or 5, batch_size=batch_size, device=device)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
         folder = save_random_model(shape, Path(tmp) / shape, tokenizer, device=device)
@@ -133,6 +151,28 @@ def bench_train_cmd(shape: str, tokenizer: str | None, quantizations: str, n: in
             click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
             if json_out:  # rewritten per row: a long run keeps what it measured
                 Path(json_out).write_text(json.dumps({"shape": shape, "rows": rows}, indent=2))
+    return None
+
+
+def _bench_real_training(model: str, data: str | None, steps: int, batch_size: int, n_val: int,
+                         device: str, json_out: str | None) -> None:
+    """``bt bench train --model``: the before/now rows, then the ratio."""
+    import json
+
+    from llmbt.engine.bench.train_speed import bench_examples, bench_finetune, speedup
+
+    examples, source = bench_examples(data, steps * batch_size + n_val)
+    click.echo(f"examples: {source} ({steps} steps x {batch_size} train, {n_val} held out)")
+    rows: list[dict] = []
+    for row in bench_finetune(model, examples, steps=steps, batch_size=batch_size, n_val=n_val,
+                              device=device):
+        rows.append(row)
+        click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    ratio = speedup(rows)
+    click.echo("now/before: " + "  ".join(f"{k}={_fmt(v)}" for k, v in ratio.items()))
+    if json_out:
+        Path(json_out).write_text(json.dumps({"model": model, "examples": source, "rows": rows,
+                                              **ratio}, indent=2))
 
 
 def _fmt(value: object) -> str:

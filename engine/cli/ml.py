@@ -207,6 +207,12 @@ TRAIN_FLAG_HELP: dict[str, str] = {
     "early_stopping_patience": "Validations without improvement before stopping (0 = never).",
     "seed": "Seed of split, init and order.",
     "template": "Prompt template (the one scoring will use).",
+    "precision": "auto, fp32 or bf16: bf16 autocast forward (LoRA weights and AdamW stay fp32); "
+                 "auto = fp32 (bf16 was not measured faster on CPU yet).",
+    "group_by_length": "Batches of similar length (shuffled, seeded; every example once per "
+                       "epoch): less padding.",
+    "share_prefix": "Run the prompt prefix a batch shares once (the template's system text; "
+                    "measured slower on CPU so far).",
 }
 
 
@@ -216,11 +222,18 @@ def _train_options(func):
 
     opts = [click.option("--model", default="smollm2-135m", show_default=True,
                          help="Base model to adapt.")]
-    opts += [click.option("--" + name.replace("_", "-"), name, default=getattr(TrainConfig, name),
-                          show_default=True, help=text) for name, text in TRAIN_FLAG_HELP.items()]
+    opts += [click.option(_flag_decl(name, getattr(TrainConfig, name)), name, show_default=True,
+                          default=getattr(TrainConfig, name), help=text)
+             for name, text in TRAIN_FLAG_HELP.items()]
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def _flag_decl(name: str, default: object) -> str:
+    """``--name``, or ``--name/--no-name`` for a boolean field."""
+    flag = name.replace("_", "-")
+    return f"--{flag}/--no-{flag}" if isinstance(default, bool) else f"--{flag}"
 
 
 @cli.command()

@@ -149,20 +149,40 @@ def classifier_ids(tokenizer: Any, prompt: str, max_length: int) -> tuple[np.nda
     return np.asarray(ids[-max_length:], dtype=np.int32), len(ids) > max_length
 
 
-def collate(enc: _Encoded, rows: Sequence[int], pad_id: int) -> dict[str, Any]:
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 off the answer; for
-    sequence classification, the rows' label indices)."""
+def shared_prefix(enc: _Encoded, rows: Sequence[int]) -> int:
+    """Length of the token prefix all ``rows`` share, ending before the token that predicts
+    the first answer token (so every row keeps its own tail with all its loss positions)."""
+    first = enc.ids[rows[0]]
+    n = min(enc.answer_start[i] for i in rows) - 1
+    for i in rows[1:]:
+        differ = np.flatnonzero(enc.ids[i][:n] != first[:n])
+        n = int(differ[0]) if len(differ) else n
+    return max(n, 0)
+
+
+def collate(enc: _Encoded, rows: Sequence[int], pad_id: int,
+            share_prefix: bool = False) -> dict[str, Any]:
+    """Right-padded (to the longest row) ``input_ids``, ``attention_mask`` and ``labels``
+    (-100 off the answer; for sequence classification, the rows' label indices). With
+    ``share_prefix`` and a shared prefix (:func:`shared_prefix`) of two or more rows,
+    ``prefix`` holds it (1, P) once, the other tensors only the rows' tails and
+    ``attention_mask`` is (rows, P + tail width); never for sequence classification."""
     import torch
 
-    width = max(len(enc.ids[i]) for i in rows)
+    start = shared_prefix(enc, rows) if share_prefix and len(rows) > 1 and enc.classes is None else 0
+    width = max(len(enc.ids[i]) for i in rows) - start
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), start + width), dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     for row, i in enumerate(rows):
-        seq = torch.from_numpy(enc.ids[i].astype(np.int64))
+        seq = torch.from_numpy(enc.ids[i][start:].astype(np.int64))
         input_ids[row, : len(seq)] = seq
-        mask[row, : len(seq)] = 1
-        labels[row, enc.answer_start[i] : len(seq)] = seq[enc.answer_start[i] :]
+        mask[row, : start + len(seq)] = 1
+        answer = enc.answer_start[i] - start
+        labels[row, answer : len(seq)] = seq[answer:]
     if enc.classes is not None:
         labels = torch.tensor([enc.classes[i] for i in rows], dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    if start:
+        batch["prefix"] = torch.from_numpy(enc.ids[rows[0]][:start].astype(np.int64))[None]
+    return batch

@@ -37,6 +37,7 @@ from llmbt.signals_cache.finetune.encoding import (
     encode_examples,
     text_fields,
 )
+from llmbt.signals_cache.finetune.speed import PRECISIONS, resolve_precision
 from llmbt.signals_cache.finetune.training import fit, tensorboard_writer
 from llmbt.signals_cache.model.adapters import META_FILE, is_seqcls_adapter
 from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, base_fingerprint, load_model
@@ -63,6 +64,11 @@ class TrainConfig:
     LoRA r=16 on the top 12 of its 30 layers take about 34 minutes whatever the data size, and
     reached weighted F1 0.85 on a held-out Financial PhraseBank split. For a 7B model on a GPU
     the usual ``lr=2e-4``, ``top_layers=0`` are the better start.
+
+    ``precision``, ``group_by_length`` and ``share_prefix`` make steps cheaper
+    (:mod:`~llmbt.signals_cache.finetune.speed`) at the same loss, though not bit for bit (bf16
+    rounds, grouping forms other batches); ``fp32``/``False``/``False`` is the loop as it was
+    before they existed.
     """
 
     method: str = "lora"
@@ -84,10 +90,18 @@ class TrainConfig:
     max_length: int = 256
     template: str = "headlines-v1"
     top_layers: int = 12
+    precision: str = "auto"
+    group_by_length: bool = True
+    share_prefix: bool = False
 
     def __post_init__(self) -> None:
         _choice("--method", self.method, METHODS)
         _choice("--schedule", self.schedule, SCHEDULES)
+        _choice("--precision", self.precision, PRECISIONS)
+        for name in ("group_by_length", "share_prefix"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{_flag(name)} {getattr(self, name)!r} must be true or false "
+                                  f"(the flag {_flag(name)} or --no-{_flag(name)[2:]}).")
         for name, low in (("r", 1), ("alpha", 1), ("epochs", 1), ("max_steps", 0),
                           ("batch_size", 1), ("grad_accum", 1), ("seed", 0),
                           ("early_stopping_patience", 0), ("eval_every", 1), ("max_length", 8),
@@ -117,6 +131,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self, device: str) -> dict[str, Any]:
+        """The fields that decide the trained adapter on ``device`` (cpu, cuda), for a content
+        key: ``precision`` resolved, and each speed setting left out at its value from before
+        it existed (fp32, no grouping, no prefix sharing), so older keys stay valid."""
+        out = self.to_dict() | {"precision": resolve_precision(self.precision, device,
+                                                               self.method)}
+        for name, legacy in _LEGACY.items():
+            if out[name] == legacy:
+                del out[name]
+        return out
+
+
+#: Speed settings at the values that reproduce training from before they existed.
+_LEGACY: dict[str, Any] = {"precision": "fp32", "group_by_length": False, "share_prefix": False}
 
 
 def _flag(name: str) -> str:
@@ -291,6 +320,7 @@ def finetune(
         "metrics": metrics,
         "versions": _versions(cfg.method),
         "hyperparameters": cfg.to_dict(),
+        "precision": metrics["precision"],  # --precision auto resolved
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")

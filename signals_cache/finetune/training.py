@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from llmbt.errors import require
 from llmbt.signals_cache.finetune.encoding import _Encoded, collate
+from llmbt.signals_cache.finetune.speed import autocast, batch_stream, resolve_precision
 from llmbt.signals_cache.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     """Mean cross-entropy over the answer tokens of ``batch`` and their count (for sequence
     classification, 1-D ``labels``: over its rows' classes, and the row count). Only the
     positions that predict an answer token are projected onto the vocabulary (when the model
-    takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost."""
+    takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost.
+    A batch with a shared ``prefix`` runs it once and the rows' tails on its repeated cache."""
     import torch
 
     from llmbt.signals_cache.scoring.scorer import _supports_logits_to_keep
@@ -35,13 +37,15 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
         logits = model(**batch, use_cache=False).logits
         return torch.nn.functional.cross_entropy(logits.float(), labels), len(labels)
     targets = labels[:, 1:]
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"use_cache": False}
+    if "prefix" in batch:
+        kwargs = _prefix_cache(model, batch.pop("prefix"), len(labels))
     if _supports_logits_to_keep(model):
         positions = (targets != -100).any(dim=0).nonzero().flatten()
         kwargs["logits_to_keep"] = positions
         targets = targets[:, positions]
-    logits = model(**batch, use_cache=False, **kwargs).logits
-    if not kwargs:
+    logits = model(**batch, **kwargs).logits
+    if "logits_to_keep" not in kwargs:
         logits = logits[:, :-1, :]
     n = int((targets != -100).sum())
     loss = torch.nn.functional.cross_entropy(
@@ -51,15 +55,34 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     return loss / max(n, 1), n
 
 
-def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], device: str) -> float:
-    """One optimizer step accumulating gradients over ``batches`` (gradient norm clipped at 1);
-    returns the mean of their answer-token losses."""
+def _prefix_cache(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
+    """The keyword arguments that continue ``prefix`` (1, P) for ``rows`` rows: its KV cache,
+    computed once and repeated per row (differentiable: gradients reach the prefix's pass)."""
+    from transformers import DynamicCache
+
+    from llmbt.signals_cache.model.kv import cache_keyword
+    from llmbt.signals_cache.scoring.scorer import _supports_logits_to_keep
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
+    keep = {"logits_to_keep": 1} if _supports_logits_to_keep(model) else {}
+    model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
+    cache.batch_repeat_interleave(rows)
+    return {"use_cache": True, keyword: cache}
+
+
+def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], device: str,
+               precision: str = "fp32") -> float:
+    """One optimizer step accumulating gradients over ``batches`` (gradient norm clipped at 1),
+    forward passes in ``precision`` (``fp32`` or ``bf16`` autocast; the weights, gradients and
+    optimizer state keep their dtype); returns the mean of their answer-token losses."""
     import torch
 
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for batch in batches:
-        loss, _n = _loss(model, batch, device)
+        with autocast(precision, device):
+            loss, _n = _loss(model, batch, device)
         (loss / len(batches)).backward()
         total += float(loss.detach()) / len(batches)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -68,15 +91,16 @@ def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], de
     return total
 
 
-def _val_loss(model: Any, enc: _Encoded, batch_size: int, pad_id: int, device: str) -> float:
+def _val_loss(model: Any, enc: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
+              precision: str) -> float:
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(enc.ids), batch_size):
-            rows = list(range(start, min(start + batch_size, len(enc.ids))))
-            loss, n = _loss(model, collate(enc, rows, pad_id), device)
+    with torch.no_grad(), autocast(precision, device):
+        for start in range(0, len(enc.ids), cfg.batch_size):
+            rows = list(range(start, min(start + cfg.batch_size, len(enc.ids))))
+            loss, n = _loss(model, collate(enc, rows, pad_id, _share(cfg)), device)
             total, count = total + float(loss) * n, count + n
     model.train()
     return total / max(count, 1)
@@ -115,7 +139,9 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
     scheduler = get_scheduler(cfg.schedule, optimizer,
                               num_warmup_steps=round(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    batches = iter(_shuffled_batches(len(train.ids), cfg.batch_size, cfg.seed))
+    precision = resolve_precision(cfg.precision, device.split(":")[0], cfg.method)
+    lengths = [len(ids) for ids in train.ids]
+    batches = batch_stream(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
     model.train()
     losses: list[float] = []
     val_history: list[list[float]] = []
@@ -123,11 +149,15 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
     bar = progress_bar(progress, "loss {task.fields[loss]}")
     task = bar.add_task("fine-tune", total=total_steps, loss="")
     bar.start()
-    step, loop_start = 0, time.perf_counter()
+    step, loop_start, tokens, train_seconds = 0, time.perf_counter(), 0, 0.0
     try:
         while step < total_steps:
-            micro = [collate(train, next(batches), pad_id) for _ in range(cfg.grad_accum)]
-            step_loss = train_step(model, optimizer, micro, device)
+            rows = [next(batches) for _ in range(cfg.grad_accum)]
+            started = time.perf_counter()
+            micro = [collate(train, r, pad_id, _share(cfg)) for r in rows]
+            step_loss = train_step(model, optimizer, micro, device, precision)
+            train_seconds += time.perf_counter() - started
+            tokens += sum(lengths[i] for r in rows for i in r)
             step += 1
             log("train/loss", step_loss, step)
             log("train/lr", scheduler.get_last_lr()[0], step)
@@ -135,7 +165,7 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
             losses.append(step_loss)
             bar.update(task, advance=1, loss=f"{step_loss:.4f}")
             if val.ids and (step % cfg.eval_every == 0 or step == total_steps):
-                vloss = _val_loss(model, val, cfg.batch_size, pad_id, device)
+                vloss = _val_loss(model, val, cfg, pad_id, device, precision)
                 log("val/loss", vloss, step)
                 val_history.append([step, vloss])
                 if vloss < best_val - 1e-6:
@@ -155,7 +185,9 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
     return {"steps": step, "planned_steps": total_steps, "train_loss": _summary(losses),
             "best_val_loss": best_val if found else None, "best_step": best_step if found else None,
             "val_history": val_history, "stopped_early": stopped_early,
-            "seconds_per_step": round(loop_seconds / max(step, 1), 4)}  # validation included
+            "seconds_per_step": round(loop_seconds / max(step, 1), 4),  # validation included
+            "precision": precision, "train_tokens": tokens,  # real tokens, padding not counted
+            "train_tokens_per_s": round(tokens / max(train_seconds, 1e-9), 2)}
 
 
 def tensorboard_writer(folder: str | Path | None) -> Any:
@@ -168,13 +200,10 @@ def tensorboard_writer(folder: str | Path | None) -> Any:
     return SummaryWriter(log_dir=str(Path(folder).expanduser()))
 
 
-def _shuffled_batches(n: int, batch_size: int, seed: int) -> Iterable[list[int]]:
-    """Row indices in batches, reshuffled each epoch, without end (the step count stops it)."""
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            yield order[start : start + batch_size].tolist()
+def _share(cfg: TrainConfig) -> bool:
+    """Whether batches share their prompt prefix (not with prefix tuning: its virtual tokens
+    are the cache)."""
+    return cfg.share_prefix and cfg.method != "prefix"
 
 
 def _restore(model: Any, state: dict[str, Any]) -> None:
