@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import stub_scoring
+from test_universe_signals import _bars, _news
 
 import llmbt.engine.cli.run  # noqa: F401  (registers run)
 import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
@@ -24,19 +24,6 @@ from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
 GOOD, BAD = "Acme posts strong gains and record profit", "Acme sued over fraud, losses mount"
 SYMBOLS = "AAPL,BA,GS,GM,JPM"
-
-
-def _bars(n: int) -> pd.DataFrame:
-    idx = pd.date_range("2024-01-01", periods=n, freq="D", tz="UTC", name="timestamp")
-    close = np.linspace(100, 110, n)
-    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
-                         "volume": 1e6}, index=idx)
-
-
-def _news(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({"timestamp": pd.to_datetime([r[0] for r in rows], utc=True),
-                         "symbol": [r[1] for r in rows], "headline": [r[2] for r in rows],
-                         "source": ""})
 
 
 def _no_model(*args, **kwargs):

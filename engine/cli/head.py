@@ -8,7 +8,7 @@ import json
 import click
 
 from llmbt.engine.cli.base import cli
-from llmbt.engine.cli.ml import _validation_split, label_map_option, parse_label_map
+from llmbt.engine.cli.ml import label_map_option, labelled_splits
 from llmbt.signals_cache.heads.train import HeadConfig
 
 _LAYERS = ", ".join(map(str, HeadConfig.layers))
@@ -49,15 +49,9 @@ def head_train(data, val_file, horizon, out, model, layers, poolings, class_weig
 
     Example: bt head train --data datasets/fpb/train.jsonl --val datasets/fpb/val.jsonl --out heads/fpb
     """
-    from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.heads.train import train_head
 
-    mapping = parse_label_map(label_map)
-    examples = load_labelled(data, label_map=mapping)
-    if val_file:
-        splits = {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
-    else:
-        splits = _validation_split(examples, horizon, seed)
+    splits = labelled_splits(data, val_file, label_map, horizon, seed)
     cfg = HeadConfig(layers=tuple(layers) or HeadConfig.layers,
                      poolings=tuple(poolings) or HeadConfig.poolings, class_weight=class_weight,
                      batch_size=batch_size, max_length=max_length, autocast=autocast, seed=seed)

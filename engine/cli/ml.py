@@ -258,22 +258,29 @@ def finetune(data, val_file, horizon, out, resume_adapter, tensorboard_dir, labe
 
     Example: bt finetune --data train.csv --out adapters/fpb
     """
-    from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.finetune.trainer import TrainConfig
     from llmbt.signals_cache.finetune.trainer import finetune as run_finetune
     from llmbt.signals_cache.model.loading import ModelSpec
 
-    mapping = parse_label_map(label_map)
-    examples = load_labelled(data, label_map=mapping)
-    if val_file:
-        splits = {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
-    else:
-        splits = _validation_split(examples, horizon, seed)
+    splits = labelled_splits(data, val_file, label_map, horizon, seed)
     cfg = TrainConfig(seed=seed, **train)
     meta = run_finetune(splits["train"], splits["val"], ModelSpec(base=model), out, cfg,
                         resume_adapter=resume_adapter, tensorboard_dir=tensorboard_dir)
     click.echo(json.dumps(meta.get("metrics", {}), indent=2, default=str))
     click.echo(f"adapter: {out}")
+
+
+def labelled_splits(data: str, val_file: str | None, label_map: tuple[str, ...], horizon: int,
+                    seed: int) -> dict[str, list]:
+    """``train``/``val`` examples of ``bt finetune`` and ``bt head train``: ``data`` and
+    ``val_file`` when one is given, else ``data`` split by :func:`_validation_split`."""
+    from llmbt.signals_cache.finetune.datasets import load_labelled
+
+    mapping = parse_label_map(label_map)
+    examples = load_labelled(data, label_map=mapping)
+    if val_file:
+        return {"train": examples, "val": load_labelled(val_file, label_map=mapping)}
+    return _validation_split(examples, horizon, seed)
 
 
 def _validation_split(examples: list, horizon: int, seed: int) -> dict[str, list]:
