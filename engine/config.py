@@ -22,7 +22,8 @@ from llmbt.errors import ConfigError, did_you_mean
 SIZERS = ("percent", "fixed")
 #: Fields added after run ids were first published: left out of the id at their default, so
 #: earlier runs keep their ids (an anonymised run's id differs).
-_ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer": "lm"}
+_ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer": "lm",
+                "calibrate": True}
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
@@ -62,6 +63,9 @@ class RunConfig:
             prompts) or a registered text scorer such as ``lexicon`` (also an arm's ``kind``:
             ``bt compare --arm name=x,kind=lexicon``), for single-symbol and universe runs;
             checked by the CLI before data is loaded and where the signals are computed.
+        calibrate: scale the scores by the temperature ``bt evaluate --calibrate-on`` stored
+            beside the adapter (or head) folder, if there is one (default); False
+            (``--no-calibration``) scores with the raw probabilities.
     """
 
     strategy: str = "sma_cross"
@@ -91,6 +95,7 @@ class RunConfig:
     anonymize: bool = False
     names: str | None = None
     scorer: str = "lm"
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
@@ -110,6 +115,9 @@ class RunConfig:
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)
+        if not isinstance(self.calibrate, bool):
+            raise ConfigError(f"YAML key 'calibrate' = {self.calibrate!r} must be true or false "
+                              "(false = --no-calibration: ignore the adapter's stored temperature)")
         _check(bool(str(self.scorer).strip()), "scorer", self.scorer, "is empty: use lm or lexicon")
         _check(bool(str(self.data).strip()), "--data", self.data, "is empty: use e.g. sample:GOOG")
 

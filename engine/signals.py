@@ -54,12 +54,13 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
 def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     """(ModelSpec, SignalRequest arm fields) of ``config``: a text scorer (``--scorer``) takes the
     run's ``--adapter`` as its own artefact folder (a head, a classifier adapter), the LM as its
-    peft adapter."""
+    peft adapter; ``--no-calibration`` rides on the spec for both."""
     from llmbt.signals_cache.model.loading import ModelSpec
 
     lm = config.scorer == "lm"
     spec = ModelSpec(base=config.model, adapter=config.adapter if lm else None,
-                     quantization=config.quantization, engine=config.engine)
+                     quantization=config.quantization, engine=config.engine,
+                     calibrate=config.calibrate)
     return spec, {"arm": config.scorer, "arm_path": None if lm else config.adapter}
 
 

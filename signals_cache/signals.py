@@ -21,10 +21,17 @@ from llmbt.feeds.calendar import periods_per_year
 from llmbt.feeds.news import select_symbol
 from llmbt.signals_cache.anonymize import Masker, anonymize_news
 from llmbt.signals_cache.cache import SignalCache
-from llmbt.signals_cache.model.loading import ModelSpec, load_chat_template, load_model, model_fingerprint
+from llmbt.signals_cache.model.loading import (
+    ModelSpec,
+    load_chat_template,
+    load_model,
+    model_fingerprint,
+    spec_temperature,
+)
 from llmbt.signals_cache.scoring.features import bar_features
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
+from llmbt.signals_cache.scoring.temperature import calibrated, scale_rows
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
 DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
@@ -50,20 +57,24 @@ class SignalRequest:
 
 
 class LazyScorer:
-    """Loads the model on the first ``score`` call, so cache hits never pay for loading."""
+    """Loads the model on the first ``score`` call, so cache hits never pay for loading; the
+    rows are scaled by the adapter's stored temperature (:attr:`temperature`, part of
+    :func:`model_fingerprint`), if any."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec, self._scorer, self.load_seconds = spec, None, 0.0
+        self.temperature = spec_temperature(spec)
 
     def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
-        """Unnormalised label probabilities (rows sum to the label mass) of ``prompts``."""
+        """Label probabilities (rows sum to the label mass) of ``prompts``, temperature-scaled
+        (:func:`~llmbt.signals_cache.scoring.temperature.scale_rows`) when the adapter has one."""
         if self._scorer is None:
             from llmbt.signals_cache.scoring.scorer import LabelScorer
 
             started = time.perf_counter()
             self._scorer = LabelScorer(load_model(self.spec))
             self.load_seconds = time.perf_counter() - started
-        return self._scorer.label_probs(prompts, batch_size=batch_size)
+        return scale_rows(self._scorer.label_probs(prompts, batch_size=batch_size), self.temperature)
 
 
 def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
@@ -200,12 +211,14 @@ def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tupl
 
 
 def _scorer(req: SignalRequest) -> tuple[Any, str]:
-    """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer."""
+    """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer; either
+    scaled by the temperature stored beside its adapter folder unless ``req.spec.calibrate`` is off."""
     if req.arm == "lm":
         return LazyScorer(req.spec), model_fingerprint(req.spec, "")
     from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
 
     scorer = make_scorer(req.arm, model=req.spec.base, path=req.arm_path)
+    scorer = calibrated(scorer, req.arm_path, req.spec.calibrate)
     return scorer, scorer_fingerprint(req.arm, scorer)
 
 
@@ -260,7 +273,7 @@ def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: st
     return {
         "signals": f"{n} {req.mode[:-1]} prompts, template {version}, {what}"
                    + (f" + adapter {req.spec.adapter or req.arm_path}"
-                      if req.spec.adapter or req.arm_path else ""),
+                      if req.spec.adapter or req.arm_path else "") + _temperature_note(scorer),
         "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
                        f"{result.hits} cache hits, {result.misses} misses)",
         "scoring": f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"
@@ -269,6 +282,11 @@ def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: st
         "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
         "mean label mass": float(f"{result.label_mass.mean():.4g}") if n else float("nan"),
     }
+
+
+def _temperature_note(scorer: Any) -> str:
+    temperature = getattr(scorer, "temperature", None)
+    return "" if temperature is None else f", temperature {temperature:.4g} (llmbt_calibration.json)"
 
 
 __all__ = ["SIGNAL_COLUMNS", "SignalRequest", "compute_signals", "score_prompts", "realised_vol",

@@ -76,6 +76,9 @@ def run_options(func):
         click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
         click.option("--scorer", help="What scores the texts: lm (default: --model's label "
                      "probabilities on prompts) or a text scorer such as lexicon (the raw text)."),
+        click.option("--no-calibration", "calibrate", flag_value=False, default=None,
+                     help="Ignore the temperature bt evaluate --calibrate-on stored beside "
+                     "--adapter (llmbt_calibration.json): score with the raw probabilities."),
         click.option("--batch-size", type=int, help="Prompts per forward pass (default 16)."),
         click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
         click.option("--model-cutoff", help="The model's knowledge cutoff (end of its training "

@@ -26,16 +26,25 @@ from llmbt.engine.cli.news_eval import news_ic, news_options
 @click.option("--calibrate-on", type=click.Path(exists=True, dir_okay=False),
               help="Labelled validation file: fit a temperature per row on it and report ECE "
               "before/after on --data (saved beside --adapter as llmbt_calibration.json).")
+@click.option("--no-calibration", is_flag=True,
+              help="Ignore temperatures stored beside --adapter and arm folders (no 'calibrated:' "
+              "rows for them, the raw probabilities only).")
 @click.option("--template", default="headlines-v1", show_default=True, help="Prompt template.")
 @click.option("--batch-size", default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write metrics JSON here.")
 @click.option("--no-base", is_flag=True, help="With --adapter or --arm, skip the base model.")
 @label_map_option
 @news_options
-def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size, json_out, no_base,
-             label_map, **news) -> None:
+def evaluate(data, model, adapter, arm_texts, calibrate_on, no_calibration, template, batch_size,
+             json_out, no_base, label_map, **news) -> None:
     """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item;
     with --news, each row's daily IC on dated headlines against next-day excess returns.
+
+    A row whose adapter (or head) folder holds a temperature from an earlier --calibrate-on is
+    shown both ways: the plain rows are its raw probabilities, the 'calibrated:' rows (temperature,
+    ECE, Brier, mean confidence) what bt run, bt compare, bt score and universe runs score with;
+    accuracy and F1 are the same for both. Its --news IC is of the calibrated scores.
+    --no-calibration ignores stored temperatures; --calibrate-on fits a new one on the raw scores.
 
     Example: bt evaluate --data test.csv --adapter adapters/fpb --arm lexicon --json out/eval.json
     """
@@ -44,11 +53,15 @@ def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size
     if not data and (calibrate_on or not news["news"]):
         raise ConfigError("give --data FILE (labelled sentences: F1, calibration) and/or --news FILE "
                           "--universe URI (dated headlines: daily IC)")
+    if calibrate_on and no_calibration:
+        raise ConfigError("--calibrate-on fits a new temperature on the raw scores and "
+                          "--no-calibration ignores stored ones; give one of the two")
     arms = _arms(adapter, arm_texts, no_base)
-    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size) \
-        if data else {arm.name: {} for arm in arms}
+    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size,
+                       calibrate=not no_calibration) if data else {arm.name: {} for arm in arms}
     if news["news"]:
-        for name, stats in news_ic(arms, news, model, batch_size).items():
+        stats_of = news_ic(arms, news, model, batch_size, calibrate=not no_calibration)
+        for name, stats in stats_of.items():
             runs[name]["news_ic"] = stats
     main = runs["head" if "head" in runs else "adapter"] if adapter else runs[next(iter(runs))]
     result = {k: main[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n") if k in main} | runs
@@ -60,18 +73,23 @@ def evaluate(data, model, adapter, arm_texts, calibrate_on, template, batch_size
 
 
 def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...], arms: list,
-                model: str, adapter: str | None, template: str, batch_size: int) -> dict[str, dict]:
-    """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``)."""
+                model: str, adapter: str | None, template: str, batch_size: int,
+                calibrate: bool = True) -> dict[str, dict]:
+    """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``, else
+    the one stored beside the row's folder unless ``calibrate`` is off)."""
     from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.finetune.evaluate import evaluate_arm
+    from llmbt.signals_cache.scoring.temperature import stored_temperature
 
     mapping = parse_label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
     val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
     runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),
-                                   val_examples=val) for arm in arms}
-    if adapter is not None and calibrate_on and "adapter" in runs:  # a peft adapter's folder
-        _save_calibration(adapter, runs["adapter"]["calibration"], calibrate_on, template)
+                                   val_examples=val, temperature=None if val else
+                                   stored_temperature(arm.adapter, calibrate)) for arm in arms}
+    row = "head" if "head" in runs else "adapter"
+    if adapter is not None and calibrate_on and row in runs:  # a peft adapter's or head's folder
+        _save_calibration(adapter, runs[row]["calibration"], calibrate_on, template)
     return runs
 
 
@@ -134,9 +152,9 @@ def _print_eval(runs: dict) -> None:
         if any(key in r for r in runs.values()):  # without --data: none
             table.add_row(key, *(_num(r.get(key)) for r in runs.values()))  # n/a: not of this arm
     for key in ("temperature", "ece_after", "brier_after", "mean_confidence_after"):
-        if all("calibration" in r for r in runs.values()):
+        if any("calibration" in r for r in runs.values()):  # n/a: raw only (no temperature)
             table.add_row(f"calibrated: {key}",
-                          *(f"{r['calibration'][key]:.4f}" for r in runs.values()))
+                          *(_num(r.get("calibration", {}).get(key)) for r in runs.values()))
     for key in ("hit_rate", "profitable_ratio", "mean_signed_return"):
         if all("directional" in r for r in runs.values()):
             table.add_row(key, *(_num(r["directional"][key]) for r in runs.values()))

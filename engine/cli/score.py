@@ -43,10 +43,13 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most items per scored batch (and per flush).")
 @click.option("--cache-dir", default=None, help="Signal cache folder (default $LLMBT_HOME/signals).")
+@click.option("--no-calibration", is_flag=True, help="Ignore the temperature bt evaluate "
+              "--calibrate-on stored beside --adapter: the raw probabilities.")
 def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | None,
-          prompt: str | None, batch_size: int, cache_dir: str | None) -> None:
+          prompt: str | None, batch_size: int, cache_dir: str | None, no_calibration: bool) -> None:
     """Score headlines (or rendered prompts) and write one JSON line per item: symbol, timestamp,
-    label, score, confidence, label_mass, fingerprint, template.
+    label, score, confidence, label_mass, fingerprint, template. An --adapter with a stored
+    temperature (llmbt_calibration.json) gives the calibrated probabilities, as bt run does.
 
     Example: echo '{"symbol": "AAPL", "headline": "Apple beats estimates"}' | bt score
     """
@@ -54,7 +57,8 @@ def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | No
     from llmbt.signals_cache.provider import ScoreStream
     from llmbt.signals_cache.signals import SignalRequest
 
-    req = SignalRequest(spec=ModelSpec(base=model, adapter=adapter), mode=mode, prompt=prompt,
+    spec = ModelSpec(base=model, adapter=adapter, calibrate=not no_calibration)
+    req = SignalRequest(spec=spec, mode=mode, prompt=prompt,
                         cache_dir=cache_dir, batch_size=batch_size, progress=False)
     fmt = fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")
     with ScoreStream(req) as stream, _open(source) as handle:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-from llmbt.errors import LlmbtError
+from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
 
 T_BOUNDS = (0.05, 20.0)
@@ -54,6 +53,8 @@ def fit_temperature(probs: np.ndarray, y_true: Sequence[str],
     if probs.ndim != 2 or probs.shape != (len(y_true), len(labels)) or not len(y_true):
         raise LlmbtError(f"calibration probs shape {probs.shape} must be "
                          f"({len(y_true)}, {len(labels)}) with at least one row.")
+    from scipy.optimize import minimize_scalar  # here: reading a temperature needs no scipy
+
     truth = _indices(y_true, labels)
     fit = minimize_scalar(lambda t: nll(apply_temperature(probs, t), truth),
                           bounds=T_BOUNDS, method="bounded", options={"xatol": 1e-4})
@@ -80,6 +81,24 @@ def write_calibration(adapter: str | Path, record: dict[str, Any]) -> Path:
 
 
 def read_temperature(adapter: str | Path) -> float | None:
-    """The temperature saved beside ``adapter`` by :func:`write_calibration`, None when none is."""
+    """The temperature saved beside ``adapter`` by :func:`write_calibration`, None when none is
+    (or ``adapter`` is no folder).
+
+    Raises:
+        ConfigError: the file is not JSON, has no ``temperature`` or one that is not a positive
+            number; naming the file and the fixes.
+    """
     path = Path(adapter).expanduser() / CALIBRATION_FILE
-    return float(json.loads(path.read_text())["temperature"]) if path.is_file() else None
+    if not path.is_file():
+        return None
+    fix = ("re-fit it with bt evaluate --calibrate-on VAL, delete the file, or score without it "
+           "(--no-calibration; YAML calibrate: false)")
+    try:
+        value = json.loads(path.read_text())["temperature"]
+        temperature = float(value)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: no readable temperature ({type(exc).__name__}: {exc}); "
+                          f"{fix}.") from exc
+    if isinstance(value, bool) or not (np.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"{path}: temperature {value!r} must be a positive number; {fix}.")
+    return temperature

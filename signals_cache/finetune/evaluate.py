@@ -173,7 +173,8 @@ class TextArm:
 
 
 def evaluate_arm(examples: Sequence[Any], arm: LMArm | TextArm, *,
-                 val_examples: Sequence[Any] | None = None) -> dict[str, Any]:
+                 val_examples: Sequence[Any] | None = None,
+                 temperature: float | None = None) -> dict[str, Any]:
     """Score ``examples`` (objects with ``.text``/``.label``/``.symbol`` or ``(text, label)``
     pairs) with ``arm`` and measure the probabilities against the labels.
 
@@ -181,7 +182,9 @@ def evaluate_arm(examples: Sequence[Any], arm: LMArm | TextArm, *,
     ``ms_per_item``; the LM arm's ``mean_label_mass``/``min_label_mass``) and ``n``; when every
     example has a ``forward_return``, also ``directional`` (:func:`directional_metrics` of
     P(bullish) − P(bearish)) and ``targets``; with ``val_examples``, ``calibration``
-    (:func:`calibration_report`: a temperature fitted on them, ECE before/after on ``examples``).
+    (:func:`calibration_report`: a temperature fitted on them, ECE before/after on ``examples``);
+    else, with a stored ``temperature`` (the one scoring applies), ``calibration`` of it
+    (:func:`stored_calibration`). The top-level metrics are always of the raw probabilities.
     """
     from llmbt.signals_cache.finetune.encoding import example_fields
 
@@ -199,7 +202,22 @@ def evaluate_arm(examples: Sequence[Any], arm: LMArm | TextArm, *,
         result["targets"] = seed_targets(result)
     if val_examples is not None:
         result["calibration"] = calibration_report(arm, list(val_examples), truth, probs, labels)
+    elif temperature is not None:
+        result["calibration"] = stored_calibration(truth, probs, labels, temperature)
     return result
+
+
+def stored_calibration(truth: list[str], probs: np.ndarray, labels: Sequence[str],
+                       temperature: float) -> dict[str, Any]:
+    """What the stored ``temperature`` does to the test ``probs``: ``temperature``, ``source``
+    (``stored``) and ECE, Brier and mean confidence before/after (as :func:`calibration_report`)."""
+    from llmbt.signals_cache.finetune.calibration import apply_temperature
+
+    before = classification_metrics(truth, probs, labels)
+    after = classification_metrics(truth, apply_temperature(probs, temperature), labels)
+    return {"temperature": float(temperature), "source": "stored",
+            **{f"{key}_{when}": m[key] for key in ("ece", "brier", "mean_confidence")
+               for when, m in (("before", before), ("after", after))}}
 
 
 def calibration_report(arm: LMArm | TextArm, val_examples: list, truth: list[str],
@@ -218,7 +236,7 @@ def calibration_report(arm: LMArm | TextArm, val_examples: list, truth: list[str
     idx = np.array([list(labels).index(y) for y in val_truth])
     before = classification_metrics(truth, probs, labels)
     after = classification_metrics(truth, apply_temperature(probs, temperature), labels)
-    return {"temperature": temperature, "n_val": len(val_examples),
+    return {"temperature": temperature, "source": "fitted", "n_val": len(val_examples),
             "val_nll_before": nll(val_probs, idx),
             "val_nll_after": nll(apply_temperature(val_probs, temperature), idx),
             **{f"{key}_{when}": m[key] for key in ("ece", "brier", "mean_confidence")

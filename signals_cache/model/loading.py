@@ -36,6 +36,7 @@ from llmbt.signals_cache.model.engines import (
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
+from llmbt.signals_cache.scoring.temperature import check_calibrate, stored_temperature
 
 Quantization = Literal["none", "8bit", "4bit"]
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -113,7 +114,8 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 @dataclass(frozen=True)
 class ModelSpec:
     """What to load; fields match --model, --adapter, --quantization, --dtype, --device and
-    --engine (see :mod:`.engines`)."""
+    --engine (see :mod:`.engines`). ``calibrate`` (False: ``--no-calibration``) applies the
+    temperature stored beside the adapter (:func:`spec_temperature`) to the cached scores."""
 
     base: str = "smollm2-135m"
     adapter: str | None = None
@@ -121,6 +123,7 @@ class ModelSpec:
     dtype: str = "auto"
     device: str = "auto"
     engine: str = "auto"
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, str) or not self.base.strip():
@@ -132,6 +135,7 @@ class ModelSpec:
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
         _choice("--engine", self.engine, ENGINES)
+        check_calibrate(self.calibrate)
 
 
 @dataclass
@@ -206,10 +210,17 @@ def base_fingerprint(spec: ModelSpec) -> str:
     return hashlib.sha256(digest.encode()).hexdigest()[:16]
 
 
+def spec_temperature(spec: ModelSpec) -> float | None:
+    """The temperature stored beside ``spec``'s adapter (``bt evaluate --calibrate-on``) that its
+    cached scores are scaled by; None without an adapter, a stored one, or with ``calibrate`` off."""
+    return stored_temperature(spec.adapter, spec.calibrate)
+
+
 def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     """Stable 16-hex sha256 of the base weights, the adapter weights and config, quantization,
-    the resolved dtype, the resolved engine and ``template_version``: a change to any changes the
-    cache key. The reference engine adds nothing (its keys are those from before engines)."""
+    the resolved dtype, the resolved engine, ``template_version`` and the applied temperature
+    (:func:`spec_temperature`): a change to any changes the cache key. The reference engine and
+    no temperature add nothing (their keys are those from before engines and temperatures)."""
     adapter = adapter_digest(spec.adapter) if spec.adapter is not None else None
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
     engine = resolve_engine(spec.engine, device, spec.quantization)
@@ -217,6 +228,9 @@ def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     payload.append(template_version)
     if engine != REFERENCE:
         payload.append(f"engine:{engine}")
+    temperature = spec_temperature(spec)
+    if temperature is not None:
+        payload.append(f"temperature:{temperature!r}")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
