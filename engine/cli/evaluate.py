@@ -25,7 +25,8 @@ from llmbt.engine.cli.news_eval import news_ic, news_options
               "adapter=..,prompt=.. as bt compare --arm takes it.")
 @click.option("--calibrate-on", type=click.Path(exists=True, dir_okay=False),
               help="Labelled validation file: fit a temperature per row on it and report ECE "
-              "before/after on --data (saved beside --adapter as llmbt_calibration.json).")
+              "before/after on --data (saved beside --adapter as llmbt_calibration.json, which bt "
+              "run, bt compare and bt score then apply).")
 @click.option("--no-calibration", is_flag=True,
               help="Ignore temperatures stored beside --adapter and arm folders (no 'calibrated:' "
               "rows for them, the raw probabilities only).")
