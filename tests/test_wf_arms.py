@@ -165,3 +165,28 @@ def test_lexicon_and_embedding_arms_get_rows_per_fold_and_enter_the_spa_and_dsr(
     config = json.loads((out / "config.json").read_text())
     assert [a["name"] for a in config["arms"]] == ["lexicon", "emb"] and config["head"]["layers"] == [1]
     assert "IC difference emb - base" in res.output
+
+
+def test_a_seqcls_arm_is_fine_tuned_per_fold_with_the_loras_budget_and_then_reused(
+        tiny, tmp_path, monkeypatch):
+    from llmbt.signals_cache.arms.registry import make_scorer
+    from llmbt.signals_cache.finetune.datasets import Example
+    from llmbt.signals_cache.model.adapters import is_seqcls_adapter
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    day = pd.Timestamp("2021-01-04", tz="UTC")
+    texts = {"bullish": "Acme beats forecasts", "bearish": "Acme sued over fraud",
+             "neutral": "Acme board meets"}
+    train = [Example(f"{t} {i}", label, "AAA", day + pd.Timedelta(days=i), 0.0,
+                     day + pd.Timedelta(days=i + 5)) for i in range(4) for label, t in texts.items()]
+    cfg = wf(run=RUN.replace(model=str(tiny)), train=TRAIN,
+             arms=(parse_arm("name=cls,kind=seqcls"),))
+    arms, facts = wf_arms.train_fold_arms(cfg, {"train": train[:9], "val": train[9:]}, lambda _: None)
+    folder = facts["cls"]["artifact"]
+    assert is_seqcls_adapter(folder) and arms[0] == Arm("cls", adapter=folder, kind="seqcls")
+    meta = json.loads((tmp_path / folder / "llmbt_adapter.json").read_text())
+    assert meta["method"] == "seqcls" and meta["splits"] == {"train": 9, "val": 3}
+    assert meta["hyperparameters"]["max_steps"] == TRAIN["max_steps"]  # the fold LoRA's budget
+    assert make_scorer("seqcls", model=str(tiny), path=folder).score(["Acme beats"], 1).shape == (1, 3)
+    _, again = wf_arms.train_fold_arms(cfg, {"train": train[:9], "val": train[9:]}, lambda _: None)
+    assert again["cls"]["reused"] and again["cls"]["artifact"] == folder
