@@ -13,6 +13,10 @@ Layout::
                            daily IC (scores.csv then holds time, symbol, score, model rows and
                            returns.csv the equal_weight benchmark)
     OUT/adapters/fold-K    link to the fold's adapter in the content-addressed store
+    OUT/arms/fold-K/NAME   link to the fold's artefact of a trained ``--arm`` (an embedding head,
+                           a seqcls adapter; :mod:`llmbt.engine.wf_arms`)
+
+With ``--arm`` arms, returns.csv and scores.csv hold each arm next to the base model and the LoRA.
 """
 
 from __future__ import annotations
@@ -66,10 +70,14 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     for fold in result.folds:
         _dump(out / "folds" / f"fold-{fold.facts['fold']}.json", fold.facts)
         _link_adapter(out, fold.facts)
+        for name, arm in fold.facts.get("arms", {}).items():
+            if arm.get("artifact"):
+                _link(out / "arms" / f"fold-{fold.facts['fold']}" / name, arm["artifact"])
     result.table().to_csv(out / "folds.csv", index=False)
-    returns = {name: result.stitched(name) for name in (TUNED, BASE, result.benchmark_name)}
+    models = (TUNED, BASE, *(a.name for a in cfg.arms))
+    returns = {name: result.stitched(name) for name in (*models, result.benchmark_name)}
     pd.DataFrame(returns).to_csv(out / "returns.csv", index_label="time")
-    scores = [result.stitched_scores(name).assign(model=name) for name in (TUNED, BASE)]
+    scores = [result.stitched_scores(name).assign(model=name) for name in models]
     pd.concat(scores).to_csv(out / "scores.csv", index_label="time")
     tested = returns[BASE].index
     if result.close is not None and len(tested):
@@ -84,13 +92,16 @@ def _dump(path: Path, data: dict[str, Any]) -> None:
 
 
 def _link_adapter(out: Path, facts: dict[str, Any]) -> None:
-    if not facts.get("adapter"):
-        return
-    link = out / "adapters" / f"fold-{facts['fold']}"
-    link.parent.mkdir(exist_ok=True)
+    if facts.get("adapter"):
+        _link(out / "adapters" / f"fold-{facts['fold']}", facts["adapter"])
+
+
+def _link(link: Path, target: str) -> None:
+    """``link`` -> the folder ``target`` (replacing an older link)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
         link.unlink()
-    os.symlink(facts["adapter"], link, target_is_directory=True)
+    os.symlink(target, link, target_is_directory=True)
 
 
 def read_results(out: str | Path) -> dict[str, Any]:

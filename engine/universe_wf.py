@@ -13,7 +13,9 @@ Folds are :class:`~llmbt.engine.splitters.WalkForward` windows over the universe
    labels that reach into the validation block;
 2. an adapter trained exactly as :func:`llmbt.engine.walkforward.train_adapter` does (template
    ``headlines-v2``: the headline without its symbol, as the universe is scored);
-3. the portfolio runs of the base model and the adapter on the test window
+3. the ``--arm`` arms (:mod:`llmbt.engine.wf_arms`), those of a trained kind (embeddings, seqcls)
+   trained on the same examples as the adapter;
+4. the portfolio runs of the base model, the adapter and the arms on the test window
    (:func:`llmbt.engine.universe_arms.trade_arms`), on the same bars, schedule and costs, plus the
    equal-weight universe.
 
@@ -50,6 +52,7 @@ from llmbt.engine.walkforward import (
     shift_fold,
     train_adapter,
 )
+from llmbt.engine.wf_arms import train_fold_arms
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
 
@@ -109,8 +112,9 @@ def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fo
         "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
         "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
         "models": {}})
+    arms, result.facts["arms"] = train_fold_arms(cfg, split, say)  # the same examples as the LoRA
     window = fold_window(universe, fold, history_bars(cfg.run))
-    _test_arms(cfg, result, [Arm(BASE), Arm(TUNED, adapter=adapter)], window, news, fold)
+    _test_arms(cfg, result, [Arm(BASE), Arm(TUNED, adapter=adapter), *arms], window, news, fold)
     say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
         f"{n} Sharpe {m['sharpe']:.2f} return {m['total_return']:.2%}"
         for n, m in result.facts["models"].items()))

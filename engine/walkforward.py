@@ -73,6 +73,9 @@ class WalkForwardConfig:
         executor: where folds run: ``serial`` (this process) or ``ray`` (Ray tasks; not with
             ``warm_start``, which chains the folds).
         ray_address: the Ray cluster for ``executor="ray"`` (None: a local Ray instance).
+        arms: more arms (:class:`~llmbt.engine.arms.Arm`) of a universe walk-forward, each trained
+            per fold where its kind needs it (:mod:`llmbt.engine.wf_arms`).
+        head: ``HeadConfig`` fields of the per-fold embedding heads (``--head-param``).
     """
 
     run: RunConfig = field(default_factory=lambda: RunConfig(strategy="llm_sentiment"))
@@ -86,6 +89,8 @@ class WalkForwardConfig:
     fail_fast: bool = False
     executor: str = "serial"
     ray_address: str | None = None
+    arms: tuple[Any, ...] = ()
+    head: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
@@ -113,6 +118,10 @@ class WalkForwardConfig:
             raise ConfigError(f"--warm-start chains the folds (each adapter starts from the previous "
                               f"fold's), so they cannot run as parallel tasks; drop --warm-start or "
                               f"--executor {self.executor}.")
+        if self.arms or self.head:
+            from llmbt.engine.wf_arms import check_wf_arms
+
+            check_wf_arms(self)
 
     @property
     def universe(self) -> bool:
@@ -138,10 +147,12 @@ class WalkForwardConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (the run's ``config.json``)."""
+        from llmbt.engine.wf_arms import wf_arms_dict
+
         out = {"run": self.run.to_dict(), "splitter": vars(self.splitter).copy(),
                "horizon": self.horizon, "label_method": self.label_method,
                "train": self.train_config().to_dict(), "warm_start": self.warm_start,
-               "val_fraction": self.val_fraction, "max_val": self.max_val}
+               "val_fraction": self.val_fraction, "max_val": self.max_val} | wf_arms_dict(self)
         return out | ({"universe": True, "labels": "excess over the equal-weight universe"}
                       if self.universe else {})
 

@@ -158,7 +158,8 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
 
 
 def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
-    """:func:`report_universe` of a universe walk-forward results folder (base vs the adapter)."""
+    """:func:`report_universe` of a universe walk-forward results folder: the base model (the
+    reference), the adapter and the run's ``--arm`` arms (all N of them in the SPA and the DSR)."""
     from llmbt.engine.results import read_results
     from llmbt.engine.walkforward import BASE, TUNED
 
@@ -169,7 +170,11 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
              "folds": str(facts["folds"]), "failed folds": str(facts["failed_folds"]),
              "seconds": str(facts["seconds"]), "labels": str(res["config"].get("labels"))}
     title = f"{run['strategy']} on {run['data']} (universe walk-forward {facts['run_id']})"
-    return report_universe(res, folder, horizon=int(res["config"]["horizon"]), arms=(BASE, TUNED),
+    arms = (BASE, TUNED, *(a["name"] for a in res["config"].get("arms", [])))
+    if len(arms) > 2:
+        notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (f", model={a['model']}" if
+                                  a.get("model") else "") for a in res["config"]["arms"])
+    return report_universe(res, folder, horizon=int(res["config"]["horizon"]), arms=arms,
                            title=title, notes=notes, say=say)
 
 

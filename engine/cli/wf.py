@@ -23,6 +23,19 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
     return out
 
 
+def _arms(specs: tuple[str, ...]) -> tuple:
+    """``--arm`` specs parsed as ``bt compare --arm`` parses them, an error naming the spec."""
+    from llmbt.engine.arms import parse_arm
+
+    arms = []
+    for spec in specs:
+        try:
+            arms.append(parse_arm(spec))
+        except ConfigError as exc:
+            raise ConfigError(str(exc) if spec in str(exc) else f"--arm {spec!r}: {exc}") from exc
+    return tuple(arms)
+
+
 @cli.command()
 @run_options
 @click.option("--train", "train_len", default="252", show_default=True,
@@ -46,18 +59,30 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, object]:
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster for --executor ray, e.g. 10.0.0.5:6379 or auto (ray start --head "
                    "prints it); tasks get a GPU each when the cluster has GPUs.")
+@click.option("--arm", "arms", multiple=True, metavar="SPEC",
+              help="A universe walk-forward's extra arm, repeatable, as bt compare --arm: "
+                   "name=emb,kind=embeddings (a head trained per fold), name=cls,kind=seqcls (a "
+                   "seqcls LoRA per fold, --train-param budget), lexicon, or a model arm "
+                   "(name=..,model=..,prompt=..); no adapter= (trained per fold, or unseen).")
+@click.option("--head-param", "head_params", multiple=True, metavar="KEY=VALUE",
+              help="Setting of the per-fold embedding heads, repeatable: --head-param layers=[14,18] "
+                   "(see bt head train).")
 @click.option("--out", default=None, help="Results folder (default out/walkforward-<run id>).")
 def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_start, train_params,
-                fail_fast, max_val, executor, ray_address, out, **kwargs) -> None:
+                fail_fast, max_val, executor, ray_address, arms, head_params, out, **kwargs) -> None:
     """Walk-forward: per fold fine-tune on the train window, backtest base and LoRA on the test window.
 
     With a universe strategy (llm_news_portfolio, --data a universe, --symbols, --news) each fold
     trains on the headlines of all symbols, labelled by excess return over the equal-weight universe,
     and both arms trade the universe; the report adds the daily IC per fold and the cross-section tests.
+    Each --arm is trained on every fold's training window where its kind needs it (embeddings:
+    a head; seqcls: a classification-head LoRA) and trades the test window too; the SPA / StepM
+    and the Deflated Sharpe count every arm (N = base + LoRA + the --arm arms).
 
     Examples: bt walkforward --strategy llm_sentiment --data sample:GOOG;
     bt walkforward --strategy llm_news_portfolio --data csv:prices.csv.gz --symbols AAPL,MSFT,...
     --news headlines.csv.gz --news-tz America/New_York --start 2015-01-02 --train 6M --test 3M
+    --arm lexicon --arm name=emb,kind=embeddings
     """
     from llmbt.engine.results import write_results
     from llmbt.engine.splitters import WalkForward
@@ -68,7 +93,8 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
     cfg = WalkForwardConfig(run=build_config(**kwargs), splitter=splitter, horizon=horizon,
                             train=_pairs(train_params, "--train-param"), warm_start=warm_start,
                             fail_fast=fail_fast, max_val=max_val, executor=executor,
-                            ray_address=ray_address)
+                            ray_address=ray_address, arms=_arms(arms),
+                            head=_pairs(head_params, "--head-param"))
     folder = Path(out or f"out/walkforward-{cfg.run_id}")
     result = run_walkforward(cfg, say=click.echo)
     write_results(result, folder)
