@@ -168,9 +168,11 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
     config, facts = res["config"], res["run"]
     kind = "universe compare" if config.get("compare") else "universe walk-forward"
     title = f"{config['run']['strategy']} on {config['run']['data']} ({kind} {facts['run_id']})"
+    notes = folder_notes(res)
+    if not config.get("compare"):  # bt compare --arm said it while scoring
+        say(f"hindsight: {notes['hindsight']}")
     return report_universe(res, folder, horizon=int(config["horizon"]),
-                           arms=config.get("arms") or (BASE, TUNED), title=title,
-                           notes=folder_notes(res), say=say)
+                           arms=config.get("arms") or (BASE, TUNED), title=title, notes=notes, say=say)
 
 
 def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
@@ -187,9 +189,17 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
         notes["arms"] = "; ".join(f"{n}: {spec}" for n, spec in config["arm_specs"].items())
     else:
         notes["labels"] = str(config.get("labels"))
-    if facts.get("hindsight"):
-        notes["hindsight"] = str(facts["hindsight"])
+    notes["hindsight"] = str(facts.get("hindsight") or tested_hindsight(config["run"], res["returns"]))
     return notes
+
+
+def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -> str:
+    """The hindsight line (:func:`llmbt.engine.signals.hindsight_line`) of a results folder's tested
+    bars (the stitched test windows of ``returns``) and its run's model and ``model_cutoff``."""
+    from llmbt.engine.signals import hindsight_line
+
+    tested = next(iter(returns.values())).index
+    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1])
 
 
 def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
