@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.finetune import speed
-from llmbt.signals_cache.finetune.encoding import _Encoded, collate, encode_examples
+from llmbt.signals_cache.finetune.encoding import Encoded, collate, encode_examples
 from llmbt.signals_cache.finetune.speed import epoch_batches, padding_fraction, resolve_precision
 from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetune
 from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
@@ -84,7 +84,7 @@ def test_ungrouped_batches_are_the_order_from_before_grouping():
     assert got == [w.tolist() for w in want]
 
 
-def _encoded(tokenizer_dir: Path) -> _Encoded:
+def _encoded(tokenizer_dir: Path) -> Encoded:
     tok = load_tokenizer(ModelSpec(base=str(tokenizer_dir)))
     texts = [("Profit soars", "bullish", "ACME"), ("Board meets on Tuesday as planned", "neutral"),
              ("Loss widens sharply after the regulator opens a fraud probe", "bearish", "ACME")]
