@@ -22,22 +22,12 @@ from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetun
 from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
 from llmbt.signals_cache.scoring.prompts import get_template
 
-try:  # the shared tiny-model helpers live in test_model.py
+try:  # the shared examples live in test_finetune.py
     from test_finetune import FAST, toy_examples
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
 except ModuleNotFoundError:  # tests/ imported as a package
     from tests.test_finetune import FAST, toy_examples
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+pytestmark = pytest.mark.usefixtures("llmbt_home")  # tiny, tokenizer_dir: conftest.py
 
 
 # ---------------------------------------------------------------- batching
