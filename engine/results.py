@@ -1,4 +1,5 @@
-"""The results folder of a walk-forward run: plain JSON and CSV that ``bt compare --from`` reads back.
+"""The results folder of a walk-forward run, or of a universe ``bt compare --arm``: plain JSON and CSV
+that ``bt compare --from`` reads back.
 
 Layout::
 
@@ -17,21 +18,30 @@ Layout::
                            a seqcls adapter; :mod:`llmbt.engine.wf_arms`)
 
 With ``--arm`` arms, returns.csv and scores.csv hold each arm next to the base model and the LoRA.
+A universe ``bt compare --arm`` (:func:`write_arms_results`) writes the same config.json (the run,
+its arms and horizon, ``compare: true``), run.json (one fold), folds.csv, returns.csv (one column
+per arm + equal_weight), scores.csv and opens.csv; no folds/ or adapters/.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from llmbt.engine.walkforward import BASE, TUNED, WalkForwardResult
 from llmbt.errors import DataError
+
+if TYPE_CHECKING:
+    from llmbt.engine.arms import Arm
+    from llmbt.engine.config import RunConfig
 
 PACKAGES = ("torch", "transformers", "peft", "backtrader", "quantstats", "pandas", "numpy")
 
@@ -87,6 +97,35 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     return out
 
 
+def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], out: str | Path, *,
+                       horizon: int) -> Path:
+    """Write the results folder of a universe ``bt compare --arm`` (see the module docstring).
+
+    Args:
+        res: :func:`llmbt.engine.universe_arms.run_universe_arms`. config: the run (before the arms
+            change it). arms: the arms, reference first. out: the folder. horizon: the IC's horizon.
+
+    Returns:
+        The folder; ``bt compare --from`` reads it back.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"run": config.to_dict(), "arms": [a.name for a in arms], "horizon": horizon,
+            "arm_specs": {a.name: dataclasses.asdict(a) for a in arms}, "compare": True, "universe": True}
+    config_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    _dump(out / "config.json", {"run_id": config.run_id, "config_hash": config_hash, **meta})
+    hindsight = next(iter(res["info"].values())).get("hindsight")
+    _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, "git_commit": git_commit(),
+                             "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
+                             "folds": 1, "failed_folds": [], "hindsight": hindsight})
+    pd.DataFrame(res["returns"]).to_csv(out / "returns.csv", index_label="time")
+    pd.concat([frame.assign(model=name) for name, frame in res["scores"].items()]).to_csv(
+        out / "scores.csv", index_label="time")
+    res["folds"].to_csv(out / "folds.csv", index=False)
+    res["opens"].to_csv(out / "opens.csv", index_label="time")
+    return out
+
+
 def _dump(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
@@ -116,7 +155,8 @@ def read_results(out: str | Path) -> dict[str, Any]:
     missing = [n for n in ("run.json", "returns.csv", "scores.csv", "folds.csv") if not (out / n).is_file()]
     if missing:
         raise DataError(f"{str(out)!r} is not a walk-forward results folder (missing {missing}); "
-                        "pass the --out folder of a bt walkforward run.")
+                        "pass the --out folder of a bt walkforward run or of a universe bt compare --arm "
+                        "(a single-symbol bt compare --arm folder keeps only its pages: rerun it).")
     stitched = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
     scores = pd.read_csv(out / "scores.csv", index_col="time", parse_dates=["time"])
     folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])

@@ -77,19 +77,25 @@ def lookahead_info(config: RunConfig, index: pd.DatetimeIndex) -> dict[str, str]
     """The run facts of the LLM look-ahead controls: ``hindsight`` (is the tested period, the
     bars of ``index`` from ``--start`` to ``--end``, before the model's knowledge cutoff?) and,
     with ``--anonymize``, ``anonymized``."""
-    from llmbt.signals_cache.hindsight import hindsight_warning
-    from llmbt.signals_cache.model.loading import model_cutoff
-
     first = max(index[0], pd.Timestamp(config.start, tz=index.tz)) if config.start else index[0]
     last = min(index[-1], pd.Timestamp(config.end, tz=index.tz)) if config.end else index[-1]
-    cutoff = model_cutoff(config.model, config.model_cutoff)
-    note = hindsight_warning(cutoff, first, last, model=config.model)
-    info = {"hindsight": note or f"none: the tested period {first.date()}..{last.date()} starts "
-                                 f"after {config.model}'s knowledge cutoff ({cutoff})"}
+    info = {"hindsight": hindsight_line(config.model, config.model_cutoff, first, last)}
     if config.anonymize:
         info["anonymized"] = (f"company names and tickers of {config.names} masked before "
                               "scoring (Company A = the headline's own company)")
     return info
+
+
+def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp) -> str:
+    """The ``hindsight`` run fact: does the tested period ``first..last`` lie (partly) before the
+    knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it?"""
+    from llmbt.signals_cache.hindsight import hindsight_warning
+    from llmbt.signals_cache.model.loading import model_cutoff
+
+    cutoff = model_cutoff(model, override)
+    note = hindsight_warning(cutoff, first, last, model=model)
+    return note or (f"none: the tested period {first.date()}..{last.date()} starts after {model}'s "
+                    f"knowledge cutoff ({cutoff})")
 
 
 def check_prompt(config: RunConfig) -> None:

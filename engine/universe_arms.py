@@ -13,6 +13,7 @@ computes (the engine does not import reports).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,7 +53,8 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         ``returns`` (per arm, then ``equal_weight``), ``scores`` (per arm, long rows indexed by
         ``time`` with ``symbol`` and ``score``), ``folds`` (one row per arm: fold 0, the tested
         period and :func:`arm_facts`), ``opens`` (time x symbols from the first traded bar, for the
-        daily IC) and ``info`` (per arm, the scoring facts).
+        daily IC), ``info`` (per arm, the scoring facts) and ``seconds`` (wall time, data loading
+        included); :func:`llmbt.engine.results.write_arms_results` writes it as a results folder.
 
     Raises:
         ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, a model
@@ -70,6 +72,7 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
             raise ConfigError(f"--arm {arm.name}: {exc}") from exc
     if config.benchmark == "none":
         raise ConfigError(f"bt compare --arm tests universe arms against {BENCHMARK}; drop --benchmark none.")
+    started = time.perf_counter()
     universe = load_run_universe(config)  # loaded once: every arm trades the same bars and headlines
     runs = trade_arms(config, arms, universe, run_news(config, universe))
     for name, run in runs.items():
@@ -84,7 +87,7 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
                           | arm_facts(r) for n, r in runs.items()])
     return {"returns": returns, "scores": {n: score_rows(r.panels["score"]) for n, r in runs.items()},
             "folds": folds, "opens": universe.panel("open").loc[first[0]:],
-            "info": {n: r.signal_info for n, r in runs.items()}}
+            "info": {n: r.signal_info for n, r in runs.items()}, "seconds": time.perf_counter() - started}
 
 
 def score_rows(panel: pd.DataFrame) -> pd.DataFrame:

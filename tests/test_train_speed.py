@@ -16,28 +16,18 @@ from hypothesis import strategies as st
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.finetune import speed
-from llmbt.signals_cache.finetune.encoding import _Encoded, collate, encode_examples
+from llmbt.signals_cache.finetune.encoding import Encoded, collate, encode_examples
 from llmbt.signals_cache.finetune.speed import epoch_batches, padding_fraction, resolve_precision
 from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetune
 from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
 from llmbt.signals_cache.scoring.prompts import get_template
 
-try:  # the shared tiny-model helpers live in test_model.py
+try:  # the shared examples live in test_finetune.py
     from test_finetune import FAST, toy_examples
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
 except ModuleNotFoundError:  # tests/ imported as a package
     from tests.test_finetune import FAST, toy_examples
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+pytestmark = pytest.mark.usefixtures("llmbt_home")  # tiny, tokenizer_dir: conftest.py
 
 
 # ---------------------------------------------------------------- batching
@@ -84,7 +74,7 @@ def test_ungrouped_batches_are_the_order_from_before_grouping():
     assert got == [w.tolist() for w in want]
 
 
-def _encoded(tokenizer_dir: Path) -> _Encoded:
+def _encoded(tokenizer_dir: Path) -> Encoded:
     tok = load_tokenizer(ModelSpec(base=str(tokenizer_dir)))
     texts = [("Profit soars", "bullish", "ACME"), ("Board meets on Tuesday as planned", "neutral"),
              ("Loss widens sharply after the regulator opens a fraud probe", "bearish", "ACME")]

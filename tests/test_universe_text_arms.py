@@ -107,3 +107,37 @@ def test_bt_compare_a_model_arm_against_the_lexicon_on_a_universe(shared_news, l
     stats = json.loads((out / "crosssection.json").read_text())["stats"]
     assert list(stats["ic"]) == ["base", "lex"] and stats["dsr"]["n_trials"] == 2
     assert (out / "comparison.html").is_file() and (out / "tearsheet.html").is_file()
+
+
+def test_bt_compare_from_reads_a_universe_compare_folder_back(shared_news, lm_stubbed, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cmp"
+    args = ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
+            "--end", "2015-04-30", "--data", f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
+            "--news", str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz",
+            "America/New_York", "--param", "top_k=2", "--arm", "name=base", "--arm",
+            "name=lex,kind=lexicon", "--out", str(out)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    config, run = (json.loads((out / name).read_text()) for name in ("config.json", "run.json"))
+    assert config["arms"] == ["base", "lex"] and config["compare"] and config["universe"]
+    assert config["arm_specs"]["lex"]["kind"] == "lexicon" and config["run"]["symbols"] == SYMBOLS
+    assert run["run_id"] == config["run_id"] and len(run["config_hash"]) == 12
+    assert run["versions"]["pandas"] == pd.__version__ and "lies before" in run["hindsight"]
+    stats = (out / "crosssection.json").read_text()
+    page = (out / "comparison.html").read_text()
+    (out / "crosssection.json").unlink()
+    again = CliRunner().invoke(cli, ["compare", "--from", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "IC difference lex - base" in again.output
+    assert (out / "crosssection.json").read_text() == stats  # the same numbers from the files
+    assert (out / "comparison.html").read_text() == page
+
+
+def test_bt_compare_from_a_folder_without_results_names_it_and_the_fix(tmp_path):
+    (tmp_path / "comparison.html").write_text("<html></html>")  # a single-symbol compare's pages
+    res = CliRunner().invoke(cli, ["compare", "--from", str(tmp_path)])
+    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
+    assert f"{str(tmp_path)!r} is not a walk-forward results folder" in res.output
+    assert "universe bt compare --arm" in res.output

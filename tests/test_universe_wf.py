@@ -138,6 +138,29 @@ def test_the_results_folder_holds_returns_scores_and_opens(first_run, tmp_path):
     assert (out / "adapters" / "fold-0" / "adapter_config.json").is_file()
 
 
+def test_the_universe_walkforward_page_says_the_hindsight_of_its_tested_windows(first_run, tmp_path):
+    from llmbt.reports.universe_wf import report_walkforward
+
+    out = write_results(first_run, tmp_path / "uwf")
+    tested = read_results(out)["returns"]["base"].index
+    first, last, middle = (tested[i].date() for i in (0, -1, len(tested) // 2))
+    window = f"the tested period {first}..{last}"
+    expected = {None: f"{window} may lie before it",  # a local folder records no cutoff
+                "2010-01-01": f"none: {window} starts after", str(middle): f"{window} lies partly before",
+                str(last): f"{window} lies before"}
+    for cutoff, sentence in expected.items():
+        config = json.loads((out / "config.json").read_text())
+        config["run"]["model_cutoff"] = cutoff
+        (out / "config.json").write_text(json.dumps(config))
+        said: list[str] = []
+        report_walkforward(out, say=said.append)
+        assert any(line.startswith("hindsight: ") and sentence in line for line in said), (cutoff, said)
+        page = (out / "comparison.html").read_text()
+        row = next(r for r in page.split("<tr>") if "<td>hindsight</td>" in r)
+        assert sentence in row, (cutoff, row)
+        assert (cutoff is None) or f"knowledge cutoff ({cutoff})" in row
+
+
 def test_a_failing_fold_is_recorded_and_the_run_goes_on(tiny, shared_news, monkeypatch):
     real, calls = uwf.train_adapter, []
 

@@ -78,25 +78,25 @@ def _run_variant(loaded: Any, cfg: Any, train: Any, val: Any) -> dict[str, Any]:
     """Train a fresh adapter of ``loaded.model`` with ``cfg``; its speed, cost and losses."""
     import torch
 
-    from llmbt.signals_cache.finetune.encoding import _Encoded
+    from llmbt.signals_cache.finetune.encoding import Encoded
     from llmbt.signals_cache.finetune.trainer import wrap_trainable
-    from llmbt.signals_cache.finetune.training import _val_loss, fit
+    from llmbt.signals_cache.finetune.training import fit, val_loss
 
     pad, device = loaded.tokenizer.pad_token_id, loaded.device
     torch.manual_seed(cfg.seed)
     model = wrap_trainable(loaded.model, cfg)
     legacy = dataclasses.replace(cfg, **VARIANTS["before"])
-    loss_before = _val_loss(model, val, legacy, pad, device, "fp32")
+    loss_before = val_loss(model, val, legacy, pad, device, "fp32")
     _warm_up(model, train, cfg, pad, device)
     torch.manual_seed(cfg.seed)
     _reset_peak_rss()
-    metrics = fit(model, train, _Encoded([], [], 0), cfg, pad, device, progress=False)
+    metrics = fit(model, train, Encoded([], [], 0), cfg, pad, device, progress=False)
     row = {"precision": metrics["precision"], "group_by_length": cfg.group_by_length,
            "share_prefix": cfg.share_prefix, "steps": metrics["steps"],
            "s_per_step": metrics["seconds_per_step"], "tokens_per_s": metrics["train_tokens_per_s"],
            "peak_rss_gib": _peak_rss_gib(), **_batch_cost(train, cfg),
            "train_loss_last_10pct": metrics["train_loss"]["mean_last_10pct"],
-           "val_loss_start": loss_before, "val_loss_end": _val_loss(model, val, legacy, pad,
+           "val_loss_start": loss_before, "val_loss_end": val_loss(model, val, legacy, pad,
                                                                     device, "fp32")}
     loaded.model = model.unload()  # the bare base again for the next variant
     return row
@@ -108,10 +108,10 @@ def _warm_up(model: Any, train: Any, cfg: Any, pad: int, device: str) -> None:
 
     from llmbt.signals_cache.finetune.encoding import collate
     from llmbt.signals_cache.finetune.speed import resolve_precision
-    from llmbt.signals_cache.finetune.training import _share, train_step
+    from llmbt.signals_cache.finetune.training import shares_prefix, train_step
 
     params = [p for p in model.parameters() if p.requires_grad]
-    batch = collate(train, list(range(cfg.batch_size)), pad, _share(cfg))
+    batch = collate(train, list(range(cfg.batch_size)), pad, shares_prefix(cfg))
     precision = resolve_precision(cfg.precision, device.split(":")[0], cfg.method)
     train_step(model, torch.optim.SGD(params, lr=0.0), [batch], device, precision)
     model.zero_grad(set_to_none=True)
@@ -122,14 +122,14 @@ def _batch_cost(train: Any, cfg: Any) -> dict[str, float]:
     (a shared prefix is computed once per batch)."""
     from llmbt.signals_cache.finetune.encoding import shared_prefix
     from llmbt.signals_cache.finetune.speed import batch_stream, padding_fraction
-    from llmbt.signals_cache.finetune.training import _share
+    from llmbt.signals_cache.finetune.training import shares_prefix
 
     lengths = [len(ids) for ids in train.ids]
     stream = batch_stream(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
     batches = [next(stream) for _ in range(cfg.max_steps)]
     computed = 0
     for rows in batches:
-        p = shared_prefix(train, rows) if _share(cfg) and len(rows) > 1 else 0
+        p = shared_prefix(train, rows) if shares_prefix(cfg) and len(rows) > 1 else 0
         computed += p + len(rows) * (max(lengths[i] for i in rows) - p)
     real = sum(lengths[i] for rows in batches for i in rows)
     return {"pad_fraction": padding_fraction(lengths, batches),

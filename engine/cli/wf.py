@@ -108,7 +108,8 @@ def _report(folder: Path) -> None:
 
     from llmbt.reports.compare import compare_results
 
-    if json.loads((Path(folder) / "config.json").read_text()).get("universe"):
+    config = Path(folder) / "config.json"  # absent: read_results names the folder and what to pass
+    if config.is_file() and json.loads(config.read_text()).get("universe"):
         from llmbt.reports.universe_wf import report_walkforward
 
         report_walkforward(folder, say=click.echo)  # per-fold IC, cross-section tests, pages
@@ -120,7 +121,8 @@ def _report(folder: Path) -> None:
 @run_options
 @click.option("--from", "folder", type=click.Path(exists=True, file_okay=False),
               help="Results folder of a bt walkforward run (compares its base and LoRA models; "
-                   "a universe run: per-fold IC and the cross-section tests).")
+                   "a universe run: per-fold IC and the cross-section tests) or of a universe "
+                   "bt compare --arm (its arms again).")
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
               help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
                    "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1); an arm "
@@ -151,7 +153,8 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     from llmbt.reports.universe_wf import compare_universe_arms
 
     if bool(folder) == bool(arms):
-        raise ConfigError("give either --from DIR (a walk-forward run) or two or more --arm SPEC.")
+        raise ConfigError("give either --from DIR (a walk-forward run or a universe bt compare --arm) "
+                          "or two or more --arm SPEC.")
     if folder:
         _report(folder)
         return

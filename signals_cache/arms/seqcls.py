@@ -69,11 +69,11 @@ class SeqClsScorer:
         """``(len(texts), 3)`` label probabilities (``LABELS`` order), in batches of ``batch_size``."""
         import torch
 
-        from llmbt.signals_cache.finetune.encoding import _Encoded, collate
+        from llmbt.signals_cache.finetune.encoding import Encoded, collate
 
         model, tokenizer, device = self._loaded()
         ids = self.token_ids(texts, tokenizer)
-        enc = _Encoded(ids, [len(row) for row in ids], 0)
+        enc = Encoded(ids, [len(row) for row in ids], 0)
         out = np.zeros((len(ids), len(LABELS)))
         step = max(1, int(batch_size or 16))
         with torch.inference_mode():

@@ -85,7 +85,7 @@ def dataset_hash(examples: Iterable[Any]) -> str:
 
 
 @dataclass
-class _Encoded:
+class Encoded:
     """Token ids (int32) per example and where its answer starts (memory-light: no texts)."""
 
     ids: list[np.ndarray]
@@ -98,7 +98,7 @@ class _Encoded:
 
 def encode_examples(
     examples: Sequence[Any], tokenizer: Any, template: PromptTemplate, max_length: int
-) -> _Encoded:
+) -> Encoded:
     """Tokenize prompt + answer + eos (the prompt by :func:`example_template`). A sequence longer
     than ``max_length`` loses tokens from the start of its prompt (the answer is always kept)."""
     eos = tokenizer.eos_token_id
@@ -122,12 +122,12 @@ def encode_examples(
             prompt_ids, truncated = prompt_ids[-keep:], truncated + 1
         ids.append(np.asarray(list(prompt_ids) + answer, dtype=np.int32))
         starts.append(len(prompt_ids))
-    return _Encoded(ids, starts, truncated)
+    return Encoded(ids, starts, truncated)
 
 
 def encode_classes(
     examples: Sequence[Any], tokenizer: Any, template: PromptTemplate, max_length: int
-) -> _Encoded:
+) -> Encoded:
     """Tokenize the prompts of ``examples`` for sequence classification, keeping their label
     indices (``LABELS`` order). Every prompt is rendered without the symbol (``n/a``): a text
     scorer sees only the text, so training sees what scoring will. A prompt longer than
@@ -140,7 +140,7 @@ def encode_classes(
         ids.append(row)
         classes.append(LABELS.index(label))
         truncated += cut
-    return _Encoded(ids, [len(row) for row in ids], truncated, classes)
+    return Encoded(ids, [len(row) for row in ids], truncated, classes)
 
 
 def classifier_ids(tokenizer: Any, prompt: str, max_length: int) -> tuple[np.ndarray, bool]:
@@ -149,7 +149,7 @@ def classifier_ids(tokenizer: Any, prompt: str, max_length: int) -> tuple[np.nda
     return np.asarray(ids[-max_length:], dtype=np.int32), len(ids) > max_length
 
 
-def shared_prefix(enc: _Encoded, rows: Sequence[int]) -> int:
+def shared_prefix(enc: Encoded, rows: Sequence[int]) -> int:
     """Length of the token prefix all ``rows`` share, ending before the token that predicts
     the first answer token (so every row keeps its own tail with all its loss positions)."""
     first = enc.ids[rows[0]]
@@ -160,7 +160,7 @@ def shared_prefix(enc: _Encoded, rows: Sequence[int]) -> int:
     return max(n, 0)
 
 
-def collate(enc: _Encoded, rows: Sequence[int], pad_id: int,
+def collate(enc: Encoded, rows: Sequence[int], pad_id: int,
             share_prefix: bool = False) -> dict[str, Any]:
     """Right-padded (to the longest row) ``input_ids``, ``attention_mask`` and ``labels``
     (-100 off the answer; for sequence classification, the rows' label indices). With

@@ -123,10 +123,11 @@ def _labels(prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_:
             raise DataError(f"no example's {horizon}-bar forward window ends by train_end {end}; "
                             "move it later.")
         lower, upper = float(np.quantile(fit, q[0])), float(np.quantile(fit, q[1]))
-    return _bucket(forward, lower, upper)
+    return bucket_labels(forward, lower, upper)
 
 
-def _bucket(forward: np.ndarray, lower: float, upper: float) -> np.ndarray:
+def bucket_labels(forward: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """``bullish`` above ``upper``, ``bearish`` below ``lower``, else ``neutral``, per forward return."""
     return np.where(forward > upper, "bullish", np.where(forward < lower, "bearish", "neutral"))
 
 
@@ -148,7 +149,7 @@ def fit_on_train(splits: dict[str, list[Example]],
     lower, upper = (float(x) for x in np.quantile(np.asarray(returns), q))
 
     def relabel(part: list[Example]) -> list[Example]:
-        labels = _bucket(np.array([e.forward_return for e in part], dtype=float), lower, upper)
+        labels = bucket_labels(np.array([e.forward_return for e in part], dtype=float), lower, upper)
         return [dataclasses.replace(e, label=str(lab)) for e, lab in zip(part, labels, strict=True)]
 
     return {name: relabel(part) for name, part in splits.items()}

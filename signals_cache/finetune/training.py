@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmbt.errors import require
-from llmbt.signals_cache.finetune.encoding import _Encoded, collate
+from llmbt.signals_cache.finetune.encoding import Encoded, collate
 from llmbt.signals_cache.finetune.speed import autocast, batch_stream, resolve_precision
 from llmbt.signals_cache.progress import progress_bar
 
@@ -29,7 +29,7 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     A batch with a shared ``prefix`` runs it once and the rows' tails on its repeated cache."""
     import torch
 
-    from llmbt.signals_cache.scoring.scorer import _supports_logits_to_keep
+    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch.pop("labels")
@@ -40,7 +40,7 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     kwargs: dict[str, Any] = {"use_cache": False}
     if "prefix" in batch:
         kwargs = _prefix_cache(model, batch.pop("prefix"), len(labels))
-    if _supports_logits_to_keep(model):
+    if supports_logits_to_keep(model):
         positions = (targets != -100).any(dim=0).nonzero().flatten()
         kwargs["logits_to_keep"] = positions
         targets = targets[:, positions]
@@ -61,11 +61,11 @@ def _prefix_cache(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
     from transformers import DynamicCache
 
     from llmbt.signals_cache.model.kv import cache_keyword
-    from llmbt.signals_cache.scoring.scorer import _supports_logits_to_keep
+    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
-    keep = {"logits_to_keep": 1} if _supports_logits_to_keep(model) else {}
+    keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
     model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
     cache.batch_repeat_interleave(rows)
     return {"use_cache": True, keyword: cache}
@@ -91,8 +91,11 @@ def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], de
     return total
 
 
-def _val_loss(model: Any, enc: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
-              precision: str) -> float:
+def val_loss(model: Any, enc: Encoded, cfg: TrainConfig, pad_id: int, device: str,
+             precision: str) -> float:
+    """Mean cross-entropy of ``model`` over the answer tokens (or, for sequence classification, the
+    rows) of the encoded validation examples ``enc``, without gradients, in batches of
+    ``cfg.batch_size`` under ``precision``; the model is left in train mode."""
     import torch
 
     model.eval()
@@ -100,7 +103,7 @@ def _val_loss(model: Any, enc: _Encoded, cfg: TrainConfig, pad_id: int, device: 
     with torch.no_grad(), autocast(precision, device):
         for start in range(0, len(enc.ids), cfg.batch_size):
             rows = list(range(start, min(start + cfg.batch_size, len(enc.ids))))
-            loss, n = _loss(model, collate(enc, rows, pad_id, _share(cfg)), device)
+            loss, n = _loss(model, collate(enc, rows, pad_id, shares_prefix(cfg)), device)
             total, count = total + float(loss) * n, count + n
     model.train()
     return total / max(count, 1)
@@ -122,7 +125,7 @@ def _summary(losses: list[float]) -> dict[str, Any]:
     }
 
 
-def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: int, device: str,
+def fit(model: Any, train: Encoded, val: Encoded, cfg: TrainConfig, pad_id: int, device: str,
         progress: bool, log: Callable[[str, float, int], None] | None = None) -> dict[str, Any]:
     """The training loop: AdamW + schedule, validation every ``cfg.eval_every`` steps, early
     stopping; the best adapter weights by validation loss are restored. ``log(tag, value, step)``
@@ -154,7 +157,7 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
         while step < total_steps:
             rows = [next(batches) for _ in range(cfg.grad_accum)]
             started = time.perf_counter()
-            micro = [collate(train, r, pad_id, _share(cfg)) for r in rows]
+            micro = [collate(train, r, pad_id, shares_prefix(cfg)) for r in rows]
             step_loss = train_step(model, optimizer, micro, device, precision)
             train_seconds += time.perf_counter() - started
             tokens += sum(lengths[i] for r in rows for i in r)
@@ -165,7 +168,7 @@ def fit(model: Any, train: _Encoded, val: _Encoded, cfg: TrainConfig, pad_id: in
             losses.append(step_loss)
             bar.update(task, advance=1, loss=f"{step_loss:.4f}")
             if val.ids and (step % cfg.eval_every == 0 or step == total_steps):
-                vloss = _val_loss(model, val, cfg, pad_id, device, precision)
+                vloss = val_loss(model, val, cfg, pad_id, device, precision)
                 log("val/loss", vloss, step)
                 val_history.append([step, vloss])
                 if vloss < best_val - 1e-6:
@@ -200,7 +203,7 @@ def tensorboard_writer(folder: str | Path | None) -> Any:
     return SummaryWriter(log_dir=str(Path(folder).expanduser()))
 
 
-def _share(cfg: TrainConfig) -> bool:
+def shares_prefix(cfg: TrainConfig) -> bool:
     """Whether batches share their prompt prefix (not with prefix tuning: its virtual tokens
     are the cache)."""
     return cfg.share_prefix and cfg.method != "prefix"

@@ -20,7 +20,7 @@ import pandas as pd
 from llmbt.errors import ConfigError, DataError
 from llmbt.feeds import align_news_to_bars
 from llmbt.signals_cache.finetune.datasets import Example
-from llmbt.signals_cache.finetune.labelling import _bucket
+from llmbt.signals_cache.finetune.labelling import bucket_labels
 from llmbt.signals_cache.scoring.prompts import clean_headline
 
 
@@ -70,7 +70,7 @@ def universe_headline_examples(
                                                           ignore_index=True)
     ret = rows["excess"].to_numpy()
     lower, upper_q = (float(x) for x in np.quantile(ret, q))
-    labels = _bucket(ret, lower, upper_q)
+    labels = bucket_labels(ret, lower, upper_q)
     ends = calendar[rows["exit"].to_numpy()]
     return [Example(r.text, str(labels[i]), r.symbol, r.time, float(ret[i]), ends[i])
             for i, r in enumerate(rows.itertuples())]

@@ -283,7 +283,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _local_source(spec: ModelSpec) -> str:
+def local_source(spec: ModelSpec) -> str:
     """A local folder for the base (GGUF converted, hub snapshot cached) or the hub id itself."""
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
@@ -319,7 +319,12 @@ def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _prepare_tokenizer(tokenizer: Any, source: str) -> Any:
+def prepare_tokenizer(tokenizer: Any, source: str) -> Any:
+    """``tokenizer`` left-padding, with a pad token (its eos or unk token when it has none).
+
+    Raises:
+        LlmbtError: the tokenizer of ``source`` has no pad, eos or unk token.
+    """
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
@@ -343,25 +348,29 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     quant = bnb_config(spec.quantization, device, dtype)
     if device == "cpu":
         use_all_cores()
-    source = _local_source(spec)
+    source = local_source(spec)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": device})
     model, tokenizer = _from_pretrained(source, **kwargs)
     model = model if quant is not None else model.to(device)
     if spec.adapter is not None:
-        _check_trained_base(spec)
+        check_trained_base(spec)
         model = attach_adapter(model, spec.adapter, spec.base, merge=quant is None)
     model = apply_engine(model.eval(), engine)  # after the merge: the adapter is cast too
-    tokenizer = _prepare_tokenizer(tokenizer, source)
+    tokenizer = prepare_tokenizer(tokenizer, source)
     save_chat_template(tokenizer, source)
     fingerprint = model_fingerprint(spec, "")
     return LoadedModel(model, tokenizer, fingerprint, spec, device, engine_dtype(engine, dtype),
                        source, engine)
 
 
-def _check_trained_base(spec: ModelSpec) -> None:
-    """Refuse an adapter whose llmbt_adapter.json names another base fingerprint."""
+def check_trained_base(spec: ModelSpec) -> None:
+    """Refuse an adapter whose llmbt_adapter.json names another base fingerprint.
+
+    Raises:
+        LlmbtError: naming the adapter, the base it was trained on and the ``--model`` to pass.
+    """
     named_base, wanted = trained_base(str(spec.adapter))
     if wanted and wanted != base_fingerprint(spec):
         raise LlmbtError(f"--adapter {spec.adapter!r} was trained on another base model "
@@ -370,7 +379,7 @@ def _check_trained_base(spec: ModelSpec) -> None:
 
 def load_tokenizer(spec: ModelSpec) -> Any:
     """Only the tokenizer of ``spec`` (enough to render prompts and look up cached scores)."""
-    source = _local_source(spec)
+    source = local_source(spec)
     apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoTokenizer
 
@@ -379,7 +388,7 @@ def load_tokenizer(spec: ModelSpec) -> Any:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local)
     except (OSError, ValueError) as exc:
         raise LlmbtError(f"--model {source!r}: tokenizer loading failed ({exc}). {_HUB_FIX}") from exc
-    tok = _prepare_tokenizer(tok, source)
+    tok = prepare_tokenizer(tok, source)
     save_chat_template(tok, source)
     return tok
 
@@ -387,5 +396,5 @@ def load_tokenizer(spec: ModelSpec) -> Any:
 def load_chat_template(spec: ModelSpec) -> ChatTemplate | Any:
     """What renders ``spec``'s prompts: its saved chat template (no torch, no transformers), or,
     the first time (or for a hub id not downloaded yet), the tokenizer, which saves it."""
-    saved = read_chat_template(_local_source(spec))
+    saved = read_chat_template(local_source(spec))
     return saved if saved is not None else load_tokenizer(spec)

@@ -18,9 +18,9 @@ from llmbt.signals_cache.model.adapters import attach_adapter
 from llmbt.signals_cache.model.engines import use_all_cores
 from llmbt.signals_cache.model.loading import (
     ModelSpec,
-    _check_trained_base,
-    _local_source,
-    _prepare_tokenizer,
+    check_trained_base,
+    local_source,
+    prepare_tokenizer,
 )
 from llmbt.signals_cache.model.quantization import resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
@@ -51,14 +51,14 @@ def load_seqcls(spec: ModelSpec, *, trainable: bool = False) -> tuple[Any, Any, 
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
     if device == "cpu":
         use_all_cores()  # as load_model: one intra-op thread per core, one inter-op thread
-    source = _local_source(spec)
+    source = local_source(spec)
     model, tokenizer = _classifier(source, getattr(torch, dtype))
-    tokenizer = _prepare_tokenizer(tokenizer, source)
+    tokenizer = prepare_tokenizer(tokenizer, source)
     tokenizer.padding_side = "right"
     model.config.pad_token_id = tokenizer.pad_token_id  # last-token pooling needs it
     model = model.to(device)
     if spec.adapter is not None:
-        _check_trained_base(spec)
+        check_trained_base(spec)
         model = attach_adapter(model, spec.adapter, spec.base, merge=not trainable)
     return (model if trainable else model.eval()), tokenizer, device
 

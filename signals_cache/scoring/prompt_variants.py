@@ -14,7 +14,7 @@ Imported by :mod:`~llmbt.signals_cache.scoring.prompts` (at its end), which regi
 from __future__ import annotations
 
 from llmbt.signals_cache.scoring.prompts import (
-    _ANSWER_RULE,
+    ANSWER_RULE,
     BARS_V2,
     HEADLINES_V1,
     HEADLINES_V2,
@@ -69,7 +69,7 @@ def _paraphrase(base: PromptTemplate, number: int, role: str, decision: str) -> 
     """``base`` with its role and decision paragraphs replaced (any paragraphs between them, the
     bar feature list, kept verbatim)."""
     middle = base.system.split("\n\n")[1:-2]
-    system = "\n\n".join([role, *middle, decision, _ANSWER_RULE])
+    system = "\n\n".join([role, *middle, decision, ANSWER_RULE])
     return register_variation(base.version, PromptTemplate(
         base.name, f"{base.version}-alt{number}", system, base.user, base.features_style))
 

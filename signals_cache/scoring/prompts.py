@@ -89,7 +89,7 @@ def get_template(version: str) -> PromptTemplate:
     return TEMPLATES[version]
 
 
-_ANSWER_RULE = (
+ANSWER_RULE = (
     "Reply with exactly one word, in lower case, with no punctuation and no explanation: "
     "bullish, bearish or neutral."
 )
@@ -113,7 +113,7 @@ Answer bullish if the features point to a rise, bearish if they point to a fall,
 when the evidence is mixed, weak or the move is likely to be small. Judge only from the \
 features given; do not assume any news.
 
-{_ANSWER_RULE}"""
+{ANSWER_RULE}"""
 
 _HEADLINES_SYSTEM = f"""You are a disciplined financial news analyst. You receive one news \
 headline about a traded instrument and you judge its likely effect on that instrument's price \
@@ -124,7 +124,7 @@ expectations, raised guidance, new contracts, upgrades), bearish if it is bad ne
 losses, lowered guidance, lawsuits, downgrades, fraud) and neutral when it is routine, already \
 expected, ambiguous or unrelated to the price. Judge only from the headline given.
 
-{_ANSWER_RULE}"""
+{ANSWER_RULE}"""
 
 _BARS_V2_SYSTEM = f"""You are a disciplined quantitative market analyst. You receive the technical \
 features of one price bar of a traded instrument, computed only from that bar and the bars \
@@ -146,7 +146,7 @@ Answer bullish if the features point to a rise, bearish if they point to a fall,
 when the evidence is mixed, weak or the move is likely to be small. Judge only from the \
 features given; do not assume any news.
 
-{_ANSWER_RULE}"""
+{ANSWER_RULE}"""
 
 BARS_V1 = register(PromptTemplate("bars", "bars-v1", _BARS_SYSTEM, "Symbol: {symbol}\n{features}"))
 #: The default bar template: same features as bars-v1, values only (a shorter per-prompt part).
@@ -172,7 +172,7 @@ Three worked examples (illustrative values, not real bars):
 
 #: Few-shot variant of bars-v2 (three worked examples in the shared system text; the per-prompt
 #: part is unchanged, so prefix reuse keeps its cost): the seed's zero-shot vs few-shot comparison.
-_FEWSHOT_SYSTEM = _BARS_V2_SYSTEM.replace("\n\n" + _ANSWER_RULE, _FEW_SHOT + "\n\n" + _ANSWER_RULE)
+_FEWSHOT_SYSTEM = _BARS_V2_SYSTEM.replace("\n\n" + ANSWER_RULE, _FEW_SHOT + "\n\n" + ANSWER_RULE)
 BARS_FEWSHOT_V1 = register(PromptTemplate(
     "bars", "bars-fewshot-v1", _FEWSHOT_SYSTEM, "Symbol: {symbol}\n{features}", "row"))
 
@@ -188,7 +188,7 @@ def register_variation(base: str, template: PromptTemplate) -> PromptTemplate:
     canonical = get_template(base)
     same = (template.name, template.fields, template.features_style) == (
         canonical.name, canonical.fields, canonical.features_style)
-    if not same or not template.system.endswith(_ANSWER_RULE) or base in _VARIANT_OF:
+    if not same or not template.system.endswith(ANSWER_RULE) or base in _VARIANT_OF:
         raise ConfigError(f"{template.version!r} cannot vary {base!r}: keep its mode, fields, "
                           "feature style and closing answer rule; vary a canonical template.")
     register(template)

@@ -71,7 +71,7 @@ class LabelScorer:
         self.last_prefix_len = 0
         self.last_label_mass = np.empty(0)
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
-        self._keep_arg = _supports_logits_to_keep(loaded.model)
+        self._keep_arg = supports_logits_to_keep(loaded.model)
         self._cache_kw = cache_keyword(_inner_model(loaded.model))
         prompt_learning = _prompt_learning(loaded.model)
         self._reuse_ok = _plain_kv_cache(loaded.model) and not prompt_learning
@@ -264,7 +264,8 @@ def _inner_model(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _supports_logits_to_keep(model: Any) -> bool:
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (compute only the last positions' logits)."""
     import inspect
 
     return "logits_to_keep" in inspect.signature(_inner_model(model).forward).parameters
