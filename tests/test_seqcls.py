@@ -42,8 +42,8 @@ def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     out = tmp_path_factory.mktemp("seqcls")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
-        cfg = TrainConfig(method="seqcls", max_steps=12, early_stopping_patience=0,
-                          **FAST | {"eval_every": 6})
+        cfg = TrainConfig(method="seqcls", max_steps=12, early_stopping_patience=0,  # float32: the
+                          precision="fp32", **FAST | {"eval_every": 6})  # reload is compared exactly
         meta = finetune(toy_examples(3), toy_examples(1), ModelSpec(base=str(tiny)), out, cfg,
                         progress=False)
     return out, meta

@@ -136,8 +136,10 @@ def test_shared_prefix_gives_the_plain_loss_and_gradients(tiny: Path) -> None:
 # ---------------------------------------------------------------- precision
 
 
-def test_auto_precision_is_fp32_until_bf16_is_measured_faster(monkeypatch):
+def test_auto_precision_is_bf16_by_default_where_native_and_fp32_with_the_switch_off(monkeypatch):
     monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    assert resolve_precision("auto", "cpu", "lora") == "bf16"
+    monkeypatch.setattr(speed, "AUTO_BF16", False)
     assert resolve_precision("auto", "cpu", "lora") == "fp32"
     assert resolve_precision("bf16", "cpu", "lora") == "bf16"
 
@@ -186,9 +188,9 @@ def test_identity_keeps_old_keys_and_tells_precisions_apart(monkeypatch):
                   if k not in ("precision", "group_by_length", "share_prefix")}
     assert legacy.identity("cpu") == old_fields  # the key of adapters trained before
     auto = TrainConfig().identity("cpu")
-    assert auto["precision"] == "bf16" and auto["group_by_length"] and "share_prefix" not in auto
+    assert auto["precision"] == "bf16" and auto["group_by_length"] and auto["share_prefix"] is True
     assert TrainConfig(precision="bf16").identity("cpu") == auto
-    assert TrainConfig(share_prefix=True).identity("cpu")["share_prefix"] is True
+    assert "share_prefix" not in TrainConfig(share_prefix=False).identity("cpu")
     assert "precision" not in TrainConfig().identity("cuda")  # auto is fp32 there
 
 

@@ -92,7 +92,7 @@ class TrainConfig:
     top_layers: int = 12
     precision: str = "auto"
     group_by_length: bool = True
-    share_prefix: bool = False
+    share_prefix: bool = True
 
     def __post_init__(self) -> None:
         _choice("--method", self.method, METHODS)
