@@ -85,15 +85,20 @@ def lm_stubbed(monkeypatch) -> list[str]:
     return sent
 
 
+def _base_vs_lexicon(shared_news, end: str, out) -> list[str]:
+    """``bt compare`` arguments: the model against the lexicon on SYMBOLS from 2015-03-02 to ``end``."""
+    return ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
+            "--end", end, "--data", f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
+            "--news", str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz",
+            "America/New_York", "--param", "top_k=2", "--arm", "name=base", "--arm",
+            "name=lex,kind=lexicon", "--out", str(out)]
+
+
 def test_bt_compare_a_model_arm_against_the_lexicon_on_a_universe(shared_news, lm_stubbed, tmp_path,
                                                                   monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     out = tmp_path / "cmp"
-    args = ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
-            "--end", "2015-06-30", "--data", f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
-            "--news", str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz",
-            "America/New_York", "--param", "top_k=2", "--arm", "name=base", "--arm",
-            "name=lex,kind=lexicon", "--out", str(out)]
+    args = _base_vs_lexicon(shared_news, "2015-06-30", out)
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert lm_stubbed and all("<|im_start|>" in p for p in lm_stubbed)  # only the model's prompts
@@ -113,11 +118,7 @@ def test_bt_compare_from_reads_a_universe_compare_folder_back(shared_news, lm_st
                                                               monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     out = tmp_path / "cmp"
-    args = ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
-            "--end", "2015-04-30", "--data", f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
-            "--news", str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz",
-            "America/New_York", "--param", "top_k=2", "--arm", "name=base", "--arm",
-            "name=lex,kind=lexicon", "--out", str(out)]
+    args = _base_vs_lexicon(shared_news, "2015-04-30", out)
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     config, run = (json.loads((out / name).read_text()) for name in ("config.json", "run.json"))
