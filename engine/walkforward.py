@@ -7,9 +7,10 @@ Per fold ``k`` (windows from :class:`llmbt.engine.splitters.WalkForward`, embarg
    inside the train window (thresholds fitted on labelled bars up to the train window's end);
 2. an adapter fine-tuned on them (from the base, or from fold ``k-1``'s adapter with
    ``warm_start``), stored by content hash so a re-run reuses it;
-3. both models backtested on the test window (signals computed before the event loop, warm-up
-   from earlier bars, scores through the signal cache) and evaluated on the test window's
-   labelled bars (F1, directional hit rate).
+3. both models, and the ``--arm`` arms (:mod:`llmbt.engine.wf_arms`; a trained kind trained on
+   the adapter's examples), backtested on the test window (signals computed before the event
+   loop, warm-up from earlier bars, scores through the signal cache) and evaluated on the test
+   window's labelled bars (F1, directional hit rate).
 
 A fold that raises is logged and recorded, and the run goes on unless ``fail_fast``. Folds run in
 this process one after another, or as Ray tasks with ``executor="ray"``
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmbt.engine.arms import Arm, arm_config
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.executors import check_executor, make_executor
@@ -73,8 +75,8 @@ class WalkForwardConfig:
         executor: where folds run: ``serial`` (this process) or ``ray`` (Ray tasks; not with
             ``warm_start``, which chains the folds).
         ray_address: the Ray cluster for ``executor="ray"`` (None: a local Ray instance).
-        arms: more arms (:class:`~llmbt.engine.arms.Arm`) of a universe walk-forward, each trained
-            per fold where its kind needs it (:mod:`llmbt.engine.wf_arms`).
+        arms: more arms (:class:`~llmbt.engine.arms.Arm`), each trained per fold where its kind
+            needs it and tested on the fold's test window (:mod:`llmbt.engine.wf_arms`).
         head: ``HeadConfig`` fields of the per-fold embedding heads (``--head-param``).
     """
 
@@ -302,6 +304,8 @@ def fold_split(cfg: WalkForwardConfig, examples: list) -> dict[str, list]:
 
 def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: str | None,
               say: Callable[[str], None]) -> FoldResult:
+    from llmbt.engine.wf_arms import train_fold_arms
+
     train_ex, test_ex = fold_examples(cfg, prices, fold)
     split = fold_split(cfg, train_ex)
     adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
@@ -314,10 +318,11 @@ def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: 
         "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
         "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
         "models": {}})
-    for name, adapter_dir in ((BASE, None), (TUNED, adapter)):
-        run, scores, quality = _test_model(cfg, prices, fold, test_ex, adapter_dir)
-        result.runs[name], result.scores[name] = run, scores
-        result.facts["models"][name] = run_facts(run) | quality
+    arms, result.facts["arms"] = train_fold_arms(cfg, split, say)  # the same examples as the LoRA
+    for arm in (Arm(BASE), Arm(TUNED, adapter=adapter), *arms):
+        run, scores, quality = _test_model(cfg, prices, fold, test_ex, arm)
+        result.runs[arm.name], result.scores[arm.name] = run, scores
+        result.facts["models"][arm.name] = run_facts(run) | quality
         if run.benchmark_returns is not None:
             result.benchmark = run.benchmark_returns.rename("buy_and_hold")
     say(f"fold {fold.number}: test {fold.test_start:%Y-%m-%d}..{fold.test_end:%Y-%m-%d} " + ", ".join(
@@ -366,14 +371,16 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
 
 
 def _test_model(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, test_ex: list,
-                adapter: str | None) -> tuple[RunResult, pd.DataFrame, dict[str, Any]]:
-    """Backtest one model on the test window and measure its signals against realised labels."""
-    run_cfg = cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}", end=f"{fold.test_end:%Y-%m-%d}",
-                              adapter=adapter)
-    if adapter is not None:
-        run_cfg = run_cfg.replace(benchmark="none")
+                arm: Arm) -> tuple[RunResult, pd.DataFrame, dict[str, Any]]:
+    """Backtest one arm on the test window (:func:`~llmbt.engine.arms.arm_config`: a text scorer
+    reads the bars' feature lines; the base model's run adds buy-and-hold) and measure its signals
+    against realised labels."""
+    first = arm.name == BASE
+    run_cfg = arm_config(cfg.run.replace(start=f"{fold.test_start:%Y-%m-%d}",
+                                         end=f"{fold.test_end:%Y-%m-%d}"), arm)
+    run_cfg = run_cfg if first else run_cfg.replace(benchmark="none")
     last = int(fold.test[-1]) + 1
-    run = run_backtest(run_cfg, prices=prices.iloc[fold.test[0] : last],
-                       with_benchmark=adapter is None, history=prices.iloc[:last])
+    run = run_backtest(run_cfg, prices=prices.iloc[fold.test[0] : last], with_benchmark=first,
+                       history=prices.iloc[:last])
     scores, quality = signal_quality_frame(run_cfg, test_ex, run.signals["score"])
     return run, scores, quality

@@ -1,11 +1,12 @@
-"""Arms of a universe walk-forward (``bt walkforward --arm SPEC``): more variants next to the base
-model and the fold's LoRA, each trained on the fold's training window only.
+"""Arms of a walk-forward (``bt walkforward --arm SPEC``): more variants next to the base model and
+the fold's LoRA, each trained on the fold's training window only.
 
 An arm is parsed as ``bt compare --arm`` parses it (:func:`llmbt.engine.arms.parse_arm`). Per fold,
 on exactly the examples the fold's LoRA trains on (same windows, embargo, labels and validation
-block: :func:`llmbt.engine.walkforward.fold_split` of
-:func:`llmbt.engine.universe_wf.fold_examples`, whose label windows all end inside the train
-window):
+block: :func:`llmbt.engine.walkforward.fold_split` of the fold's examples, whose label windows all
+end inside the train window: :func:`llmbt.engine.universe_wf.fold_examples`, headlines of a
+universe; :func:`llmbt.engine.walkforward.fold_examples`, one symbol's bars, whose text is the
+bar's feature lines, what a text scorer reads in a single-symbol backtest):
 
 - ``kind=embeddings`` trains an embedding head (the ``bt head train`` code path,
   :func:`llmbt.signals_cache.heads.train.train_head`, with ``--head-param`` settings);
@@ -18,8 +19,11 @@ window):
 A trained artefact is stored by content hash (base weights, train and validation examples,
 settings), like the fold adapters, so a re-run reuses it; the results folder links it as
 ``arms/fold-K/NAME``. Every arm then trades the fold's test window like the base and the LoRA
-(:func:`llmbt.engine.universe_arms.trade_arms`), so it gets its rows in ``folds.csv``, its column in
-``returns.csv`` and a place among the N arms of the SPA / StepM and Deflated Sharpe.
+(a universe: :func:`llmbt.engine.universe_arms.trade_arms`; one symbol: a backtest of the arm's
+:func:`llmbt.engine.arms.arm_config`, as ``bt compare --arm``), so it gets its rows in
+``folds.csv``, its column in ``returns.csv`` and a place in the statistics: among the N arms of
+the SPA / StepM and Deflated Sharpe (a universe), or in the Deflated Sharpe's trials and a paired
+Sharpe difference against the base model (one symbol: :func:`llmbt.reports.compare.compare`).
 """
 
 from __future__ import annotations
@@ -49,16 +53,13 @@ def check_wf_arms(cfg: WalkForwardConfig) -> None:
     """Refuse arms the walk-forward cannot run, before any data is read.
 
     Raises:
-        ConfigError: arms of a single-symbol walk-forward, a repeated or reserved name, an
-            unknown kind, ``adapter=`` on any arm (a trained kind is trained per fold; a fixed
-            artefact may have seen the test windows), a universe arm's prompt that is no
-            headline template, or bad ``--head-param`` settings.
+        ConfigError: a repeated or reserved name, an unknown kind, ``adapter=`` on any arm (a
+            trained kind is trained per fold; a fixed artefact may have seen the test windows), a
+            model arm's prompt that is no headline template (a universe) or no bar template
+            (one symbol), or bad ``--head-param`` settings.
     """
     from llmbt.signals_cache.arms.registry import LM_KIND, check_kind
 
-    if cfg.arms and not cfg.universe:
-        raise ConfigError("--arm in bt walkforward needs a universe strategy (llm_news_portfolio); "
-                          "for one symbol compare arms with bt compare --arm.")
     names = [a.name for a in cfg.arms]
     for name in names:
         if name in RESERVED or names.count(name) > 1:
@@ -69,7 +70,7 @@ def check_wf_arms(cfg: WalkForwardConfig) -> None:
         if arm.adapter:
             raise ConfigError(_adapter_refusal(arm))
         if arm.kind == LM_KIND:
-            _check_universe_prompt(cfg, arm)
+            _check_arm_prompt(cfg, arm)
     if cfg.head or any(a.kind == "embeddings" for a in cfg.arms):
         head_config(cfg.head)
 
@@ -84,13 +85,18 @@ def _adapter_refusal(arm: Arm) -> str:
             "kind=seqcls or kind=embeddings are trained per fold), or test it with bt compare --arm.")
 
 
-def _check_universe_prompt(cfg: WalkForwardConfig, arm: Arm) -> None:
-    """A model arm's prompt must be a headline template of the universe scorer."""
+def _check_arm_prompt(cfg: WalkForwardConfig, arm: Arm) -> None:
+    """A model arm's prompt must be a headline template of the universe scorer (a universe) or a
+    bar template (one symbol: ``--mode bars``)."""
     from llmbt.engine.arms import arm_config
+    from llmbt.engine.signals import check_prompt
     from llmbt.signals_cache.universe import universe_template
 
     try:
-        universe_template(arm_config(cfg.run, arm).prompt)
+        if cfg.universe:
+            universe_template(arm_config(cfg.run, arm).prompt)
+        else:
+            check_prompt(arm_config(cfg.run, arm))
     except ConfigError as exc:
         raise ConfigError(f"--arm {arm.name}: {exc}") from exc
 

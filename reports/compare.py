@@ -80,7 +80,9 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
 
     Args:
         returns: per-bar returns by name (the models of ``scores``, optionally ``buy_and_hold``).
-        scores: per-bar signal frames by model name; the first two are tested against each other.
+        scores: per-bar signal frames by model name; the first two are tested against each other
+            (Sharpe difference CI, McNemar), and each further model against the second (the
+            reference: a paired Sharpe difference CI, ``stats["arm_sharpe_diffs"]``).
         horizon: bars of the ``forward_return`` of ``scores``; McNemar's test uses every
             ``horizon``-th common bar, so that the hits it counts are on non-overlapping returns.
         trials: the alternatives tried before picking one (models × prompts × parameter settings) by
@@ -111,10 +113,14 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
     mc = mcnemar_from_hits(*hits)
     hit_facts = {"horizon": horizon, "column": traded_column(scores[a]), "bars": len(hits[0]),
                  "pairs": int((hits[0].notna() & hits[1].notna()).sum())}
+    more = {m: sharpe_diff_ci(returns[m], returns[b], periods_per_year=ppy, n_boot=n_boot)
+            for m in models[2:]}  # each further arm against the reference, paired as a - b
     sentences = [significance_summary(diff, rows[a]["DSR"], mc, dsr_note=trial_set["note"]),
-                 _who_wins(a, b, diff), _trials_sentence(trial_set), _hits_sentence(hit_facts)]
+                 _who_wins(a, b, diff), *(_who_wins(m, b, d) for m, d in more.items()),
+                 _trials_sentence(trial_set), _hits_sentence(hit_facts)]
     stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc) | hit_facts,
-             "n_trials": trial_set["n_trials"], "dsr": trial_set, "periods_per_year": ppy}
+             "n_trials": trial_set["n_trials"], "dsr": trial_set, "periods_per_year": ppy,
+             "arm_sharpe_diffs": {m: vars(d) | {"reference": b} for m, d in more.items()}}
     metrics = pd.DataFrame(rows)[columns]
     return Comparison(metrics, sentences, stats, {m: calibration_table(scores[m]) for m in models})
 
@@ -197,6 +203,9 @@ def _hits_sentence(facts: dict[str, Any]) -> str:
 
 
 def _who_wins(a: str, b: str, diff: Any) -> str:
+    if math.isnan(diff.diff):
+        return (f"{a} − {b}: no Sharpe difference (a Sharpe ratio is undefined: a model that never "
+                "traded, or flat returns).")
     leader = a if diff.diff > 0 else b
     return (f"Out of sample, {leader} has the higher Sharpe ratio ({diff.diff:+.2f} for {a} − {b}); "
             + ("the bootstrap interval excludes zero." if diff.significant

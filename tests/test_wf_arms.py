@@ -50,9 +50,9 @@ def test_bad_walkforward_arms_are_one_clear_error(arms, head, message):
     assert message in str(err.value)
 
 
-def test_arms_need_a_universe_walkforward():
-    with pytest.raises(ConfigError, match="needs a universe strategy"):
-        wf(run=RunConfig(strategy="llm_sentiment"), arms=(Arm("lexicon", kind="lexicon"),))
+def test_a_single_symbol_walkforward_takes_arms_too():  # tests/test_wf_bar_arms.py runs one
+    cfg = wf(run=RunConfig(strategy="llm_sentiment"), arms=(Arm("lexicon", kind="lexicon"),))
+    assert not cfg.universe and cfg.to_dict()["arms"][0]["kind"] == "lexicon"
 
 
 def test_the_run_id_covers_the_arms_and_the_head_settings():

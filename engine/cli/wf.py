@@ -60,7 +60,8 @@ def _arms(specs: tuple[str, ...]) -> tuple:
               help="Ray cluster for --executor ray, e.g. 10.0.0.5:6379 or auto (ray start --head "
                    "prints it); tasks get a GPU each when the cluster has GPUs.")
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
-              help="A universe walk-forward's extra arm, repeatable, as bt compare --arm: "
+              help="An extra arm, repeatable, as bt compare --arm (one symbol: text scorers read "
+                   "the bar's feature lines): "
                    "name=emb,kind=embeddings (a head trained per fold), name=cls,kind=seqcls (a "
                    "seqcls LoRA per fold, --train-param budget), lexicon, or a model arm "
                    "(name=..,model=..,prompt=..); no adapter= (trained per fold, or unseen).")
@@ -77,7 +78,8 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
     and both arms trade the universe; the report adds the daily IC per fold and the cross-section tests.
     Each --arm is trained on every fold's training window where its kind needs it (embeddings:
     a head; seqcls: a classification-head LoRA) and trades the test window too; the SPA / StepM
-    and the Deflated Sharpe count every arm (N = base + LoRA + the --arm arms).
+    and the Deflated Sharpe count every arm (N = base + LoRA + the --arm arms). With one symbol
+    the Deflated Sharpe counts every arm and each gets a paired Sharpe difference CI against base.
 
     Examples: bt walkforward --strategy llm_sentiment --data sample:GOOG;
     bt walkforward --strategy llm_news_portfolio --data csv:prices.csv.gz --symbols AAPL,MSFT,...
