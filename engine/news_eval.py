@@ -44,6 +44,7 @@ def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
     names = [arm.name for arm in arms]
     if not names or len(set(names)) != len(names):
         raise ConfigError(f"bt evaluate --news needs arms with distinct names; got {names}.")
+    _check_prompts(arms)
     universe = load_universe(config.data, config.start, config.end, interval=config.interval,
                              symbols=parse_symbols(config.symbols))
     news = run_news(config, universe)
@@ -53,6 +54,18 @@ def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
         panels, info[arm.name] = arm_scores(arm_config(config, arm), universe, news)
         scores[arm.name] = panels["score"].reindex(index=opens.index, columns=opens.columns)
     return {"scores": scores, "opens": opens, "info": info}
+
+
+def _check_prompts(arms: Sequence[Arm]) -> None:
+    """Refuse a model arm's headline prompt before any data is read or any headline is scored."""
+    from llmbt.signals_cache.universe import universe_template
+
+    for arm in arms:
+        if arm.kind == "lm":
+            try:
+                universe_template(arm.prompt)
+            except ConfigError as exc:
+                raise ConfigError(f"--arm {arm.name}: {exc}") from None
 
 
 def arm_scores(config: RunConfig, universe: Universe,

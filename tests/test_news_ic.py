@@ -141,6 +141,13 @@ def test_evaluate_news_refuses_repeated_arm_names(tmp_path):
         evaluate_news(RunConfig(news="x.csv"), [Arm("a", kind="lexicon"), Arm("a")])
 
 
+def test_evaluate_news_refuses_a_symbol_prompt_before_reading_any_data(tmp_path):
+    # the universe file does not exist: the prompt must be refused before anything is read
+    cfg = RunConfig(news=str(tmp_path / "none.csv"), data=f"csv:{tmp_path / 'none.csv'}")
+    with pytest.raises(ConfigError, match=r"--arm lora: --prompt 'headlines-v1' puts the symbol"):
+        evaluate_news(cfg, [Arm("base"), Arm("lora", prompt="headlines-v1")])
+
+
 # --- the command -------------------------------------------------------------------------------------
 
 
