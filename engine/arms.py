@@ -136,6 +136,24 @@ def arm_config(config: RunConfig, arm: Arm) -> RunConfig:
                                adapter=arm.adapter)
 
 
+def check_arm_prompt(config: RunConfig, arm: Arm, universe: bool) -> None:
+    """Refuse a model arm's prompt before any data is read: for a ``universe`` it must be a headline
+    template without the symbol (the universe scorer's), else a bar template of ``--mode bars``.
+
+    Raises:
+        ConfigError: the prompt does not fit, naming the arm.
+    """
+    from llmbt.signals_cache.universe import universe_template
+
+    try:
+        if universe:
+            universe_template(arm_config(config, arm).prompt)
+        else:
+            check_prompt(arm_config(config, arm))
+    except ConfigError as exc:
+        raise ConfigError(f"--arm {arm.name}: {exc}") from exc
+
+
 def _period_examples(config: RunConfig, prices: pd.DataFrame, horizon: int) -> list:
     """Labelled bars of the period whose forward window ends by its last bar (``prices``: the
     run's history, warm-up included, on which the label thresholds are fitted)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmbt.engine.arms import Arm, arm_config
+from llmbt.engine.arms import Arm, arm_config, check_arm_prompt
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_news
 from llmbt.engine.signals import load_masker, scoring_spec
@@ -44,7 +44,9 @@ def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
     names = [arm.name for arm in arms]
     if not names or len(set(names)) != len(names):
         raise ConfigError(f"bt evaluate --news needs arms with distinct names; got {names}.")
-    _check_prompts(arms)
+    for arm in arms:  # before any data is read or any headline is scored
+        if arm.kind == "lm":
+            check_arm_prompt(config, arm, universe=True)
     universe = load_universe(config.data, config.start, config.end, interval=config.interval,
                              symbols=parse_symbols(config.symbols))
     news = run_news(config, universe)
@@ -54,18 +56,6 @@ def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
         panels, info[arm.name] = arm_scores(arm_config(config, arm), universe, news)
         scores[arm.name] = panels["score"].reindex(index=opens.index, columns=opens.columns)
     return {"scores": scores, "opens": opens, "info": info}
-
-
-def _check_prompts(arms: Sequence[Arm]) -> None:
-    """Refuse a model arm's headline prompt before any data is read or any headline is scored."""
-    from llmbt.signals_cache.universe import universe_template
-
-    for arm in arms:
-        if arm.kind == "lm":
-            try:
-                universe_template(arm.prompt)
-            except ConfigError as exc:
-                raise ConfigError(f"--arm {arm.name}: {exc}") from None
 
 
 def arm_scores(config: RunConfig, universe: Universe,

@@ -35,7 +35,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from llmbt.engine.arms import Arm
+from llmbt.engine.arms import Arm, check_arm_prompt
 from llmbt.engine.universe_arms import BENCHMARK
 from llmbt.engine.walkforward import BASE, TUNED, WalkForwardConfig, train_adapter
 from llmbt.errors import ConfigError, did_you_mean
@@ -70,7 +70,7 @@ def check_wf_arms(cfg: WalkForwardConfig) -> None:
         if arm.adapter:
             raise ConfigError(_adapter_refusal(arm))
         if arm.kind == LM_KIND:
-            _check_arm_prompt(cfg, arm)
+            check_arm_prompt(cfg.run, arm, universe=cfg.universe)
     if cfg.head or any(a.kind == "embeddings" for a in cfg.arms):
         head_config(cfg.head)
 
@@ -83,22 +83,6 @@ def _adapter_refusal(arm: Arm) -> str:
     return (f"--arm {arm.name}: adapter={arm.adapter}: a fixed adapter may have been trained on "
             "the walk-forward's test windows; drop adapter= (the per-fold LoRA is the 'lora' arm; "
             "kind=seqcls or kind=embeddings are trained per fold), or test it with bt compare --arm.")
-
-
-def _check_arm_prompt(cfg: WalkForwardConfig, arm: Arm) -> None:
-    """A model arm's prompt must be a headline template of the universe scorer (a universe) or a
-    bar template (one symbol: ``--mode bars``)."""
-    from llmbt.engine.arms import arm_config
-    from llmbt.engine.signals import check_prompt
-    from llmbt.signals_cache.universe import universe_template
-
-    try:
-        if cfg.universe:
-            universe_template(arm_config(cfg.run, arm).prompt)
-        else:
-            check_prompt(arm_config(cfg.run, arm))
-    except ConfigError as exc:
-        raise ConfigError(f"--arm {arm.name}: {exc}") from exc
 
 
 def head_config(head: Mapping[str, Any]) -> Any:
