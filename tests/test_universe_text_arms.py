@@ -6,10 +6,11 @@ against ``kind=lexicon`` on the shared S&P 500 headlines."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from conftest import stub_scoring
 from test_universe_signals import _bars, _news
 
@@ -85,22 +86,24 @@ def lm_stubbed(monkeypatch) -> list[str]:
     return sent
 
 
-def _base_vs_lexicon(shared_news, end: str, out) -> list[str]:
-    """``bt compare`` arguments: the model against the lexicon on SYMBOLS from 2015-03-02 to ``end``."""
-    return ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
+def _base_vs_lexicon(shared_news, end: str, tmp_path, monkeypatch) -> tuple[Path, Result]:
+    """Run ``bt compare``, the model against the lexicon on SYMBOLS from 2015-03-02 to ``end``,
+    into ``tmp_path/cmp``; assert it succeeded. (The folder, the result.)"""
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cmp"
+    args = ["compare", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS, "--start", "2015-03-02",
             "--end", end, "--data", f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
             "--news", str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz",
             "America/New_York", "--param", "top_k=2", "--arm", "name=base", "--arm",
             "name=lex,kind=lexicon", "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    return out, res
 
 
 def test_bt_compare_a_model_arm_against_the_lexicon_on_a_universe(shared_news, lm_stubbed, tmp_path,
                                                                   monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    out = tmp_path / "cmp"
-    args = _base_vs_lexicon(shared_news, "2015-06-30", out)
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
+    out, res = _base_vs_lexicon(shared_news, "2015-06-30", tmp_path, monkeypatch)
     assert lm_stubbed and all("<|im_start|>" in p for p in lm_stubbed)  # only the model's prompts
     assert "IC difference lex - base" in res.output
     returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
@@ -116,11 +119,7 @@ def test_bt_compare_a_model_arm_against_the_lexicon_on_a_universe(shared_news, l
 
 def test_bt_compare_from_reads_a_universe_compare_folder_back(shared_news, lm_stubbed, tmp_path,
                                                               monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    out = tmp_path / "cmp"
-    args = _base_vs_lexicon(shared_news, "2015-04-30", out)
-    first = CliRunner().invoke(cli, args)
-    assert first.exit_code == 0, first.output
+    out, first = _base_vs_lexicon(shared_news, "2015-04-30", tmp_path, monkeypatch)
     config, run = (json.loads((out / name).read_text()) for name in ("config.json", "run.json"))
     assert config["arms"] == ["base", "lex"] and config["compare"] and config["universe"]
     assert config["arm_specs"]["lex"]["kind"] == "lexicon" and config["run"]["symbols"] == SYMBOLS

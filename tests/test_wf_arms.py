@@ -5,11 +5,12 @@ Llama) with a lexicon arm and a per-fold embedding head next to the base model a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
@@ -124,6 +125,23 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
             assert min(ex.time for ex in seen["e"]) >= fold.train_start - pd.Timedelta("1D")
 
 
+def lexicon_and_head_arms(train: dict, out: Path) -> list[str]:
+    """The tail of ``bt walkforward`` arguments both arm tests share: ``--out``, the fold LoRA's
+    ``train`` budget, a lexicon arm and an embeddings-head arm on layer 1."""
+    return ["--out", str(out), *[a for k, v in train.items() for a in ("--train-param", f"{k}={v}")],
+            "--arm", "lexicon", "--arm", "name=emb,kind=embeddings", "--head-param", "layers=[1]",
+            "--head-param", "c_grid=[0.1]", "--head-param", "batch_size=16"]
+
+
+def run_folds(args: list[str], out: Path) -> tuple[Result, list[str]]:
+    """Run ``bt`` with ``args``, assert it succeeded with two folds or more; (result, fold names)."""
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    folds = sorted(p.stem for p in (out / "folds").glob("fold-*.json"))
+    assert len(folds) >= 2
+    return res, folds
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
     return save_tiny(tmp_path_factory.mktemp("tiny-wf-arms"), tokenizer_dir)
@@ -137,14 +155,8 @@ def test_lexicon_and_embedding_arms_get_rows_per_fold_and_enter_the_spa_and_dsr(
     args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", SYMBOLS,
             "--start", cfg.start, "--end", cfg.end, "--data", cfg.data, "--news", cfg.news,
             "--news-tz", cfg.news_tz, "--param", "top_k=2", "--batch-size", "16", "--train", "40",
-            "--test", "21", "--embargo", "5", "--out", str(out),
-            *[a for k, v in TRAIN.items() for a in ("--train-param", f"{k}={v}")],
-            "--arm", "lexicon", "--arm", "name=emb,kind=embeddings", "--head-param", "layers=[1]",
-            "--head-param", "c_grid=[0.1]", "--head-param", "batch_size=16"]
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
-    folds = sorted(p.stem for p in (out / "folds").glob("fold-*.json"))
-    assert len(folds) >= 2
+            "--test", "21", "--embargo", "5", *lexicon_and_head_arms(TRAIN, out)]
+    res, folds = run_folds(args, out)
     table = pd.read_csv(out / "folds_ic.csv")
     arms = ["base", "lora", "lexicon", "emb"]
     assert sorted(table["model"]) == sorted(arms * len(folds))

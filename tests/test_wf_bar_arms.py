@@ -10,17 +10,16 @@ import json
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_walkforward import TRAIN
+from test_wf_arms import lexicon_and_head_arms, run_folds
 
 import llmbt.engine.cli.wf  # noqa: F401  (registers walkforward)
 from llmbt.engine import walkforward as wf
 from llmbt.engine import wf_arms
 from llmbt.engine.arms import parse_arm
-from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.splitters import WalkForward
 from llmbt.engine.walkforward import WalkForwardConfig
@@ -101,14 +100,8 @@ def test_lexicon_and_embedding_arms_trade_every_fold_of_a_single_symbol_walkforw
     out = tmp_path / "out"
     args = ["walkforward", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--model", str(tiny),
             "--start", "2012-01-01", "--end", "2012-12-31", "--batch-size", "8", "--train", "100",
-            "--test", "60", "--embargo", "5", "--out", str(out),
-            *[a for k, v in TRAIN.items() for a in ("--train-param", f"{k}={v}")],
-            "--arm", "lexicon", "--arm", "name=emb,kind=embeddings", "--head-param", "layers=[1]",
-            "--head-param", "c_grid=[0.1]", "--head-param", "batch_size=16"]
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
-    folds = sorted(p.stem for p in (out / "folds").glob("fold-*.json"))
-    assert len(folds) >= 2
+            "--test", "60", "--embargo", "5", *lexicon_and_head_arms(TRAIN, out)]
+    res, folds = run_folds(args, out)
     table = pd.read_csv(out / "folds.csv")
     arms = ["base", "lora", "lexicon", "emb"]
     assert sorted(table["model"]) == sorted(arms * len(folds))
