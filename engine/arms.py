@@ -84,8 +84,8 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
 
     Returns:
         ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
-        ``folds`` table and the period's ``close`` prices, as :func:`llmbt.reports.compare.compare` and
-        the comparison page take them.
+        ``folds`` table, the period's ``close`` prices (as :func:`llmbt.reports.compare.compare` and
+        the comparison page take them) and each arm's signal ``info`` (its hindsight line).
     """
     refuse_portfolio(config)
     names = check_arms(config, arms)
@@ -96,12 +96,13 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
     history = load_history(config)  # loaded once: every arm sees the same bars, offline once cached
     examples = _period_examples(config, history, horizon)
     prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]
-    returns, scores, rows = {}, {}, []
+    returns, scores, rows, info = {}, {}, [], {}
     for i, arm in enumerate(arms):
         cfg = arm_config(config, arm).replace(benchmark=None if i == 0 else "none")
         run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
         frame, quality = signal_quality_frame(cfg, examples, run.signals["score"])
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
+        info[arm.name] = run.signal_info
         if run.benchmark_returns is not None:
             returns["buy_and_hold"] = run.benchmark_returns.rename("buy_and_hold")
         rows.append({"fold": 0, "model": arm.name, "test_start": run.returns.index[0],
@@ -109,7 +110,8 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         say(f"{arm.name}: Sharpe {run.stats['sharpe']:.2f}, F1 {quality['eval_f1']:.2f}, "
             f"{run.signal_info.get('model calls', '')}")
     ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
-    return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"]}
+    return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"],
+            "info": info}
 
 
 def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:

@@ -18,9 +18,10 @@ Layout::
                            a seqcls adapter; :mod:`llmbt.engine.wf_arms`)
 
 With ``--arm`` arms, returns.csv and scores.csv hold each arm next to the base model and the LoRA.
-A universe ``bt compare --arm`` (:func:`write_arms_results`) writes the same config.json (the run,
-its arms and horizon, ``compare: true``), run.json (one fold), folds.csv, returns.csv (one column
-per arm + equal_weight), scores.csv and opens.csv; no folds/ or adapters/.
+A ``bt compare --arm`` (:func:`write_arms_results`) writes the same config.json (the run, its arms
+and horizon, ``compare: true``), run.json (one fold), folds.csv, returns.csv (one column per arm +
+the benchmark: equal_weight or buy_and_hold), scores.csv, and opens.csv (a universe) or prices.csv
+(one symbol); no folds/ or adapters/.
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
 
 def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], out: str | Path, *,
                        horizon: int) -> Path:
-    """Write the results folder of a universe ``bt compare --arm`` (see the module docstring).
+    """Write the results folder of a ``bt compare --arm`` (see the module docstring).
 
     Args:
-        res: :func:`llmbt.engine.universe_arms.run_universe_arms`. config: the run (before the arms
-            change it). arms: the arms, reference first. out: the folder. horizon: the IC's horizon.
+        res: :func:`llmbt.engine.universe_arms.run_universe_arms` (a universe: with ``opens``) or
+            :func:`llmbt.engine.arms.run_arms` (one symbol: with ``close``). config: the run
+            (before the arms change it). arms: the arms, reference first. out: the folder.
+            horizon: the IC's (or the labels') horizon.
 
     Returns:
         The folder; ``bt compare --from`` reads it back.
@@ -111,7 +114,8 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"run": config.to_dict(), "arms": [a.name for a in arms], "horizon": horizon,
-            "arm_specs": {a.name: dataclasses.asdict(a) for a in arms}, "compare": True, "universe": True}
+            "arm_specs": {a.name: dataclasses.asdict(a) for a in arms}, "compare": True,
+            "universe": res.get("opens") is not None}
     config_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
     _dump(out / "config.json", {"run_id": config.run_id, "config_hash": config_hash, **meta})
     hindsight = next(iter(res["info"].values())).get("hindsight")
@@ -122,7 +126,10 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     pd.concat([frame.assign(model=name) for name, frame in res["scores"].items()]).to_csv(
         out / "scores.csv", index_label="time")
     res["folds"].to_csv(out / "folds.csv", index=False)
-    res["opens"].to_csv(out / "opens.csv", index_label="time")
+    if meta["universe"]:
+        res["opens"].to_csv(out / "opens.csv", index_label="time")
+    else:
+        res["close"].rename("close").to_csv(out / "prices.csv", index_label="time")
     return out
 
 
@@ -155,8 +162,7 @@ def read_results(out: str | Path) -> dict[str, Any]:
     missing = [n for n in ("run.json", "returns.csv", "scores.csv", "folds.csv") if not (out / n).is_file()]
     if missing:
         raise DataError(f"{str(out)!r} is not a walk-forward results folder (missing {missing}); "
-                        "pass the --out folder of a bt walkforward run or of a universe bt compare --arm "
-                        "(a single-symbol bt compare --arm folder keeps only its pages: rerun it).")
+                        "pass the --out folder of a bt walkforward run or of a bt compare --arm.")
     stitched = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
     scores = pd.read_csv(out / "scores.csv", index_col="time", parse_dates=["time"])
     folds = pd.read_csv(out / "folds.csv", parse_dates=["test_start", "test_end"])

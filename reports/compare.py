@@ -228,19 +228,14 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = log.info) -
 
 def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5,
                  say: Callable[[str], None] = log.info) -> Comparison:
-    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`), compare them and
-    write the pages into ``out``."""
+    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`), write them as
+    a results folder ``out`` (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare
+    --from`` reads back), then :func:`compare_results` of it."""
     from llmbt.engine.arms import run_arms
+    from llmbt.engine.results import write_arms_results
 
     res = run_arms(config, arms, horizon, say)
-    comp = compare(res["returns"], res["scores"], horizon=horizon,
-                   extra=_fold_extras(res["folds"], res["returns"]))
-    notes = {"run id": config.run_id, "period": f"{config.start} .. {config.end or 'last bar'}",
-             "arms": "; ".join(f"{a.name}: {a}" for a in arms)}
-    title = f"{config.strategy} on {config.data}, {config.start} .. {config.end or 'end'}"
-    write_pages(Path(out), comp, res["returns"], res["scores"], res["folds"], res["close"], title, notes)
-    _print(comp, Path(out), say)
-    return comp
+    return compare_results(write_arms_results(res, config, arms, out, horizon=horizon), say)
 
 
 def _print(comp: Comparison, folder: Path, say: Callable[[str], None]) -> None:
@@ -264,11 +259,17 @@ def _fold_extras(folds: pd.DataFrame, returns: dict[str, pd.Series]) -> dict[str
 
 
 def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
-    run = res["config"]["run"]
+    run, config = res["config"]["run"], res["config"]
     notes = {"run id": res["run"]["run_id"], "git commit": str(res["run"].get("git_commit")),
              "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
              "seconds": str(res["run"]["seconds"])}
     title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"
+    if config.get("compare"):  # a bt compare --arm folder: its period and arms instead of folds
+        notes = {"run id": res["run"]["run_id"], "period": f"{run['start']} .. {run['end'] or 'last bar'}",
+                 "arms": "; ".join(",".join(f"{k}={v}" for k, v in config["arm_specs"][n].items()
+                                            if v is not None) for n in config["arms"]),
+                 "hindsight": str(res["run"].get("hindsight"))}
+        title = f"{run['strategy']} on {run['data']}, {run['start']} .. {run['end'] or 'end'}"
     write_pages(folder, comp, res["returns"], res["scores"], res["folds"], res["close"], title, notes)
 
 

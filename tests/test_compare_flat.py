@@ -4,6 +4,7 @@ writes its pages."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -55,3 +56,11 @@ def test_bt_compare_with_an_arm_that_never_trades_writes_its_pages(tmp_path, mon
         assert (out / name).is_file(), name
     assert "still: Sharpe nan" in res.output  # it never traded
     assert "returns are flat (it never traded)" in (out / "tearsheet.html").read_text()
+    first = json.loads((out / "compare.json").read_text())
+    (out / "compare.json").unlink()
+    again = CliRunner().invoke(cli, ["compare", "--from", str(out)])  # the folder reads back
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "compare.json").read_text()) == first
+    config = json.loads((out / "config.json").read_text())
+    assert config["arms"] == ["still", "base"] and config["compare"] and not config["universe"]
+    assert "name=still,prompt=bars-fewshot-v1" in (out / "comparison.html").read_text()

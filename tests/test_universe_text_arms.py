@@ -136,8 +136,9 @@ def test_bt_compare_from_reads_a_universe_compare_folder_back(shared_news, lm_st
 
 
 def test_bt_compare_from_a_folder_without_results_names_it_and_the_fix(tmp_path):
-    (tmp_path / "comparison.html").write_text("<html></html>")  # a single-symbol compare's pages
+    (tmp_path / "comparison.html").write_text("<html></html>")  # pages alone are no results
     res = CliRunner().invoke(cli, ["compare", "--from", str(tmp_path)])
     assert res.exit_code != 0 and "Traceback" not in res.output, res.output
     assert f"{str(tmp_path)!r} is not a walk-forward results folder" in res.output
-    assert "universe bt compare --arm" in res.output
+    assert "missing ['run.json', 'returns.csv', 'scores.csv', 'folds.csv']" in res.output
+    assert "--out folder of a bt walkforward run or of a bt compare --arm" in res.output

@@ -123,8 +123,8 @@ def _report(folder: Path) -> None:
 @run_options
 @click.option("--from", "folder", type=click.Path(exists=True, file_okay=False),
               help="Results folder of a bt walkforward run (compares its base and LoRA models; "
-                   "a universe run: per-fold IC and the cross-section tests) or of a universe "
-                   "bt compare --arm (its arms again).")
+                   "a universe run: per-fold IC and the cross-section tests) or of a bt compare "
+                   "--arm (its arms again).")
 @click.option("--arm", "arms", multiple=True, metavar="SPEC",
               help="A model variant, repeatable: a model (smollm2-135m) or name=..,model=..,"
                    "adapter=..,prompt=.. (e.g. name=fewshot,prompt=bars-fewshot-v1); an arm "
@@ -155,7 +155,7 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
     from llmbt.reports.universe_wf import compare_universe_arms
 
     if bool(folder) == bool(arms):
-        raise ConfigError("give either --from DIR (a walk-forward run or a universe bt compare --arm) "
+        raise ConfigError("give either --from DIR (a walk-forward run or a bt compare --arm folder) "
                           "or two or more --arm SPEC.")
     if folder:
         _report(folder)
