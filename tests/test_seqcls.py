@@ -81,9 +81,15 @@ def test_reloaded_adapter_scores_bitwise_identically_and_unlike_an_untrained_hea
     val_loss = -np.log(probs[0][np.arange(12), truth]).mean()
     assert val_loss == pytest.approx(meta["metrics"]["best_val_loss"], abs=1e-4)  # the saved best
 
+    trained_model, tokenizer, _ = first._loaded()
+    ids = first.token_ids(TEXTS, tokenizer)
+    with torch.inference_mode():  # each prompt alone, whole: what the shared-prefix batches equal
+        alone = [torch.softmax(trained_model(input_ids=torch.from_numpy(row.astype(np.int64))[None])
+                               .logits.double(), -1)[0].numpy() for row in ids]
+    np.testing.assert_allclose(probs[0], np.array(alone), atol=1e-5)
+
     torch.manual_seed(0)
     model, tokenizer, _ = load_seqcls(ModelSpec(base=str(tiny)))
-    ids = first.token_ids(TEXTS, tokenizer)
     with torch.inference_mode():
         untrained = [torch.softmax(model(input_ids=torch.from_numpy(row.astype(np.int64))[None])
                                    .logits.double(), -1)[0].numpy() for row in ids]
@@ -154,3 +160,36 @@ def test_finetune_and_evaluate_cli_with_a_seqcls_adapter(tiny: Path, tmp_path: P
     for key in ("accuracy", "weighted_f1", "macro_f1", "ece", "confusion"):
         assert result["adapter"][key] == result["cls"][key], key  # --adapter scores as kind=seqcls
     assert sum(map(sum, result["cls"]["confusion"])) == 12 and result["cls"]["ms_per_item"] > 0
+
+
+def test_seqcls_with_a_shared_prefix_gives_the_plain_loss_and_gradients(tiny: Path) -> None:
+    """The head reads each row's last token; running the prompts' common start once must not
+    change which token that is, the loss or any gradient (the head's included)."""
+    import torch
+
+    from llmbt.signals_cache.finetune.encoding import collate
+    from llmbt.signals_cache.finetune.trainer import wrap_trainable
+    from llmbt.signals_cache.finetune.training import _loss
+
+    model, tokenizer, _device = load_seqcls(ModelSpec(base=str(tiny)), trainable=True)
+    model = wrap_trainable(model, TrainConfig(method="seqcls", dropout=0.0, r=4))
+    with torch.no_grad():  # LoRA B starts at zero: move it so the prefix's gradient matters
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.2)
+    enc = encode_classes(toy_examples(1)[:3], tokenizer, get_template("headlines-v1"), 256)
+    shared = collate(enc, [0, 1, 2], tokenizer.pad_token_id, share_prefix=True)
+    assert shared["prefix"].shape[1] > 100 and shared["labels"].tolist() == enc.classes[:3]
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        loss, n = _loss(model, collate(enc, [0, 1, 2], tokenizer.pad_token_id, share_prefix=share),
+                        "cpu")
+        loss.backward()
+        results.append((float(loss.detach()), n,
+                        [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (loss_a, n_a, grads_a), (loss_b, n_b, grads_b) = results
+    assert n_a == n_b == 3 and loss_b == pytest.approx(loss_a, rel=1e-5)
+    for a, b in zip(grads_a, grads_b, strict=True):  # float32 rounding ~1e-6; a wrong token ~1e-2
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert any(float(g.abs().max()) > 0 for g in grads_a)

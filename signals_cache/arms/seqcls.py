@@ -5,8 +5,9 @@ Each text is rendered into the prompt the adapter was trained on (its ``llmbt_ad
 names the template and ``max_length``; the symbol is ``n/a``, as at training), its last
 ``max_length`` tokens are kept, and the head's three logits (``LABELS`` order) go through a
 softmax. The model is loaded on the first :meth:`SeqClsScorer.score` call and kept; batches are
-right-padded (the head reads the last non-pad token). torch, transformers and peft are imported
-only there; :meth:`SeqClsScorer.fingerprint` needs none of them.
+right-padded (the head reads the last non-pad token), and a batch's common start (the template's
+system text) runs once, its KV cache repeated for the rows' tails, as in training. torch,
+transformers and peft are imported only there; :meth:`SeqClsScorer.fingerprint` needs none of them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from llmbt.signals_cache.model.adapters import META_FILE, adapter_digest, is_seq
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
 
-#: Version of the rendering, truncation and softmax; part of the fingerprint (the cache key).
-VERSION = "seqcls-v1"
+#: Version of the rendering, truncation, prefix reuse and softmax; part of the fingerprint (the
+#: cache key). v2: each batch's common prompt start runs once (the same scores up to float rounding).
+VERSION = "seqcls-v2"
 #: What an adapter without ``llmbt_adapter.json`` was trained with (``bt finetune``'s defaults).
 DEFAULT_TEMPLATE, DEFAULT_MAX_LENGTH = "headlines-v1", 256
 
@@ -70,6 +72,7 @@ class SeqClsScorer:
         import torch
 
         from llmbt.signals_cache.finetune.encoding import Encoded, collate
+        from llmbt.signals_cache.model.kv import prefix_cache_kwargs
 
         model, tokenizer, device = self._loaded()
         ids = self.token_ids(texts, tokenizer)
@@ -79,9 +82,11 @@ class SeqClsScorer:
         with torch.inference_mode():
             for start in range(0, len(ids), step):
                 rows = list(range(start, min(start + step, len(ids))))
-                batch = collate(enc, rows, tokenizer.pad_token_id)
+                batch = collate(enc, rows, tokenizer.pad_token_id, share_prefix=True)
+                cache = (prefix_cache_kwargs(model, batch["prefix"].to(device), len(rows))
+                         if "prefix" in batch else {})
                 logits = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device)).logits
+                               attention_mask=batch["attention_mask"].to(device), **cache).logits
                 out[start : start + len(rows)] = torch.softmax(logits.double(), -1).cpu().numpy()
         return out
 

@@ -166,10 +166,11 @@ def collate(enc: Encoded, rows: Sequence[int], pad_id: int,
     (-100 off the answer; for sequence classification, the rows' label indices). With
     ``share_prefix`` and a shared prefix (:func:`shared_prefix`) of two or more rows,
     ``prefix`` holds it (1, P) once, the other tensors only the rows' tails and
-    ``attention_mask`` is (rows, P + tail width); never for sequence classification."""
+    ``attention_mask`` is (rows, P + tail width). For sequence classification every tail keeps
+    at least its last token, the one the head reads."""
     import torch
 
-    start = shared_prefix(enc, rows) if share_prefix and len(rows) > 1 and enc.classes is None else 0
+    start = shared_prefix(enc, rows) if share_prefix and len(rows) > 1 else 0
     width = max(len(enc.ids[i]) for i in rows) - start
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), start + width), dtype=torch.long)

@@ -15,6 +15,7 @@ import numpy as np
 from llmbt.errors import require
 from llmbt.signals_cache.finetune.encoding import Encoded, collate
 from llmbt.signals_cache.finetune.speed import autocast, batch_stream, resolve_precision
+from llmbt.signals_cache.model.kv import prefix_cache_kwargs
 from llmbt.signals_cache.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -26,20 +27,21 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     classification, 1-D ``labels``: over its rows' classes, and the row count). Only the
     positions that predict an answer token are projected onto the vocabulary (when the model
     takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost.
-    A batch with a shared ``prefix`` runs it once and the rows' tails on its repeated cache."""
+    A batch with a shared ``prefix`` runs it once and the rows' tails on its repeated cache (the
+    classifier's head then reads each tail's last token, the same token as without sharing)."""
     import torch
 
     from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch.pop("labels")
-    if labels.dim() == 1:  # sequence classification: one label index per row
-        logits = model(**batch, use_cache=False).logits
-        return torch.nn.functional.cross_entropy(logits.float(), labels), len(labels)
-    targets = labels[:, 1:]
     kwargs: dict[str, Any] = {"use_cache": False}
     if "prefix" in batch:
-        kwargs = _prefix_cache(model, batch.pop("prefix"), len(labels))
+        kwargs = prefix_cache_kwargs(model, batch.pop("prefix"), len(labels))
+    if labels.dim() == 1:  # sequence classification: one label index per row
+        logits = model(**batch, **kwargs).logits
+        return torch.nn.functional.cross_entropy(logits.float(), labels), len(labels)
+    targets = labels[:, 1:]
     if supports_logits_to_keep(model):
         positions = (targets != -100).any(dim=0).nonzero().flatten()
         kwargs["logits_to_keep"] = positions
@@ -53,22 +55,6 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
         ignore_index=-100, reduction="sum",
     )
     return loss / max(n, 1), n
-
-
-def _prefix_cache(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
-    """The keyword arguments that continue ``prefix`` (1, P) for ``rows`` rows: its KV cache,
-    computed once and repeated per row (differentiable: gradients reach the prefix's pass)."""
-    from transformers import DynamicCache
-
-    from llmbt.signals_cache.model.kv import cache_keyword
-    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
-    keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-    model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
-    cache.batch_repeat_interleave(rows)
-    return {"use_cache": True, keyword: cache}
 
 
 def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], device: str,

@@ -1,4 +1,6 @@
-"""Fast reuse of a shared prompt prefix's KV cache on CPU (used by :mod:`llmbt.signals_cache.scoring.scorer`).
+"""Fast reuse of a shared prompt prefix's KV cache on CPU (used by :mod:`llmbt.signals_cache.scoring.scorer`),
+and the plain, differentiable prefix reuse of training and of the classifier arm
+(:func:`prefix_cache_kwargs`).
 
 Two costs dominate a batched forward pass that continues a shared prefix, besides the matmuls:
 
@@ -131,3 +133,19 @@ def _PrefixLayer(key_buf: Any, value_buf: Any, prefix_len: int) -> Any:  # noqa:
 
 
 _LAYER_CLASS: type | None = None
+
+
+def prefix_cache_kwargs(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
+    """The keyword arguments that continue ``prefix`` (1, P) for ``rows`` rows: its KV cache,
+    computed once and repeated per row (differentiable: gradients reach the prefix's pass).
+    Works for causal LMs and sequence classifiers alike (peft-wrapped or not)."""
+    from transformers import DynamicCache
+
+    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
+    keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
+    cache.batch_repeat_interleave(rows)
+    return {"use_cache": True, keyword: cache}
