@@ -184,3 +184,31 @@ def test_lexicon_daily_ic_on_the_shared_headlines(shared_news, tmp_path, monkeyp
     ic = evaluate_news(config, [Arm("lexicon", kind="lexicon")])["ic"]["lexicon"]
     assert ic["days"] == 106
     assert (ic["mean_ic"], ic["t_stat_nonoverlap"]) == pytest.approx((0.03511, 1.2148), abs=5e-5)
+
+
+def test_bt_evaluate_engine_reaches_the_model_rows_on_sentences_and_on_news(tmp_path, monkeypatch):
+    from llmbt.reports import news_ic
+    from llmbt.signals_cache.finetune import evaluate as fe
+
+    seen = {}
+
+    def rows(examples, arm, **_):  # the sentence rows: what each would be scored with
+        seen.setdefault("spec", []).append(getattr(arm, "spec", None))
+        return {"accuracy": 1.0, "n": len(examples)}
+
+    def news(config, arms, **_):
+        seen["config"] = config
+        return {"ic": {a.name: {"mean_ic": 0.0} for a in arms}, "info": {}}
+
+    monkeypatch.setattr(fe, "evaluate_arm", rows)
+    monkeypatch.setattr(news_ic, "evaluate_news", news)
+    data = tmp_path / "t.csv"
+    data.write_text("label,text\npositive,Profit soars\n")
+    args = ["evaluate", "--data", str(data), "--arm", "lexicon", "--news", "n.csv", "--universe",
+            "csv:p.csv", "--engine", "torch-bf16"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert seen["spec"][0].engine == "torch-bf16" and seen["spec"][1] is None  # base; lexicon
+    assert seen["config"].engine == "torch-bf16"
+    res = CliRunner().invoke(cli, [*args[:-1], "fp16"])
+    assert res.exit_code != 0 and "'fp16' is not one of 'auto', 'torch', 'torch-bf16'" in res.output
