@@ -156,6 +156,8 @@ def test_directional_metrics() -> None:
         ({"lr": 0.0}, "--lr"),
         ({"lr": float("nan")}, "--lr"),
         ({"dropout": 1.0}, "--dropout"),
+        ({"label_smoothing": 1.0}, "--label-smoothing"),
+        ({"label_smoothing": -0.1}, "--label-smoothing"),
         ({"batch_size": 0}, "--batch-size"),
         ({"grad_accum": 1.5}, "--grad-accum"),
         ({"max_steps": -1}, "--max-steps"),

@@ -193,3 +193,23 @@ def test_seqcls_with_a_shared_prefix_gives_the_plain_loss_and_gradients(tiny: Pa
     for a, b in zip(grads_a, grads_b, strict=True):  # float32 rounding ~1e-6; a wrong token ~1e-2
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     assert any(float(g.abs().max()) > 0 for g in grads_a)
+
+
+def test_label_smoothing_is_the_textbook_mix_and_leaves_validation_plain(tiny: Path) -> None:
+    import torch
+
+    from llmbt.signals_cache.finetune.encoding import collate
+    from llmbt.signals_cache.finetune.training import _loss
+
+    model, tokenizer, _device = load_seqcls(ModelSpec(base=str(tiny)))
+    enc = encode_classes(toy_examples(1)[:4], tokenizer, get_template("headlines-v1"), 256)
+    batch = collate(enc, [0, 1, 2, 3], tokenizer.pad_token_id)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=batch["input_ids"],
+                                       attention_mask=batch["attention_mask"]).logits.float(), -1)
+        plain, _ = _loss(model, dict(batch), "cpu")
+        smooth, _ = _loss(model, dict(batch), "cpu", smoothing=0.3)
+    nll = -logp[torch.arange(4), batch["labels"]].mean()
+    assert float(plain) == pytest.approx(float(nll), rel=1e-5)
+    want = 0.7 * nll - 0.3 * logp.mean(-1).mean()  # (1-e)*NLL + e*(uniform cross-entropy)
+    assert float(smooth) == pytest.approx(float(want), rel=1e-5) and float(smooth) != float(plain)

@@ -185,13 +185,14 @@ def test_identity_keeps_old_keys_and_tells_precisions_apart(monkeypatch):
     monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     legacy = TrainConfig(precision="fp32", group_by_length=False, share_prefix=False)
     old_fields = {k: v for k, v in legacy.to_dict().items()
-                  if k not in ("precision", "group_by_length", "share_prefix")}
+                  if k not in ("precision", "group_by_length", "share_prefix", "label_smoothing")}
     assert legacy.identity("cpu") == old_fields  # the key of adapters trained before
     auto = TrainConfig().identity("cpu")
     assert auto["precision"] == "bf16" and auto["group_by_length"] and auto["share_prefix"] is True
     assert TrainConfig(precision="bf16").identity("cpu") == auto
     assert "share_prefix" not in TrainConfig(share_prefix=False).identity("cpu")
     assert "precision" not in TrainConfig().identity("cuda")  # auto is fp32 there
+    assert TrainConfig(label_smoothing=0.1).identity("cpu")["label_smoothing"] == 0.1
 
 
 def test_bf16_autocast_trains_the_tiny_model_and_is_recorded(tiny: Path, tmp_path: Path) -> None:

@@ -213,6 +213,8 @@ TRAIN_FLAG_HELP: dict[str, str] = {
                        "epoch): less padding.",
     "share_prefix": "Run the prompt prefix a batch shares once (the template's system text; "
                     "2.6x fewer token positions on PhraseBank prompts).",
+    "label_smoothing": "Label smoothing of the training loss (0 = none; e.g. 0.1); validation "
+                       "loss stays plain cross-entropy.",
 }
 
 

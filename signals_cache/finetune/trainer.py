@@ -93,6 +93,7 @@ class TrainConfig:
     precision: str = "auto"
     group_by_length: bool = True
     share_prefix: bool = True
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("--method", self.method, METHODS)
@@ -110,12 +111,13 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{_flag(name)} {value!r} must be an integer >= {low}.")
         for name, low, high in (("dropout", 0.0, 1.0), ("warmup_ratio", 0.0, 1.0),
+                                ("label_smoothing", 0.0, 1.0),
                                 ("weight_decay", 0.0, math.inf), ("lr", 0.0, math.inf)):
             value = getattr(self, name)
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if not ok or not math.isfinite(value) or not low <= value <= high or (
                 name == "lr" and value <= 0
-            ) or (name == "dropout" and value >= 1):
+            ) or (name in ("dropout", "label_smoothing") and value >= 1):
                 raise ConfigError(f"{_flag(name)} {value!r} is out of range; e.g. "
                                   f"{getattr(TrainConfig, name)}.")
         if not isinstance(self.target_modules, str) or not self.target_modules.strip():
@@ -144,8 +146,9 @@ class TrainConfig:
         return out
 
 
-#: Speed settings at the values that reproduce training from before they existed.
-_LEGACY: dict[str, Any] = {"precision": "fp32", "group_by_length": False, "share_prefix": False}
+#: Settings at the values that reproduce training from before they existed.
+_LEGACY: dict[str, Any] = {"precision": "fp32", "group_by_length": False, "share_prefix": False,
+                           "label_smoothing": 0.0}
 
 
 def _flag(name: str) -> str:

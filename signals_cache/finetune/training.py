@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     from llmbt.signals_cache.finetune.trainer import TrainConfig
 
 
-def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
+def _loss(model: Any, batch: dict[str, Any], device: str,
+          smoothing: float = 0.0) -> tuple[Any, int]:
     """Mean cross-entropy over the answer tokens of ``batch`` and their count (for sequence
     classification, 1-D ``labels``: over its rows' classes, and the row count). Only the
     positions that predict an answer token are projected onto the vocabulary (when the model
     takes ``logits_to_keep``): the full (batch, length, vocab) logits would dominate the cost.
     A batch with a shared ``prefix`` runs it once and the rows' tails on its repeated cache (the
-    classifier's head then reads each tail's last token, the same token as without sharing)."""
+    classifier's head then reads each tail's last token, the same token as without sharing).
+    ``smoothing`` is the cross-entropy's label smoothing (training only; validation is plain)."""
     import torch
 
     from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
@@ -40,7 +42,8 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
         kwargs = prefix_cache_kwargs(model, batch.pop("prefix"), len(labels))
     if labels.dim() == 1:  # sequence classification: one label index per row
         logits = model(**batch, **kwargs).logits
-        return torch.nn.functional.cross_entropy(logits.float(), labels), len(labels)
+        return (torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=smoothing),
+                len(labels))
     targets = labels[:, 1:]
     if supports_logits_to_keep(model):
         positions = (targets != -100).any(dim=0).nonzero().flatten()
@@ -52,23 +55,24 @@ def _loss(model: Any, batch: dict[str, Any], device: str) -> tuple[Any, int]:
     n = int((targets != -100).sum())
     loss = torch.nn.functional.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-        ignore_index=-100, reduction="sum",
+        ignore_index=-100, reduction="sum", label_smoothing=smoothing,
     )
     return loss / max(n, 1), n
 
 
 def train_step(model: Any, optimizer: Any, batches: Sequence[dict[str, Any]], device: str,
-               precision: str = "fp32") -> float:
+               precision: str = "fp32", smoothing: float = 0.0) -> float:
     """One optimizer step accumulating gradients over ``batches`` (gradient norm clipped at 1),
     forward passes in ``precision`` (``fp32`` or ``bf16`` autocast; the weights, gradients and
-    optimizer state keep their dtype); returns the mean of their answer-token losses."""
+    optimizer state keep their dtype), with label ``smoothing``; returns the mean of their
+    answer-token losses."""
     import torch
 
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for batch in batches:
         with autocast(precision, device):
-            loss, _n = _loss(model, batch, device)
+            loss, _n = _loss(model, batch, device, smoothing)
         (loss / len(batches)).backward()
         total += float(loss.detach()) / len(batches)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -144,7 +148,7 @@ def fit(model: Any, train: Encoded, val: Encoded, cfg: TrainConfig, pad_id: int,
             rows = [next(batches) for _ in range(cfg.grad_accum)]
             started = time.perf_counter()
             micro = [collate(train, r, pad_id, shares_prefix(cfg)) for r in rows]
-            step_loss = train_step(model, optimizer, micro, device, precision)
+            step_loss = train_step(model, optimizer, micro, device, precision, cfg.label_smoothing)
             train_seconds += time.perf_counter() - started
             tokens += sum(lengths[i] for r in rows for i in r)
             step += 1
