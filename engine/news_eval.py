@@ -24,6 +24,9 @@ from llmbt.engine.signals import load_masker, scoring_spec
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
 
+#: Calendar days of bars loaded before ``--start`` (see :func:`_lead_start`).
+LEAD_DAYS = 14
+
 
 def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
     """Score ``config``'s headlines (``news``, ``news_tz``) over its universe (``data``,
@@ -47,15 +50,26 @@ def news_scores(config: RunConfig, arms: Sequence[Arm]) -> dict[str, Any]:
     for arm in arms:  # before any data is read or any headline is scored
         if arm.kind == "lm":
             check_arm_prompt(config, arm, universe=True)
-    universe = load_universe(config.data, config.start, config.end, interval=config.interval,
-                             symbols=parse_symbols(config.symbols))
+    universe = load_universe(config.data, _lead_start(config.start), config.end,
+                             interval=config.interval, symbols=parse_symbols(config.symbols))
     news = run_news(config, universe)
     opens = universe.panel("open")
+    if config.start:
+        opens = opens[opens.index >= pd.Timestamp(config.start, tz="UTC")]
     scores, info = {}, {}
     for arm in arms:
         panels, info[arm.name] = arm_scores(arm_config(config, arm), universe, news)
         scores[arm.name] = panels["score"].reindex(index=opens.index, columns=opens.columns)
     return {"scores": scores, "opens": opens, "info": info}
+
+
+def _lead_start(start: str | None) -> str | None:
+    """The first day loaded: :data:`LEAD_DAYS` before ``start``. Those bars are not scored; they
+    give a headline from before the period the bar it belongs to, so it is left out instead of
+    being piled onto the period's first bar (the only bar a loaded window would offer it)."""
+    if not start:
+        return None
+    return (pd.Timestamp(start) - pd.Timedelta(days=LEAD_DAYS)).strftime("%Y-%m-%d")
 
 
 def arm_scores(config: RunConfig, universe: Universe,
