@@ -68,7 +68,8 @@ class TrainConfig:
     ``precision``, ``group_by_length`` and ``share_prefix`` make steps cheaper
     (:mod:`~llmbt.signals_cache.finetune.speed`) at the same loss, though not bit for bit (bf16
     rounds, grouping forms other batches); ``fp32``/``False``/``False`` is the loop as it was
-    before they existed.
+    before they existed. ``label_smoothing`` smooths the training loss only (0: none, the
+    default; 0.1 lowered PhraseBank test F1 from 0.851 to 0.824).
     """
 
     method: str = "lora"
