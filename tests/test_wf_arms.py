@@ -103,13 +103,7 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
     cfg = wf(splitter=WalkForward(train=train, test=test, embargo=horizon + extra, anchored=anchored),
              horizon=horizon, max_val=0, arms=(parse_arm("name=e,kind=embeddings"),))
     seen: dict[str, list] = {}
-
-    def record(name):
-        def trainer(*args):
-            seen[name] = [*args[-2], *args[-1]]  # (.., train, val)
-            meta = {"metrics": {"train_loss": {}, "best_val_loss": None, "seconds": 0.0}}
-            return f"/store/{name}", meta, False
-        return trainer
+    record = recording_trainers(seen)
 
     folds = [uwf.shift_fold(f, 0, universe.calendar) for f in cfg.splitter.folds(universe.calendar)]
     assert folds
@@ -123,6 +117,19 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
             assert seen["e"] == seen["lora"] and len(seen["e"]) > 10
             assert max(ex.label_end for ex in seen["e"]) <= fold.train_end < fold.test_start
             assert min(ex.time for ex in seen["e"]) >= fold.train_start - pd.Timedelta("1D")
+
+
+def recording_trainers(seen: dict[str, list]):
+    """``record(name)``: a stand-in for a fold trainer (the LoRA's ``train_adapter`` or an arm's)
+    that stores the examples it was given, train then val, in ``seen[name]`` and returns the
+    artefact ``/store/NAME`` without training."""
+    def record(name: str):
+        def trainer(*args):
+            seen[name] = [*args[-2], *args[-1]]  # (.., train, val)
+            meta = {"metrics": {"train_loss": {}, "best_val_loss": None, "seconds": 0.0}}
+            return f"/store/{name}", meta, False
+        return trainer
+    return record
 
 
 def lexicon_and_head_arms(train: dict, out: Path) -> list[str]:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_walkforward import TRAIN
-from test_wf_arms import lexicon_and_head_arms, run_folds
+from test_wf_arms import lexicon_and_head_arms, recording_trainers, run_folds
 
 import llmbt.engine.cli.wf  # noqa: F401  (registers walkforward)
 from llmbt.engine import walkforward as wf
@@ -59,13 +59,7 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
     offset = int(PRICES.index.searchsorted(pd.Timestamp(RUN.start, tz="UTC")))
     folds = [wf.shift_fold(f, offset, PRICES.index) for f in cfg.splitter.folds(PRICES.index[offset:])]
     seen: dict[str, list] = {}
-
-    def record(name):
-        def trainer(*args):
-            seen[name] = [*args[-2], *args[-1]]  # (.., train, val)
-            meta = {"metrics": {"train_loss": {}, "best_val_loss": None, "seconds": 0.0}}
-            return f"/store/{name}", meta, False
-        return trainer
+    record = recording_trainers(seen)
 
     assert folds
     with pytest.MonkeyPatch.context() as mp:
