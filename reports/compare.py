@@ -260,16 +260,17 @@ def _fold_extras(folds: pd.DataFrame, returns: dict[str, pd.Series]) -> dict[str
 
 def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
     run, config = res["config"]["run"], res["config"]
-    notes = {"run id": res["run"]["run_id"], "git commit": str(res["run"].get("git_commit")),
-             "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
-             "seconds": str(res["run"]["seconds"])}
-    title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"
     if config.get("compare"):  # a bt compare --arm folder: its period and arms instead of folds
         notes = {"run id": res["run"]["run_id"], "period": f"{run['start']} .. {run['end'] or 'last bar'}",
                  "arms": "; ".join(",".join(f"{k}={v}" for k, v in config["arm_specs"][n].items()
                                             if v is not None) for n in config["arms"]),
                  "hindsight": str(res["run"].get("hindsight"))}
         title = f"{run['strategy']} on {run['data']}, {run['start']} .. {run['end'] or 'end'}"
+    else:
+        notes = {"run id": res["run"]["run_id"], "git commit": str(res["run"].get("git_commit")),
+                 "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
+                 "seconds": str(res["run"]["seconds"])}
+        title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"
     write_pages(folder, comp, res["returns"], res["scores"], res["folds"], res["close"], title, notes)
 
 

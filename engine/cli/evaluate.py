@@ -62,8 +62,8 @@ def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibrati
         raise ConfigError("--calibrate-on fits a new temperature on the raw scores and "
                           "--no-calibration ignores stored ones; give one of the two")
     arms = _arms(adapter, arm_texts, no_base)
-    runs = _label_runs(data, calibrate_on, label_map, arms, (model, engine), adapter, template,
-                       batch_size, calibrate=not no_calibration) if data else {arm.name: {} for arm in arms}
+    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size,
+                       calibrate=not no_calibration, engine=engine) if data else {a.name: {} for a in arms}
     if news["news"]:
         stats_of = news_ic(arms, news, model, batch_size, calibrate=not no_calibration, engine=engine)
         for name, stats in stats_of.items():
@@ -78,11 +78,11 @@ def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibrati
 
 
 def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...], arms: list,
-                model: tuple[str, str], adapter: str | None, template: str, batch_size: int,
-                calibrate: bool = True) -> dict[str, dict]:
+                model: str, adapter: str | None, template: str, batch_size: int,
+                calibrate: bool = True, engine: str = "auto") -> dict[str, dict]:
     """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``, else
-    the one stored beside the row's folder unless ``calibrate`` is off); ``model`` is the base
-    model and the engine of its rows."""
+    the one stored beside the row's folder unless ``calibrate`` is off); ``engine`` scores the
+    model rows."""
     from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.finetune.evaluate import evaluate_arm
     from llmbt.signals_cache.scoring.temperature import stored_temperature
@@ -90,7 +90,7 @@ def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...],
     mapping = parse_label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
     val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
-    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size),
+    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size, engine),
                                    val_examples=val, temperature=None if val else
                                    stored_temperature(arm.adapter, calibrate)) for arm in arms}
     row = "head" if "head" in runs else "adapter"
@@ -116,8 +116,8 @@ def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> lis
     return rows
 
 
-def _scorer_arm(arm, model: tuple[str, str], template: str, batch_size: int):
-    """What scores ``arm``'s labelled sentences: the model (base, engine) on ``template`` prompts
+def _scorer_arm(arm, model: str, template: str, batch_size: int, engine: str = "auto"):
+    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts with ``engine``
     (its own model, adapter and prompt where it names them) or its text scorer."""
     from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
@@ -125,7 +125,6 @@ def _scorer_arm(arm, model: tuple[str, str], template: str, batch_size: int):
     from llmbt.signals_cache.model.adapters import is_seqcls_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
 
-    model, engine = model
     if arm.kind == "lm" and arm.adapter and is_head_folder(arm.adapter):  # bt head train's folder
         return TextArm(make_scorer("embeddings", model=arm.model, path=arm.adapter), batch_size)
     if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
