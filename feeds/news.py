@@ -260,8 +260,11 @@ def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series, bar_index: pd.D
     A date-only headline (``day`` not NaT: its local date, as :func:`load_news` gives it, with
     ``news_times`` the end of that day) maps, on daily bars (every bar at 00:00 UTC, the session
     date), to the first bar whose date is after ``day`` (the next session); on intraday bars, to
-    the first bar opening at or after the end of the day. Headlines with no such bar get -1.
-    ``news_times`` and ``bar_index`` must be tz-aware; ``bar_index`` must be sorted.
+    the first bar opening at or after the end of the day. Headlines with no such bar get -1, and
+    so do headlines from before the loaded history: published earlier than the first bar's open by
+    more than the longest gap between two loaded bars, they belong to a bar the data does not hold
+    (a weekend's news still reaches Monday's first bar; a year-old one would otherwise be traded as
+    news on bar 0). ``news_times`` and ``bar_index`` must be tz-aware; ``bar_index`` must be sorted.
 
     Returns:
         ``int64`` array with one position (or -1) per headline.
@@ -275,7 +278,16 @@ def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series, bar_index: pd.D
     dated = ~np.isnat(days)
     if dated.any():
         pos[dated] = _dated_positions(_ns(bars), _ns(news)[dated], days[dated])
-    return np.where(pos < len(bars), pos, -1).astype(np.int64)
+    stale = _before_history(_ns(bars), _ns(news))
+    return np.where((pos < len(bars)) & ~stale, pos, -1).astype(np.int64)
+
+
+def _before_history(bars: np.ndarray, news: np.ndarray) -> np.ndarray:
+    """Headlines older than the first bar by more than the longest gap between loaded bars."""
+    if len(bars) == 0:
+        return np.zeros(len(news), dtype=bool)
+    gap = int(np.diff(bars).max()) if len(bars) > 1 else 0
+    return news < bars[0] - gap
 
 
 _DAY_NS = 86_400 * 10**9

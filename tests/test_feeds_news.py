@@ -214,9 +214,21 @@ def test_alignment_properties(bar_s: list[int], news_s: list[int]) -> None:
     news = origin + pd.to_timedelta(news_s, unit="s")
     out = align_news_to_bars(news, bars)
     assert len(out) == len(news)
+    gap = bars.to_series().diff().max() if len(bars) > 1 else pd.Timedelta(0)
     for when, pos in zip(news, out, strict=True):
         if pos == -1:
-            assert when >= bars[-1]
+            assert when >= bars[-1] or when < bars[0] - gap
         else:
             assert bars[pos] > when
             assert pos == 0 or bars[pos - 1] <= when
+            assert pos > 0 or when >= bars[0] - gap
+
+
+def test_headlines_from_before_the_loaded_history_get_no_bar() -> None:
+    """Real GOOG sessions from a Monday: the weekend's headline reaches Monday's bar; one from a
+    year before (or from the Thursday before, older than the longest gap) would only pile onto
+    bar 0, so it gets -1 like a headline after the last bar."""
+    bars = load_prices("sample:GOOG").loc["2013-01-07":"2013-01-18"].index  # Mon 7 .. Fri 18
+    news = pd.DatetimeIndex(["2012-01-06 15:00", "2013-01-03 15:00", "2013-01-05 12:00",
+                             "2013-01-07 15:00"], tz=UTC)
+    assert align_news_to_bars(news, bars).tolist() == [-1, -1, 0, 1]

@@ -123,11 +123,13 @@ def test_dated_headlines_go_to_the_first_later_session(goog, offsets: list[int])
     ends = pd.DatetimeIndex([end_of_day(d) for d in days])
     pos = align_news_to_bars(ends, bars, day=days)
     bar_days = bars.tz_localize(None)
-    for when, p in zip(days, pos, strict=True):
+    oldest = bars[0] - bars.to_series().diff().max()  # older: before the loaded history
+    for when, end, p in zip(days, ends, pos, strict=True):
         if p == -1:
-            assert bar_days[-1] <= when
+            assert bar_days[-1] <= when or end < oldest
         else:
             assert bar_days[p] > when and (p == 0 or bar_days[p - 1] <= when)
+            assert end >= oldest
 
 
 def test_intraday_bars_take_the_first_bar_at_or_after_the_day_end() -> None:
