@@ -166,6 +166,10 @@ def _trials_sentence(trial_set: dict[str, Any]) -> str:
     if trial_set["note"]:
         return (f"{trial_set['note']}: of the trials ({names}), {trial_set['n_trials']} with a defined "
                 "Sharpe ratio, so no deflated Sharpe ratio is reported.")
+    undefined = [str(k) for k, v in trial_set["sharpe"].items() if math.isnan(v)]
+    if undefined:
+        names = ", ".join(str(k) for k in trial_set["trials"] if str(k) not in undefined)
+        names += f"; not {', '.join(undefined)}: no Sharpe ratio, it never traded or its returns are flat"
     return (f"The DSR deflates for {trial_set['n_trials']} trials ({names}), each measured on the same "
             f"{trial_set['bars']} out-of-sample bars: their annualised Sharpe ratios have variance "
             f"{trial_set['var_sharpe_annualised']:.3f}, so the best of {trial_set['n_trials']} skill-less "

@@ -117,6 +117,16 @@ def test_fewer_than_two_trials_give_no_dsr_and_say_so():
     assert comp.stats["dsr"]["n_trials"] == 1 and comp.metrics.loc["DSR"].isna().all()
 
 
+def test_the_dsr_sentence_names_a_trial_left_out_for_having_no_sharpe():
+    returns, scores = goog_signals()
+    idle = returns["contrarian"] * 0.0  # an arm that never traded
+    trials = {"momentum": returns["momentum"], "contrarian": returns["contrarian"], "idle": idle}
+    comp = compare(returns, scores, horizon=5, trials=trials, n_boot=100)
+    assert comp.stats["dsr"]["n_trials"] == 2
+    assert any("deflates for 2 trials (momentum, contrarian; not idle: no Sharpe ratio" in s
+               for s in comp.significance), comp.significance
+
+
 def hit_frames(n: int = 100) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
     """A is always long; B is wrong on bars 1-20; A has no signal (0) on bars 40-49; bars 60-69 have a
     zero forward return and no B signal. The raw model score is a biased 0.9 on every bar."""
