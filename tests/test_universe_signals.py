@@ -79,6 +79,19 @@ def test_only_the_window_and_its_warmup_are_scored(sent):
     assert days == list(range(16, 29))  # 3 news bars before Jan 20 (Jan 17–19 ← news of 16–18) on
 
 
+def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(sent):
+    """Fewer news bars than the warm-up before the start: scoring starts at bar 0, and only the
+    headline of the night before the first bar may reach it, not last year's news."""
+    prices = {"AAA": _bars(10, start="2024-03-01")}
+    news = _news([("2023-03-01T12:00Z", "AAA", "Acme sued 2023"), ("2024-02-29T22:00Z", "AAA", GOOD),
+                  ("2024-03-02T12:00Z", "AAA", BAD)])
+    req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=5,
+                        score_from=pd.Timestamp("2024-03-03", tz="UTC"))
+    panels, _ = universe.universe_signals(prices, news, req)
+    assert not any("2023" in p for p in sent) and len(sent) == 2
+    assert panels["score"].loc["2024-03-01", "AAA"] == pytest.approx(0.85)
+
+
 def test_a_template_with_the_symbol_is_refused(sent):
     req = SignalRequest(spec=REQ.spec, mode="headlines", prompt="headlines-v1")
     with pytest.raises(ConfigError, match="headlines-v2"):
