@@ -96,6 +96,21 @@ def test_reloaded_adapter_scores_bitwise_identically_and_unlike_an_untrained_hea
     assert np.abs(np.array(untrained) - probs[0]).max() > 0.05
 
 
+def test_scoring_runs_a_shared_prompt_start_once_for_all_its_batches(
+        tiny: Path, trained: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmbt.signals_cache.model import kv
+
+    calls: list[int] = []
+    plain = kv.prefix_cache_kwargs
+    monkeypatch.setattr(kv, "prefix_cache_kwargs", lambda model, prefix, rows:
+                        calls.append(prefix.shape[1]) or plain(model, prefix, rows))
+    scorer = make_scorer("seqcls", model=str(tiny), path=str(trained[0]))
+    texts = TEXTS * 3  # 36 texts: 9 batches of 4, in order of length
+    probs = scorer.score(texts, batch_size=4)
+    assert len(calls) == 1 and calls[0] > 100  # the template's system text, once
+    np.testing.assert_allclose(probs, np.tile(scorer.score(TEXTS, batch_size=12), (3, 1)), atol=1e-5)
+
+
 def test_scoring_reads_the_prompt_training_read(tiny: Path, trained: tuple) -> None:
     out, meta = trained
     scorer = make_scorer("seqcls", model=str(tiny), path=str(out))

@@ -5,8 +5,9 @@ Each text is rendered into the prompt the adapter was trained on (its ``llmbt_ad
 names the template and ``max_length``; the symbol is ``n/a``, as at training), its last
 ``max_length`` tokens are kept, and the head's three logits (``LABELS`` order) go through a
 softmax. The model is loaded on the first :meth:`SeqClsScorer.score` call and kept; batches are
-right-padded (the head reads the last non-pad token), and a batch's common start (the template's
-system text) runs once, its KV cache repeated for the rows' tails, as in training. torch,
+right-padded (the head reads the last non-pad token) and formed from texts of similar length, and
+a batch's common start (the template's system text) runs once for all batches that share it, its
+KV cache copied and repeated for each batch's tails, as in training. torch,
 transformers and peft are imported only there; :meth:`SeqClsScorer.fingerprint` needs none of them.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.arms.registry import register
 from llmbt.signals_cache.model.adapters import META_FILE, adapter_digest, is_seqcls_adapter
+from llmbt.signals_cache.model.kv import PrefixMemo
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
 
@@ -72,22 +74,21 @@ class SeqClsScorer:
         import torch
 
         from llmbt.signals_cache.finetune.encoding import Encoded, collate
-        from llmbt.signals_cache.model.kv import prefix_cache_kwargs
 
         model, tokenizer, device = self._loaded()
         ids = self.token_ids(texts, tokenizer)
         enc = Encoded(ids, [len(row) for row in ids], 0)
         out = np.zeros((len(ids), len(LABELS)))
-        step = max(1, int(batch_size or 16))
+        order = np.argsort(enc.answer_start, kind="stable")  # similar lengths: little padding
+        step, prefixes = max(1, int(batch_size or 16)), PrefixMemo(model, device)
         with torch.inference_mode():
             for start in range(0, len(ids), step):
-                rows = list(range(start, min(start + step, len(ids))))
+                rows = order[start : start + step].tolist()
                 batch = collate(enc, rows, tokenizer.pad_token_id, share_prefix=True)
-                cache = (prefix_cache_kwargs(model, batch["prefix"].to(device), len(rows))
-                         if "prefix" in batch else {})
+                cache = prefixes.kwargs(batch["prefix"], len(rows)) if "prefix" in batch else {}
                 logits = model(input_ids=batch["input_ids"].to(device),
                                attention_mask=batch["attention_mask"].to(device), **cache).logits
-                out[start : start + len(rows)] = torch.softmax(logits.double(), -1).cpu().numpy()
+                out[rows] = torch.softmax(logits.double(), -1).cpu().numpy()
         return out
 
     def token_ids(self, texts: list[str], tokenizer: Any) -> list[np.ndarray]:

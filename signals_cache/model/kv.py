@@ -143,9 +143,40 @@ def prefix_cache_kwargs(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
 
     from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = _inner(model)
     cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
     keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
     model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
     cache.batch_repeat_interleave(rows)
     return {"use_cache": True, keyword: cache}
+
+
+class PrefixMemo:
+    """:func:`prefix_cache_kwargs` for scoring, with the prefix's pass run once for every batch
+    that shares it (scoring batches of one template all start with its system text).
+
+    A forward pass appends the batch's keys and values to the cache it is given, so each batch
+    gets a copy of the prefix's cache, repeated to its rows.
+    """
+
+    def __init__(self, model: Any, device: Any) -> None:
+        self.model, self.device = model, device
+        self._key: tuple[int, ...] | None = None
+        self._cache: Any = None
+        self.passes = 0  # prefix passes run (tests read it)
+
+    def kwargs(self, prefix: Any, rows: int) -> dict[str, Any]:
+        """The keyword arguments that continue ``prefix`` (1, P) for ``rows`` rows."""
+        import copy
+
+        key = tuple(prefix.flatten().tolist())
+        if key != self._key:
+            self._key, self.passes = key, self.passes + 1
+            self._cache = prefix_cache_kwargs(self.model, prefix.to(self.device), 1)
+        out = copy.deepcopy(self._cache)
+        out[cache_keyword(_inner(self.model))].batch_repeat_interleave(rows)
+        return out
+
+
+def _inner(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
