@@ -11,15 +11,17 @@ Nothing read from the cache folder is ever unpickled: :class:`JsonTextDisk` stor
 keys and JSON text values inline in SQLite, and refuses any other entry (e.g. a pickle planted in
 a shared, writable ``--cache-dir``) with an error that names the folder and ``bt cache clear``.
 
-Several processes may read and write one cache directory at the same time (SQLite WAL).
+Several processes may read and write one cache directory at the same time (SQLite WAL); opening
+it is serialised by a file lock in the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,25 @@ def _refused(directory: str, what: str) -> LlmbtError:
     )
 
 
+@contextlib.contextmanager
+def _opening_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory/.open.lock`` while a process opens the cache:
+    diskcache's opening (tables, settings, pragmas, the tag index) is not safe against another
+    process opening the same new folder at once (SQLite answers "database is locked"; diskcache
+    issue 266). Reads and writes after opening need no lock. Without ``fcntl`` (Windows) no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(directory / ".open.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class SignalCache:
     """Label probabilities per (model fingerprint, template version, prompt).
 
@@ -105,10 +126,11 @@ class SignalCache:
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_directory()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(
-            str(self.directory), disk=JsonTextDisk, tag_index=True, eviction_policy="none",
-            statistics=False,
-        )
+        with _opening_lock(self.directory):
+            self._cache = diskcache.Cache(
+                str(self.directory), disk=JsonTextDisk, tag_index=True, eviction_policy="none",
+                statistics=False,
+            )
 
     def __enter__(self) -> SignalCache:
         return self
