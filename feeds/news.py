@@ -273,12 +273,13 @@ def align_news_to_bars(news_times: pd.DatetimeIndex | pd.Series, bar_index: pd.D
     bars = _aware(bar_index, "bar_index")
     if not bars.is_monotonic_increasing:
         raise DataError("bar_index is not sorted; sort the bars by time (df.sort_index())")
-    pos = np.searchsorted(_ns(bars), _ns(news), side="right")
+    bar_ns, news_ns = _ns(bars), _ns(news)
+    pos = np.searchsorted(bar_ns, news_ns, side="right")
     days = _days(day, len(news))
     dated = ~np.isnat(days)
     if dated.any():
-        pos[dated] = _dated_positions(_ns(bars), _ns(news)[dated], days[dated])
-    stale = _before_history(_ns(bars), _ns(news))
+        pos[dated] = _dated_positions(bar_ns, news_ns[dated], days[dated])
+    stale = _before_history(bar_ns, news_ns)
     return np.where((pos < len(bars)) & ~stale, pos, -1).astype(np.int64)
 
 

@@ -77,9 +77,10 @@ class SeqClsScorer:
 
         model, tokenizer, device = self._loaded()
         ids = self.token_ids(texts, tokenizer)
-        enc = Encoded(ids, [len(row) for row in ids], 0)
+        lengths = [len(row) for row in ids]
+        enc = Encoded(ids, lengths, 0)  # the prompt alone: its "answer" starts at its end
         out = np.zeros((len(ids), len(LABELS)))
-        order = np.argsort(enc.answer_start, kind="stable")  # similar lengths: little padding
+        order = np.argsort(lengths, kind="stable")  # similar lengths: little padding
         step, prefixes = max(1, int(batch_size or 16)), PrefixMemo(model, device)
         with torch.inference_mode():
             for start in range(0, len(ids), step):

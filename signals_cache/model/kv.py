@@ -161,9 +161,9 @@ class PrefixMemo:
 
     def __init__(self, model: Any, device: Any) -> None:
         self.model, self.device = model, device
+        self.keyword = cache_keyword(_inner(model))
         self._key: tuple[int, ...] | None = None
         self._cache: Any = None
-        self.passes = 0  # prefix passes run (tests read it)
 
     def kwargs(self, prefix: Any, rows: int) -> dict[str, Any]:
         """The keyword arguments that continue ``prefix`` (1, P) for ``rows`` rows."""
@@ -171,10 +171,10 @@ class PrefixMemo:
 
         key = tuple(prefix.flatten().tolist())
         if key != self._key:
-            self._key, self.passes = key, self.passes + 1
+            self._key = key
             self._cache = prefix_cache_kwargs(self.model, prefix.to(self.device), 1)
         out = copy.deepcopy(self._cache)
-        out[cache_keyword(_inner(self.model))].batch_repeat_interleave(rows)
+        out[self.keyword].batch_repeat_interleave(rows)
         return out
 
 
