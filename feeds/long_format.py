@@ -21,11 +21,11 @@ import pandas as pd
 from llmbt.errors import DataError, did_you_mean
 from llmbt.feeds.prices import (
     COLUMNS,
-    _column_key,
-    _fmt,
-    _ohlcv_columns,
-    _time_values,
-    _to_utc,
+    column_key,
+    fmt_time,
+    ohlcv_columns,
+    time_values,
+    to_utc,
     validate_prices,
 )
 from llmbt.feeds.sources import PriceUri
@@ -79,7 +79,7 @@ def read_long(parsed: PriceUri, wanted: list[str] | None) -> tuple[dict[str, pd.
     if wanted is not None:
         keep = pd.Series(symbols).isin(select(sorted(set(symbols)), wanted, name)).to_numpy()
         df, symbols = df[keep].reset_index(drop=True), symbols[keep]
-    times = _times(_time_values(df, name), symbols, name)
+    times = _times(time_values(df, name), symbols, name)
     values, blank = _values(df, times, symbols, name)
     reasons = _bad_rows(values, blank)
     dropped = _report(reasons, times, symbols, name)
@@ -89,7 +89,7 @@ def read_long(parsed: PriceUri, wanted: list[str] | None) -> tuple[dict[str, pd.
 
 
 def _symbols(df: pd.DataFrame, name: str) -> np.ndarray:
-    column = next((c for c in df.columns if _column_key(c) == "symbol"), None)
+    column = next((c for c in df.columns if column_key(c) == "symbol"), None)
     if column is None:
         raise DataError(f"prices {name!r} has no 'symbol' column (found: "
                         f"{', '.join(map(str, df.columns))}), so it holds one instrument: use it "
@@ -106,7 +106,7 @@ def _symbols(df: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _check_currency(df: pd.DataFrame, symbols: np.ndarray, name: str) -> None:
-    column = next((c for c in df.columns if _column_key(c) == "currency"), None)
+    column = next((c for c in df.columns if column_key(c) == "currency"), None)
     if column is None:
         return
     cur = df[column].astype(str).str.strip().str.upper().to_numpy(dtype=object)
@@ -123,9 +123,9 @@ def _times(values: pd.Series, symbols: np.ndarray, name: str) -> np.ndarray:
     if isinstance(values.dtype, pd.DatetimeTZDtype) or values.dtype.kind == "M":
         parsed = pd.to_datetime(values, utc=True)
     else:
-        parsed = _to_utc(values, None)
+        parsed = to_utc(values, None)
         if (parsed.isna() & values.notna()).any():
-            parsed = _to_utc(values, "mixed")
+            parsed = to_utc(values, "mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
@@ -137,7 +137,7 @@ def _times(values: pd.Series, symbols: np.ndarray, name: str) -> np.ndarray:
 def _values(df: pd.DataFrame, times: np.ndarray, symbols: np.ndarray,
             name: str) -> tuple[np.ndarray, np.ndarray]:
     """The OHLCV block as float64 and a mask of its blank cells; text is an error."""
-    picked = _ohlcv_columns(df, name)
+    picked = ohlcv_columns(df, name)
     block = np.empty((len(df), len(COLUMNS)), dtype="float64")
     blank = np.zeros(block.shape, dtype=bool)
     for j, col in enumerate(COLUMNS):
@@ -148,7 +148,7 @@ def _values(df: pd.DataFrame, times: np.ndarray, symbols: np.ndarray,
         if bad.any():
             i = int(np.argmax(bad))
             raise DataError(f"prices {name!r}: symbol {symbols[i]}: column {col!r} has "
-                            f"non-numeric value {raw[i]!r} at {_fmt(_utc(times[i]))}; "
+                            f"non-numeric value {raw[i]!r} at {fmt_time(_utc(times[i]))}; "
                             "use plain numbers like 101.5")
     return block, blank
 
@@ -180,7 +180,7 @@ def _report(reasons: dict[int, str], times: np.ndarray, symbols: np.ndarray,
     """The dropped rows as ``(symbol, bar time, reason)``, logged as one warning line."""
     dropped = [(str(symbols[i]), _utc(times[i]), why) for i, why in sorted(reasons.items())]
     if dropped:
-        shown = [f"{s} {_fmt(t)} ({why})" for s, t, why in dropped]
+        shown = [f"{s} {fmt_time(t)} ({why})" for s, t, why in dropped]
         log.warning("prices %r: dropped %d incomplete or invalid bar(s): %s; fix them in the "
                     "file to keep them", name, len(dropped), listing(shown, 3))
     return dropped

@@ -113,7 +113,7 @@ def parse_range(start: DateLike, end: DateLike) -> tuple[pd.Timestamp | None, ..
     """``start``/``end`` as UTC timestamps (naive = UTC) or None; start must not follow end."""
     lo, hi = _parse_bound(start, "start"), _parse_bound(end, "end")
     if lo is not None and hi is not None and lo > hi:
-        raise DataError(f"start {_fmt(lo)} is after end {_fmt(hi)}; swap them")
+        raise DataError(f"start {fmt_time(lo)} is after end {fmt_time(hi)}; swap them")
     return lo, hi
 
 
@@ -139,9 +139,9 @@ def _slice(df: pd.DataFrame, lo: pd.Timestamp | None, hi: pd.Timestamp | None,
     if hi is not None:
         keep &= df.index <= hi
     if not keep.any():
-        raise DataError(f"prices {name!r}: no bars from {_fmt(lo) if lo else 'the beginning'} "
-                        f"to {_fmt(hi) if hi else 'the end'}; the data covers "
-                        f"{_fmt(df.index[0])} to {_fmt(df.index[-1])}, pick dates in that range")
+        raise DataError(f"prices {name!r}: no bars from {fmt_time(lo) if lo else 'the beginning'} "
+                        f"to {fmt_time(hi) if hi else 'the end'}; the data covers "
+                        f"{fmt_time(df.index[0])} to {fmt_time(df.index[-1])}, pick dates in that range")
     return df[keep]
 
 
@@ -190,7 +190,7 @@ def _ts(text: str | None) -> pd.Timestamp | None:
     return None if text is None else pd.Timestamp(text)
 
 
-def _fmt(ts: pd.Timestamp) -> str:
+def fmt_time(ts: pd.Timestamp) -> str:
     """``2004-08-19`` for midnight, else ``2017-04-19 09:00:00 UTC``."""
     ts = ts.tz_convert("UTC") if ts.tzinfo is not None else ts
     return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else f"{ts:%Y-%m-%d %H:%M:%S} UTC"
@@ -214,7 +214,7 @@ def normalize_prices(df: pd.DataFrame, name: str) -> pd.DataFrame:
                         "select one ticker first, e.g. df.xs('AAPL', axis=1, level=1)")
     _check_one_symbol(df, name)
     index = _time_index(df, name)
-    picked = _ohlcv_columns(df, name)
+    picked = ohlcv_columns(df, name)
     out = pd.DataFrame({col: _numeric(df[src], index, col, name) for col, src in picked.items()},
                        index=index)
     return validate_prices(out, name)
@@ -222,7 +222,7 @@ def normalize_prices(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def _check_one_symbol(df: pd.DataFrame, name: str) -> None:
     """A long file (``symbol`` column with several values) is a universe, not one instrument."""
-    column = next((c for c in df.columns if _column_key(c) == "symbol"), None)
+    column = next((c for c in df.columns if column_key(c) == "symbol"), None)
     names = [] if column is None else sorted(df[column].dropna().astype(str).unique())
     if len(names) > 1:
         raise DataError(f"prices {name!r} holds {len(names)} symbols in its {column!r} column "
@@ -231,15 +231,16 @@ def _check_one_symbol(df: pd.DataFrame, name: str) -> None:
                         "llm_news_portfolio, --symbols to pick some), or keep one symbol's rows")
 
 
-def _column_key(label: Any) -> str:
+def column_key(label: Any) -> str:
+    """A column label as matched against :data:`COLUMNS` (``Adj_Close`` -> ``adj close``)."""
     return re.sub(r"[\s_]+", " ", str(label).strip().lower())
 
 
-def _ohlcv_columns(df: pd.DataFrame, name: str) -> dict[str, Any]:
+def ohlcv_columns(df: pd.DataFrame, name: str) -> dict[str, Any]:
     """Map each of :data:`COLUMNS` to the source column label that provides it."""
     found: dict[str, Any] = {}
     for label in df.columns:
-        key = _column_key(label)
+        key = column_key(label)
         key = "adj close" if key in _ADJ_CLOSE else key
         if key not in COLUMNS and key != "adj close":
             continue
@@ -262,7 +263,7 @@ def _time_index(df: pd.DataFrame, name: str) -> pd.DatetimeIndex:
     if isinstance(df.index, pd.DatetimeIndex):
         idx = df.index
     else:
-        idx = _parse_times(_time_values(df, name), name)
+        idx = _parse_times(time_values(df, name), name)
     if idx.hasnans:
         row = int(np.argmax(idx.isna())) + 1
         raise DataError(f"prices {name!r}: missing timestamp at row {row}; drop rows without one")
@@ -270,8 +271,10 @@ def _time_index(df: pd.DataFrame, name: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(idx.as_unit("ns"), name="timestamp", freq=None)
 
 
-def _time_values(df: pd.DataFrame, name: str) -> pd.Series:
-    by_key = {_column_key(c): c for c in df.columns}
+def time_values(df: pd.DataFrame, name: str) -> pd.Series:
+    """The raw bar times of ``df`` (not parsed): its first :data:`TIME_COLUMNS` column, else its
+    string index; DataError naming ``name`` when it has neither."""
+    by_key = {column_key(c): c for c in df.columns}
     for key in TIME_COLUMNS:
         if key in by_key:
             return df[by_key[key]].reset_index(drop=True)
@@ -285,9 +288,9 @@ def _parse_times(values: pd.Series, name: str) -> pd.DatetimeIndex:
     if is_numeric_dtype(values) and not is_bool_dtype(values):
         raise DataError(f"prices {name!r}: timestamps are numbers (e.g. {values.iloc[0]!r}); "
                         "write them as dates like 2024-01-31 or 2024-01-31 09:00")
-    parsed = _to_utc(values, None)
+    parsed = to_utc(values, None)
     if (parsed.isna() & values.notna()).any():
-        parsed = _to_utc(values, "mixed")
+        parsed = to_utc(values, "mixed")
     bad = parsed.isna() & values.notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
@@ -296,7 +299,8 @@ def _parse_times(values: pd.Series, name: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(parsed)
 
 
-def _to_utc(values: pd.Series, fmt: str | None) -> pd.Series:
+def to_utc(values: pd.Series, fmt: str | None) -> pd.Series:
+    """``values`` as UTC times in pandas format ``fmt`` (None: inferred); unparsable: NaT."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we retry
         return pd.to_datetime(values, utc=True, errors="coerce", format=fmt)
@@ -309,7 +313,7 @@ def _numeric(values: pd.Series, index: pd.DatetimeIndex, col: str, name: str) ->
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"prices {name!r}: column {col!r} has non-numeric value {raw[i]!r} at "
-                        f"{_fmt(index[i])}; use plain numbers like 101.5")
+                        f"{fmt_time(index[i])}; use plain numbers like 101.5")
     return num
 
 
@@ -359,25 +363,25 @@ def _check_finite(df: pd.DataFrame, name: str) -> None:
         row = int(np.argmax(bad.any(axis=1)))
         col = COLUMNS[int(np.argmax(bad[row]))]
         raise DataError(f"prices {name!r}: {int(bad.sum())} NaN/infinite value(s), first at "
-                        f"{_fmt(df.index[row])} in column {col!r}; fill or drop those rows")
+                        f"{fmt_time(df.index[row])} in column {col!r}; fill or drop those rows")
 
 
 def _check_order(df: pd.DataFrame, name: str) -> None:
     idx = df.index
     dup = idx.duplicated()
     if dup.any():
-        raise DataError(f"prices {name!r}: duplicate timestamp {_fmt(idx[dup][0])} "
+        raise DataError(f"prices {name!r}: duplicate timestamp {fmt_time(idx[dup][0])} "
                         f"({int(dup.sum())} repeated); drop duplicate rows")
     if not idx.is_monotonic_increasing:
         i = int(np.argmax(np.diff(idx.asi8) < 0)) + 1
-        raise DataError(f"prices {name!r}: timestamps not sorted, {_fmt(idx[i])} comes after "
-                        f"{_fmt(idx[i - 1])}; sort by time (df.sort_index())")
+        raise DataError(f"prices {name!r}: timestamps not sorted, {fmt_time(idx[i])} comes after "
+                        f"{fmt_time(idx[i - 1])}; sort by time (df.sort_index())")
 
 
 def _first_bad(df: pd.DataFrame, name: str, bad: np.ndarray, what: str, fix: str) -> None:
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"prices {name!r}: {what} at {_fmt(df.index[i])} "
+        raise DataError(f"prices {name!r}: {what} at {fmt_time(df.index[i])} "
                         f"({int(bad.sum())} bar(s)); {fix}")
 
 

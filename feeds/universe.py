@@ -20,7 +20,7 @@ import pandas as pd
 
 from llmbt.errors import DataError, did_you_mean
 from llmbt.feeds.long_format import Dropped, for_symbol, listing, read_long, select
-from llmbt.feeds.prices import COLUMNS, DateLike, _fmt, load_unsliced, parse_range
+from llmbt.feeds.prices import COLUMNS, DateLike, fmt_time, load_unsliced, parse_range
 from llmbt.feeds.sources import PriceUri, file_columns, parse_uri
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,8 @@ def _finish(frames: dict[str, pd.DataFrame], source: str, dropped: list[Dropped]
             kept[sym] = df[keep]
         else:
             empty.append((sym, pd.NaT, f"no bars in range; its data covers "
-                                       f"{_fmt(df.index[0])} to {_fmt(df.index[-1])}"))
-    span = f"from {_fmt(lo) if lo else 'the beginning'} to {_fmt(hi) if hi else 'the end'}"
+                                       f"{fmt_time(df.index[0])} to {fmt_time(df.index[-1])}"))
+    span = f"from {fmt_time(lo) if lo else 'the beginning'} to {fmt_time(hi) if hi else 'the end'}"
     if not kept:
         raise DataError(f"prices {source!r}: no symbol has bars {span}; pick dates the data "
                         "covers")

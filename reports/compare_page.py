@@ -8,10 +8,7 @@ Sections, in order: ``summary``, ``metrics``, ``equity``, ``drawdowns``, ``folds
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +19,22 @@ import pandas as pd
 
 from llmbt.errors import LlmbtError
 from llmbt.reports._qs import naive
+from llmbt.reports.page_parts import (
+    cell,
+    fmt_date,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    html_table,
+    legend,
+    new_figure,
+    no_data,
+    plot_label,
+    png_img,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 SECTIONS = (("summary", "Summary"), ("metrics", "Metrics"), ("equity", "Equity curves"),
             ("drawdowns", "Drawdowns"), ("folds", "Walk-forward folds"), ("signals", "Signals"),
@@ -34,11 +43,8 @@ FOLD_COLUMNS = ("fold", "model", "test_start", "test_end", "sharpe", "total_retu
                 "trades", "eval_f1")
 CALIBRATION_COLUMNS = ("confidence_bin", "mean_confidence", "hit_rate", "count")
 BENCHMARK = "buy_and_hold"
-FIGSIZE = (9.0, 3.5)
-DPI = 90
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 BENCHMARK_COLOR = "#7f7f7f"
-DASH = "–"
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -158,61 +164,16 @@ def _check_columns(label: str, frame: Any, columns: tuple[str, ...], rows: str) 
                          f"columns {', '.join(columns)}")
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    """Format a number with ``digits`` decimals (2 from 100 up); NaN and None become a dash."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return html.escape(str(value))
-    if math.isnan(x):
-        return DASH
-    return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.{digits}f}"
-
-
-def _fmt_date(value: Any) -> str:
-    """Format a timestamp as YYYY-MM-DD (a dash when missing)."""
-    ts = pd.Timestamp(value) if value is not None else pd.NaT
-    return DASH if pd.isna(ts) else ts.strftime("%Y-%m-%d")
-
-
-def _fmt_pct(value: Any) -> str:
-    """Format a fraction as a percentage with 2 decimals (a dash when missing)."""
-    x = pd.to_numeric(value, errors="coerce")
-    return _fmt(100.0 * x, 2)
-
-
-def _fmt_int(value: Any) -> str:
-    """Format a count as an integer (a dash when missing)."""
-    return DASH if pd.isna(value) else f"{int(value):,d}"
-
-
-def _table(header: list[str], rows: list[list[str]], css_class: str) -> str:
-    """An HTML table from an escaped header and rows of ready-made ``<td>`` cells."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f'<table class="{css_class}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>'
-
-
-def _no_data(what: str) -> str:
-    """The short note a section shows instead of a chart or table."""
-    return f'<p class="nodata">No data: {html.escape(what)}</p>'
-
-
-def _td(text: str, bold: bool = False) -> str:
-    """A table cell holding already-escaped ``text``."""
-    return f'<td class="best">{text}</td>' if bold else f"<td>{text}</td>"
-
-
 def _summary_html(page: ComparisonPage) -> str:
     """Significance sentences, prominently, then the "Run" notes table."""
     if page.significance:
         items = "\n".join(f"<li>{html.escape(str(s))}</li>" for s in page.significance)
         parts = [f'<ul class="significance">\n{items}\n</ul>']
     else:
-        parts = [_no_data("no significance tests were run.")]
+        parts = [no_data("no significance tests were run.")]
     if page.notes:
-        rows = [[_td(html.escape(str(k))), _td(html.escape(str(v)))] for k, v in page.notes.items()]
-        parts.append("<h3>Run</h3>\n" + _table(["Item", "Value"], rows, "notes"))
+        rows = [[cell(html.escape(str(k))), cell(html.escape(str(v)))] for k, v in page.notes.items()]
+        parts.append("<h3>Run</h3>\n" + html_table(["Item", "Value"], rows, "notes"))
     return "\n".join(parts)
 
 
@@ -220,13 +181,13 @@ def _metrics_html(page: ComparisonPage) -> str:
     """The metrics table, one row per metric, the best model's value in bold."""
     metrics = page.metrics
     if metrics.empty:
-        return _no_data("no metrics were computed.")
+        return no_data("no metrics were computed.")
     rows = []
     for metric, row in metrics.iterrows():
         best = _best_column(str(metric), row)
-        rows.append([_td(html.escape(str(metric)))]
-                    + [_td(_fmt(v), bold=col == best) for col, v in row.items()])
-    return _table(["Metric", *map(str, metrics.columns)], rows, "metrics")
+        rows.append([cell(html.escape(str(metric)))]
+                    + [cell(fmt_num(v), bold=col == best) for col, v in row.items()])
+    return html_table(["Metric", *map(str, metrics.columns)], rows, "metrics")
 
 
 def _best_column(metric: str, row: pd.Series) -> Any:
@@ -252,57 +213,57 @@ def _equity_html(page: ComparisonPage, colors: dict[str, str]) -> str:
     """All equity curves on one axes."""
     curves = _equity_curves(page)
     if not curves:
-        return _no_data("no returns were given.")
-    fig, (ax,) = _figure()
+        return no_data("no returns were given.")
+    fig, (ax,) = new_figure()
     for model, curve in curves.items():
         _line(ax, curve, model, colors)
     ax.set_ylabel("growth of 1")
-    _legend(ax)
-    return _img(fig, "Equity curves: " + ", ".join(curves))
+    legend(ax)
+    return png_img(fig, "Equity curves: " + ", ".join(curves))
 
 
 def _drawdowns_html(page: ComparisonPage, colors: dict[str, str]) -> str:
     """All drawdown curves (in %) on one axes."""
     curves = _equity_curves(page)
     if not curves:
-        return _no_data("no returns were given.")
-    fig, (ax,) = _figure()
+        return no_data("no returns were given.")
+    fig, (ax,) = new_figure()
     for model, curve in curves.items():
         _line(ax, 100.0 * (curve / curve.cummax() - 1.0), model, colors)
     ax.set_ylabel("drawdown %")
-    _legend(ax)
-    return _img(fig, "Drawdowns: " + ", ".join(curves))
+    legend(ax)
+    return png_img(fig, "Drawdowns: " + ", ".join(curves))
 
 
 def _folds_html(page: ComparisonPage, colors: dict[str, str]) -> str:
     """Grouped bars of per-fold Sharpe per model, then the folds table."""
     folds = page.folds
     if folds.empty:
-        return _no_data("no walk-forward folds were run.")
+        return no_data("no walk-forward folds were run.")
     sharpe = folds.groupby(["fold", "model"], sort=False)["sharpe"].mean().unstack("model").sort_index()
     sharpe = sharpe[list(dict.fromkeys(folds["model"]))]
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     width = 0.8 / sharpe.shape[1]
     x = np.arange(len(sharpe))
     for i, model in enumerate(sharpe.columns):
         ax.bar(x + (i - (sharpe.shape[1] - 1) / 2) * width, sharpe[model].to_numpy(dtype=float), width,
-               label=_label(model), color=colors.get(model, BENCHMARK_COLOR))
+               label=plot_label(model), color=colors.get(model, BENCHMARK_COLOR))
     ax.set_xticks(x, [f"fold {k}" for k in sharpe.index])
     ax.axhline(0.0, color="#444", lw=0.6)
     ax.set_ylabel("Sharpe")
-    _legend(ax)
-    return _img(fig, "Per-fold Sharpe by model") + "\n" + _folds_table(folds)
+    legend(ax)
+    return png_img(fig, "Per-fold Sharpe by model") + "\n" + _folds_table(folds)
 
 
 def _folds_table(folds: pd.DataFrame) -> str:
     """The folds frame as an HTML table (returns and drawdowns in %)."""
     header = ["Fold", "Model", "Test start", "Test end", "Sharpe", "Total return %", "Max drawdown %",
               "Trades", "Eval F1"]
-    rows = [[_td(_fmt_int(r.fold)), _td(html.escape(str(r.model))), _td(_fmt_date(r.test_start)),
-             _td(_fmt_date(r.test_end)), _td(_fmt(r.sharpe)), _td(_fmt_pct(r.total_return)),
-             _td(_fmt_pct(r.max_drawdown)), _td(_fmt_int(r.trades)), _td(_fmt(r.eval_f1))]
+    rows = [[cell(fmt_int(r.fold)), cell(html.escape(str(r.model))), cell(fmt_date(r.test_start)),
+             cell(fmt_date(r.test_end)), cell(fmt_num(r.sharpe)), cell(fmt_pct(r.total_return)),
+             cell(fmt_pct(r.max_drawdown)), cell(fmt_int(r.trades)), cell(fmt_num(r.eval_f1))]
             for r in folds.itertuples(index=False)]
-    return _table(header, rows, "folds")
+    return html_table(header, rows, "folds")
 
 
 def _signals_html(page: ComparisonPage, colors: dict[str, str]) -> str:
@@ -310,20 +271,20 @@ def _signals_html(page: ComparisonPage, colors: dict[str, str]) -> str:
     scores = {m: naive(s).dropna() for m, s in page.signals.items()}
     empty = [m for m, s in scores.items() if s.empty]
     scores = {m: s for m, s in scores.items() if not s.empty}
-    notes = _no_data(f"no signals from {', '.join(map(str, empty))}.") if empty else ""
+    notes = no_data(f"no signals from {', '.join(map(str, empty))}.") if empty else ""
     if not scores:
-        return notes or _no_data("no signals were given.")
-    fig, (top, bottom) = _figure(2)
+        return notes or no_data("no signals were given.")
+    fig, (top, bottom) = new_figure(2)
     if len(page.prices):
         top.plot(naive(page.prices).index, naive(page.prices).to_numpy(), color="#333", lw=0.9)
     top.set_ylabel("close")
     for model, score in scores.items():
         bottom.plot(score.index, score.to_numpy(), lw=0.6, marker=".", ms=2,
-                    label=_label(model), color=colors.get(model, BENCHMARK_COLOR))
+                    label=plot_label(model), color=colors.get(model, BENCHMARK_COLOR))
     bottom.axhline(0.0, color="#444", lw=0.6)
     bottom.set(ylim=(-1.05, 1.05), ylabel="score")
-    _legend(bottom)
-    return notes + _img(fig, "Price and signals: " + ", ".join(scores))
+    legend(bottom)
+    return notes + png_img(fig, "Price and signals: " + ", ".join(scores))
 
 
 def _calibration_html(page: ComparisonPage, colors: dict[str, str]) -> str:
@@ -332,20 +293,20 @@ def _calibration_html(page: ComparisonPage, colors: dict[str, str]) -> str:
               if len(f)}
     frames = {m: f.sort_values("mean_confidence") for m, f in frames.items() if len(f)}
     empty = [str(m) for m in page.calibration if m not in frames]
-    notes = _no_data(f"no calibration bins for {', '.join(empty)}.") if empty else ""
+    notes = no_data(f"no calibration bins for {', '.join(empty)}.") if empty else ""
     if not frames:
-        return notes or _no_data("no calibration was computed.")
+        return notes or no_data("no calibration was computed.")
     biggest = float(np.nanmax([1.0, *(f["count"].max() for f in frames.values())]))
-    fig, (ax,) = _figure(figsize=(5.5, 4.5))
+    fig, (ax,) = new_figure(figsize=(5.5, 4.5))
     ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=0.8, label="perfect calibration")
     for model, frame in frames.items():
         color = colors.get(model, BENCHMARK_COLOR)
-        ax.plot(frame["mean_confidence"], frame["hit_rate"], color=color, lw=0.8, label=_label(model))
+        ax.plot(frame["mean_confidence"], frame["hit_rate"], color=color, lw=0.8, label=plot_label(model))
         ax.scatter(frame["mean_confidence"], frame["hit_rate"], color=color, alpha=0.7,
                    s=15 + 250 * frame["count"].fillna(0).to_numpy(dtype=float) / biggest)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence", ylabel="hit rate")
-    _legend(ax)
-    return notes + _img(fig, "Calibration: " + ", ".join(map(str, frames)))
+    legend(ax)
+    return notes + png_img(fig, "Calibration: " + ", ".join(map(str, frames)))
 
 
 def _colors(page: ComparisonPage) -> dict[str, str]:
@@ -358,43 +319,7 @@ def _colors(page: ComparisonPage) -> dict[str, str]:
     return {**colors, BENCHMARK: BENCHMARK_COLOR}
 
 
-def _label(name: Any) -> str:
-    """A legend label matplotlib shows verbatim (no mathtext, no hidden ``_`` labels)."""
-    text = str(name).replace("$", r"\$")
-    return " " + text if text.startswith("_") else text
-
-
 def _line(ax: Axes, series: pd.Series, model: str, colors: dict[str, str]) -> None:
     """Plot one model's series; the benchmark is dashed."""
-    ax.plot(series.index, series.to_numpy(dtype=float), lw=1.1, label=_label(model),
+    ax.plot(series.index, series.to_numpy(dtype=float), lw=1.1, label=plot_label(model),
             color=colors.get(model, BENCHMARK_COLOR), ls="--" if model == BENCHMARK else "-")
-
-
-def _legend(ax: Axes) -> None:
-    """A small frameless legend in the best free corner."""
-    ax.legend(loc="best", fontsize=8, frameon=False)
-    ax.grid(alpha=0.3)
-
-
-def _figure(nrows: int = 1, figsize: tuple[float, float] | None = None) -> tuple[Figure, list[Axes]]:
-    """A private Agg-backed figure with ``nrows`` stacked axes sharing x (no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    size = figsize or (FIGSIZE if nrows == 1 else (FIGSIZE[0], FIGSIZE[1] * 1.5))
-    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    ratios = [2] + [1] * (nrows - 1)
-    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
-    return fig, list(axes[:, 0])
-
-
-def _img(fig: Figure, alt: str) -> str:
-    """Encode ``fig`` as an inline base64 PNG ``<img>`` and release the figure."""
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=DPI)
-    finally:
-        fig.clear()
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'

@@ -18,24 +18,22 @@ from pathlib import Path
 import pandas as pd
 
 from llmbt.reports._qs import naive
-from llmbt.reports.compare_page import (
-    BENCHMARK_COLOR,
-    CSS,
-    DASH,
-    PALETTE,
-    _figure,
-    _fmt,
-    _fmt_date,
-    _fmt_int,
-    _fmt_pct,
-    _img,
-    _label,
-    _legend,
-    _no_data,
-    _table,
-    _td,
-)
+from llmbt.reports.compare_page import BENCHMARK_COLOR, CSS, PALETTE
 from llmbt.reports.crosssection import crosssection_table
+from llmbt.reports.page_parts import (
+    DASH,
+    cell,
+    fmt_date,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    html_table,
+    legend,
+    new_figure,
+    no_data,
+    plot_label,
+    png_img,
+)
 from llmbt.reports.tearsheet import write_tearsheet
 
 SECTIONS = (("summary", "Summary"), ("arms", "Arms"), ("tests", "Differences, SPA and Deflated Sharpe"),
@@ -99,13 +97,13 @@ def render_universe_page(*, returns: Mapping[str, pd.Series], folds: pd.DataFram
 
 
 def _summary(stats: dict, skipped: Mapping[str, str], notes: Mapping[str, str]) -> str:
-    parts = [f"<pre>{html.escape(crosssection_table(stats))}</pre>" if stats else _no_data("no statistic.")]
+    parts = [f"<pre>{html.escape(crosssection_table(stats))}</pre>" if stats else no_data("no statistic.")]
     if skipped:
         items = "".join(f"<li>{html.escape(k)}: not computed ({html.escape(v)})</li>"
                         for k, v in skipped.items())
         parts.append(f'<ul class="significance">{items}</ul>')
-    rows = [[_td(html.escape(str(k))), _td(html.escape(str(v)))] for k, v in notes.items()]
-    return "\n".join([*parts, "<h3>Run</h3>", _table(["Item", "Value"], rows, "notes")])
+    rows = [[cell(html.escape(str(k))), cell(html.escape(str(v)))] for k, v in notes.items()]
+    return "\n".join([*parts, "<h3>Run</h3>", html_table(["Item", "Value"], rows, "notes")])
 
 
 def _arms(returns: Mapping[str, pd.Series], stats: dict, arms: Sequence[str], benchmark: str,
@@ -118,63 +116,63 @@ def _arms(returns: Mapping[str, pd.Series], stats: dict, arms: Sequence[str], be
     for arm in [*arms, benchmark]:
         m, i, s = headline_metrics(returns[arm], periods), ic.get(arm, {}), alone.get(arm, {})
         superior = DASH if stepm is None or arm == benchmark else ("yes" if arm in stepm else "no")
-        rows.append([_td(html.escape(arm)), _td(_fmt(m["Sharpe"])), _td(_fmt_pct(m["Total return"])),
-                     _td(_fmt_pct(m["Max drawdown"])), _td(_fmt(i.get("mean_ic"), 4)),
-                     _td(_fmt(i.get("t_stat_nonoverlap"), 2)), *(_td(_fmt(s.get(k))) for k in
-                     ("p_consistent", "p_lower", "p_upper")), _td(_fmt(dsr.get("dsrs", {}).get(arm))),
-                     _td(superior)])
+        rows.append([cell(html.escape(arm)), cell(fmt_num(m["Sharpe"])), cell(fmt_pct(m["Total return"])),
+                     cell(fmt_pct(m["Max drawdown"])), cell(fmt_num(i.get("mean_ic"), 4)),
+                     cell(fmt_num(i.get("t_stat_nonoverlap"), 2)), *(cell(fmt_num(s.get(k))) for k in
+                     ("p_consistent", "p_lower", "p_upper")), cell(fmt_num(dsr.get("dsrs", {}).get(arm))),
+                     cell(superior)])
     header = ["Arm", "Sharpe", "Total return %", "Max drawdown %", "Mean IC", "IC t", "SPA p (alone)",
               "lower", "upper", f"DSR ({dsr.get('n_trials', DASH)} trials)", "StepM superior"]
     note = ("<p>SPA p (alone): the arm against the benchmark as if it were the only arm tried; the "
             "family-wise answers are the SPA over all arms and StepM below.</p>")
-    return _table(header, rows, "arms") + note
+    return html_table(header, rows, "arms") + note
 
 
 def _tests(stats: dict) -> str:
     rows = []
     for key, what, digits in (("ic_difference", "IC", 4), ("sharpe_difference", "Sharpe", 2)):
         for d in stats.get(key, []):
-            rows.append([_td(what), _td(html.escape(" - ".join(d["arms"]))), _td(_fmt(d["diff"], digits)),
-                         _td(_fmt(d["low"], digits)), _td(_fmt(d["high"], digits)), _td(_fmt(d["p_value"])),
-                         _td(_fmt_int(d["n"])), _td("yes" if d["significant"] else "no")])
-    parts = [_table(["Statistic", "Arms", "Difference", "CI low", "CI high", "p", "n", "Significant"],
-                    rows, "differences") if rows else _no_data("too few days for the differences.")]
+            numbers = [fmt_num(d[k], digits) for k in ("diff", "low", "high")] + [fmt_num(d["p_value"])]
+            rows.append([cell(what), cell(html.escape(" - ".join(d["arms"]))), *map(cell, numbers),
+                         cell(fmt_int(d["n"])), cell("yes" if d["significant"] else "no")])
+    parts = [html_table(["Statistic", "Arms", "Difference", "CI low", "CI high", "p", "n", "Significant"],
+                        rows, "differences") if rows else no_data("too few days for the differences.")]
     if spa := stats.get("spa"):
         cells = [spa["p_consistent"], spa["p_lower"], spa["p_upper"]]
-        parts.append(_table(["Test", "SPA p (consistent)", "lower", "Reality Check p (upper)", "Best arm",
-                             "StepM superior", "Arms", "Periods"],
-                            [[_td("all arms vs the benchmark"), *(_td(_fmt(c)) for c in cells),
-                              _td(html.escape(spa["best_arm"])),
-                              _td(html.escape(", ".join(spa["stepm"]) or "none")),
-                              _td(_fmt_int(spa["n_arms"])), _td(_fmt_int(spa["n"]))]], "spa"))
+        parts.append(html_table(["Test", "SPA p (consistent)", "lower", "Reality Check p (upper)", "Best arm",
+                                 "StepM superior", "Arms", "Periods"],
+                                [[cell("all arms vs the benchmark"), *(cell(fmt_num(c)) for c in cells),
+                                  cell(html.escape(spa["best_arm"])),
+                                  cell(html.escape(", ".join(spa["stepm"]) or "none")),
+                                  cell(fmt_int(spa["n_arms"])), cell(fmt_int(spa["n"]))]], "spa"))
     if dsr := stats.get("dsr"):
-        parts.append(_table(["Best arm", "Sharpe", "Trials", "Expected best of skill-less", "DSR"],
-                            [[_td(html.escape(dsr["best_arm"])), _td(_fmt(dsr["sharpe"])),
-                              _td(_fmt_int(dsr["n_trials"])), _td(_fmt(dsr["expected_max_sharpe"])),
-                              _td(_fmt(dsr["dsr"]))]], "dsr"))
+        parts.append(html_table(["Best arm", "Sharpe", "Trials", "Expected best of skill-less", "DSR"],
+                                [[cell(html.escape(dsr["best_arm"])), cell(fmt_num(dsr["sharpe"])),
+                                  cell(fmt_int(dsr["n_trials"])), cell(fmt_num(dsr["expected_max_sharpe"])),
+                                  cell(fmt_num(dsr["dsr"]))]], "dsr"))
     return "\n".join(parts)
 
 
 def _equity(returns: Mapping[str, pd.Series], names: Sequence[str], benchmark: str) -> str:
     curves = {n: (1.0 + naive(returns[n]).fillna(0.0)).cumprod() for n in names if len(returns[n])}
     if not curves:
-        return _no_data("no returns.")
-    fig, (ax,) = _figure()
+        return no_data("no returns.")
+    fig, (ax,) = new_figure()
     for i, (name, curve) in enumerate(curves.items()):
         bench = name == benchmark
-        ax.plot(curve.index, curve.to_numpy(dtype=float), lw=1.1, label=_label(name),
+        ax.plot(curve.index, curve.to_numpy(dtype=float), lw=1.1, label=plot_label(name),
                 ls="--" if bench else "-", color=BENCHMARK_COLOR if bench else PALETTE[i % len(PALETTE)])
     ax.set_ylabel("growth of 1")
-    _legend(ax)
-    return _img(fig, "Cumulative returns: " + ", ".join(curves))
+    legend(ax)
+    return png_img(fig, "Cumulative returns: " + ", ".join(curves))
 
 
 def _folds(folds: pd.DataFrame) -> str:
     if folds.empty:
-        return _no_data("no fold ran.")
-    rows = [[_td(_fmt_int(r.fold)), _td(html.escape(str(r.model))), _td(_fmt_date(r.test_start)),
-             _td(_fmt_date(r.test_end)), _td(_fmt(r.sharpe)), _td(_fmt_pct(r.total_return)),
-             _td(_fmt(r.mean_ic, 4)), _td(_fmt(r.ic_t, 2)), _td(_fmt_int(r.ic_days))]
+        return no_data("no fold ran.")
+    rows = [[cell(fmt_int(r.fold)), cell(html.escape(str(r.model))), cell(fmt_date(r.test_start)),
+             cell(fmt_date(r.test_end)), cell(fmt_num(r.sharpe)), cell(fmt_pct(r.total_return)),
+             cell(fmt_num(r.mean_ic, 4)), cell(fmt_num(r.ic_t, 2)), cell(fmt_int(r.ic_days))]
             for r in folds.itertuples(index=False)]
-    return _table(["Fold", "Arm", "Test start", "Test end", "Sharpe", "Total return %", "Mean IC", "IC t",
+    return html_table(["Fold", "Arm", "Test start", "Test end", "Sharpe", "Total return %", "Mean IC", "IC t",
                    "IC days"], rows, "folds")
