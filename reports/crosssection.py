@@ -28,13 +28,13 @@ from scipy import stats as sps
 
 from llmbt.engine.metrics import float_series, sharpe_ratio
 from llmbt.errors import DataError, LlmbtError
-from llmbt.reports.signal import IC_COLUMNS, _ic_stats
+from llmbt.reports.signal import IC_COLUMNS, ic_row
 from llmbt.reports.stats import (
     DSR_NEEDS_TRIALS,
     MIN_PAIRED,
-    _paired,
-    _whole,
+    align_pairs,
     bootstrap_p_value,
+    check_whole,
     deflated_sharpe_ratio,
     expected_max_sharpe,
     sharpe_diff_ci,
@@ -62,8 +62,8 @@ def ic_stats(daily_ic: pd.Series, horizon: int = 1) -> dict:
     Returns:
         A dict with the keys of :data:`llmbt.reports.signal.IC_COLUMNS`, ``p_value`` and ``horizon``.
     """
-    ic, h = _ic_series(daily_ic, "daily_ic"), _whole(horizon, "horizon")
-    out = dict(zip(IC_COLUMNS, (float(v) for v in _ic_stats(ic, h)), strict=True))
+    ic, h = _ic_series(daily_ic, "daily_ic"), check_whole(horizon, "horizon")
+    out = dict(zip(IC_COLUMNS, (float(v) for v in ic_row(ic, h)), strict=True))
     out["days"], out["days_nonoverlap"] = int(out["days"]), int(out["days_nonoverlap"])
     t, n = out["t_stat_nonoverlap"], out["days_nonoverlap"]
     out["p_value"] = float(2 * sps.t.sf(abs(t), n - 1)) if math.isfinite(t) else math.nan
@@ -90,9 +90,9 @@ def paired_ic_difference(ic_a: pd.Series, ic_b: pd.Series, *, block: float | Non
         ``diff``, ``low``, ``high``, ``p_value``, ``significant`` (0 outside the CI), ``mean_a``,
         ``mean_b``, ``n`` (common days), ``mean_block``, ``n_boot``, ``alpha``.
     """
-    n_boot, h, alpha = _whole(n_boot, "n_boot"), _whole(horizon, "horizon"), _alpha(alpha)
+    n_boot, h, alpha = check_whole(n_boot, "n_boot"), check_whole(horizon, "horizon"), _alpha(alpha)
     a, b = (_ic_series(s, name) for s, name in ((ic_a, "ic_a"), (ic_b, "ic_b")))
-    x, y = _paired(a, b, ("ic_a", "ic_b"), MIN_PAIRED, what="daily ICs")
+    x, y = align_pairs(a, b, ("ic_a", "ic_b"), MIN_PAIRED, what="daily ICs")
     d = x - y
     mean_block = _block(d[:, None], block, h)
     boot = _boot_means(d, mean_block, n_boot, np.random.default_rng(seed))
@@ -120,7 +120,7 @@ def sharpe_difference_ci(returns_a: pd.Series, returns_b: pd.Series, periods: fl
         ``p_value``, ``n``, ``n_boot``, ``mean_block``, ``significant``, ``alpha``).
     """
     if block is None:
-        x, y = _paired(returns_a, returns_b, ("returns_a", "returns_b"), MIN_PAIRED)
+        x, y = align_pairs(returns_a, returns_b, ("returns_a", "returns_b"), MIN_PAIRED)
         block = _block(np.column_stack([x, y]), None, 1)
     return asdict(sharpe_diff_ci(returns_a, returns_b, periods, n_boot, block, alpha, seed))
 
@@ -154,10 +154,10 @@ def spa_test(returns: pd.DataFrame, benchmark: pd.Series, *, losses: bool = Fals
     """
     if bootstrap not in BOOTSTRAPS:
         raise LlmbtError(f"bootstrap={bootstrap!r} is not one of {BOOTSTRAPS}; use 'stationary'.")
-    reps, alpha = _whole(reps, "reps"), _alpha(alpha)
+    reps, alpha = check_whole(reps, "reps"), _alpha(alpha)
     arms, bench = _arms_and_benchmark(returns, benchmark)
     excess = (bench[:, None] - arms) if losses else (arms - bench[:, None])
-    size = max(1, round(_block(excess, None, 1))) if block is None else _whole(block, "block")
+    size = max(1, round(_block(excess, None, 1))) if block is None else check_whole(block, "block")
     if not excess.any():  # every arm is the benchmark: arch's strict "max > observed" would give p = 0
         p, superior = dict.fromkeys(("lower", "consistent", "upper"), 1.0), []
     else:

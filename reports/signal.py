@@ -203,11 +203,11 @@ def _row_spearman(a: pd.DataFrame, b: pd.DataFrame, min_names: int) -> pd.Series
 
 def _ic_table(daily: pd.DataFrame) -> pd.DataFrame:
     """:func:`ic_summary`'s table from the dates x horizons daily ICs."""
-    rows = {h: _ic_stats(daily[h], h) for h in daily.columns}
+    rows = {h: ic_row(daily[h], h) for h in daily.columns}
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(IC_COLUMNS)).rename_axis("horizon")
 
 
-def _ic_stats(ic: pd.Series, h: int) -> list[float]:
+def ic_row(ic: pd.Series, h: int) -> list[float]:
     """mean, std, non-overlapping t-stat, days, non-overlapping days and hit share of one daily IC."""
     valid = ic.dropna()
     sparse = valid.iloc[::h]

@@ -55,7 +55,7 @@ class McNemar:
     exact: bool
 
 
-def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int,
+def align_pairs(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int,
             what: str = "returns") -> tuple[np.ndarray, ...]:
     """Align ``a`` and ``b`` (inner join on the index, sorted, if both are Series, else by position) and
     drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain (``what`` names them)."""
@@ -74,7 +74,7 @@ def _paired(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int,
     return both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()
 
 
-def _whole(value: int, name: str, minimum: int = 1) -> int:
+def check_whole(value: int, name: str, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer (not a bool) >= ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise LlmbtError(f"{name} must be an integer >= {minimum}; got {value!r}.")
@@ -89,7 +89,7 @@ def stationary_bootstrap_indices(n: int, mean_block: float, n_boot: int,
     to 0); at every step a new block starts with probability ``1 / mean_block`` (geometric lengths of
     mean ``mean_block`` >= 1). ``rng`` is a Generator or a seed.
     """
-    n, n_boot = _whole(n, "n"), _whole(n_boot, "n_boot")
+    n, n_boot = check_whole(n, "n"), check_whole(n_boot, "n_boot")
     p = 1.0 / _positive(mean_block, "mean_block (mean block length in periods)", 1.0)
     rng, steps = np.random.default_rng(rng), np.arange(n)
     starts, new = rng.integers(0, n, size=(n_boot, n)), rng.random((n_boot, n)) < p
@@ -129,11 +129,11 @@ def sharpe_diff_ci(a: ArrayLike, b: ArrayLike, periods_per_year: float = 252, n_
         periods_per_year: annualisation factor. n_boot: resamples. alpha: 1 - confidence level.
         mean_block: mean block length, default ``max(1, round(n ** (1/3)))``. seed: generator seed.
     """
-    ppy, n_boot = _positive(periods_per_year, "periods_per_year"), _whole(n_boot, "n_boot")
+    ppy, n_boot = _positive(periods_per_year, "periods_per_year"), check_whole(n_boot, "n_boot")
     if not 0 < alpha < 1:
         raise LlmbtError(f"alpha must be between 0 and 1 (0.05 for a 95% interval); got {alpha!r}.")
     names = tuple(str(getattr(s, "name", None) or d) for s, d in ((a, "a"), (b, "b")))
-    x, y = _paired(a, b, names, MIN_PAIRED)
+    x, y = align_pairs(a, b, names, MIN_PAIRED)
     n, nan = len(x), float("nan")
     block = _positive(max(1, round(n ** (1 / 3))) if mean_block is None else mean_block, "mean_block", 1)
     diff = sharpe_ratio(x, ppy) - sharpe_ratio(y, ppy)
@@ -158,7 +158,7 @@ def psr_from_moments(sr: float, n_obs: int, skew: float, kurtosis: float, sr_ben
     ``PSR = Phi((SR - SR*) * sqrt(n - 1) / sqrt(1 - skew * SR + (kurtosis - 1) / 4 * SR**2))`` with the
     per-period ``sr`` and ``sr_benchmark``, and non-excess ``kurtosis`` (3 for normal returns).
     """
-    n_obs = _whole(n_obs, "n_obs", 2)
+    n_obs = check_whole(n_obs, "n_obs", 2)
     var = 1 - skew * sr + (kurtosis - 1) / 4 * sr**2
     if not var > 0 or any(math.isnan(v) for v in (sr, sr_benchmark)):
         return float("nan")
@@ -189,7 +189,7 @@ def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:
     ``sqrt(V) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g the Euler-Mascheroni
     constant; 0 for a single trial (no selection). The unit (per period) is that of ``var_sharpe``.
     """
-    n_trials = _whole(n_trials, "n_trials")
+    n_trials = check_whole(n_trials, "n_trials")
     if not (isinstance(var_sharpe, (int, float, np.number)) and 0 <= var_sharpe < math.inf):
         raise LlmbtError(f"var_sharpe must be a finite number >= 0 (the variance of the trials' per-period "
                          f"Sharpe ratios); got {var_sharpe!r}.")
@@ -205,7 +205,7 @@ def dsr_from_moments(sr: float, n_obs: int, skew: float, kurtosis: float, n_tria
     ``sr`` against :func:`expected_max_sharpe` of ``n_trials`` trials whose per-period Sharpe ratios
     have variance ``var_sharpe``; NaN with fewer than 2 trials (:data:`DSR_NEEDS_TRIALS`).
     """
-    if _whole(n_trials, "n_trials") < 2:
+    if check_whole(n_trials, "n_trials") < 2:
         return float("nan")
     return psr_from_moments(sr, n_obs, skew, kurtosis, expected_max_sharpe(n_trials, var_sharpe))
 
@@ -224,7 +224,7 @@ def deflated_sharpe_ratio(returns: ArrayLike, n_trials: int, trial_sharpes: Arra
         trial_sharpes: per-period Sharpe ratios of the trials; their variance (ddof=1) is V.
         var_sharpe: V given directly (per period). Give exactly one of the two when ``n_trials > 1``.
     """
-    n_trials = _whole(n_trials, "n_trials")
+    n_trials = check_whole(n_trials, "n_trials")
     if trial_sharpes is not None and var_sharpe is not None:
         raise LlmbtError("deflated_sharpe_ratio got both trial_sharpes and var_sharpe; give only one.")
     if n_trials < 2:
@@ -247,7 +247,7 @@ def mcnemar(b: int, c: int, exact: bool | None = None) -> McNemar:
     (statistic ``min(b, c)``) when ``b + c < 25`` or ``exact=True``; otherwise chi-square with 1 df and
     continuity correction, ``max(|b - c| - 1, 0)**2 / (b + c)``. With ``b + c == 0`` the p-value is 1.
     """
-    b, c = _whole(b, "b", 0), _whole(c, "c", 0)
+    b, c = check_whole(b, "b", 0), check_whole(c, "c", 0)
     exact = (b + c < EXACT_BELOW) if exact is None else bool(exact)
     if b + c == 0:
         return McNemar(b, c, 0.0, 1.0, exact)
@@ -262,7 +262,7 @@ def mcnemar_from_hits(hits_a: ArrayLike, hits_b: ArrayLike, exact: bool | None =
     Both are aligned like :func:`sharpe_diff_ci` (on the index for two Series, else by position, equal
     lengths); cases where either is NaN/None (e.g. no signal) are dropped pairwise.
     """
-    x, y = _paired(hits_a, hits_b, ("hits_a", "hits_b"), 0)
+    x, y = align_pairs(hits_a, hits_b, ("hits_a", "hits_b"), 0)
     if (bad := [v for v in np.concatenate([x, y]) if v not in (0.0, 1.0)]):
         raise LlmbtError(f"hits must be True/False (or NaN/None for no signal); got {float(bad[0])!r}.")
     return mcnemar(int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum()), exact)
