@@ -56,7 +56,7 @@ class McNemar:
 
 
 def align_pairs(a: ArrayLike, b: ArrayLike, names: tuple[str, str], min_points: int,
-            what: str = "returns") -> tuple[np.ndarray, ...]:
+                what: str = "returns") -> tuple[np.ndarray, ...]:
     """Align ``a`` and ``b`` (inner join on the index, sorted, if both are Series, else by position) and
     drop pairs where either is NaN; error if fewer than ``min_points`` pairs remain (``what`` names them)."""
     sa, sb = _as_float_series(a, names[0]), _as_float_series(b, names[1])

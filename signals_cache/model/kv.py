@@ -143,7 +143,7 @@ def prefix_cache_kwargs(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
 
     from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
-    inner = _inner(model)
+    inner = inner_model(model)
     cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)
     keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
     model(input_ids=prefix, use_cache=True, **{keyword: cache}, **keep)
@@ -161,7 +161,7 @@ class PrefixMemo:
 
     def __init__(self, model: Any, device: Any) -> None:
         self.model, self.device = model, device
-        self.keyword = cache_keyword(_inner(model))
+        self.keyword = cache_keyword(inner_model(model))
         self._key: tuple[int, ...] | None = None
         self._cache: Any = None
 
@@ -178,5 +178,6 @@ class PrefixMemo:
         return out
 
 
-def _inner(model: Any) -> Any:
+def inner_model(model: Any) -> Any:
+    """The transformers model under a peft wrapper (``model`` itself when there is none)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model

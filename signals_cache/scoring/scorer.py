@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import LlmbtError
-from llmbt.signals_cache.model.kv import PrefixBuffers, cache_keyword, use_gqa_attention
+from llmbt.signals_cache.model.kv import (
+    PrefixBuffers,
+    cache_keyword,
+    inner_model,
+    use_gqa_attention,
+)
 from llmbt.signals_cache.model.loading import LoadedModel
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.labelseq import (
@@ -72,10 +77,10 @@ class LabelScorer:
         self.last_label_mass = np.empty(0)
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
         self._keep_arg = supports_logits_to_keep(loaded.model)
-        self._cache_kw = cache_keyword(_inner_model(loaded.model))
+        self._cache_kw = cache_keyword(inner_model(loaded.model))
         prompt_learning = _prompt_learning(loaded.model)
         self._reuse_ok = _plain_kv_cache(loaded.model) and not prompt_learning
-        use_gqa_attention(_inner_model(loaded.model))  # exact; avoids copying KV heads
+        use_gqa_attention(inner_model(loaded.model))  # exact; avoids copying KV heads
         self._mask_kind = None if prompt_learning or not tree else _mask_kind(loaded.model)
 
     @property
@@ -260,15 +265,11 @@ class LabelScorer:
         return {"logits_to_keep": n} if self._keep_arg else {}
 
 
-def _inner_model(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def supports_logits_to_keep(model: Any) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` (compute only the last positions' logits)."""
     import inspect
 
-    return "logits_to_keep" in inspect.signature(_inner_model(model).forward).parameters
+    return "logits_to_keep" in inspect.signature(inner_model(model).forward).parameters
 
 
 def _prompt_learning(model: Any) -> bool:
@@ -284,7 +285,7 @@ def _mask_kind(model: Any) -> Any:
 
     from llmbt.signals_cache.model.kv import GQA_SDPA
 
-    kind = getattr(_inner_model(model).config, "_attn_implementation", None)
+    kind = getattr(inner_model(model).config, "_attn_implementation", None)
     if kind in ("sdpa", GQA_SDPA):
         return torch.bool
     if kind == "eager":
@@ -298,7 +299,7 @@ def _plain_kv_cache(model: Any) -> bool:
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    layers = DynamicCache(config=_inner_model(model).config).layers
+    layers = DynamicCache(config=inner_model(model).config).layers
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
