@@ -23,7 +23,7 @@ SIZERS = ("percent", "fixed")
 #: Fields added after run ids were first published: left out of the id at their default, so
 #: earlier runs keep their ids (an anonymised run's id differs).
 _ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer": "lm",
-                "calibrate": True}
+                "calibrate": True, "select": None, "membership": None}
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
@@ -66,6 +66,11 @@ class RunConfig:
         calibrate: scale the scores by the temperature ``bt evaluate --calibrate-on`` stored
             beside the adapter (or head) folder, if there is one (default); False
             (``--no-calibration``) scores with the raw probabilities.
+        select: a point-in-time universe selection rule (``--select``), e.g. ``news:30:252`` (the
+            30 symbols with the most headlines over the trailing 252 bars) or
+            ``dollar-volume:50:63``; evaluated at every bar with data up to that bar only.
+        membership: CSV ``symbol,start,end`` (``--membership``): a symbol is tradable only while
+            it is a member (e.g. historical index membership).
     """
 
     strategy: str = "sma_cross"
@@ -96,6 +101,8 @@ class RunConfig:
     names: str | None = None
     scorer: str = "lm"
     calibrate: bool = True
+    select: str | None = None
+    membership: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))

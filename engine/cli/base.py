@@ -50,6 +50,11 @@ def run_options(func):
                      "or a folder of per-symbol files."),
         click.option("--symbols", help="Universe subset for portfolio strategies: AAPL,MSFT or a "
                      "file with one symbol per line."),
+        click.option("--select", help="Point-in-time universe selection, re-evaluated at every bar "
+                     "with data known at its close: news:N:BARS (the N symbols with the most "
+                     "headlines over the trailing BARS bars) or dollar-volume:N:BARS."),
+        click.option("--membership", help="CSV symbol,start,end: a symbol is tradable only while it "
+                     "is a member (e.g. historical index membership)."),
         click.option("--start", help="First date (inclusive), YYYY-MM-DD."),
         click.option("--end", help="Last date (inclusive), YYYY-MM-DD."),
         click.option("--interval", help="Bar size for downloaded data, e.g. 1d, 1h."),
