@@ -8,7 +8,9 @@ symbols frame of target weights (:meth:`llmbt.strategies.portfolio.PortfolioStra
 
 A symbol is traded only at its own bars: its orders wait for its next bar (Backtrader fills a market
 order only once its feed has a bar after the order's, so a halt does not fill at a stale price; a
-test checks it), and a symbol that starts later does not hold the others back.
+test checks it), and a symbol that starts later does not hold the others back. A symbol whose bars
+end before the calendar's last bar (a delisting, a merger) is closed at its last bar's close (its
+feed's ``delist`` line is 1 there): no position is carried at a stale price.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class WeightFeed(bt.feeds.DataBase):
     :meth:`advance_peek` reads the next datetime straight from its buffer.
     """
 
-    lines = ("weight",)
+    lines = ("weight", "delist")
     params = (("arrays", None),)
 
     def preload(self) -> None:
@@ -179,6 +181,7 @@ def _cerebro(cash: float, commission: float, slippage: float) -> bt.Cerebro:
     cerebro = bt.Cerebro(stdstats=False, preload=True, runonce=True, cheat_on_open=False)
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=commission)
+    cerebro.broker.set_coc(True)  # only for orders that ask (a delisting's close); others: next open
     if slippage:
         cerebro.broker.set_slippage_perc(slippage, slip_open=True, slip_match=True)
     cerebro.addstrategy(PortfolioStrategy)
@@ -192,6 +195,9 @@ def _feed(frame: pd.DataFrame, weights: pd.DataFrame, symbol: str, calendar: pd.
     column = weights[symbol] if symbol in weights.columns else None
     arrays["weight"] = (column.reindex(frame.index).to_numpy(dtype=np.float64) if column is not None
                         else np.full(len(frame), np.nan))
+    arrays["delist"] = np.zeros(len(frame))
+    if len(frame) and frame.index[-1] < calendar.index[-1]:
+        arrays["delist"][-1] = 1.0  # its last bar, before the run's: close there
     return WeightFeed(arrays=arrays)
 
 

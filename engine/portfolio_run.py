@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmbt.engine import eligibility
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio import PortfolioRun, simulate
 from llmbt.engine.signals import load_masker, lookahead_info, scoring_spec
@@ -78,18 +79,31 @@ def load_inputs(config: RunConfig) -> PortfolioInputs:
     """The strategy, its parameters, the universe's bars and the headlines of ``config``."""
     cls = get_strategy(config.strategy)
     params = cls.checked_params(check_params(cls, dict(config.params)))
+    eligibility.check(config)
     spec = cls.signal_spec(params)
-    universe = _load(config, _history_bars(spec))
+    universe = _load(config, _history_bars(spec, config))
     return PortfolioInputs(cls, params, spec, universe, run_news(config, universe))
 
 
 def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
                       ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
-    """The signal panels (calendar × symbols, warm-up included), the target weights decided at
-    each close, and the scoring facts: what a run trades on (``bt audit lookahead`` recomputes
-    them on truncated inputs through this same function)."""
-    panels, info = _signals(config, inputs)
-    weights = inputs.strategy.target_weights(panels, inputs.universe.tradable(), inputs.params)
+    """The signal panels (calendar × symbols, warm-up included; ``selected`` = 1 where
+    ``--select``/``--membership`` let a name be held), the target weights decided at each close,
+    and the scoring facts: what a run trades on (``bt audit lookahead`` recomputes them on
+    truncated inputs through this same function, the selection included)."""
+    chosen = eligibility.eligible(config, inputs.universe, inputs.news)
+    since = pd.Timestamp(config.start, tz="UTC") if config.start else None
+    panels, info = _signals(config, inputs, None if chosen is None else chosen.ever(since))
+    tradable = inputs.universe.tradable()
+    if chosen is not None:
+        panels = eligibility.held_only(panels, chosen, since)
+    allowed = tradable if chosen is None else tradable & chosen.mask
+    weights = inputs.strategy.target_weights(panels, allowed, inputs.params)
+    weights, cash = eligibility.apply(weights, tradable, chosen,
+                                      eligibility.needed_names(inputs.params))
+    if chosen is not None:
+        info = {"selection": eligibility.selection_summary(
+            chosen, since or chosen.mask.index[0], int(cash.loc[since:].sum()))} | info
     return panels, weights, info
 
 
@@ -123,11 +137,11 @@ def _run(config: RunConfig, inputs: PortfolioInputs, with_benchmark: bool,
          started: float) -> PortfolioResult:
     universe, params = inputs.universe, inputs.params
     panels, weights, info = portfolio_signals(config, inputs)
-    window = _window(universe, config.start)
+    window = _window(universe, config.start, panels.get("selected"))
     run = _simulate(config, window, weights, config.strategy)
     bench = None
     if with_benchmark and config.benchmark not in ("none", config.strategy):
-        bench = _benchmark(config, universe, window, params)
+        bench = _benchmark(config, universe, window, params, panels.get("selected"))
     traded = list(window.keys())
     calendar = run.equity.index
     return PortfolioResult(
@@ -135,7 +149,7 @@ def _run(config: RunConfig, inputs: PortfolioInputs, with_benchmark: bool,
         panels={k: v.reindex(index=calendar, columns=traded) for k, v in panels.items()},
         weights=weights.reindex(index=calendar, columns=traded),
         opens=universe.panel("open").reindex(columns=traded).loc[calendar[0]:],
-        signal_info=info, universe_info=_universe_info(universe, window),
+        signal_info=info, universe_info=_universe_info(universe, window, config.membership),
         seconds=time.perf_counter() - started)
 
 
@@ -145,15 +159,16 @@ def load_run_universe(config: RunConfig) -> Universe:
 
 
 def history_bars(config: RunConfig) -> int:
-    """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay)."""
+    """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay, the
+    ``--select`` look-back)."""
     cls = get_strategy(config.strategy)
     spec = cls.signal_spec(cls.checked_params(check_params(cls, dict(config.params))))
-    return _history_bars(spec)
+    return _history_bars(spec, config)
 
 
-def _history_bars(spec: Any) -> int:
+def _history_bars(spec: Any, config: RunConfig) -> int:
     decay = math.ceil(spec.half_life * 10) if spec.half_life > 0 else 0
-    return VOL_HISTORY + spec.warmup + decay
+    return max(VOL_HISTORY + spec.warmup + decay, eligibility.history_bars(config))
 
 
 def _load(config: RunConfig, bars: int) -> Universe:
@@ -162,7 +177,9 @@ def _load(config: RunConfig, bars: int) -> Universe:
                          symbols=parse_symbols(config.symbols))
 
 
-def _signals(config: RunConfig, inputs: PortfolioInputs):
+def _signals(config: RunConfig, inputs: PortfolioInputs, symbols: list[str] | None):
+    """Score the headlines of ``symbols`` (None: all; a selection never holds the others, and a
+    symbol's scores depend on its own headlines only)."""
     from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
@@ -173,7 +190,10 @@ def _signals(config: RunConfig, inputs: PortfolioInputs):
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
                         masker=load_masker(config), **arm)
-    panels, info = universe_signals(inputs.universe.prices, inputs.news, req)
+    prices = inputs.universe.prices
+    if symbols is not None:
+        prices = {s: prices[s] for s in symbols}
+    panels, info = universe_signals(prices, inputs.news, req)
     return panels, info | lookahead_info(config, panels["score"].index)
 
 
@@ -193,13 +213,20 @@ def run_news(config: RunConfig, universe: Universe) -> pd.DataFrame:
     return load_news(config.news, tz=config.news_tz)
 
 
-def _window(universe: Universe, start: str | None) -> dict[str, pd.DataFrame]:
-    """The bars to trade: from ``--start`` on (the warm-up history only feeds the signals)."""
+def _window(universe: Universe, start: str | None,
+            selected: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The bars to trade: from ``--start`` on (the warm-up history only feeds the signals), of
+    the symbols a selection holds at some bar (the others would never trade)."""
     lo = pd.Timestamp(start, tz="UTC") if start else None
     out = {s: (bars if lo is None else bars.loc[lo:]) for s, bars in universe.prices.items()}
+    if selected is not None:
+        ever = selected.loc[lo:] if lo is not None else selected
+        keep = set(ever.columns[ever.to_numpy().any(axis=0)])
+        out = {s: bars for s, bars in out.items() if s in keep}
     out = {s: bars for s, bars in out.items() if len(bars)}
     if not out:
-        raise ConfigError(f"--start {start}: no symbol of {universe.source} has bars from then on")
+        raise ConfigError(f"--start {start}: no symbol of {universe.source} has bars from then on"
+                          f"{' inside the selection' if selected is not None else ''}")
     return out
 
 
@@ -212,21 +239,32 @@ def _simulate(config: RunConfig, window: dict[str, pd.DataFrame], weights: pd.Da
 
 
 def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataFrame],
-               params: dict) -> PortfolioRun:
-    """The equal-weight universe on the same bars, rebalance schedule and costs."""
+               params: dict, selected: pd.DataFrame | None) -> PortfolioRun:
+    """The equal-weight universe on the same bars, rebalance schedule, costs and selection."""
     if config.benchmark not in ("equal_weight", "buy_and_hold"):
         raise ConfigError(f"--benchmark {config.benchmark!r}: a portfolio is compared with "
                           "equal_weight (the default for portfolios) or none")
     keep = {k: params[k] for k in ("rebalance", "gross")}
-    weights = EqualWeight.target_weights({}, universe.tradable(), keep)
+    tradable = universe.tradable()
+    chosen = None if selected is None else eligibility.Eligible(selected.astype(bool), "")
+    allowed = tradable if chosen is None else tradable & chosen.mask
+    weights = EqualWeight.target_weights({}, allowed, keep)
+    weights, _ = eligibility.apply(weights, tradable, chosen, 1)
     return _simulate(config, window, weights, "equal_weight")
 
 
-def _universe_info(universe: Universe, window: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _universe_info(universe: Universe, window: dict[str, pd.DataFrame],
+                   membership: str | None) -> dict[str, Any]:
     bars = sum(len(b) for b in window.values())
     info: dict[str, Any] = {"universe": f"{len(window)} symbols, {bars} symbol-bars traded "
                                         f"({universe.source})"}
     if universe.dropped:
         first = ", ".join(f"{s} {pd.Timestamp(t).date()}" for s, t, _ in universe.dropped[:3])
         info["dropped bars"] = f"{len(universe.dropped)} incomplete rows dropped ({first} ...)"
+    gone = eligibility.delistings(window)
+    if gone:
+        info["delisted"] = eligibility.delisting_note(gone)
+    survivor = eligibility.survivorship_note(window, membership)
+    if survivor:
+        info["survivorship"] = survivor
     return info

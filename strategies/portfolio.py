@@ -100,8 +100,9 @@ class PortfolioStrategy(bt.Strategy):
         raise NotImplementedError
 
     def start(self) -> None:
-        """Keep each feed with its ``datetime`` and ``weight`` lines (read at every bar)."""
-        self._feeds = [(data, data.lines.datetime, data.lines.weight) for data in self.datas]
+        """Keep each feed with its ``datetime``, ``weight`` and ``delist`` lines (read every bar)."""
+        self._feeds = [(data, data.lines.datetime, data.lines.weight,
+                        getattr(data.lines, "delist", None)) for data in self.datas]
 
     def prenext(self) -> None:
         """A symbol that starts later must not hold the others back: act on every bar."""
@@ -109,12 +110,17 @@ class PortfolioStrategy(bt.Strategy):
 
     def next(self) -> None:
         """Read each feed's ``weight`` (only feeds with a bar now) and order toward it: every
-        reduction first, then the increases, so freed cash pays for the buys."""
+        reduction first, then the increases, so freed cash pays for the buys. A feed's last bar
+        before the run ends (``delist`` = 1) closes its position at that bar's close."""
         now, value = self.datetime[0], self.broker.getvalue()
         sells, buys = [], []
-        for data, clock, line in self._feeds:
+        for data, clock, line, delist in self._feeds:
             if not len(clock) or clock[0] != now:
                 continue  # no bar for this symbol at this step: nothing to trade
+            if delist is not None and delist[0] == 1.0:
+                if self.broker.getposition(data).size:
+                    self.close(data, coc=True)  # at this close: the symbol has no next bar
+                continue
             weight = line[0]
             if weight != weight:  # NaN: no order wanted
                 continue
@@ -124,7 +130,7 @@ class PortfolioStrategy(bt.Strategy):
                 continue
             (sells if weight * value < held else buys).append((data, weight))
         for data, weight in sells + buys:
-            self.order_target_percent(data, target=weight)
+            self.order_target_percent(data, target=weight, coc=False)  # fills at the next open
 
 
 @register("equal_weight")
