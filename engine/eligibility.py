@@ -20,7 +20,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from llmbt.engine.config import RunConfig
-from llmbt.feeds.selection import SelectRule, load_membership, membership_mask, selection_mask
+from llmbt.feeds.selection import (
+    SelectRule,
+    load_membership,
+    membership_changes,
+    membership_mask,
+    selection_mask,
+)
 from llmbt.feeds.universe import Universe
 
 log = logging.getLogger(__name__)
@@ -155,3 +161,27 @@ def selection_summary(chosen: Eligible, since: pd.Timestamp, cash_bars: int) -> 
 def needed_names(params: Mapping) -> int:
     """Eligible names a rebalance needs: the strategy's ``min_names`` (at least 1)."""
     return max(int(params.get("min_names", 1) or 1), 1)
+
+
+def universe_facts(config: RunConfig, universe: Universe, news: pd.DataFrame | None,
+                   since: pd.Timestamp) -> dict:
+    """What a results folder and its page say about the universe from ``since`` (the first traded
+    bar) on: ``survivorship`` and ``delisted`` (sentences, '' when nothing to say), ``selection``
+    (:func:`selection_summary`, without a rule '') and ``changes`` (each entry and exit, a frame)."""
+    window = {s: f.loc[since:] for s, f in universe.prices.items()}
+    window = {s: f for s, f in window.items() if len(f)}
+    facts = {"survivorship": survivorship_note(window, config.membership),
+             "delisted": delisting_note(delistings(window)), "selection": "",
+             "changes": membership_changes(pd.DataFrame(index=pd.DatetimeIndex([]), dtype=bool))}
+    chosen = eligible(config, universe, news)
+    if chosen is not None:
+        facts["selection"] = selection_summary(chosen, since, 0)
+        facts["changes"] = membership_changes(chosen.mask.loc[since:])
+    return facts
+
+
+def say_facts(facts: dict, say) -> None:
+    """Print the universe's sentences (survivorship, delistings, selection) through ``say``."""
+    for key in ("selection", "delisted", "survivorship"):
+        if facts.get(key):
+            say(f"{key}: {facts[key]}")

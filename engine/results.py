@@ -95,6 +95,7 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
         result.close.loc[tested[0] : tested[-1]].to_csv(out / "prices.csv", index_label="time")
     if result.opens is not None:
         result.opens.to_csv(out / "opens.csv", index_label="time")
+    write_universe_facts(out, result.universe)
     return out
 
 
@@ -128,6 +129,7 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     res["folds"].to_csv(out / "folds.csv", index=False)
     if meta["universe"]:
         res["opens"].to_csv(out / "opens.csv", index_label="time")
+        write_universe_facts(out, res.get("universe"))
     else:
         res["close"].rename("close").to_csv(out / "prices.csv", index_label="time")
     return out
@@ -148,6 +150,16 @@ def _link(link: Path, target: str) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     os.symlink(target, link, target_is_directory=True)
+
+
+def write_universe_facts(out: Path, facts: dict | None) -> None:
+    """``universe.json`` (survivorship, delistings, selection: sentences) and, under a selection,
+    ``selection.csv`` (each entry and exit: timestamp, symbol, change)."""
+    if not facts:
+        return
+    _dump(out / "universe.json", {k: v for k, v in facts.items() if isinstance(v, str)})
+    if facts.get("selection"):
+        facts["changes"].to_csv(out / "selection.csv", index=False)
 
 
 def read_results(out: str | Path) -> dict[str, Any]:
@@ -178,7 +190,9 @@ def read_results(out: str | Path) -> dict[str, Any]:
         close = _reload_close(config["run"], returns)
     return {"returns": returns, "close": close, "opens": opens,
             "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
-            "folds": folds, "run": json.loads((out / "run.json").read_text()), "config": config}
+            "folds": folds, "run": json.loads((out / "run.json").read_text()), "config": config,
+            "universe": json.loads((out / "universe.json").read_text())
+            if (out / "universe.json").is_file() else {}}
 
 
 def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:

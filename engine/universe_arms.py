@@ -21,6 +21,7 @@ import pandas as pd
 
 from llmbt.engine.arms import Arm, arm_config, check_arms
 from llmbt.engine.config import RunConfig
+from llmbt.engine.eligibility import universe_facts
 from llmbt.engine.portfolio_run import PortfolioResult, load_run_universe, run_news, run_portfolio_on
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
@@ -53,7 +54,8 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         ``returns`` (per arm, then ``equal_weight``), ``scores`` (per arm, long rows indexed by
         ``time`` with ``symbol`` and ``score``), ``folds`` (one row per arm: fold 0, the tested
         period and :func:`arm_facts`), ``opens`` (time x symbols from the first traded bar, for the
-        daily IC), ``info`` (per arm, the scoring facts) and ``seconds`` (wall time, data loading
+        daily IC), ``info`` (per arm, the scoring facts), ``universe``
+        (:func:`llmbt.engine.eligibility.universe_facts`) and ``seconds`` (wall time, data loading
         included); :func:`llmbt.engine.results.write_arms_results` writes it as a results folder.
 
     Raises:
@@ -74,20 +76,23 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         raise ConfigError(f"bt compare --arm tests universe arms against {BENCHMARK}; drop --benchmark none.")
     started = time.perf_counter()
     universe = load_run_universe(config)  # loaded once: every arm trades the same bars and headlines
-    runs = trade_arms(config, arms, universe, run_news(config, universe))
+    news = run_news(config, universe)
+    runs = trade_arms(config, arms, universe, news)
     for name, run in runs.items():
         say(f"{name}: Sharpe {run.run.stats['sharpe']:.2f}, return {run.run.stats['total_return']:.2%}"
             + (f", model calls {calls}" if (calls := run.signal_info.get("model calls")) else ""))
     for note in dict.fromkeys(str(r.signal_info.get("hindsight")) for r in runs.values()):
         say(f"hindsight: {note}")
     first = runs[names[0]].run.returns.index
+    facts = universe_facts(config, universe, news, first[0])  # the report says them
     returns = {n: r.run.returns.rename(n) for n, r in runs.items()}
     returns[BENCHMARK] = runs[names[0]].benchmark.returns.rename(BENCHMARK)
     folds = pd.DataFrame([{"fold": 0, "model": n, "test_start": first[0], "test_end": first[-1]}
                           | arm_facts(r) for n, r in runs.items()])
     return {"returns": returns, "scores": {n: score_rows(r.panels["score"]) for n, r in runs.items()},
             "folds": folds, "opens": universe.panel("open").loc[first[0]:],
-            "info": {n: r.signal_info for n, r in runs.items()}, "seconds": time.perf_counter() - started}
+            "info": {n: r.signal_info for n, r in runs.items()}, "universe": facts,
+            "seconds": time.perf_counter() - started}
 
 
 def score_rows(panel: pd.DataFrame) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmbt.engine.arms import Arm
+from llmbt.engine.eligibility import say_facts, universe_facts
 from llmbt.engine.portfolio_run import history_bars, load_run_universe, run_news
 from llmbt.engine.signals import load_masker
 from llmbt.engine.splitters import Fold
@@ -74,9 +75,12 @@ def run_universe_walkforward(cfg: WalkForwardConfig,
     folds = [shift_fold(f, offset, calendar) for f in cfg.splitter.folds(calendar[offset:])]
     say(f"universe walk-forward {cfg.run_id}: {len(universe.prices)} symbols, {len(folds)} folds "
         f"over {calendar[offset]:%Y-%m-%d}..{calendar[-1]:%Y-%m-%d}")
+    facts = universe_facts(cfg.run, universe, news, folds[0].test_start) if folds else {}
+    say_facts(facts, say)
     results = run_folds(cfg, folds, partial(_run_fold, cfg, universe, news), say)
     return WalkForwardResult(cfg, results, time.perf_counter() - started, None,
-                             benchmark_name=BENCHMARK, opens=_tested_opens(universe, folds))
+                             benchmark_name=BENCHMARK, opens=_tested_opens(universe, folds),
+                             universe=facts)
 
 
 def fold_examples(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fold: Fold) -> list:

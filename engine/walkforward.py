@@ -186,6 +186,7 @@ class WalkForwardResult:
     close: pd.Series | None = None  # closes of the loaded bars (saved for bt compare --from)
     benchmark_name: str = "buy_and_hold"  # equal_weight for a universe
     opens: pd.DataFrame | None = None  # a universe's opens, calendar x symbols (for the daily IC)
+    universe: dict | None = None  # a universe's survivorship / selection facts (universe_facts)
 
     @property
     def ok(self) -> list[FoldResult]:

@@ -4,6 +4,7 @@ signal report (IC, quantile returns, turnover) and the per-symbol contribution t
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,8 @@ def signal_page_path(path: str | Path) -> Path:
 
 def write_portfolio_page(path: str | Path, *, returns: pd.Series, benchmark: pd.Series | None,
                          report: SignalReport, contrib: pd.DataFrame, title: str | None = None,
-                         periods: float = 252.0, top: int = 10) -> tuple[Path, Path]:
+                         periods: float = 252.0, top: int = 10,
+                         notes: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """Write the tearsheet at ``path`` and the signal page beside it, each linking to the other.
 
     Args:
@@ -36,6 +38,7 @@ def write_portfolio_page(path: str | Path, *, returns: pd.Series, benchmark: pd.
         report: :func:`~llmbt.reports.signal.signal_report` of the run's scores.
         contrib: per-symbol contribution (index symbol; columns pnl, commission, fills, share).
         title: page title. periods: bars per year. top: best and worst names shown in the contribution table.
+        notes: what biases the figures (survivorship, delistings, the selection), on both pages.
 
     Returns:
         (tearsheet path, signal page path).
@@ -45,27 +48,34 @@ def write_portfolio_page(path: str | Path, *, returns: pd.Series, benchmark: pd.
     contrib_html = contribution_frame(contrib, top).to_html()  # validates before anything is written
     tearsheet = write_tearsheet(returns, path, benchmark=benchmark, title=title, periods=periods)
     sibling = signal_page_path(tearsheet)
+    notes_html = _notes(notes or {})
     sibling.write_text(_signal_page(report, contrib_html, title or str(returns.name or "Portfolio"),
-                                    tearsheet.name), encoding="utf-8")
-    _link_back(tearsheet, sibling.name)
+                                    tearsheet.name, notes_html), encoding="utf-8")
+    _link_back(tearsheet, sibling.name, notes_html)
     return tearsheet, sibling
 
 
-def _signal_page(report: SignalReport, contrib_html: str, title: str, tearsheet: str) -> str:
+def _notes(notes: Mapping[str, str]) -> str:
+    """One paragraph per note (``key: sentence``)."""
+    return "".join(f"<p><b>{html.escape(k)}</b>: {html.escape(v)}</p>\n" for k, v in notes.items() if v)
+
+
+def _signal_page(report: SignalReport, contrib_html: str, title: str, tearsheet: str,
+                 notes_html: str = "") -> str:
     """The sibling page's HTML."""
     head = html.escape(f"{title}: signal report")
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{head}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{head}</h1>\n"
             f'<p><a href="{html.escape(tearsheet)}">Tearsheet against the benchmark</a></p>\n'
-            f"{report.to_html()}<section>\n<h2>Contribution by symbol</h2>\n{contrib_html}\n"
+            f"{notes_html}{report.to_html()}<section>\n<h2>Contribution by symbol</h2>\n{contrib_html}\n"
             "<p>Best and worst names by pnl; the total counts every symbol.</p>\n</section>\n"
             "</body>\n</html>\n")
 
 
-def _link_back(tearsheet: Path, sibling: str) -> None:
-    """Add a link to the signal page at the end of the tearsheet's body."""
+def _link_back(tearsheet: Path, sibling: str, notes_html: str = "") -> None:
+    """Add the notes and a link to the signal page at the end of the tearsheet's body."""
     text = tearsheet.read_text(encoding="utf-8")
-    link = (f'<p style="text-align:center"><a href="{html.escape(sibling)}">Signal report and contribution '
-            "by symbol</a></p>\n")
+    link = (f'{notes_html}<p style="text-align:center"><a href="{html.escape(sibling)}">Signal report '
+            "and contribution by symbol</a></p>\n")
     cut = text.rfind("</body>")
     tearsheet.write_text(text[:cut] + link + text[cut:] if cut >= 0 else text + link, encoding="utf-8")

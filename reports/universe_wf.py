@@ -172,6 +172,9 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
     notes = folder_notes(res)
     if not config.get("compare"):  # bt compare --arm said it while scoring
         say(f"hindsight: {notes['hindsight']}")
+    for key in ("selection", "delisted", "survivorship"):
+        if key in notes:
+            say(f"{key}: {notes[key]}")
     arms = config["arms"] if config.get("compare") else (
         BASE, TUNED, *(a["name"] for a in config.get("arms", [])))
     return report_universe(res, folder, horizon=int(config["horizon"]), arms=arms, title=title,
@@ -196,6 +199,9 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
             notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (
                 f", model={a['model']}" if a.get("model") else "") for a in config["arms"])
     notes["hindsight"] = str(facts.get("hindsight") or tested_hindsight(config["run"], res["returns"]))
+    for key in ("selection", "delisted", "survivorship"):  # universe.json: what biases the figures
+        if res.get("universe", {}).get(key):
+            notes[key] = res["universe"][key]
     return notes
 
 

@@ -443,12 +443,15 @@ def test_cli_top_counts_a_file_and_a_cached_source(fh: FinnhubStub, tmp_path: Pa
                   "symbol": ["MSFT", "AAPL", "MSFT", "AAPL", "AAPL"],
                   "headline": list("abcde")}).to_csv(path, index=False)
     run = lambda *args: CliRunner().invoke(cli, ["news", "top", *args])  # noqa: E731
-    assert run(str(path), "--n", "5").output == "AAPL,MSFT\n"  # 3 v 2
-    assert run(str(path), "--n", "1", "--end", "2024-01-31").output == "AAPL\n"  # 2 v 2: by name
-    assert run(str(path), "--n", "1", "--start", "2024-01-02", "--end", "2024-01-02").output == "MSFT\n"
+    assert run(str(path), "--n", "5").stdout == "AAPL,MSFT\n"  # 3 v 2
+    assert run(str(path), "--n", "1", "--end", "2024-01-31").stdout == "AAPL\n"  # 2 v 2: by name
+    assert run(str(path), "--n", "1", "--start", "2024-01-02", "--end", "2024-01-02").stdout == "MSFT\n"
     fetch_news("finnhub", "AAPL,MSFT", "2023-12-01", "2024-02-29")
-    assert run("finnhub", "--n", "2").output == "AAPL,MSFT\n"
-    assert run("finnhub", "--start", "2024-01-10", "--end", "2024-01-10").output == "MSFT\n"
+    assert run("finnhub", "--n", "2").stdout == "AAPL,MSFT\n"
+    assert run("finnhub", "--start", "2024-01-10", "--end", "2024-01-10").stdout == "MSFT\n"
+    note = run(str(path), "--n", "1", "--end", "2024-01-31").stderr
+    assert note.startswith("counted 4 headlines dated 2024-01-02..2024-01-05 (--start open, --end "
+                           "2024-01-31); trade and test only after 2024-01-05")
     res = run(str(tmp_path / "nope.csv"))
     assert res.exit_code == 1 and res.output.startswith("Error: news file ") and "not found" in res.output
 

@@ -7,6 +7,8 @@ open, the equal-weight benchmark holds the same names, and bad input is one line
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -186,3 +188,50 @@ def test_the_audit_catches_a_selection_that_counts_tomorrows_news(shared_news, m
     assert not result.passed
     cut, first = result.first
     assert first.column == "selected" and first.date < cut
+
+
+def test_a_selected_universe_compare_writes_and_shows_its_membership(shared_news, tmp_path,
+                                                                     monkeypatch):
+    from test_universe_arms import by_adapter, fake_adapter  # noqa: F401
+
+    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+
+    stub_scoring(monkeypatch, universe_scoring)
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    cfg, out = _config(shared_news), tmp_path / "cmp"
+    args = ["compare", "--strategy", cfg.strategy, "--symbols", cfg.symbols, "--start", cfg.start,
+            "--end", cfg.end, "--data", cfg.data, "--news", cfg.news, "--news-tz", cfg.news_tz,
+            "--param", "top_k=2", "--select", "news:3:63", "--arm", "name=base", "--arm",
+            f"name=lora,adapter={fake_adapter(tmp_path / 'lora')}", "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "selection: select news:3:63: " in res.output and "survivorship: survivor-only" in res.output
+    facts = json.loads((out / "universe.json").read_text())
+    assert facts["survivorship"].startswith("survivor-only") and "entries" in facts["selection"]
+    changes = pd.read_csv(out / "selection.csv", parse_dates=["timestamp"])
+    assert set(changes["change"]) == {"enter", "exit"}
+    assert changes["timestamp"].min() == pd.Timestamp("2015-03-02", tz="UTC")
+    assert "survivor-only" in (out / "comparison.html").read_text()
+    again = CliRunner().invoke(cli, ["compare", "--from", str(out)])
+    assert again.exit_code == 0 and "survivorship: survivor-only" in again.output, again.output
+
+
+def test_bt_run_prints_and_pages_the_survivorship(shared_news, tmp_path, monkeypatch):
+    stub_scoring(monkeypatch, universe_scoring)
+    cfg = _config(shared_news)
+    res = CliRunner().invoke(cli, ["run", "--strategy", cfg.strategy, "--symbols", cfg.symbols,
+                                   "--start", cfg.start, "--end", cfg.end, "--data", cfg.data,
+                                   "--news", cfg.news, "--news-tz", cfg.news_tz, "--select",
+                                   "dollar-volume:4:21", "--report", str(tmp_path / "pf.html")])
+    assert res.exit_code == 0, res.output
+    assert "selection: select dollar-volume:4:21: 4.0 eligible names a bar" in res.output
+    assert "survivorship: survivor-only" in res.output
+    for page in ("pf.html", "pf_signal.html"):
+        assert "survivor-only" in (tmp_path / page).read_text()
+
+
+def test_the_lookback_of_a_selection_is_loaded_before_start():
+    from llmbt.engine.portfolio_run import history_bars
+
+    plain = history_bars(RunConfig(strategy="llm_news_portfolio"))
+    assert history_bars(RunConfig(strategy="llm_news_portfolio", select="news:30:252")) == 252 > plain

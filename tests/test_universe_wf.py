@@ -136,6 +136,8 @@ def test_the_results_folder_holds_returns_scores_and_opens(first_run, tmp_path):
     assert set(back["returns"]) == {"lora", "base", "equal_weight"}
     assert set(back["scores"]) == {"lora", "base"} and "symbol" in back["scores"]["lora"].columns
     assert (out / "adapters" / "fold-0" / "adapter_config.json").is_file()
+    assert back["universe"]["survivorship"].startswith("survivor-only")  # 5 survivors, no membership
+    assert not (out / "selection.csv").exists()  # no --select
 
 
 def test_the_universe_walkforward_page_says_the_hindsight_of_its_tested_windows(first_run, tmp_path):

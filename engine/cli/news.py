@@ -51,14 +51,17 @@ def news_fetch(source: str, symbols: str, start: str, end: str | None, refresh: 
 @click.option("--start", help="First day, YYYY-MM-DD.")
 @click.option("--end", help="Last day (inclusive), YYYY-MM-DD.")
 def news_top(source: str, n: int, start: str | None, end: str | None) -> None:
-    """Print the N symbols with the most headlines, comma-separated.
+    """Print the N symbols with the most headlines, comma-separated (and, on stderr, which
+    window was counted: a universe ranked on the period it then trades is selected on the future).
 
     SOURCE is a news file (CSV, CSV.gz, JSONL, Parquet; days counted as written) or a provider
     whose cache is counted (alpaca, finnhub, massive, yahoo).
 
     Example: bt news top ../shared/data/news/reuters_headlines_2013_2016.csv.gz --n 30
-    --start 2015-01-01 --end 2016-12-31
+    --start 2013-01-01 --end 2014-12-31 (then trade from 2015 on)
     """
-    from llmbt.feeds.newsources import top_symbols
+    from llmbt.feeds.newsources.top import rank_symbols
 
-    click.echo(",".join(top_symbols(source, n, start, end)))
+    symbols, note = rank_symbols(source, n, start, end)
+    click.echo(",".join(symbols))
+    click.echo(note, err=True)

@@ -75,6 +75,12 @@ def _write_portfolio_pages(result, report, html: Path) -> None:
                                  contrib=result.run.contributions,
                                  periods=periods_per_year(result.run.returns.index),
                                  title=f"{result.config.strategy} on {result.config.data} "
-                                       f"(run {result.run_id})")
+                                       f"(run {result.run_id})", notes=_page_notes(result))
     for path in paths:
         click.echo(f"report: {path}")
+
+
+def _page_notes(result) -> dict[str, str]:
+    """The universe facts that bias the figures, for the pages."""
+    info = result.universe_info | result.signal_info
+    return {k: str(info[k]) for k in ("selection", "delisted", "survivorship") if info.get(k)}

@@ -32,6 +32,13 @@ def top_symbols(source: str, n: int = 30, start: DayLike = None, end: DayLike = 
         DataError: ``n`` < 1, a missing or unreadable file, an unparseable timestamp, or a
             provider with nothing cached.
     """
+    return rank_symbols(source, n, start, end)[0]
+
+
+def rank_symbols(source: str, n: int = 30, start: DayLike = None,
+                 end: DayLike = None) -> tuple[list[str], str]:
+    """:func:`top_symbols` and a sentence naming the window that was counted (first and last
+    headline day, how many headlines), so a ranking on the traded period cannot go unnoticed."""
     if not isinstance(n, int) or n < 1:
         raise DataError(f"--n {n!r} must be a positive integer, e.g. 30")
     days = symbol_days(source)
@@ -40,9 +47,20 @@ def top_symbols(source: str, n: int = 30, start: DayLike = None, end: DayLike = 
         keep &= days["day"] >= day(start, "start")
     if end is not None:
         keep &= days["day"] <= day(end, "end")
-    counts = days[keep.to_numpy()].groupby("symbol").size().reset_index(name="n")
+    counted = days[keep.to_numpy()]
+    counts = counted.groupby("symbol").size().reset_index(name="n")
     counts = counts.sort_values(["n", "symbol"], ascending=[False, True], kind="stable")
-    return counts["symbol"].head(n).tolist()
+    return counts["symbol"].head(n).tolist(), _window_note(counted, start, end)
+
+
+def _window_note(counted: pd.DataFrame, start: DayLike, end: DayLike) -> str:
+    if counted.empty:
+        return "counted no headline: widen --start/--end"
+    lo, hi = counted["day"].min(), counted["day"].max()
+    return (f"counted {len(counted):,} headlines dated {lo:%Y-%m-%d}..{hi:%Y-%m-%d} (--start "
+            f"{start or 'open'}, --end {end or 'open'}); trade and test only after {hi:%Y-%m-%d}, "
+            "or the list is selected on future coverage (--select news:N:BARS re-ranks at every "
+            "bar with past headlines only)")
 
 
 def symbol_days(source: str) -> pd.DataFrame:
