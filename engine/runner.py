@@ -105,11 +105,11 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     """
     started = time.perf_counter()
     check_prompt(config)
+    refuse_portfolio(config)
     loaded_here = prices is None
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
-    refuse_portfolio(config)
     params = check_params(cls, dict(config.params))
     check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
@@ -138,6 +138,11 @@ def refuse_portfolio(config: RunConfig) -> None:
         raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run`, "
                           "`bt walkforward` or `bt compare --arm` (llmbt.engine.portfolio_run, "
                           "llmbt.engine.universe_arms), not the one-symbol runner")
+    for flag, value in (("--select", config.select), ("--membership", config.membership)):
+        if value:
+            raise ConfigError(f"{flag} {value} chooses names of a universe, but --strategy "
+                              f"{config.strategy} trades one instrument: drop {flag}, or use a "
+                              "universe strategy such as llm_news_portfolio")
 
 
 def load_history(config: RunConfig) -> pd.DataFrame:

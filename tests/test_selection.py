@@ -235,3 +235,23 @@ def test_the_lookback_of_a_selection_is_loaded_before_start():
 
     plain = history_bars(RunConfig(strategy="llm_news_portfolio"))
     assert history_bars(RunConfig(strategy="llm_news_portfolio", select="news:30:252")) == 252 > plain
+
+
+def test_a_single_instrument_run_refuses_a_selection_before_loading():
+    res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--data", "csv:nowhere.csv",
+                                   "--select", "news:5:20", "--no-report"])
+    assert res.exit_code != 0 and "--select news:5:20 chooses names of a universe" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bt_bench_select_times_both_runs(shared_news, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    cfg = _config(shared_news)
+    res = CliRunner().invoke(cli, [
+        "bench", "select", "--rule", "news:3:63", "--repeats", "1", "--", "--strategy", cfg.strategy,
+        "--symbols", cfg.symbols, "--start", "2015-05-01", "--end", cfg.end, "--data", cfg.data,
+        "--news", cfg.news, "--news-tz", cfg.news_tz, "--scorer", "lexicon"])
+    assert res.exit_code == 0, res.output
+    rows = dict(line.split(None, 1) for line in res.output.strip().splitlines())
+    assert float(rows["process_plain_s"]) > 0 and float(rows["process_select_s"]) > 0
+    assert rows["pairs"] == "1" and rows["select_goal"].startswith("<= 10%: ")

@@ -74,6 +74,24 @@ def bench_cached_run_cmd(data: str, start: str, model: str, cache_dir: str | Non
     _print_cached_run(data, start, model, cache_dir, repeats)
 
 
+@bench.command("select", context_settings={"ignore_unknown_options": True})
+@click.option("--rule", required=True, help="The --select rule timed, e.g. news:30:252.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed (plain, --select) process pairs.")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+def bench_select_cmd(rule: str, repeats: int, run_args: tuple[str, ...]) -> None:
+    """Whole-process wall time of a cached universe `bt run RUN_ARGS` with and without --select
+    RULE (goal: the selection adds <= 10 %).
+
+    Example: bt bench select --rule news:30:252 -- --strategy llm_news_portfolio --data csv:P
+    --symbols top30.txt --news N --news-tz America/New_York --start 2015-01-01
+    """
+    from llmbt.engine.bench.select import bench_select
+
+    for key, value in bench_select(run_args, rule, repeats).items():
+        click.echo(f"{key:<28} {_fmt(value)}")
+
+
 def _print_cached_run(data: str, start: str, model: str, cache_dir: str | None, repeats: int) -> None:
     from llmbt.engine.bench.cached import CachedRunBench, bench_cached_run
 
