@@ -18,10 +18,16 @@ from llmbt.engine.audit import audit_engine, compare_frames, cut_dates, model_ch
 from llmbt.engine.cli import audit as cli_audit
 from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
+from llmbt.engine.portfolio_run import PortfolioInputs, load_run_universe
+from llmbt.engine.runner import load_history
 from llmbt.errors import ConfigError
+from llmbt.feeds.universe import Universe
 from llmbt.signals_cache import signals as single_signals
 from llmbt.signals_cache import universe
+from llmbt.strategies.llm_sentiment import LlmSentiment
 from llmbt.strategies.portfolio import LlmNewsPortfolio
+
+INVERSE_VOL = {"top_k": 2, "weighting": "inverse_vol", "max_weight": 1.0}  # the vol sets the weights
 
 
 def _args(cfg: RunConfig, *extra: str) -> list[str]:
@@ -53,6 +59,57 @@ def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypat
     cut, first = result.first
     assert first.column == "weight" and first.date < cut
     assert all(c.mismatches == 0 or c.first.column == "weight" for c in result.checks)
+
+
+def _last_bar_before(calendar: pd.DatetimeIndex, cut: pd.Timestamp) -> pd.Timestamp:
+    return calendar[calendar < cut][-1]
+
+
+def test_weights_sized_on_the_next_bars_volatility_are_caught_at_the_bar_before_each_cut(
+        shared_news, sent, monkeypatch):  # noqa: F811
+    cfg = _config(shared_news, params=INVERSE_VOL)
+    clean = audit_engine(cfg, cuts=3, seed=2)
+    assert clean.passed and clean.first is None  # the honest inverse-vol weights pass
+    honest = LlmNewsPortfolio.target_weights.__func__
+
+    def peeking(cls, signals, tradable, params):  # at t, 1 / vol of t+1: tomorrow's close
+        return honest(cls, signals | {"vol": signals["vol"].shift(-1)}, tradable, params)
+
+    monkeypatch.setattr(LlmNewsPortfolio, "target_weights", classmethod(peeking))
+    result = audit_engine(cfg, cuts=3, seed=2)
+    calendar = load_run_universe(cfg).calendar
+    assert [c.cut for c in result.checks] == [c.cut for c in clean.checks]
+    for check in result.checks:  # a cut that kept its own bar would hide every one of these
+        assert check.mismatches > 0 and check.first.column == "weight"
+        assert check.first.date == _last_bar_before(calendar, check.cut)
+
+
+def test_a_single_instrument_signal_with_the_next_bars_volatility_is_caught(monkeypatch):
+    stub_scoring(monkeypatch, single_signals)
+    cfg = RunConfig(strategy="llm_sentiment", data="sample:GOOG", start="2012-06-01", end="2012-12-31")
+    honest = LlmSentiment.finish_signals.__func__
+
+    def peeking(cls, frame, params):  # sizes on the volatility that includes tomorrow's close
+        return honest(cls, frame, params).assign(vol=frame["vol"].shift(-1))
+
+    monkeypatch.setattr(LlmSentiment, "finish_signals", classmethod(peeking))
+    result = audit_engine(cfg, cuts=3, seed=0)
+    assert not result.passed and all(c.mismatches == 1 for c in result.checks)
+    calendar = load_history(cfg).index
+    for check in result.checks:
+        assert check.first.column == "vol" and check.first.date == _last_bar_before(calendar, check.cut)
+        assert np.isnan(check.first.truncated) and np.isfinite(check.first.full)  # cut bar dropped
+
+
+def test_truncation_drops_the_cut_bar_and_headlines_stamped_at_it():
+    days = pd.date_range("2015-01-01", periods=5, tz="UTC")
+    bars = pd.DataFrame({"close": [1.0, 2.0, 3.0, 4.0, 5.0]}, index=days)
+    news = pd.DataFrame({"timestamp": [days[2] - pd.Timedelta("1s"), days[2], days[3]]})
+    universe_ = Universe({"A": bars, "B": bars.iloc[3:]}, "test")
+    inputs = PortfolioInputs(LlmNewsPortfolio, {}, None, universe_, news)
+    cut = engine_audit.truncate(inputs, days[2])
+    assert list(cut.universe.prices) == ["A"] and cut.universe.prices["A"].index.equals(days[:2])
+    assert list(cut.news["timestamp"]) == [days[2] - pd.Timedelta("1s")]
 
 
 def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, sent, monkeypatch):  # noqa: F811

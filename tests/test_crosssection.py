@@ -1,5 +1,6 @@
 """llmbt.reports.crosssection against known values: hand-computed IC t-stats, a block-bootstrap CI on AR(1)
-differences of known mean and long-run variance, arch's own SPA on the same draws, and stats.py's DSR."""
+differences of known mean and long-run variance, arch's own SPA on the same draws, the documented block-length
+rule against arch's Politis-White estimates, and the DSR of the best arm by hand (Bailey & López de Prado)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from arch.bootstrap import SPA
+from arch.bootstrap import SPA, optimal_block_length
 from scipy import stats as sps
 
 from llmbt.errors import DataError, LlmbtError
@@ -197,6 +198,80 @@ def test_deflated_sharpe_for_arms_is_stats_dsr_with_n_trials():
     assert got["sharpe"] == pytest.approx(sharpe_ratio(frame["c"]))
     with pytest.raises(DataError, match="DSR needs"):
         deflated_sharpe_for_arms(frame[["a"]])
+
+
+def hand_emax(n_trials: int, var_sharpe: float) -> float:
+    """E[max SR] of N skill-less trials: sqrt(V) ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e)))."""
+    g, ppf = np.euler_gamma, sps.norm.ppf
+    return math.sqrt(var_sharpe) * ((1 - g) * ppf(1 - 1 / n_trials) + g * ppf(1 - 1 / (n_trials * math.e)))
+
+
+def hand_dsr(x: pd.Series, n_trials: int, var_sharpe: float) -> float:
+    """Bailey & López de Prado (2014) from scratch: Phi((SR - E[max SR]) sqrt(T - 1) / sqrt(1 - skew SR +
+    (kurt - 1) / 4 SR^2)), per-period SR (ddof=1), moment-ratio skew and non-excess kurtosis."""
+    r = x.to_numpy()
+    d, t = r - r.mean(), len(r)
+    skew, kurt = (d**3).mean() / (d**2).mean() ** 1.5, (d**4).mean() / (d**2).mean() ** 2
+    sr = r.mean() / r.std(ddof=1)
+    z = (sr - hand_emax(n_trials, var_sharpe)) * math.sqrt(t - 1)
+    return float(sps.norm.cdf(z / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)))
+
+
+def test_deflated_sharpe_for_arms_by_hand_counts_every_arm_tried():
+    frame, _ = arms({"a": 0.0, "b": 0.0004, "c": 0.0012, "d": -0.0003})
+    sr = {arm: frame[arm].mean() / frame[arm].std(ddof=1) for arm in frame.columns}
+    v = float(np.var(list(sr.values()), ddof=1))
+    dsrs = []
+    for flat in (0, 1, 3, 10):  # arms tried that never traded: no Sharpe, but each one is a trial
+        got = deflated_sharpe_for_arms(frame.assign(**{f"flat{i}": 0.0 for i in range(flat)}))
+        n_trials = 4 + flat
+        assert (got["n_trials"], got["best_arm"]) == (n_trials, "c")
+        assert got["var_sharpe"] == pytest.approx(v, rel=1e-12)
+        assert got["expected_max_sharpe"] == pytest.approx(hand_emax(n_trials, v) * math.sqrt(252), rel=1e-12)
+        for arm in "abcd":
+            assert got["dsrs"][arm] == pytest.approx(hand_dsr(frame[arm], n_trials, v), rel=1e-10), arm
+        assert got["dsr"] == got["dsrs"]["c"]
+        assert all(math.isnan(got["dsrs"][f"flat{i}"]) for i in range(flat))
+        dsrs.append(got["dsr"])
+    assert 0.05 < dsrs[-1] and all(x > y for x, y in zip(dsrs, dsrs[1:], strict=False))  # falls as N grows
+
+
+# --- block length --------------------------------------------------------------------------------------
+
+
+def test_spa_block_is_the_rounded_median_estimate_of_the_varying_excess_series():
+    rng = np.random.default_rng(7)
+    bench = pd.Series(rng.normal(0.0003, 0.01, 500), DAYS[:500])
+    excess = np.column_stack([ar1(500, phi, 0.004, rng) for phi in (0.0, 0.5, 0.85)])
+    frame = pd.DataFrame(bench.to_numpy()[:, None] + excess, DAYS[:500], ["iid", "ar5", "ar85"])
+    pw = optimal_block_length(frame.sub(bench, axis=0).to_numpy())["stationary"].to_numpy()
+    assert round(pw.min()) < round(np.median(pw)) == 8 < round(pw.mean()) < round(pw.max())
+    assert spa_test(frame.assign(same=bench), bench, reps=50)["block"] == 8  # the constant arm is left out
+    flat = spa_test(pd.DataFrame({"x": bench, "y": bench}).iloc[:343], bench, reps=50)
+    assert flat["block"] == round(343 ** (1 / 3)) == 7  # every excess constant: n ** (1/3)
+
+
+def test_paired_ic_difference_block_is_the_estimate_at_least_horizon_and_1_at_most_n():
+    a, b = ic_pair(0.05)
+    pw = float(optimal_block_length((a - b).to_numpy())["stationary"].iloc[0])
+    assert 2 < pw < 40 and paired_ic_difference(a, b, n_boot=10)["mean_block"] == pw
+    assert paired_ic_difference(a, b, n_boot=10, horizon=40)["mean_block"] == 40.0  # at least the horizon
+    assert paired_ic_difference(a.iloc[:25], b.iloc[:25], n_boot=10, horizon=40)["mean_block"] == 25.0
+    rng = np.random.default_rng(4)
+    x, y = (pd.Series(rng.normal(0.02, 0.1, 1000), DAYS) for _ in range(2))
+    assert float(optimal_block_length((x - y).to_numpy())["stationary"].iloc[0]) < 1
+    assert paired_ic_difference(x, y, n_boot=10)["mean_block"] == 1.0  # at least 1
+    dyadic = pd.Series(np.arange(1000) % 7 / 64, DAYS)  # + 1/16 exactly: constant differences
+    assert paired_ic_difference(dyadic + 1 / 16, dyadic, n_boot=10)["mean_block"] == 10.0  # 1000 ** (1/3)
+    assert paired_ic_difference(dyadic + 1 / 16, dyadic, n_boot=10, horizon=12)["mean_block"] == 12.0
+
+
+def test_sharpe_difference_block_is_the_mean_estimate_of_the_two_series():
+    rng = np.random.default_rng(5)
+    x, y = (pd.Series(0.0005 + ar1(600, phi, 0.01, rng), DAYS[:600]) for phi in (0.2, 0.8))
+    pw = optimal_block_length(np.column_stack([x, y]))["stationary"].to_numpy()
+    assert 1 < pw.min() < pw.max() / 2
+    assert sharpe_difference_ci(x, y, n_boot=10)["mean_block"] == pytest.approx(pw.mean(), rel=1e-12)
 
 
 # --- table ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from llmbt.errors import ConfigError, LlmbtError
+from llmbt.signals_cache.cache import cache_key
 from llmbt.signals_cache.model import loading as model_mod
 from llmbt.signals_cache.model.loading import (
     MODEL_ALIASES,
@@ -165,6 +166,18 @@ def test_fingerprint_follows_adapter_weights(tiny: Path, tmp_path: Path) -> None
     before = model_fingerprint(spec, "v1")
     save_adapter(tiny, folder, scale=0.01)
     assert model_fingerprint(spec, "v1") != before
+
+
+def test_fingerprint_and_cache_key_follow_the_resolved_dtype_and_engine(tiny: Path) -> None:
+    def keys(**kw) -> tuple[str, str]:
+        fingerprint = model_fingerprint(ModelSpec(base=str(tiny), device="cpu", **kw), "v1")
+        return fingerprint, cache_key(fingerprint, "v1", "the same prompt")
+
+    by_dtype = {d: keys(dtype=d) for d in ("float32", "bfloat16", "float16")}
+    assert len({f for f, _ in by_dtype.values()}) == len({k for _, k in by_dtype.values()}) == 3
+    assert keys(dtype="auto") == by_dtype["float32"]  # auto is float32 on the CPU: one key
+    bf16_engine = keys(engine="torch-bf16")
+    assert bf16_engine not in by_dtype.values() and bf16_engine != keys(engine="torch")
 
 
 def test_adapter_loads_and_changes_outputs(tiny: Path, adapter: Path) -> None:

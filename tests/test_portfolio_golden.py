@@ -8,7 +8,9 @@ split equally, 0.5 cap) and ``order_target_percent``: at each close ``V = cash +
 close``; for each symbol with a bar and a weight, ``units = int(|V·w − held value| / close)``
 toward the target (all of it when the target is 0), reductions first; the broker checks each
 order against the cash at its creation close, then fills it at the symbol's next bar open (an
-order of a symbol without a bar waits), with commission ``|size| × price × 0.001``.
+order of a symbol without a bar waits), with commission ``|size| × price × 0.001``. From its value at
+each close, its traded value and its held units at each symbol's last close, :func:`reference_stats`
+recomputes the run's returns, Sharpe, max drawdown, turnover and gross exposure with numpy.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def reference_run(prices: dict[str, pd.DataFrame], weights: pd.DataFrame) -> dic
     opens, closes = panels(prices, "open"), panels(prices, "close")
     units, last = dict.fromkeys(prices, 0.0), dict.fromkeys(prices, np.nan)
     cash, placed, waiting, fills, refused, value = CASH, [], [], [], 0, CASH
+    steps = []  # (value, traded value, gross held value) at each close
     for t in closes.index:
         has_bar = closes.loc[t].notna()
         check = cash  # the broker checks last step's orders at their creation close
@@ -98,6 +101,8 @@ def reference_run(prices: dict[str, pd.DataFrame], weights: pd.DataFrame) -> dic
         waiting = still
         last.update({s: closes.at[t, s] for s in prices if has_bar[s]})
         value = cash + sum(u * last[s] for s, u in units.items() if u)
+        traded = sum(abs(size * price) for when, _, size, price in fills if when == t)
+        steps.append((value, traded, sum(abs(u * last[s]) for s, u in units.items() if u)))
         sells, buys = [], []
         for sym in prices:
             w = weights.at[t, sym] if sym in weights.columns else np.nan
@@ -107,7 +112,35 @@ def reference_run(prices: dict[str, pd.DataFrame], weights: pd.DataFrame) -> dic
         for sym, w in sells + buys:
             size = _order_size(w, value, units[sym], last[sym])
             placed += [(sym, size, last[sym])] if size else []
-    return {"final_value": value, "fills": fills, "refused": refused}
+    return {"final_value": value, "fills": fills, "refused": refused,
+            "steps": pd.DataFrame(steps, index=closes.index, columns=["value", "traded", "gross"])}
+
+
+def reference_stats(steps: pd.DataFrame) -> dict:
+    """Returns and summary statistics of the reference run, from its value at each close: simple
+    returns (the first against the starting cash), Sharpe ``mean / std (ddof=1) × √252`` (daily
+    stock bars: 252 a year), the largest fall from a running peak, and the means over all steps of
+    traded value / value (turnover) and Σ |units × last close| / value (gross exposure)."""
+    value = steps["value"].to_numpy()
+    returns = value / np.concatenate([[CASH], value[:-1]]) - 1.0
+    return {
+        "returns": pd.Series(returns, index=steps.index),
+        "total_return": value[-1] / CASH - 1.0,
+        "sharpe": returns.mean() / returns.std(ddof=1) * math.sqrt(252),
+        "max_drawdown": float(np.max(1.0 - value / np.maximum.accumulate(value))),
+        "turnover": float(np.mean(steps["traded"].to_numpy() / value)),
+        "exposure": float(np.mean(steps["gross"].to_numpy() / value)),
+    }
+
+
+def assert_stats_equal_the_reference(run, ref: dict) -> None:
+    """Equity to the cent at every step; returns and statistics to 1e-9 relative."""
+    np.testing.assert_allclose(run.equity.to_numpy(), ref["steps"]["value"].to_numpy(), rtol=0, atol=0.005)
+    want = reference_stats(ref["steps"])
+    assert run.returns.index.equals(want["returns"].index)
+    np.testing.assert_allclose(run.returns.to_numpy(), want["returns"].to_numpy(), rtol=0, atol=1e-9)
+    for key in ("total_return", "sharpe", "max_drawdown", "turnover", "exposure"):
+        assert run.stats[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +179,7 @@ def test_final_value_and_fills_equal_the_independent_calculation(slice_prices, s
     assert run.stats["rejected_orders"] == ref["refused"]
     got = list(run.fills[["timestamp", "symbol", "size", "price"]].itertuples(index=False, name=None))
     assert got == ref["fills"]
+    assert_stats_equal_the_reference(run, ref)
     assert abs(run.stats["final_value"] - GOLDEN["final_value"]) < 0.005
     assert (len(run.fills), run.stats["rejected_orders"]) == (GOLDEN["fills"], GOLDEN["rejected_orders"])
 
@@ -197,4 +231,5 @@ def test_equal_weight_benchmark_on_the_slice(slice_prices, slice_inputs):
     ref = reference_run(slice_prices, weights)
     assert abs(run.stats["final_value"] - ref["final_value"]) < 0.005
     assert len(run.fills) == len(ref["fills"]) and run.stats["rejected_orders"] == ref["refused"]
+    assert_stats_equal_the_reference(run, ref)
     assert 0.9 < run.stats["exposure"] < 0.96

@@ -1,9 +1,11 @@
 """The signal report: IC, quantile returns and turnover with known values, a golden IC on real prices
-(checked with scipy.stats.spearmanr), the next-open pairing (no look-ahead) and alphalens agreement."""
+(checked with scipy.stats.spearmanr), quantile returns on unbalanced bins against a plain loop, and the
+next-open pairing (no look-ahead)."""
 
 from __future__ import annotations
 
-import warnings
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,64 @@ def test_quantile_spread_has_the_sign_of_the_signal() -> None:
     assert means.loc[1] < means.loc[2] < means.loc[3]
     assert means.loc["top-bottom"] == pytest.approx(means.loc[3] - means.loc[1])
     assert quantile_returns(-scores, fwd, quantiles=3).loc["top-bottom", "mean_return"] < 0
+
+
+def holey_panels() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, forward returns), 10 dates x 7 names: scores in steps of 0.5 (ties across bin edges),
+    distinct returns; a date with 3 scored names, one with 2, two all tied, one with a bottom bin and
+    no top bin, and NaN in either panel alone (a score without a return, a return without a score)."""
+    t, j = np.arange(10)[:, None], np.arange(7)[None, :]
+    scores = pd.DataFrame(((3 * t + 2 * j + t * j) % 5 - 2) / 2.0, index=DATES[:10], columns=list("ABCDEFG"))
+    fwd = pd.DataFrame(((5 * t + 3 * j) % 11 - 5) / 100 + j / 1000 + t / 10_000, index=scores.index,
+                       columns=scores.columns)
+    scores.iloc[2, [0, 2, 4, 6]] = np.nan  # 3 names: exactly q=3
+    scores.iloc[3, 2:] = np.nan  # 2 names: too few, skipped
+    scores.iloc[5] = 0.5  # all tied
+    scores.iloc[9] = [-1.0] + [1.0] * 6  # 6 tied at the top: a bottom bin but no top bin
+    scores.iloc[0, 3] = np.nan
+    fwd.iloc[6, 2] = fwd.iloc[7, 5] = fwd.iloc[8, [1, 4]] = np.nan  # scored, no return
+    return scores, fwd
+
+
+def loop_quantiles(scores: pd.DataFrame, fwd: pd.DataFrame, q: int) -> tuple[pd.DataFrame, list]:
+    """The documented rule in a plain loop: per date, the names with both values; average rank (exact
+    fractions) = 1 + names below + (ties - 1) / 2; bin = max(1, ceil(rank * q / n)); skip n < q.
+    Returns the table (mean of daily bin means, mean names over dates with the bin, mean daily
+    top-bottom) and each used date's bin sizes."""
+    means, counts, spreads, sizes = {b: [] for b in range(1, q + 1)}, {b: [] for b in range(1, q + 1)}, [], []
+    for t in scores.index:
+        pairs = [(scores.at[t, s], fwd.at[t, s]) for s in scores.columns
+                 if math.isfinite(scores.at[t, s]) and math.isfinite(fwd.at[t, s])]
+        if len(pairs) < q:
+            continue
+        day = {b: [] for b in range(1, q + 1)}
+        for x, r in pairs:
+            rank = 1 + sum(y < x for y, _ in pairs) + Fraction(sum(y == x for y, _ in pairs) - 1, 2)
+            day[max(1, math.ceil(rank * q / len(pairs)))].append(r)
+        sizes.append([len(day[b]) for b in day])
+        for b, rets in day.items():
+            if rets:
+                means[b].append(sum(rets) / len(rets))
+                counts[b].append(len(rets))
+        if day[1] and day[q]:
+            spreads.append(sum(day[q]) / len(day[q]) - sum(day[1]) / len(day[1]))
+    rows = {b: [np.mean(means[b]), np.mean(counts[b])] for b in means}
+    rows["top-bottom"] = [np.mean(spreads), np.nan]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean_return", "mean_names"]), sizes
+
+
+@pytest.mark.parametrize("q", [3, 4])
+def test_quantile_returns_on_unbalanced_bins_equal_a_plain_loop(q) -> None:
+    scores, fwd = holey_panels()
+    want, sizes = loop_quantiles(scores, fwd, q)
+    got = quantile_returns(scores, fwd, quantiles=q)
+    assert list(got.index) == [*range(1, q + 1), "top-bottom"]
+    np.testing.assert_allclose(got.to_numpy(dtype=float), want.to_numpy(), rtol=0, atol=1e-12)
+    assert len(sizes) == 10 - 1 - (q > 3)  # the 2-name date is skipped, the 3-name one for q=4
+    assert sum(max(s) > min(s) for s in sizes) >= 6  # bins of unequal sizes on most dates
+    assert any(s[0] == s[-1] == 0 for s in sizes)  # all tied: no top or bottom, no spread that day
+    assert any(s[0] > s[-1] == 0 for s in sizes)  # a bottom without a top: no spread either
+    assert want["mean_return"].notna().all()
 
 
 def test_turnover_of_a_fixed_ranking_is_zero_and_of_a_rotating_one_is_one() -> None:
@@ -211,33 +271,6 @@ def test_golden_ic_on_real_prices_matches_scipy_on_sample_dates(prices) -> None:
         mean_ic, days_, sparse = GOLDEN[h]
         assert table.loc[h, "mean_ic"] == pytest.approx(mean_ic, abs=1e-12)
         assert (table.loc[h, "days"], table.loc[h, "days_nonoverlap"]) == (days_, sparse)
-
-
-def test_ic_and_quantile_returns_match_alphalens_where_it_fills_nothing(prices) -> None:
-    al = pytest.importorskip("alphalens")
-    six = prices.symbol.isin(["AAPL", "AMZN", "GOOG", "JPM", "MSFT", "XOM"])
-    scores, open_ = panels(prices[six & (prices.timestamp >= "2016-01-01")])
-    factor = scores.stack().dropna().rename_axis(["date", "asset"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its own pandas deprecations
-        data = al.utils.get_clean_factor_and_forward_returns(
-            factor, open_.shift(-1), periods=(1, 5), quantiles=3, filter_zscore=None, max_loss=1.0)
-        theirs = al.performance.factor_information_coefficient(data)
-    mine = daily_ic(scores, forward_returns(open_, (5,))[5], min_names=2)
-    faked = theirs.index[mine.reindex(theirs.index).isna()]  # it forward-fills the missing open[T+1]
-    assert list(faked) == [open_.index[-6]]  # its 5-bar return there ends on a copied open
-    keep = theirs.index.difference(faked)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kept = data[data.index.get_level_values("date").isin(keep)]
-        by_date = al.performance.mean_return_by_quantile(kept, by_date=True, demeaned=False)[0]
-    their_q = by_date.groupby(level="factor_quantile").mean()  # mean of daily means, as ours
-    report = signal_report(scores.where(np.isin(scores.index, keep)[:, None].repeat(6, 1)), open_,
-                           (1, 5), quantiles=3, min_names=2)
-    for h, col in ((1, "1D"), (5, "5D")):
-        assert report.daily_ic[h].notna().sum() == len(keep) > 200
-        np.testing.assert_allclose(report.daily_ic[h].reindex(keep), theirs.loc[keep, col], atol=1e-12)
-        np.testing.assert_allclose(report.quantiles[h].iloc[:3], their_q[col], atol=1e-12)
 
 
 def test_contribution_table_shows_best_worst_and_the_total() -> None:
