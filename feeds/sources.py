@@ -37,6 +37,8 @@ _OHLCV = ("open", "high", "low", "close", "volume")
 _YAHOO_DAILY = frozenset({"1d", "5d", "1wk", "1mo", "3mo"})
 _TIMEFRAME_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
                  "M": 2_592_000_000, "y": 31_536_000_000}
+_REFETCH = {"price": "bt data fetch URI --start ... --end ... --refresh",
+            "news": "bt news fetch SOURCE --symbols ... --start ... --refresh"}
 OFFLINE_FIX = ("Run `bt data fetch` on a connected machine to fill the cache, "
                "or use a local source such as csv:PATH or sample:GOOG.")
 
@@ -359,7 +361,8 @@ def read_cache(path: Path, kind: str = "price") -> tuple[pd.DataFrame, dict[str,
         meta = json.loads((table.schema.metadata or {}).get(b"llmbt", b"{}"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{kind} cache {str(path)!r} is unreadable ({one_line(exc)}); "
-                        "delete it or refetch with --refresh") from exc
+                        f"delete it, or refetch with `{_REFETCH.get(kind, _REFETCH['price'])}`") \
+            from exc
     return table.to_pandas(), meta
 
 

@@ -65,7 +65,7 @@ def adapter(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
     ("kwargs", "flag"),
     [
         ({"quantization": "3bit"}, "--quantization"),
-        ({"dtype": "float64"}, "--dtype"),
+        ({"dtype": "float64"}, "dtype 'float64' is not valid"),
         ({"device": "tpu"}, "--device"),
         ({"base": ""}, "--model"),
         ({"base": "/no/such/folder"}, "--model"),

@@ -113,9 +113,9 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to load; fields match --model, --adapter, --quantization, --dtype, --device and
-    --engine (see :mod:`.engines`). ``calibrate`` (False: ``--no-calibration``) applies the
-    temperature stored beside the adapter (:func:`spec_temperature`) to the cached scores."""
+    """What to load: --model, --adapter, --quantization, --device, --engine (:mod:`.engines`), the
+    torch ``dtype``; ``calibrate`` (False: ``--no-calibration``) applies the temperature stored
+    beside the adapter (:func:`spec_temperature`) to the cached scores."""
 
     base: str = "smollm2-135m"
     adapter: str | None = None
@@ -132,7 +132,7 @@ class ModelSpec:
         if self.adapter is not None:
             adapter_files(self.adapter)
         _choice("--quantization", self.quantization, QUANTIZATIONS)
-        _choice("--dtype", self.dtype, DTYPES)
+        _choice("dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
         _choice("--engine", self.engine, ENGINES)
         check_calibrate(self.calibrate)
