@@ -238,6 +238,36 @@ def test_provider_errors_lose_nothing_cached(monkeypatch, fh: FinnhubStub, error
         == ["Microsoft story"]
 
 
+def http_error(status: int) -> Exception:
+    """requests' HTTPError for a real ``status`` answer of the finnhub endpoint."""
+    resp = requests.Response()
+    resp.status_code, resp.url = status, "https://finnhub.io/api/v1/company-news"
+    return requests.HTTPError(f"{status} Client Error for url: {resp.url}", response=resp)
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (http_error(401), r"^finnhub refused the API key for MSFT 2024-01-01\.\.2024-01-31 \(HTTPError: "
+                      r"401 Client Error for url: \S+\); check that FINNHUB_API_KEY holds"),
+    (requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='finnhub.io', port=443): Read timed "
+                                     "out. (read timeout=10)"),
+     r"^finnhub timed out for MSFT 2024-01-01\.\.2024-01-31 \(ReadTimeout: .*Read timed out.*\); "
+     r"check the network and rerun `bt news fetch`"),
+    (requests.exceptions.ConnectionError("HTTPSConnectionPool(host='finnhub.io', port=443): Max "
+                                         "retries exceeded (Caused by NameResolutionError(\"Failed "
+                                         "to resolve 'finnhub.io' ([Errno -2] Name or service not "
+                                         "known)\"))"),
+     r"^finnhub is unreachable: DNS lookup failed for MSFT 2024-01-01\.\.2024-01-31 "
+     r"\(ConnectionError: .*Name or service not known.*\); check the network"),
+    (http_error(502), r"^finnhub answered HTTP 502 for MSFT .*; the provider failed: rerun `bt news "
+                      r"fetch` later"),
+])
+def test_a_network_failure_says_what_failed(fh: FinnhubStub, error, line) -> None:
+    fh.fail_on, fh.error = "MSFT", error
+    with pytest.raises(DataError, match=line) as info:
+        fetch_news("finnhub", "MSFT", "2024-01-01", "2024-01-31")
+    assert "\n" not in str(info.value)
+
+
 def test_missing_finnhub_key_names_the_variable() -> None:
     with pytest.raises(DataError, match=r"^finnhub news needs an API key in the environment "
                                         r"variable FINNHUB_API_KEY; set it with `export "

@@ -34,6 +34,7 @@ from llmbt.signals_cache.model.engines import (
     use_all_cores,
 )
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
+from llmbt.signals_cache.model.hub import hub_failure
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
 from llmbt.signals_cache.scoring.temperature import check_calibrate, stored_temperature
@@ -313,8 +314,7 @@ def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         if isinstance(exc, OSError) and not local:
-            reason = str(exc).splitlines()[0]
-            raise LlmbtError(f"--model {source!r}: hub unreachable ({reason}). {_HUB_FIX}") from exc
+            raise LlmbtError(hub_failure(source, exc, _HUB_FIX)) from exc
         raise LlmbtError(f"--model {source!r}: loading failed ({exc}).") from exc
     return model, tokenizer
 
@@ -340,7 +340,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
 
     Raises:
         LlmbtError: the model or adapter cannot be loaded, the adapter belongs to another base
-            model, the hub is unreachable, or the quantization/device is unsupported here.
+            model, the hub fails (no such model, refused, offline), or the quantization/device is unsupported.
     """
     import torch
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
