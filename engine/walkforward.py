@@ -102,12 +102,14 @@ class WalkForwardConfig:
                               f"{self.horizon}: train labels would see test bars; use --embargo "
                               f"{self.horizon} or more.")
         if not 0 < self.val_fraction < 0.5:
-            raise ConfigError(f"--val-fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15.")
+            raise ConfigError(f"val_fraction {self.val_fraction!r} must be in (0, 0.5), e.g. 0.15 "
+                              "(a WalkForwardConfig field; bt walkforward holds out 0.15).")
         if isinstance(self.max_val, bool) or not isinstance(self.max_val, int) or self.max_val < 0:
             raise ConfigError(f"--max-val {self.max_val!r} must be a whole number >= 0 (0 = all).")
         if self.universe and self.label_method != "quantile":
-            raise ConfigError(f"--label-method {self.label_method!r}: a universe walk-forward labels "
-                              "headlines by quantiles of their excess return; use quantile.")
+            raise ConfigError(f"label_method {self.label_method!r}: a universe walk-forward labels "
+                              "headlines by quantiles of their excess return; use quantile "
+                              "(a WalkForwardConfig field).")
         if not self.universe and self.run.mode != "bars":
             raise ConfigError("walk-forward fine-tunes on bar prompts; use --mode bars.")
         if self.run.adapter:  # it would score the base arm, and may have seen the test windows

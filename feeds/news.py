@@ -116,7 +116,7 @@ def _headlines(text: pd.Series, max_chars: int, label: str) -> pd.Series:
     if (lengths > max_chars).any():
         row = int(np.argmax(lengths > max_chars))
         raise DataError(f"{label}: headline at row {row + 1} has {int(lengths[row])} characters "
-                        f"(limit {max_chars}); shorten it or raise --news-max-chars")
+                        f"(limit {max_chars}); shorten it, or raise load_news' max_chars")
     return text
 
 

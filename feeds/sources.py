@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from llmbt.errors import DataError, LlmbtError, require, unknown_name_error
+from llmbt.feeds.network import failure_line, one_line
 from llmbt.paths import llmbt_home
 
 Bound = pd.Timestamp | None
@@ -37,6 +38,8 @@ _OHLCV = ("open", "high", "low", "close", "volume")
 _YAHOO_DAILY = frozenset({"1d", "5d", "1wk", "1mo", "3mo"})
 _TIMEFRAME_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
                  "M": 2_592_000_000, "y": 31_536_000_000}
+_REFETCH = {"price": "bt data fetch URI --start ... --end ... --refresh",
+            "news": "bt news fetch SOURCE --symbols ... --start ... --refresh"}
 OFFLINE_FIX = ("Run `bt data fetch` on a connected machine to fill the cache, "
                "or use a local source such as csv:PATH or sample:GOOG.")
 
@@ -105,11 +108,6 @@ def symbol_of(uri: str) -> str:
     return tail.rsplit("/", 1)[-1].rsplit(".", 1)[0] if uri.startswith(("csv:", "parquet:")) else tail
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's text squeezed onto one line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 # ---------------------------------------------------------------- local files
 
 
@@ -176,8 +174,11 @@ def file_columns(path: Path, scheme: str) -> list[str]:
 # ---------------------------------------------------------------- network
 
 
-def _network(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn``; any failure becomes a DataError that says how to work offline."""
+def _network(label: str, keys: str | None, fn: Callable[..., Any], *args: Any,
+             **kwargs: Any) -> Any:
+    """Call ``fn``; a failure becomes one DataError line naming what failed (a refused key,
+    a rate limit, a timeout, DNS, no connection, an HTTP status) and its fix; ``keys`` names
+    the variables holding the source's API keys (None: it has none)."""
     try:
         return fn(*args, **kwargs)
     except LlmbtError:  # already one clear line (bad data, a missing extra)
@@ -186,8 +187,7 @@ def _network(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> A
         if type(exc).__name__ == "BadSymbol":
             raise DataError(f"{label} rejected the symbol: {one_line(exc)}; "
                             "check the spelling, e.g. BTC/USDT") from exc
-        raise DataError(f"{label} is unreachable ({type(exc).__name__}: {one_line(exc)}). "
-                        f"{OFFLINE_FIX}") from exc
+        raise DataError(failure_line(label, exc, keys, OFFLINE_FIX)) from exc
 
 
 def _span(start: Bound, end: Bound) -> str:
@@ -214,7 +214,7 @@ def _read_yahoo(ticker: str, start: Bound, end: Bound, interval: str) -> pd.Data
         raise unknown_name_error("yahoo interval", interval, YAHOO_INTERVALS, DataError)
     ticker = ticker.upper()
     stop = None if end is None else end + pd.Timedelta(days=1)  # yfinance's end is exclusive
-    raw = _network("Yahoo Finance", _yahoo_download, ticker, _yahoo_bound(start, interval),
+    raw = _network("Yahoo Finance", None, _yahoo_download, ticker, _yahoo_bound(start, interval),
                    _yahoo_bound(stop, interval), interval)
     if raw is None or raw.empty:
         raise DataError(f"Yahoo Finance returned no rows for {ticker!r} ({interval}, "
@@ -269,6 +269,11 @@ def _ccxt_exchange(name: str) -> Any:
     return getattr(ccxt, name)(config)
 
 
+def _key_vars(name: str) -> str:
+    """The variables holding ``name``'s ccxt keys: ``CCXT_BYBIT_API_KEY and CCXT_BYBIT_SECRET``."""
+    return f"CCXT_{name.upper()}_API_KEY and CCXT_{name.upper()}_SECRET"
+
+
 def _ccxt_target(target: str) -> tuple[str, str]:
     """``bybit:BTC/USDT`` -> ``("bybit", "BTC/USDT")``; the symbol may hold ':' (perpetuals)."""
     name, _, symbol = target.partition(":")
@@ -290,7 +295,7 @@ def _read_ccxt(target: str, start: Bound, end: Bound, interval: str) -> pd.DataF
         raise unknown_name_error(f"{name} timeframe", interval, timeframes, DataError)
     stop = end if end is not None else pd.Timestamp.now(tz="UTC")
     rows = fetch_candles(exchange, f"ccxt exchange {name!r}", symbol, interval,
-                         _ms(start), _ms(stop))
+                         _ms(start), _ms(stop), keys=_key_vars(name))
     if not rows:
         raise DataError(f"ccxt exchange {name!r} returned no {interval} candles for {symbol!r} "
                         f"from {_span(start, end)}; check the symbol and dates")
@@ -304,15 +309,17 @@ def _ms(ts: pd.Timestamp) -> int:
 
 
 def fetch_candles(exchange: Any, label: str, symbol: str, timeframe: str, since_ms: int,
-                  end_ms: int, limit: int = 1000) -> list[list]:
+                  end_ms: int, limit: int = 1000, keys: str | None = None) -> list[list]:
     """Page through ``exchange.fetch_ohlcv`` from ``since_ms`` until ``end_ms`` (inclusive).
 
     Each request starts one timeframe after the newest candle seen so far; paging stops once
     ``end_ms`` is passed or a page brings no new candle. Returns rows sorted, without duplicates.
+    ``keys`` names the variables of the exchange's API keys, for the line a refused key gives.
     """
     step, since, rows = _timeframe_ms(timeframe), since_ms, {}
     while since <= end_ms:
-        page = _network(label, exchange.fetch_ohlcv, symbol, timeframe, since=since, limit=limit)
+        page = _network(label, keys, exchange.fetch_ohlcv, symbol, timeframe, since=since,
+                        limit=limit)
         fresh = {int(r[0]): list(r) for r in page or [] if int(r[0]) not in rows}
         if not fresh:
             break
@@ -359,7 +366,8 @@ def read_cache(path: Path, kind: str = "price") -> tuple[pd.DataFrame, dict[str,
         meta = json.loads((table.schema.metadata or {}).get(b"llmbt", b"{}"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{kind} cache {str(path)!r} is unreadable ({one_line(exc)}); "
-                        "delete it or refetch with --refresh") from exc
+                        f"delete it, or refetch with `{_REFETCH.get(kind, _REFETCH['price'])}`") \
+            from exc
     return table.to_pandas(), meta
 
 

@@ -185,3 +185,71 @@ def test_finetune_without_val_on_dated_examples_validates_on_the_last_part_by_ti
     n_val = round(len(rows) * 0.1)
     assert [e.time for e in val] == times[-n_val:]  # the last 10 % by time
     assert [e.time for e in train] == times[: len(rows) - n_val - 5]  # then a 5-bar embargo
+
+
+# ---------------------------------------------------------------- downloaded --data
+
+
+class GoogExchange:
+    """A ccxt exchange serving GOOG's daily bars: only ``fetch_ohlcv`` (the network call) is new."""
+
+    timeframes = {"1d": "1d"}
+
+    def __init__(self, goog: pd.DataFrame) -> None:
+        self.rows = [[int(t.value // 1_000_000), *r] for t, r in
+                     zip(goog.index, goog[["open", "high", "low", "close", "volume"]].to_numpy().tolist(),
+                         strict=True)]
+        self.calls: list[int] = []
+
+    def fetch_ohlcv(self, symbol, timeframe, since=None, limit=None):
+        self.calls.append(since)
+        return [r for r in self.rows if r[0] >= since][:limit]
+
+
+def test_dataset_build_takes_a_ccxt_start_and_end(tmp_path, monkeypatch, goog, llmbt_home):
+    from llmbt.feeds import sources
+
+    exchange = GoogExchange(goog)
+    monkeypatch.setattr(sources, "_ccxt_exchange", lambda name: exchange)
+    args = ["dataset", "build", "--data", "ccxt:bybit:GOOG/USDT", "--out", str(tmp_path)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "needs a start date; pass one, e.g. --start 2024-01-01" in res.output
+    res = CliRunner().invoke(cli, [*args, "--start", "2010-01-04", "--end", "2011-12-30"])
+    assert res.exit_code == 0, res.output
+    assert exchange.calls[0] == int(pd.Timestamp("2010-01-04", tz="UTC").value // 1_000_000)
+    rows = [r for split in ("train", "val", "test") for r in _rows(tmp_path, split)]
+    times = sorted(r["time"] for r in rows)
+    assert "2010-01-04" <= times[0] and times[-1] < "2011-12-31"  # only the bars asked for
+    res = CliRunner().invoke(cli, ["dataset", "build", "--corpus", str(tmp_path / "train.jsonl"),
+                                   "--start", "2010-01-04", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "--start/--end pick the bars of --data" in res.output
+
+
+def test_dataset_build_reads_yahoo_from_the_cache_bt_run_filled(tmp_path, monkeypatch, goog, llmbt_home):
+    """yfinance's download (a (field, ticker) frame, end exclusive) is the only stub."""
+    from llmbt.feeds import sources
+
+    calls: list[tuple] = []
+
+    def download(ticker, start, end, interval):
+        calls.append((ticker, start, end))
+        lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
+        bars = goog[(goog.index >= lo) & (goog.index < hi)]
+        frame = pd.DataFrame({(f.title(), ticker): bars[f].to_numpy() for f in bars.columns},
+                             index=pd.DatetimeIndex(bars.index.tz_localize(None), name="Date"))
+        frame.columns.names = ["Price", "Ticker"]
+        return frame
+
+    monkeypatch.setattr(sources, "_yahoo_download", download)
+    span = ["--start", "2010-06-01", "--end", "2011-12-30"]
+    res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--data", "yahoo:GOOG", *span,
+                                   "--benchmark", "none", "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 1 and list((llmbt_home / "prices").glob("yahoo_GOOG_1d-*.parquet"))
+    for out in ("a", "b"):  # offline from here: every build reads that cache
+        monkeypatch.setattr(sources, "_yahoo_download", lambda *a: pytest.fail("network touched"))
+        res = CliRunner().invoke(cli, ["dataset", "build", "--data", "yahoo:GOOG", *span,
+                                       "--out", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+    assert _rows(tmp_path / "a", "train") == _rows(tmp_path / "b", "train")
+    assert min(r["time"] for r in _rows(tmp_path / "a", "train")) >= "2010-06-01"

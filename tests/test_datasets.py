@@ -288,7 +288,8 @@ def test_quality_report_flags_cross_split_duplicate_and_imbalance() -> None:
     assert report["too_long"] == {"train": 1, "val": 0}
     warnings = "\n".join(report["warnings"])
     assert "leak across train|val" in warnings
-    assert "label 'bearish' is 4% of train, under min_ratio 10%: pass --rebalance" in warnings
+    assert ("label 'bearish' is 4% of train, under min_ratio 10%: rebuild with bt dataset build "
+            "--rebalance") in warnings
     clean = quality_report(stratified_split(_corpus({"bullish": 30, "bearish": 30, "neutral": 30})))
     assert clean["warnings"] == [] and set(clean["leaks"].values()) == {0}
 

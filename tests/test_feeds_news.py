@@ -103,7 +103,7 @@ BAD_NEWS = [
     ("empty headline", HEADER + "2024-01-02T09:30Z,AAPL,ok\n2024-01-02T09:31Z,AAPL,   \n"
      "2024-01-02T09:32Z,AAPL,\n", {}, ["2 empty headline(s)", "row 2", "remove them"]),
     ("long headline", HEADER + "2024-01-02T09:30Z,AAPL,ok\n2024-01-02T09:31Z,AAPL," + "x" * 21
-     + "\n", {"max_chars": 20}, ["row 2", "21 characters", "limit 20", "--news-max-chars"]),
+     + "\n", {"max_chars": 20}, ["row 2", "21 characters", "limit 20", "raise load_news' max_chars"]),
     ("missing column", "timestamp,ticker,headline\n2024-01-02T09:30Z,AAPL,x\n", {},
      ["missing column(s) symbol", "found: timestamp, ticker", "news needs"]),
     ("bad timestamp", HEADER + "2024-01-02T09:30Z,AAPL,x\nyesterday,AAPL,y\n", {},

@@ -141,10 +141,56 @@ def test_network_failure_says_how_to_work_offline(monkeypatch) -> None:
     with pytest.raises(DataError) as info:
         load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
     message = str(info.value)
-    for fragment in ("Yahoo Finance is unreachable", "ConnectionError", "bt data fetch",
+    for fragment in ("Yahoo Finance is unreachable: DNS lookup failed", "ConnectionError", "bt data fetch",
                      "csv:", "sample:"):
         assert fragment in message
     assert isinstance(info.value.__cause__, ConnectionError)
+
+
+def http_error(status: int, reason: str) -> Exception:
+    """requests' HTTPError for a real answer with ``status``."""
+    import requests
+
+    resp = requests.Response()
+    resp.status_code, resp.url = status, "https://query2.finance.yahoo.com/v8/finance/chart/AAPL"
+    return requests.HTTPError(f"{status} {reason} for url: {resp.url}", response=resp)
+
+
+def yahoo_failures() -> list[tuple[Exception, str]]:
+    import requests
+    from yfinance.exceptions import YFRateLimitError
+
+    return [
+        (http_error(401, "Client Error: Unauthorized"),
+         "Yahoo Finance refused access (HTTPError: 401 Client Error: Unauthorized for url: "
+         "https://query2.finance.yahoo.com/v8/finance/chart/AAPL). Retry later; if it persists, "
+         "update the client library (e.g. pip install -U yfinance)."),
+        (http_error(503, "Server Error: Service Unavailable"),
+         "Yahoo Finance answered HTTP 503 (HTTPError: 503 Server Error: Service Unavailable for "
+         "url: https://query2.finance.yahoo.com/v8/finance/chart/AAPL). The server failed; retry "
+         "later."),
+        (YFRateLimitError(), "Yahoo Finance rate limit hit (YFRateLimitError: Too Many Requests. "
+         "Rate limited. Try after a while.). Wait a minute and retry; data already cached needs "
+         "no download."),
+        (requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='query2.finance.yahoo.com', "
+                                         "port=443): Read timed out. (read timeout=30)"),
+         "Yahoo Finance timed out (ReadTimeout: HTTPSConnectionPool(host='query2.finance.yahoo."
+         "com', port=443): Read timed out. (read timeout=30)). " + sources.OFFLINE_FIX),
+        (requests.exceptions.ConnectionError("HTTPSConnectionPool(host='query2.finance.yahoo.com', "
+                                             "port=443): Max retries exceeded (Caused by "
+                                             "NewConnectionError('Connection refused'))"),
+         "Yahoo Finance is unreachable (ConnectionError: HTTPSConnectionPool(host='query2.finance."
+         "yahoo.com', port=443): Max retries exceeded (Caused by NewConnectionError('Connection "
+         "refused'))). " + sources.OFFLINE_FIX),
+    ]
+
+
+@pytest.mark.parametrize(("error", "line"), yahoo_failures())
+def test_a_yahoo_failure_names_what_failed(monkeypatch, error, line) -> None:
+    use_yahoo(monkeypatch, FakeYahoo(error=error))
+    with pytest.raises(DataError) as info:
+        load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
+    assert str(info.value) == line
 
 
 def test_yahoo_empty_frame_names_the_ticker(monkeypatch) -> None:
@@ -254,7 +300,7 @@ def test_ccxt_failures_become_data_errors(monkeypatch) -> None:
     class BadSymbol(Exception):
         pass
 
-    for error, fragment in [(NetworkError("timeout"), "unreachable.*bt data fetch"),
+    for error, fragment in [(NetworkError("timeout"), "timed out.*bt data fetch"),
                             (BadSymbol("bybit does not have market symbol X/Y"),
                              "rejected the symbol.*BTC/USDT")]:
         exchange = FakeExchange([], page=1)
@@ -262,6 +308,29 @@ def test_ccxt_failures_become_data_errors(monkeypatch) -> None:
         use_exchange(monkeypatch, exchange)
         with pytest.raises(DataError, match=fragment):
             load_prices("ccxt:bybit:X/Y", "2024-01-01", "2024-01-02", interval="1h")
+
+
+def test_a_ccxt_failure_names_what_failed(monkeypatch) -> None:
+    """ccxt's own exception classes, raised where its HTTP layer raises them."""
+    import ccxt
+
+    for error, line in [
+        (ccxt.AuthenticationError('bybit {"retCode":10003,"retMsg":"API key is invalid."}'),
+         "ccxt exchange 'bybit' refused the API key (AuthenticationError: bybit {\"retCode\":10003,"
+         "\"retMsg\":\"API key is invalid.\"}). Check CCXT_BYBIT_API_KEY and CCXT_BYBIT_SECRET."),
+        (ccxt.RequestTimeout("bybit GET https://api.bybit.com/v5/market/kline request timeout"),
+         "ccxt exchange 'bybit' timed out (RequestTimeout: bybit GET https://api.bybit.com/v5/"
+         "market/kline request timeout). " + sources.OFFLINE_FIX),
+        (ccxt.RateLimitExceeded("bybit 429 Too Many Requests"),
+         "ccxt exchange 'bybit' rate limit hit (RateLimitExceeded: bybit 429 Too Many Requests). "
+         "Wait a minute and retry; data already cached needs no download."),
+    ]:
+        exchange = FakeExchange([], page=1)
+        exchange.fetch_ohlcv = lambda *a, error=error, **k: (_ for _ in ()).throw(error)
+        use_exchange(monkeypatch, exchange)
+        with pytest.raises(DataError) as info:
+            load_prices("ccxt:bybit:BTC/USDT", "2024-01-01", "2024-01-02", interval="1h")
+        assert str(info.value) == line
 
 
 def test_ccxt_empty_and_bad_timeframe(monkeypatch) -> None:

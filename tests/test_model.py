@@ -66,7 +66,7 @@ def adapter(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
     ("kwargs", "flag"),
     [
         ({"quantization": "3bit"}, "--quantization"),
-        ({"dtype": "float64"}, "--dtype"),
+        ({"dtype": "float64"}, "dtype 'float64' is not valid"),
         ({"device": "tpu"}, "--device"),
         ({"base": ""}, "--model"),
         ({"base": "/no/such/folder"}, "--model"),
@@ -112,6 +112,54 @@ def test_offline_hub_id_explains_the_fix(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(LlmbtError, match="HF_HUB_OFFLINE=1.*smollm2-135m"):
         load_model(ModelSpec(base="no-such-owner/no-such-model-llmbt"))
     assert time.perf_counter() - start < 5
+
+
+def _hub_answer(error):
+    """huggingface_hub's download functions (the hub's network calls) raising ``error``;
+    transformers' own handling wraps it as it would a real answer."""
+    def download(repo_id, *args, **kwargs):
+        raise error(repo_id)
+    return download
+
+
+def _repo_not_found(repo_id):
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    url = f"https://huggingface.co/api/models/{repo_id}"
+    return RepositoryNotFoundError(f"401 Client Error. Repository Not Found for url: {url}.",
+                                   response=httpx2.Response(401, request=httpx2.Request("GET", url)))
+
+
+def _connect_timeout(repo_id):
+    import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        raise httpx2.ConnectTimeout("timed out")
+    except httpx2.ConnectTimeout as exc:
+        error = LocalEntryNotFoundError("cannot reach the hub and no cached snapshot")
+        error.__cause__ = exc
+        return error
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (_repo_not_found, r"^--model 'no-such-owner/no-such-model-llmbt': the hub has no such model "
+                      r"\(check the id; a private one needs `hf auth login`\) \(no-such-owner/no-such-"
+                      r"model-llmbt is not a local folder and is not a valid model identifier"),
+    (_connect_timeout, r"^--model 'no-such-owner/no-such-model-llmbt': the hub timed out \(We "
+                       r"couldn't connect to .*\)\. Use a local folder"),
+])
+def test_a_hub_failure_says_what_failed(monkeypatch: pytest.MonkeyPatch, error, line) -> None:
+    import transformers.utils.hub as hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for name in ("hf_hub_download", "snapshot_download"):
+        monkeypatch.setattr(hub, name, _hub_answer(error))
+    with pytest.raises(LlmbtError, match=line) as info:
+        load_model(ModelSpec(base="no-such-owner/no-such-model-llmbt"))
+    assert "\n" not in str(info.value)
 
 
 def test_cached_hub_snapshot_loads_offline(

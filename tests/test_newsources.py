@@ -139,6 +139,50 @@ def test_only_the_uncached_days_are_fetched(fh: FinnhubStub) -> None:
     assert len(load_cached_news("finnhub", "AAPL")) == 4  # refetched rows are not duplicated
 
 
+def test_months_a_plan_does_not_serve_are_not_recorded_as_cached(monkeypatch, caplog) -> None:
+    """A free plan with one year of history answers [] for older months: the cache records only
+    the served span, and one line names the empty stretches."""
+    archive = [finnhub_item("AAPL", day, f"story {i}", i) for i, day in enumerate(
+        ["2023-10-05T14:00:00Z", "2023-11-20T14:00:00Z", "2024-01-09T14:00:00Z",
+         "2024-03-28T14:00:00Z"])]  # nothing before October 2023, none in Dec, Feb or April
+    stub = FinnhubStub(archive)
+    monkeypatch.setattr(finnhub, "_client", lambda: stub)
+    with caplog.at_level(logging.WARNING, logger="llmbt.feeds.newsources.store"):
+        fetch_news("finnhub", "AAPL", "2023-01-01", "2024-04-15")
+    meta = read_cache(news_cache_path("finnhub", "AAPL"), "news")[1]
+    assert (meta["start"], meta["end"], meta["rows"]) == ("2023-10-01", "2024-03-31", 4)
+    assert caplog.messages == [
+        "finnhub returned no headlines for AAPL on 2023-01-01..2023-09-30, 2023-12-01..2023-12-31, "
+        "2024-02-01..2024-02-29, 2024-04-01..2024-04-15; the cache records 2023-10-01..2024-03-31 "
+        "as fetched (empty months at its ends are not: the plan may not serve them)"]
+    with pytest.raises(DataError, match=r"finnhub news cache of AAPL covers 2023-10-01\.\.2024-03-31, "
+                                        r"not 2023-01-01\.\.2024-04-15"):
+        load_cached_news("finnhub", "AAPL", "2023-01-01", "2024-04-15")
+    assert len(load_cached_news("finnhub", "AAPL", "2023-10-01", "2024-03-31")) == 4
+    stub.calls.clear()
+    fetch_news("finnhub", "AAPL", "2023-06-01", "2024-04-15")  # only the unserved ends again
+    assert [c[1:] for c in stub.calls] == [
+        ("2023-06-01", "2023-06-30"), ("2023-07-01", "2023-07-31"), ("2023-08-01", "2023-08-31"),
+        ("2023-09-01", "2023-09-30"), ("2024-04-01", "2024-04-15")]
+
+
+def test_a_download_that_returned_nothing_covers_no_days(monkeypatch, caplog) -> None:
+    stub = MassiveStub([])
+    monkeypatch.setattr(massive, "_client", lambda: stub)
+    with caplog.at_level(logging.WARNING, logger="llmbt.feeds.newsources.store"):
+        fetch_news("massive", "UBS", "2024-05-10", "2024-06-30")
+    assert caplog.messages == ["massive returned no headlines for UBS on 2024-05-10..2024-06-30; "
+                               "nothing is recorded as fetched (the plan may not serve these "
+                               "days, or the symbol has no news)"]
+    assert read_cache(news_cache_path("massive", "UBS"), "news")[1]["start"] is None
+    with pytest.raises(DataError, match=r"massive news cache of UBS covers no days, not "
+                                        r"2024-05-10\.\.2024-06-30; run `bt news fetch massive"):
+        load_cached_news("massive", "UBS", "2024-05-10", "2024-06-30")
+    res = CliRunner().invoke(cli, ["news", "fetch", "massive", "--symbols", "UBS", "--start",
+                                   "2024-05-10", "--end", "2024-06-30"])
+    assert res.stdout.startswith("UBS: 0 headlines, no days served, cached at ")
+
+
 def test_month_chunks_cut_at_month_ends() -> None:
     got = month_chunks(pd.Timestamp("2024-01-15"), pd.Timestamp("2024-03-10"))
     assert [(f"{a:%m-%d}", f"{b:%m-%d}") for a, b in got] == [
@@ -192,6 +236,36 @@ def test_provider_errors_lose_nothing_cached(monkeypatch, fh: FinnhubStub, error
     assert path.read_bytes() == before
     assert load_cached_news("finnhub", "MSFT", "2024-01-01", "2024-01-31")["headline"].tolist() \
         == ["Microsoft story"]
+
+
+def http_error(status: int) -> Exception:
+    """requests' HTTPError for a real ``status`` answer of the finnhub endpoint."""
+    resp = requests.Response()
+    resp.status_code, resp.url = status, "https://finnhub.io/api/v1/company-news"
+    return requests.HTTPError(f"{status} Client Error for url: {resp.url}", response=resp)
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (http_error(401), r"^finnhub refused the API key for MSFT 2024-01-01\.\.2024-01-31 \(HTTPError: "
+                      r"401 Client Error for url: \S+\); check that FINNHUB_API_KEY holds"),
+    (requests.exceptions.ReadTimeout("HTTPSConnectionPool(host='finnhub.io', port=443): Read timed "
+                                     "out. (read timeout=10)"),
+     r"^finnhub timed out for MSFT 2024-01-01\.\.2024-01-31 \(ReadTimeout: .*Read timed out.*\); "
+     r"check the network and rerun `bt news fetch`"),
+    (requests.exceptions.ConnectionError("HTTPSConnectionPool(host='finnhub.io', port=443): Max "
+                                         "retries exceeded (Caused by NameResolutionError(\"Failed "
+                                         "to resolve 'finnhub.io' ([Errno -2] Name or service not "
+                                         "known)\"))"),
+     r"^finnhub is unreachable: DNS lookup failed for MSFT 2024-01-01\.\.2024-01-31 "
+     r"\(ConnectionError: .*Name or service not known.*\); check the network"),
+    (http_error(502), r"^finnhub answered HTTP 502 for MSFT .*; the provider failed: rerun `bt news "
+                      r"fetch` later"),
+])
+def test_a_network_failure_says_what_failed(fh: FinnhubStub, error, line) -> None:
+    fh.fail_on, fh.error = "MSFT", error
+    with pytest.raises(DataError, match=line) as info:
+        fetch_news("finnhub", "MSFT", "2024-01-01", "2024-01-31")
+    assert "\n" not in str(info.value)
 
 
 def test_missing_finnhub_key_names_the_variable() -> None:

@@ -86,7 +86,7 @@ def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(share
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     raw = pd.read_csv(shared_news / "reuters_headlines_2013_2016.csv.gz")
-    raw = raw[raw["symbol"].isin(SYMBOLS.split(",")) & raw["timestamp"].between("2014-12-01", "2015-06-30")]
+    raw = raw[raw["symbol"].isin(SYMBOLS.split(",")) & raw["timestamp"].between("2014-06-01", "2015-06-30")]
     stamps = pd.to_datetime(raw["timestamp"]).dt.tz_localize("UTC") + pd.Timedelta(hours=20)
     items = [{"category": "company", "datetime": int(t.timestamp()), "headline": h, "id": i,
               "image": "", "related": s, "source": "Reuters", "summary": "", "url": f"u{i}"}

@@ -17,7 +17,9 @@ def data() -> None:
 @click.option("--start", help="First date, YYYY-MM-DD.")
 @click.option("--end", help="Last date, YYYY-MM-DD.")
 @click.option("--interval", default="1d", show_default=True, help="Bar size, e.g. 1d, 1h.")
-def data_fetch(uri: str, start: str | None, end: str | None, interval: str) -> None:
+@click.option("--refresh", is_flag=True, help="Download again even when the cache covers the range "
+              "(a cache fetched up to 'now' is otherwise kept until refreshed).")
+def data_fetch(uri: str, start: str | None, end: str | None, interval: str, refresh: bool) -> None:
     """Download URI (yahoo:TICKER or ccxt:EXCHANGE:SYMBOL) into the local Parquet cache.
 
     For an offline llm_sentiment run, start about 13 months (daily bars) before the run's
@@ -27,6 +29,6 @@ def data_fetch(uri: str, start: str | None, end: str | None, interval: str) -> N
     """
     from llmbt.feeds import fetch_to_cache, load_prices
 
-    path = fetch_to_cache(uri, start, end, interval=interval)
+    path = fetch_to_cache(uri, start, end, interval=interval, refresh=refresh)
     frame = load_prices(uri, start, end, interval=interval)
     click.echo(f"{len(frame)} bars {frame.index[0]} .. {frame.index[-1]} cached at {path}")

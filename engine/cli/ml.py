@@ -72,6 +72,11 @@ def dataset() -> None:
               "mode, one example per headline (CSV/JSONL/Parquet timestamp,symbol,headline), "
               "labelled by the forward return from the first bar opening after it.")
 @click.option("--news-tz", help="Time zone of naive news timestamps, e.g. America/New_York.")
+@click.option("--start", help="First bar of --data (inclusive), YYYY-MM-DD; ccxt: needs it.")
+@click.option("--end", help="Last bar of --data (inclusive), YYYY-MM-DD.")
+@click.option("--interval", default="1d", show_default=True, help="Bar size of downloaded "
+              "--data (yahoo:, ccxt:), e.g. 1d, 1h; read from the cache bt run and bt data fetch "
+              "fill.")
 @click.option("--horizon", default=5, show_default=True, help="Label horizon in bars (dated modes).")
 @click.option("--method", default="quantile", show_default=True, help="quantile or vol thresholds, "
               "fitted on the training window only.")
@@ -89,11 +94,13 @@ def dataset() -> None:
 @click.option("--augment-factor", default=1, show_default=True, help="Copies per train example "
               "and augmentation.")
 @label_map_option
-def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalance, seed,
-                  out, anonymize, names, augment, augment_factor, label_map) -> None:
+def dataset_build(data, corpus, news, news_tz, start, end, interval, horizon, method, embargo,
+                  rebalance, seed, out, anonymize, names, augment, augment_factor,
+                  label_map) -> None:
     """Build train/val/test JSONL (plain, ChatML and Alpaca) and a quality report.
 
-    Example: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog
+    Examples: bt dataset build --data sample:GOOG --horizon 5 --out datasets/goog;
+    bt dataset build --data ccxt:bybit:BTC/USDT --start 2023-01-01 --end 2024-12-31 --out datasets/btc
     """
     from llmbt.errors import ConfigError
     from llmbt.feeds import load_news, load_prices, symbol_of
@@ -105,11 +112,14 @@ def dataset_build(data, corpus, news, news_tz, horizon, method, embargo, rebalan
         raise ConfigError("give exactly one of --data URI (bar or headline mode) or --corpus FILE")
     if news and not data:
         raise ConfigError("--news labels headlines by prices: pass --data URI with it")
+    if corpus and (start or end):
+        raise ConfigError("--start/--end pick the bars of --data; a --corpus file is used whole, "
+                          "drop them")
     if anonymize and not (news and names):
         raise ConfigError("--anonymize masks headlines of --news: pass --news FILE and --names "
                           "FILE (CSV symbol,company, e.g. ../shared/data/news/sp500_companies.csv)")
     if data:
-        prices, symbol = load_prices(data, None, None), symbol_of(data)
+        prices, symbol = load_prices(data, start, end, interval=interval), symbol_of(data)
         if news:  # headline mode: purged by label window, embargo counted in headlines
             examples = headline_examples(prices, _masked(load_news(news, tz=news_tz, symbol=symbol),
                                                          anonymize, names),

@@ -31,7 +31,8 @@ def news_fetch(source: str, symbols: str, start: str, end: str | None, refresh: 
     Local files need no fetch: pass them to --news.
 
     Only days not cached yet are downloaded; each symbol is saved as soon as it is done, so a
-    failure keeps the symbols before it.
+    failure keeps the symbols before it. Months that return nothing at either end of the range
+    (e.g. older than the plan's history) are logged and not recorded as cached.
 
     Example: bt news fetch finnhub --symbols AAPL,MSFT --start 2024-01-01 --end 2024-06-30
     """
@@ -41,8 +42,8 @@ def news_fetch(source: str, symbols: str, start: str, end: str | None, refresh: 
     for name in parse_symbols(symbols):
         (path,) = fetch_news(source, [name], start, end, refresh=refresh)
         meta = read_cache(path, "news")[1]
-        click.echo(f"{name}: {meta['rows']} headlines, days {meta['start']}..{meta['end']}, "
-                   f"cached at {path}")
+        days = f"days {meta['start']}..{meta['end']}" if meta["start"] else "no days served"
+        click.echo(f"{name}: {meta['rows']} headlines, {days}, cached at {path}")
 
 
 @news.command("top")

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from llmbt.errors import DataError, LlmbtError
-from llmbt.feeds.sources import one_line
+from llmbt.feeds.network import AUTH, HTTP, RATE, classify, one_line
 
 COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "headline", "source", "url", "id")
 DAY = pd.Timedelta(days=1)
-_NETWORK_MODULES = frozenset({"urllib3", "requests", "http", "socket", "ssl", "curl_cffi", "aiohttp"})
-_AUTH = re.compile(r"api.?key|unauthori[sz]ed|not authori[sz]ed|forbidden|invalid key|"
-                   r"access to this resource", re.I)
-_RATE = re.compile(r"rate.?limit|too many requests|limit (reached|exceeded)", re.I)
 
 
 def field(item: Any, name: str, default: Any = None) -> Any:
@@ -98,20 +93,24 @@ def call(provider: str, what: str, key_env: str | None, fn: Callable[..., Any], 
 
 
 def explain(provider: str, what: str, key_env: str | None, exc: BaseException) -> str:
-    """One line for a failed provider call: network down, key refused, or the provider's error."""
-    kind = type(exc).__name__
-    if _is_network(exc):
-        return (f"{provider} is unreachable for {what} ({kind}: {one_line(exc)}); check the "
-                "network and rerun `bt news fetch`: symbols already cached are kept and only "
-                "the missing range is fetched")
-    message, status = provider_message(exc), getattr(exc, "status_code", None)
-    if key_env and (status in (401, 403) or kind == "AuthError" or _AUTH.search(message)):
-        return (f"{provider} refused the API key for {what} ({kind}: {message}); check that "
-                f"{key_env} holds a valid key with news access")
-    if status == 429 or _RATE.search(message):
-        return (f"{provider} rate limit hit for {what} ({kind}: {message}); wait a minute and "
-                "rerun `bt news fetch`: cached symbols are kept")
-    return f"{provider} rejected the request for {what} ({kind}: {message}); check the symbol and dates"
+    """One line for a failed provider call naming what failed (:func:`classify`): a timeout, a
+    DNS failure, no connection, a refused key, a rate limit, or the provider's own error."""
+    failure = classify(exc)
+    detail = f"{type(exc).__name__}: {provider_message(exc)}"
+    head = f"{provider}{failure.says(key_env is not None)} for {what} ({detail})"
+    if failure.offline:
+        return (f"{head}; check the network and rerun `bt news fetch`: symbols already cached "
+                "are kept and only the missing range is fetched")
+    if failure.kind == AUTH:
+        return head + (f"; check that {key_env} holds a valid key with news access" if key_env
+                       else "; retry later, or update yfinance (pip install -U yfinance)")
+    if failure.kind == RATE:
+        return f"{head}; wait a minute and rerun `bt news fetch`: cached symbols are kept"
+    if failure.kind == HTTP and (failure.status or 0) >= 500:
+        return f"{head}; the provider failed: rerun `bt news fetch` later, cached symbols are kept"
+    status = "" if failure.status is None else f"HTTP {failure.status}, "
+    return (f"{provider} rejected the request for {what} ({status}{detail}); check the symbol "
+            "and dates")
 
 
 def provider_message(exc: BaseException) -> str:
@@ -125,7 +124,3 @@ def provider_message(exc: BaseException) -> str:
         return one_line(Exception(body.get("message") or body.get("error") or text))
     return one_line(Exception(text))
 
-
-def _is_network(exc: BaseException) -> bool:
-    root = type(exc).__module__.split(".")[0]
-    return isinstance(exc, (OSError, TimeoutError)) or root in _NETWORK_MODULES

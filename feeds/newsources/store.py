@@ -3,7 +3,9 @@
 The days a file covers (``start``..``end``, UTC days, inclusive) are kept in its schema metadata,
 like the price cache of :mod:`llmbt.feeds.sources`. A fetch downloads only the days the file does
 not cover yet and writes each symbol's file as soon as that symbol is done, so a failure on one
-symbol keeps every symbol fetched before it; a failed download writes nothing.
+symbol keeps every symbol fetched before it; a failed download writes nothing. A file covers only
+the days its provider served: the span from the first to the last month that returned headlines
+(each month is one provider call), so months a plan does not reach are fetched again next time.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 
 from llmbt.errors import DataError, unknown_name_error
 from llmbt.feeds.newsources import alpaca, finnhub, massive, yahoo
-from llmbt.feeds.newsources.common import DAY, frame
+from llmbt.feeds.newsources.common import DAY, frame, month_chunks
 from llmbt.feeds.sources import cache_file, one_line, read_cache, write_cache
 from llmbt.feeds.universe import parse_symbols
 
@@ -28,6 +30,7 @@ SOURCES: tuple[str, ...] = (*sorted(PROVIDERS), "file")
 LOAD_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "headline", "source")
 DayLike = str | date | pd.Timestamp | None
 Cover = tuple[pd.Timestamp, pd.Timestamp] | None
+Month = tuple[pd.Timestamp, pd.Timestamp, bool]  # first day, last day, returned headlines
 log = logging.getLogger(__name__)
 
 
@@ -98,19 +101,35 @@ def fetch_news(source: str, symbols: str | Sequence[str], start: DayLike, end: D
 
 def fetch_symbol(module: ModuleType, symbol: str, lo: pd.Timestamp, hi: pd.Timestamp,
                  refresh: bool = False) -> Path:
-    """Fill ``symbol``'s cache file over ``lo``..``hi``, downloading only what it lacks."""
+    """Fill ``symbol``'s cache file over ``lo``..``hi``, downloading only what it lacks.
+
+    The file records the days the provider actually served (:func:`_settle`), not the days asked
+    for: a plan with one year of history returns nothing for older months, and those stay uncached.
+    """
     path = news_cache_path(module.NAME, symbol)
     cached = None if refresh else read_cache(path, "news")
     rows, cover = (cached[0], _cover(cached[1])) if cached else (frame([]), None)
     pieces = _missing(cover, lo, hi, module.RECENT_ONLY)
-    for a, b in pieces:
-        got = within(module.download(symbol, a, b), a, b)
-        rows, cover = _merge(rows, got), _extend(cover, _covered(module, got, a, b))
     if pieces:
+        rows, cover = _download(module, symbol, pieces, rows, cover)
         write_cache(path, rows, _meta(module.NAME, symbol, cover, len(rows)))
     log.debug("%s %s: %d headline(s), %s", module.NAME, symbol, len(rows),
-             "downloaded" if pieces else "already cached")
+              "downloaded" if pieces else "already cached")
     return path
+
+
+def _download(module: ModuleType, symbol: str, pieces: list[Cover], rows: pd.DataFrame,
+              cover: Cover) -> tuple[pd.DataFrame, Cover]:
+    """``rows`` with ``pieces`` downloaded, and the days now covered."""
+    months: list[Month] = []
+    for a, b in pieces:
+        got = within(module.download(symbol, a, b), a, b)
+        rows = _merge(rows, got)
+        if module.RECENT_ONLY:
+            cover = _extend(cover, _recent_cover(got, a, b))
+        else:
+            months += _months(got, a, b)
+    return rows, (_settle(module.NAME, symbol, cover, months) if months else cover)
 
 
 def _cover(meta: dict[str, Any]) -> Cover:
@@ -135,13 +154,48 @@ def _missing(cover: Cover, lo: pd.Timestamp, hi: pd.Timestamp, recent_only: bool
     return ([(lo, s0 - DAY)] if lo < s0 else []) + ([(e0 + DAY, hi)] if hi > e0 else [])
 
 
-def _covered(module: ModuleType, got: pd.DataFrame, a: pd.Timestamp, b: pd.Timestamp) -> Cover:
-    """The days a download covers: all asked for, or (recent-only) from its oldest item on."""
-    if not module.RECENT_ONLY:
-        return a, b
+def _recent_cover(got: pd.DataFrame, a: pd.Timestamp, b: pd.Timestamp) -> Cover:
+    """The days a recent-only download covers: from its oldest item (or ``a``) to ``b``."""
     if got.empty:
         return None
     return max(a, got["timestamp"].min().tz_convert(None).normalize()), b
+
+
+def _months(got: pd.DataFrame, a: pd.Timestamp, b: pd.Timestamp) -> list[Month]:
+    """Each month of ``a``..``b`` (one provider call each, :func:`month_chunks`) and whether it
+    returned a headline."""
+    days = got["timestamp"].dt.tz_convert(None).dt.normalize()
+    return [(lo, hi, bool(((days >= lo) & (days <= hi)).any())) for lo, hi in month_chunks(a, b)]
+
+
+def _settle(source: str, symbol: str, cover: Cover, months: list[Month]) -> Cover:
+    """The days the cache covers after a download of ``months``: from the first month that
+    returned headlines (or the old cover) to the last one. Empty months at either end stay
+    uncovered (a plan's history limit, a provider's delay); empty months between served ones are
+    taken as days without news. Every empty stretch is logged in one line."""
+    spans = sorted([*months, *([] if cover is None else [(*cover, True)])])
+    served = [(lo, hi) for lo, hi, ok in spans if ok]
+    new = (served[0][0], served[-1][1]) if served else None
+    empty = _stretches([(lo, hi) for lo, hi, ok in spans if not ok])
+    if empty:
+        kept = ("nothing is recorded as fetched (the plan may not serve these days, or the symbol "
+                "has no news)" if new is None else f"the cache records {new[0]:%Y-%m-%d}.."
+                f"{new[1]:%Y-%m-%d} as fetched (empty months at its ends are not: the plan may "
+                "not serve them)")
+        log.warning("%s returned no headlines for %s on %s; %s", source, symbol,
+                    ", ".join(f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}" for lo, hi in empty), kept)
+    return new
+
+
+def _stretches(days: list[tuple[pd.Timestamp, pd.Timestamp]]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Sorted day ranges with touching ones joined."""
+    out: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for lo, hi in days:
+        if out and lo <= out[-1][1] + DAY:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def _extend(cover: Cover, new: Cover) -> Cover:

@@ -317,7 +317,7 @@ def _warnings(report: dict[str, Any], max_chars: int, min_ratio: float) -> list[
             share = counts[label] / counts["total"]
             if share < min_ratio:
                 out.append(f"label {label!r} is {share:.0%} of {split}, under min_ratio "
-                           f"{min_ratio:.0%}: pass --rebalance")
+                           f"{min_ratio:.0%}: rebuild with bt dataset build --rebalance")
     return out
 
 

@@ -74,7 +74,8 @@ def _labels_of(examples: Sequence[Any], split: str) -> np.ndarray:
     absent = [lab for lab in LABELS if lab not in labels]
     if split == "train" and absent:
         raise DataError(f"the training split has no {', '.join(map(repr, absent))} examples; "
-                        "a head needs every label in train (add examples or use --rebalance).")
+                        "a head needs every label in train (add examples, or rebuild the dataset with "
+                        "bt dataset build --rebalance).")
     return np.asarray(labels)
 
 

@@ -78,8 +78,9 @@ def resolve_engine(engine: str, device: str, quantization: str = "none") -> str:
         usable = [e for e in BACKTEST_EXACT if e != "torch-bf16" or cpu_flags() & set(_BF16_FLAGS)]
         return usable[0] if usable else REFERENCE
     if engine != REFERENCE and (device != "cpu" or quantization != "none"):
-        raise ConfigError(f"--engine {engine} runs on the CPU without --quantization; use "
-                          "--engine torch (or auto) with --device cuda or --quantization.")
+        raise ConfigError(f"--engine {engine} runs on the CPU without --quantization (here: "
+                          f"device {device}, quantization {quantization}); use --engine torch "
+                          "or auto.")
     return engine
 
 

@@ -34,6 +34,7 @@ from llmbt.signals_cache.model.engines import (
     use_all_cores,
 )
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
+from llmbt.signals_cache.model.hub import hub_failure
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
 from llmbt.signals_cache.scoring.temperature import check_calibrate, stored_temperature
@@ -113,9 +114,9 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to load; fields match --model, --adapter, --quantization, --dtype, --device and
-    --engine (see :mod:`.engines`). ``calibrate`` (False: ``--no-calibration``) applies the
-    temperature stored beside the adapter (:func:`spec_temperature`) to the cached scores."""
+    """What to load: --model, --adapter, --quantization, --device, --engine (:mod:`.engines`), the
+    torch ``dtype``; ``calibrate`` (False: ``--no-calibration``) applies the temperature stored
+    beside the adapter (:func:`spec_temperature`) to the cached scores."""
 
     base: str = "smollm2-135m"
     adapter: str | None = None
@@ -132,7 +133,7 @@ class ModelSpec:
         if self.adapter is not None:
             adapter_files(self.adapter)
         _choice("--quantization", self.quantization, QUANTIZATIONS)
-        _choice("--dtype", self.dtype, DTYPES)
+        _choice("dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
         _choice("--engine", self.engine, ENGINES)
         check_calibrate(self.calibrate)
@@ -313,8 +314,7 @@ def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         if isinstance(exc, OSError) and not local:
-            reason = str(exc).splitlines()[0]
-            raise LlmbtError(f"--model {source!r}: hub unreachable ({reason}). {_HUB_FIX}") from exc
+            raise LlmbtError(hub_failure(source, exc, _HUB_FIX)) from exc
         raise LlmbtError(f"--model {source!r}: loading failed ({exc}).") from exc
     return model, tokenizer
 
@@ -340,7 +340,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
 
     Raises:
         LlmbtError: the model or adapter cannot be loaded, the adapter belongs to another base
-            model, the hub is unreachable, or the quantization/device is unsupported here.
+            model, the hub fails (no such model, refused, offline), or the quantization/device is unsupported.
     """
     import torch
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
