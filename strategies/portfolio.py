@@ -23,6 +23,7 @@ import pandas as pd
 
 from llmbt.errors import ConfigError, did_you_mean
 from llmbt.strategies.base import SignalSpec
+from llmbt.strategies.construction import Book, cap_turnover, hold_long
 from llmbt.strategies.registry import register, with_defaults
 
 WEIGHTINGS = ("equal", "confidence", "inverse_vol")
@@ -77,9 +78,11 @@ class PortfolioStrategy(bt.Strategy):
         rank = np.argsort(np.argsort(np.asarray(ok.columns.astype(str))))  # tie-break by symbol
         out = np.full(ok.shape, np.nan)
         trade = ok.to_numpy()
+        state: dict = {}  # what a rebalance leaves to the next (the holdings), in bar order
         for i in range(0, len(ok), p["rebalance"]):
             row = {name: panel[i] for name, panel in panels.items()}
-            out[i] = cls.row_weights(row, trade[i], rank, p)
+            state["bar"] = i
+            out[i] = cls.row_weights(row, trade[i], rank, p, state)
         return pd.DataFrame(out, index=ok.index, columns=ok.columns)
 
     @classmethod
@@ -88,7 +91,7 @@ class PortfolioStrategy(bt.Strategy):
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping) -> np.ndarray:
+                    params: Mapping, state: dict | None = None) -> np.ndarray:
         """The weights of one rebalance bar (NaN where not tradable, or all NaN to skip it).
 
         Args:
@@ -96,6 +99,8 @@ class PortfolioStrategy(bt.Strategy):
             tradable: which symbols have a bar now.
             rank: each symbol's position in name order (for deterministic ties).
             params: validated parameters.
+            state: carried from one rebalance to the next (``bar``: this bar's position; the
+                subclass keeps its holdings here); None for a bar decided alone.
         """
         raise NotImplementedError
 
@@ -141,7 +146,7 @@ class EqualWeight(PortfolioStrategy):
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping) -> np.ndarray:
+                    params: Mapping, state: dict | None = None) -> np.ndarray:
         """``gross / N`` for each of the ``N`` tradable symbols."""
         n = int(tradable.sum())
         return np.where(tradable, params["gross"] / n if n else np.nan, np.nan)
@@ -167,6 +172,7 @@ class LlmNewsPortfolio(PortfolioStrategy):
         ("top_k", 5), ("bottom_k", 0), ("entry", None), ("allow_short", False),
         ("weighting", "equal"), ("max_weight", 0.2), ("net", 1.0), ("min_confidence", 0.0),
         ("half_life", 3.0), ("min_names", 1),
+        ("n_drop", None), ("band", 0), ("min_hold", 0), ("max_turnover", None),
     )
 
     @classmethod
@@ -184,6 +190,7 @@ class LlmNewsPortfolio(PortfolioStrategy):
         p["half_life"] = _number(p, "half_life", 0.0, "headline decay in bars, e.g. --param half_life=3")
         p["entry"] = None if p["entry"] in (None, "", "none", "None") else _fraction(
             p, "entry", "a score threshold in (0, 1], e.g. --param entry=0.3")
+        _turnover_params(p)
         if p["weighting"] not in WEIGHTINGS:
             raise ConfigError(f"--param weighting={p['weighting']!r} is not one of "
                               f"{', '.join(WEIGHTINGS)}.{did_you_mean(p['weighting'], WEIGHTINGS)}")
@@ -213,32 +220,75 @@ class LlmNewsPortfolio(PortfolioStrategy):
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping) -> np.ndarray:
-        """Rank, select, weigh and cap one rebalance bar (all NaN when it is skipped)."""
+                    params: Mapping, state: dict | None = None) -> np.ndarray:
+        """Rank, select (with the turnover rules of :mod:`~llmbt.strategies.construction`),
+        weigh and cap one rebalance bar (all NaN when it is skipped)."""
         score, base, ok = panels["score"], _base_weights(panels, params), tradable.copy()
         ok &= np.isfinite(score) & np.isfinite(base)
         if "confidence" in panels and params["min_confidence"] > 0:
             ok &= panels["confidence"] >= params["min_confidence"]
         if ok.sum() < max(params["min_names"], 1):
             return np.full(len(tradable), np.nan)
-        longs, shorts = _select(score, ok, rank, params)
+        state = {"bar": 0} if state is None else state
+        book = state.setdefault("book", Book())
+        longs, shorts, order = _select(score, ok, rank, params, book, state["bar"])
         raw = np.zeros(len(tradable))
         raw[longs], raw[shorts] = base[longs], -base[shorts]
-        return np.where(tradable, _scaled(raw, params), np.nan)
+        weights = _scaled(raw, params)
+        if params["max_turnover"] is not None:
+            weights = _capped(weights, order, book, params, state["bar"])
+        book.weights = weights
+        return np.where(tradable, weights, np.nan)
 
 
-def _select(score: np.ndarray, ok: np.ndarray, rank: np.ndarray,
-            p: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the longs and shorts among the ``ok`` names (ties: symbol name order)."""
+def _select(score: np.ndarray, ok: np.ndarray, rank: np.ndarray, p: Mapping, book: Book,
+            bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the longs and shorts among the ``ok`` names (ties: symbol name order), and the
+    ranking (best first)."""
     idx = np.flatnonzero(ok)
+    best = idx[np.lexsort((rank[idx], -score[idx]))]
     if p["entry"] is not None:
         shorting = p["bottom_k"] > 0 or p["allow_short"]
         shorts = idx[score[idx] <= -p["entry"]] if shorting else idx[:0]
-        return idx[score[idx] >= p["entry"]], shorts
-    best = idx[np.lexsort((rank[idx], -score[idx]))]
-    longs = best[: p["top_k"]]
+        return idx[score[idx] >= p["entry"]], shorts, best
+    longs = np.asarray(hold_long(best, ok, book, bar, p), dtype=np.int64)
     rest = idx[np.lexsort((rank[idx], score[idx]))]
-    return longs, rest[~np.isin(rest, longs)][: p["bottom_k"]]
+    return longs, rest[~np.isin(rest, longs)][: p["bottom_k"]], best
+
+
+def _capped(weights: np.ndarray, order: np.ndarray, book: Book, p: Mapping, bar: int) -> np.ndarray:
+    """The trades that fit ``max_turnover``, best first; the book keeps what is really held."""
+    old = book.weights if book.weights is not None else np.zeros(len(weights))
+    priority = np.full(len(weights), -np.inf)
+    priority[order] = -np.arange(len(order), dtype=float)
+    out = cap_turnover(old, weights, priority, p["max_turnover"])
+    held = {int(j) for j in np.flatnonzero(out > 0)}
+    book.since = {j: book.since.get(j, bar) for j in held}
+    return out
+
+
+def _turnover_params(p: dict) -> None:
+    """Validate ``n_drop``, ``band``, ``min_hold`` and ``max_turnover`` in place."""
+    none = (None, "", "none", "None")
+    if p["n_drop"] not in none:
+        p["n_drop"] = _integer(p, "n_drop", 1, "names replaced at most per rebalance, e.g. "
+                               "--param n_drop=1")
+        if p["n_drop"] > p["top_k"]:
+            raise ConfigError(f"--param n_drop={p['n_drop']} must be at most top_k={p['top_k']} "
+                              "(n_drop = top_k is the full re-rank)")
+    else:
+        p["n_drop"] = None
+    p["band"] = _integer(p, "band", 0, "extra ranks a held name may slip, e.g. --param band=5")
+    p["min_hold"] = _integer(p, "min_hold", 0, "bars before a name may leave, e.g. --param min_hold=5")
+    if p["max_turnover"] in none:
+        p["max_turnover"] = None
+        return
+    number = _number(p, "max_turnover", 0.0, "sum of |weight changes| per rebalance, e.g. "
+                     "--param max_turnover=0.4")
+    if not 0 < number <= 2:
+        raise ConfigError(f"--param max_turnover={p['max_turnover']!r} must be in (0, 2] (2 = the "
+                          "whole book sold and bought again), e.g. --param max_turnover=0.4")
+    p["max_turnover"] = number
 
 
 def _base_weights(panels: Mapping[str, np.ndarray], p: Mapping) -> np.ndarray:
