@@ -164,5 +164,5 @@ def _period_examples(config: RunConfig, prices: pd.DataFrame, horizon: int) -> l
     before = prices.index[prices.index < start]
     if len(before) <= horizon:
         raise ConfigError(f"no bars before --start {config.start} to fit label thresholds; start later.")
-    return window_examples(prices, config.data, horizon=horizon, method="quantile",
+    return window_examples(prices, config, horizon=horizon, method="quantile",
                            fit_end=before[-1], start=start, end=end)

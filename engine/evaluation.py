@@ -11,15 +11,15 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import RunResult
-from llmbt.engine.signals import scoring_spec
+from llmbt.engine.signals import bar_symbol, scoring_spec
 from llmbt.errors import LlmbtError
-from llmbt.feeds import symbol_of
 
 
-def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: str,
+def window_examples(prices: pd.DataFrame, run: RunConfig, *, horizon: int, method: str,
                     fit_end: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp) -> list:
     """Labelled bar examples timed in ``[start, end]``, labels from up to ``horizon`` bars after
-    ``end``; thresholds fitted on bars whose forward window ends by ``fit_end``.
+    ``end``; thresholds fitted on bars whose forward window ends by ``fit_end``; their symbol is
+    the one ``run``'s bar prompts show (:func:`~llmbt.engine.signals.bar_symbol`).
 
     Features are computed from the first bar of ``prices``, as the backtest computes them, so the
     examples' prompts are exactly the backtest's prompts (cache hits).
@@ -27,7 +27,7 @@ def window_examples(prices: pd.DataFrame, data: str, *, horizon: int, method: st
     from llmbt.signals_cache.finetune.labelling import bar_examples
 
     stop = min(int(prices.index.searchsorted(end, side="right")) + horizon, len(prices))
-    examples = bar_examples(prices.iloc[:stop], symbol=symbol_of(data), horizon=horizon,
+    examples = bar_examples(prices.iloc[:stop], symbol=bar_symbol(run), horizon=horizon,
                             train_end=fit_end, method=method)
     return [e for e in examples if start <= e.time <= end]
 

@@ -39,6 +39,7 @@ import pandas as pd
 
 from llmbt.engine.walkforward import BASE, TUNED, WalkForwardResult
 from llmbt.errors import DataError
+from llmbt.feeds.calendar import periods_per_year
 
 if TYPE_CHECKING:
     from llmbt.engine.arms import Arm
@@ -165,7 +166,9 @@ def write_universe_facts(out: Path, facts: dict | None) -> None:
 def read_results(out: str | Path) -> dict[str, Any]:
     """Read back what :func:`write_results` wrote: returns, scores (per model), folds, run facts
     and the closes over the tested bars (``close``: prices.csv, or for a folder written before it
-    was saved, reloaded from the run's data; None for a universe, whose ``opens`` are read).
+    was saved, reloaded from the run's data; None for a universe, whose ``opens`` are read), and
+    ``periods_per_year`` of the tested bars (:func:`llmbt.feeds.calendar.periods_per_year`: 252 for
+    daily stocks, 365.25 for daily crypto), which the reports annualise with.
 
     Raises:
         DataError: the folder is not a walk-forward results folder.
@@ -192,7 +195,8 @@ def read_results(out: str | Path) -> dict[str, Any]:
             "scores": {m: g.drop(columns="model") for m, g in scores.groupby("model", sort=False)},
             "folds": folds, "run": json.loads((out / "run.json").read_text()), "config": config,
             "universe": json.loads((out / "universe.json").read_text())
-            if (out / "universe.json").is_file() else {}}
+            if (out / "universe.json").is_file() else {},
+            "periods_per_year": periods_per_year(stitched.index)}
 
 
 def _reload_close(run: dict[str, Any], returns: dict[str, pd.Series]) -> pd.Series:

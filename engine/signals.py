@@ -48,7 +48,8 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
                         masker=load_masker(config), **arm)
     frame, info = compute_signals(prices, req, news)
-    return cls.finish_signals(frame, params), info | lookahead_info(config, prices.index)
+    facts = lookahead_info(config, prices.index, bars=config.mode == "bars")
+    return cls.finish_signals(frame, params), info | facts
 
 
 def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
@@ -64,6 +65,14 @@ def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     return spec, {"arm": config.scorer, "arm_path": None if lm else config.adapter}
 
 
+def bar_symbol(config: RunConfig) -> str:
+    """The symbol a bar prompt shows: ``--data``'s, or with ``--anonymize`` ``Company A`` (as
+    :func:`llmbt.signals_cache.signals.shown_symbol` shows it in the backtest's prompts)."""
+    from llmbt.signals_cache.anonymize import FOCAL
+
+    return FOCAL if config.anonymize else symbol_of(config.data)
+
+
 def load_masker(config: RunConfig):
     """The names masker of ``--anonymize --names FILE``; None without ``--anonymize``."""
     if not config.anonymize:
@@ -73,17 +82,28 @@ def load_masker(config: RunConfig):
     return load(config.names)
 
 
-def lookahead_info(config: RunConfig, index: pd.DatetimeIndex) -> dict[str, str]:
+def lookahead_info(config: RunConfig, index: pd.DatetimeIndex, bars: bool = False) -> dict[str, str]:
     """The run facts of the LLM look-ahead controls: ``hindsight`` (is the tested period, the
     bars of ``index`` from ``--start`` to ``--end``, before the model's knowledge cutoff?) and,
-    with ``--anonymize``, ``anonymized``."""
+    with ``--anonymize``, ``anonymized``: what was masked in headline prompts, or (``bars``) in
+    bar prompts."""
     first = max(index[0], pd.Timestamp(config.start, tz=index.tz)) if config.start else index[0]
     last = min(index[-1], pd.Timestamp(config.end, tz=index.tz)) if config.end else index[-1]
     info = {"hindsight": hindsight_line(config.model, config.model_cutoff, first, last)}
     if config.anonymize:
-        info["anonymized"] = (f"company names and tickers of {config.names} masked before "
-                              "scoring (Company A = the headline's own company)")
+        info["anonymized"] = _masked_line(config, bars)
     return info
+
+
+def _masked_line(config: RunConfig, bars: bool) -> str:
+    """The ``anonymized`` run fact: exactly what ``--anonymize`` masked."""
+    if not bars:
+        return (f"company names and tickers of {config.names} masked before scoring "
+                "(Company A = the headline's own company)")
+    if config.scorer != "lm":
+        return f"nothing to mask: the {config.scorer} scorer's bar inputs show no symbol"
+    return (f"the symbol {symbol_of(config.data)} shown as {bar_symbol(config)} in every bar prompt "
+            "(bar prompts carry no other names)")
 
 
 def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp) -> str:

@@ -60,6 +60,16 @@ def parse_length(value: int | str, flag: str) -> int | pd.DateOffset:
                       "such as 2Y, 6M, 13W or 90D.")
 
 
+def _shorter(step: int | pd.DateOffset, test: int | pd.DateOffset) -> bool:
+    """Whether a test window starting ``step`` after the previous one's start can begin before
+    that window ends: bars compared as numbers, periods from every day of a leap-year cycle
+    (``1M`` is shorter than ``30D`` from February 1st)."""
+    if isinstance(step, int):
+        return step < test
+    days = pd.date_range("2000-01-01", "2003-12-31", freq="D")
+    return bool((days + step < days + test).any())
+
+
 @dataclass(frozen=True)
 class WalkForward:
     """Walk-forward windows.
@@ -68,7 +78,8 @@ class WalkForward:
         train: train window length (bars or period); with ``anchored`` the first window's length.
         test: test window length (bars or period).
         step: how far each next test window starts after the previous one (default: ``test``,
-            so test windows tile the data without overlap).
+            so test windows tile the data without overlap); a shorter step is refused (each
+            bar is stitched once), a longer one leaves gaps.
         embargo: bars dropped between each train window's end and its test window's start.
         anchored: train windows all start at the first bar (expanding) instead of rolling.
     """
@@ -87,6 +98,11 @@ class WalkForward:
         if isinstance(self.embargo, bool) or not isinstance(self.embargo, int) or self.embargo < 0:
             raise ConfigError(f"--embargo {self.embargo!r} must be a whole number of bars >= 0 "
                               "(at least the label horizon).")
+        _, test, step = self._lengths()
+        if self.step is not None and _shorter(step, test):
+            raise ConfigError(f"--step {self.step} is shorter than --test {self.test}: test windows "
+                              "would overlap and their bars count twice; use --step "
+                              f"{self.test} or longer (or leave --step out: it defaults to --test).")
 
     def folds(self, index: pd.DatetimeIndex) -> list[Fold]:
         """Every window that has a full train window and at least one test bar.

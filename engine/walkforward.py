@@ -338,8 +338,8 @@ def fold_examples(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold) -> t
     with thresholds fitted on labelled bars whose forward window ends by the train window's end."""
     common = {"horizon": cfg.horizon, "method": cfg.label_method, "fit_end": fold.train_end}
     last_labelled = prices.index[int(fold.train[-1]) - cfg.horizon]
-    train = window_examples(prices, cfg.run.data, start=fold.train_start, end=last_labelled, **common)
-    test = window_examples(prices, cfg.run.data, start=fold.test_start, end=fold.test_end, **common)
+    train = window_examples(prices, cfg.run, start=fold.train_start, end=last_labelled, **common)
+    test = window_examples(prices, cfg.run, start=fold.test_start, end=fold.test_end, **common)
     return train, test
 
 

@@ -5,6 +5,7 @@ Row numbers in error messages count data rows from 1 (a CSV header line is not c
 
 from __future__ import annotations
 
+import logging
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,8 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
 
 from llmbt.errors import DataError, did_you_mean
+
+log = logging.getLogger(__name__)
 
 REQUIRED: tuple[str, ...] = ("timestamp", "symbol", "headline")
 OPTIONAL: tuple[str, ...] = ("source",)
@@ -50,10 +53,12 @@ def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
         Columns ``timestamp`` (UTC), ``symbol``, ``headline`` (stripped), ``source`` ("" when
         absent), ``date_only`` (bool) and ``day`` (the local date of a date-only row, naive;
         NaT for timed rows), stably sorted by timestamp, with a fresh RangeIndex. A headline
-        tagged to several symbols stays one row per symbol.
+        tagged to several symbols stays one row per symbol; rows with a blank symbol are dropped
+        with one warning.
 
     Raises:
-        DataError: unreadable file, missing columns, bad timestamps or headlines, unknown symbol.
+        DataError: unreadable file, missing columns, bad timestamps or headlines, unknown symbol,
+            no row with a symbol.
     """
     path = Path(path).expanduser()
     label = f"news {str(path)!r}"
@@ -69,8 +74,28 @@ def load_news(path: str | Path, *, tz: str | None = None, max_chars: int = 1000,
         "date_only": ~np.isnat(day),
         "day": day,
     })
-    out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    out = _drop_blank_symbols(out, label).sort_values("timestamp", kind="stable")
+    out = out.reset_index(drop=True)
     return out if symbol is None else select_symbol(out, symbol, label)
+
+
+def _drop_blank_symbols(news: pd.DataFrame, label: str) -> pd.DataFrame:
+    """``news`` without its rows whose symbol is blank (no symbol's bar could trade them), said in
+    one warning naming how many and the file.
+
+    Raises:
+        DataError: every row's symbol is blank.
+    """
+    blank = (news["symbol"] == "").to_numpy()
+    if not blank.any():
+        return news
+    first = int(np.argmax(blank)) + 1
+    if blank.all():
+        raise DataError(f"{label}: every headline has a blank symbol (first at row {first}); "
+                        "put the symbol each headline is about in the symbol column")
+    log.warning("%s: dropped %d headline(s) with a blank symbol (first at row %d); put the "
+                "symbol each headline is about in the symbol column", label, int(blank.sum()), first)
+    return news[~blank]
 
 
 def _read(path: Path, label: str) -> pd.DataFrame:

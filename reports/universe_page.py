@@ -63,7 +63,7 @@ def write_universe_pages(folder: str | Path, *, returns: Mapping[str, pd.Series]
     page.write_text(render_universe_page(returns=returns, folds=folds, stats=stats, skipped=skipped,
                                          arms=arms, title=title, notes=notes, benchmark=benchmark,
                                          periods=periods), encoding="utf-8")
-    best = best_arm(stats, returns, arms)
+    best = best_arm(stats, returns, arms, periods)
     sheet = write_tearsheet(returns[best].rename(best), folder / "tearsheet.html",
                             benchmark=returns[benchmark].rename(benchmark),
                             title=f"{best} (best of {len(arms)} arms by Sharpe) vs {benchmark}",
@@ -71,13 +71,14 @@ def write_universe_pages(folder: str | Path, *, returns: Mapping[str, pd.Series]
     return page, sheet
 
 
-def best_arm(stats: dict, returns: Mapping[str, pd.Series], arms: Sequence[str]) -> str:
+def best_arm(stats: dict, returns: Mapping[str, pd.Series], arms: Sequence[str],
+             periods: float = 252.0) -> str:
     """The arm with the highest Sharpe ratio (the DSR's best arm; the first arm when none is defined)."""
     from llmbt.engine.metrics import sharpe_ratio
 
     if "dsr" in stats:
         return str(stats["dsr"]["best_arm"])
-    sharpes = pd.Series({a: sharpe_ratio(returns[a]) for a in arms}, dtype=float).dropna()
+    sharpes = pd.Series({a: sharpe_ratio(returns[a], periods) for a in arms}, dtype=float).dropna()
     return str(sharpes.idxmax()) if len(sharpes) else str(arms[0])
 
 

@@ -79,8 +79,8 @@ def fold_ic_table(daily: pd.DataFrame, folds: pd.DataFrame, horizon: int) -> pd.
 
 
 def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, horizon: int, *,
-                      arms: Sequence[str] | None = None, benchmark: str = BENCHMARK,
-                      periods: float = 252) -> tuple[dict, dict[str, str]]:
+                      periods: float, arms: Sequence[str] | None = None,
+                      benchmark: str = BENCHMARK) -> tuple[dict, dict[str, str]]:
     """The cross-section statistics of N arms, for :func:`~llmbt.reports.crosssection.crosssection_table`.
 
     ``ic`` per arm; for each other arm, the paired daily-IC difference and the portfolio Sharpe
@@ -92,8 +92,10 @@ def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, hor
 
     Args:
         returns: per-period returns by arm and ``benchmark``. daily: :func:`universe_daily_ic`.
-        horizon: the ICs' forward horizon. arms: the arms, reference first (default: ``daily``'s
-            columns). benchmark: the SPA benchmark. periods: periods per year.
+        horizon: the ICs' forward horizon. periods: periods per year of the bars (the
+            engine's :func:`llmbt.engine.runner.periods_per_year`: 252 daily stocks, 365.25 daily
+            crypto). arms: the arms, reference first (default: ``daily``'s columns).
+            benchmark: the SPA benchmark.
     """
     arms = list(daily.columns if arms is None else arms)
     ref, others = arms[0], arms[1:]
@@ -128,9 +130,9 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
 
     Args:
         res: ``returns`` (per arm and ``equal_weight``), ``scores`` (per arm, long rows), ``opens``
-            (time x symbols) and ``folds`` (one row per fold and arm), as
-            :func:`llmbt.engine.results.read_results` or
-            :func:`llmbt.engine.universe_arms.run_universe_arms` give them.
+            (time x symbols), ``folds`` (one row per fold and arm) and ``periods_per_year`` (of
+            the bars: every Sharpe of the report is annualised with it, as the engine's per-fold
+            Sharpe is), as :func:`llmbt.engine.results.read_results` gives them.
         folder: output folder. horizon: the IC's forward horizon. arms: reference arm first.
         title: the pages' title. notes: run facts for the page. say: where the text goes.
 
@@ -146,13 +148,16 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
     table = res["folds"].merge(fold_ic_table(daily, res["folds"], horizon), on=["fold", "model"])
     table.to_csv(folder / "folds_ic.csv", index=False)
     say(table[[c for c in FOLD_COLUMNS if c in table]].to_string(index=False, float_format="{:.4f}".format))
-    stats, skipped = universe_wf_stats(res["returns"], daily, horizon, arms=arms)
+    periods = float(res["periods_per_year"])
+    stats, skipped = universe_wf_stats(res["returns"], daily, horizon, periods=periods, arms=arms)
     say(crosssection_table(stats))
     for key, why in skipped.items():
         say(f"{key}: not computed ({why})")
-    _write_stats(folder, stats, skipped)
+    _write_stats(folder, stats, skipped, periods)
     page, tearsheet = write_universe_pages(folder, returns=res["returns"], folds=table, stats=stats,
-                                           skipped=skipped, arms=arms, title=title, notes=notes)
+                                           skipped=skipped, arms=arms, title=title,
+                                           notes=notes | {"periods per year": f"{periods:g}"},
+                                           periods=periods)
     say(f"comparison page: {page}; tearsheet: {tearsheet}")
     return stats
 
@@ -228,9 +233,10 @@ def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, hor
     return report_walkforward(folder, say)
 
 
-def _write_stats(folder: Path, stats: dict, skipped: dict[str, str]) -> None:
-    """``crosssection.json`` (every statistic) and ``spa_dsr.csv`` (one row per arm)."""
-    data = {"stats": stats, "skipped": skipped}
+def _write_stats(folder: Path, stats: dict, skipped: dict[str, str], periods: float) -> None:
+    """``crosssection.json`` (every statistic, and the periods per year it annualised with) and
+    ``spa_dsr.csv`` (one row per arm)."""
+    data = {"stats": stats, "skipped": skipped, "periods_per_year": periods}
     (folder / "crosssection.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     per_arm = per_arm_table(stats)
     if len(per_arm):

@@ -19,7 +19,7 @@ import pandas as pd
 from llmbt.feeds import align_news_to_bars
 from llmbt.feeds.calendar import periods_per_year
 from llmbt.feeds.news import select_symbol
-from llmbt.signals_cache.anonymize import Masker, anonymize_news
+from llmbt.signals_cache.anonymize import FOCAL, Masker, anonymize_news
 from llmbt.signals_cache.cache import SignalCache
 from llmbt.signals_cache.model.loading import (
     ModelSpec,
@@ -51,7 +51,7 @@ class SignalRequest:
     score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored,
     warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
-    masker: Masker | None = None  # --anonymize: headlines masked before rendering
+    masker: Masker | None = None  # --anonymize: headlines masked, the symbol shown as Company A
     arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
     arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
 
@@ -102,7 +102,7 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     template = template_for(req.mode, req.prompt)
     tokenizer = load_chat_template(req.spec)
     if req.mode == "bars":
-        prompts = _bars_needed(bar_prompts(prices, req.symbol, template, tokenizer), req)
+        prompts = _bars_needed(bar_prompts(prices, shown_symbol(req), template, tokenizer), req)
         positions = prices.index.get_indexer(prompts.index)
         prompts = list(prompts)
     else:
@@ -139,7 +139,7 @@ def _text_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, dict]
     template = PromptTemplate(name=req.mode, version=text_version(req.mode), system="",
                               user=user)  # the item only: "{symbol:.0}" formats the symbol as ""
     if req.mode == "bars":
-        texts = _bars_needed(bar_prompts(prices, req.symbol, template, PlainText(field)), req)
+        texts = _bars_needed(bar_prompts(prices, shown_symbol(req), template, PlainText(field)), req)
         positions, texts = prices.index.get_indexer(texts.index), list(texts)
     else:
         texts, positions = _headline_inputs(prices, news, template, PlainText(field), req)
@@ -147,6 +147,13 @@ def _text_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, dict]
     frame = per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
     return frame, score_info(result, scorer, req, template.version, len(texts))
+
+
+def shown_symbol(req: SignalRequest) -> str:
+    """The symbol a bar prompt shows: with ``--anonymize`` (``req.masker``) the ticker is masked
+    as :data:`~llmbt.signals_cache.anonymize.FOCAL`, as a headline's own company is; the prompt
+    text, and so its cache key, differs from the unmasked run's."""
+    return req.symbol if req.masker is None else FOCAL
 
 
 def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:

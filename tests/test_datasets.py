@@ -61,7 +61,8 @@ def test_headline_label_starts_at_the_first_bar_opening_after_it(goog: pd.DataFr
     for example, entry in zip(examples, (1001, 1101), strict=True):
         expected = goog["close"].iloc[entry + 4] / goog["open"].iloc[entry] - 1
         assert example.forward_return == pytest.approx(expected)
-        assert example.label_end == idx[entry + 4] and example.symbol == "GOOG"
+        assert example.label_end == idx[entry + 4] + pd.Timedelta("1D")  # the exit bar's close
+        assert example.symbol == "GOOG"
     with pytest.raises(DataError, match="no headline has a full 5-bar window"):
         headline_examples(goog, _news([idx[-1]]), horizon=5)
 

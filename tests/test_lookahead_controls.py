@@ -117,3 +117,33 @@ def test_dataset_build_anonymize_masks_the_training_headlines(tmp_path):
     assert "Company A and Company B news 0" in chat and "Google" not in chat and "GOOG" not in chat
     bad = CliRunner().invoke(cli, base + ["--anonymize"])
     assert bad.exit_code != 0 and "--names" in bad.output
+
+
+def test_anonymised_bar_prompts_show_company_a_and_miss_the_plain_cache(tmp_path, monkeypatch):
+    from conftest import stub_scoring
+
+    from llmbt.engine.evaluation import window_examples
+    from llmbt.engine.runner import load_history, run_backtest
+    from llmbt.signals_cache import signals
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    names = tmp_path / "names.csv"
+    names.write_text("symbol,company\nGOOG,Alphabet Inc\n")
+    prompts = stub_scoring(monkeypatch, signals)
+    cfg = RunConfig(strategy="llm_sentiment", data="sample:GOOG", start="2012-10-01")
+    plain = run_backtest(cfg, with_benchmark=False)
+    plain_prompts = list(prompts)
+    prompts.clear()
+    masked = run_backtest(cfg.replace(anonymize=True, names=str(names)), with_benchmark=False)
+    assert plain_prompts and all("Symbol: GOOG\n" in p for p in plain_prompts)
+    assert len(prompts) == len(plain_prompts) and all("Symbol: Company A\n" in p for p in prompts)
+    assert not any("GOOG" in p for p in prompts) and "anonymized" not in plain.signal_info
+    keys = {cache_key("fp", "bars-v2", p) for p in plain_prompts}
+    assert keys.isdisjoint(cache_key("fp", "bars-v2", p) for p in prompts)
+    assert masked.signal_info["anonymized"] == ("the symbol GOOG shown as Company A in every bar "
+                                                "prompt (bar prompts carry no other names)")
+    prices = load_history(cfg.replace(anonymize=True, names=str(names)))  # walk-forward's examples
+    examples = window_examples(prices, cfg.replace(anonymize=True, names=str(names)), horizon=5,
+                               method="quantile", fit_end=prices.index[-200],
+                               start=prices.index[-150], end=prices.index[-10])
+    assert examples and {e.symbol for e in examples} == {"Company A"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from llmbt.engine.splitters import WalkForward, parse_length
@@ -29,9 +29,28 @@ def test_anchored_train_windows_start_at_the_first_bar_and_grow():
     assert [len(f.train) for f in folds] == [40, 60, 80]
 
 
-def test_step_smaller_than_test_overlaps_test_windows():
-    folds = WalkForward(train=10, test=10, step=5, embargo=0).folds(days(40))
-    assert [f.test[0] for f in folds] == [10, 15, 20, 25, 30, 35]
+def test_a_step_shorter_than_the_test_window_is_refused():
+    with pytest.raises(ConfigError, match=r"^--step 5 is shorter than --test 10: test windows would "
+                       r"overlap .* use --step 10 or longer \(or leave --step out"):
+        WalkForward(train=10, test=10, step=5, embargo=0)
+    with pytest.raises(ConfigError, match="--step 1M is shorter than --test 30D"):  # in February
+        WalkForward(train="1Y", test="30D", step="1M")
+    folds = WalkForward(train=10, test=10, step=15, embargo=0).folds(days(40))  # gaps are fine
+    assert [f.test[0] for f in folds] == [10, 25]
+    assert len(WalkForward(train="1Y", test="6M", step="6M").folds(days(800))) == 5
+
+
+def test_bt_walkforward_refuses_an_overlapping_step_before_loading_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from llmbt.engine.cli import cli
+
+    res = CliRunner().invoke(cli, ["walkforward", "--data", f"csv:{tmp_path / 'none.csv'}",
+                                   "--test", "63", "--step", "21", "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--step 21 is shorter than --test 63" in lines[0]
+    assert "use --step 63 or longer" in lines[0] and not (tmp_path / "o").exists()
 
 
 def test_split_is_sklearn_like_and_matches_folds():
@@ -47,6 +66,7 @@ def test_split_is_sklearn_like_and_matches_folds():
        step=st.integers(1, 40), embargo=st.integers(0, 10), horizon=st.integers(1, 10),
        anchored=st.booleans())
 def test_no_test_bar_inside_a_train_label_horizon(n, train, test, step, embargo, horizon, anchored):
+    assume(step >= test)  # a shorter step is refused
     wf = WalkForward(train=train, test=test, step=step, embargo=embargo, anchored=anchored)
     try:
         folds = wf.folds(days(n))

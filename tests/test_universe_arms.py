@@ -72,7 +72,7 @@ def three_arms(edge: float = 0.002, seed: int = 5) -> tuple[dict[str, pd.Series]
 
 def test_three_arms_one_clearly_better_spa_per_arm_and_dsr_with_three_trials():
     returns, daily = three_arms()
-    stats, skipped = universe_wf_stats(returns, daily, 1, arms=["base", "prompt", "lora"])
+    stats, skipped = universe_wf_stats(returns, daily, 1, periods=252, arms=["base", "prompt", "lora"])
     assert skipped == {}
     spa, alone, dsr = stats["spa"], stats["spa_arms"], stats["dsr"]
     assert spa["n_arms"] == 3 and spa["p_spa"] < 0.01 and spa["stepm"] == ["lora"]
@@ -102,7 +102,7 @@ def test_three_arms_one_clearly_better_spa_per_arm_and_dsr_with_three_trials():
 
 def test_three_arms_without_an_edge_find_none():
     returns, daily = three_arms(edge=0.0)
-    stats, _ = universe_wf_stats(returns, daily, 1, arms=["base", "prompt", "lora"])
+    stats, _ = universe_wf_stats(returns, daily, 1, periods=252, arms=["base", "prompt", "lora"])
     assert stats["spa"]["p_spa"] > 0.1 and stats["spa"]["stepm"] == []
     assert all(s["p_consistent"] > 0.05 for s in stats["spa_arms"].values())
 
@@ -113,7 +113,7 @@ def test_three_arms_without_an_edge_find_none():
 def test_the_universe_pages_are_written_with_the_per_fold_numbers(tmp_path):
     returns, daily = three_arms()
     arms = ["base", "prompt", "lora"]
-    stats, skipped = universe_wf_stats(returns, daily, 1, arms=arms)
+    stats, skipped = universe_wf_stats(returns, daily, 1, periods=252, arms=arms)
     folds = pd.DataFrame([{"fold": k, "model": a, "test_start": DAYS[200 * k],
                            "test_end": DAYS[200 * k + 199], "sharpe": 0.1234 + k + i,
                            "total_return": 0.01 * (i - k), "mean_ic": 0.04321 * i, "ic_t": 1.5 + i,
@@ -187,3 +187,53 @@ def test_bt_compare_arms_of_a_universe(shared_news, by_adapter, tmp_path, monkey
     assert list(folds["model"]) == ["base", "lora", "lora2"] and folds["mean_ic"].notna().all()
     page = (out / "comparison.html").read_text()
     assert all(f"<td>{s:.3f}</td>" in page for s in folds["sharpe"])
+
+
+def crypto_universe(folder: Path) -> tuple[Path, Path]:
+    """A synthetic daily universe trading 7 days a week (as ccxt's), and a headline a day each."""
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2021-01-01", periods=240, freq="D", tz="UTC")
+    rows, news = [], []
+    for k, symbol in enumerate(["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]):
+        close = 100 * np.exp(np.cumsum(rng.normal(0.0005 * k, 0.03, len(days))))
+        open_ = close * np.exp(rng.normal(0, 0.005, len(days)))
+        rows.append(pd.DataFrame({"timestamp": days, "symbol": symbol, "open": open_,
+                                  "high": np.maximum(open_, close) * 1.01,
+                                  "low": np.minimum(open_, close) * 0.99, "close": close,
+                                  "volume": 1000.0}))
+        news += [{"timestamp": f"{d:%Y-%m-%d}T12:00:00Z", "symbol": symbol,
+                  "headline": f"{symbol} update {i % 7}"} for i, d in enumerate(days)]
+    prices, headlines = folder / "prices.csv", folder / "news.csv"
+    pd.concat(rows).to_csv(prices, index=False)
+    pd.DataFrame(news).to_csv(headlines, index=False)
+    return prices, headlines
+
+
+def test_a_seven_day_universe_compare_annualises_every_sharpe_with_365_days(by_adapter, tmp_path,
+                                                                            monkeypatch):
+    from llmbt.engine.metrics import sharpe_ratio
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    prices, news = crypto_universe(tmp_path)
+    out = tmp_path / "cmp"
+    args = ["compare", "--strategy", "llm_news_portfolio", "--start", "2021-04-01", "--data",
+            f"csv:{prices}", "--news", str(news), "--param", "top_k=2", "--arm", "name=base",
+            "--arm", f"name=lora,adapter={fake_adapter(tmp_path / 'lora')}", "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
+    assert (returns.index.day_of_week >= 5).sum() > 40  # weekends are bars
+    saved = json.loads((out / "crosssection.json").read_text())
+    stats, folds = saved["stats"], pd.read_csv(out / "folds.csv", index_col="model")
+    for arm in ("base", "lora"):  # the engine's per-fold Sharpe, the DSR's and the page's agree
+        sharpe = sharpe_ratio(returns[arm], 365.25)
+        assert folds.loc[arm, "sharpe"] == pytest.approx(sharpe, rel=1e-9)
+        assert stats["dsr"]["sharpes"][arm] == pytest.approx(sharpe, rel=1e-9)
+        assert sharpe != pytest.approx(sharpe_ratio(returns[arm], 252), rel=1e-3)
+    assert saved["periods_per_year"] == 365.25
+    diff = stats["sharpe_difference"][0]
+    assert diff["diff"] == pytest.approx(sharpe_ratio(returns["lora"], 365.25)
+                                         - sharpe_ratio(returns["base"], 365.25), rel=1e-9)
+    page = (out / "comparison.html").read_text()
+    assert f"<td>{sharpe_ratio(returns['lora'], 365.25):.3f}</td><td>" in page
+    assert "<td>periods per year</td><td>365.25</td>" in page

@@ -60,7 +60,7 @@ def test_relative_labels_use_only_train_window_prices(shared):
     assert len(before) > 300
     assert [(e.text, e.symbol, e.label, e.forward_return) for e in before] == \
            [(e.text, e.symbol, e.label, e.forward_return) for e in after]
-    assert max(e.label_end for e in before) <= last
+    assert max(e.label_end for e in before) <= last + pd.Timedelta("1D")  # exit bar's close
     assert min(e.time for e in before) >= first - pd.Timedelta("4D")
     assert {e.label for e in before} == {"bullish", "neutral", "bearish"}
     # the labels do move when prices inside the train block move (the test can fail)
@@ -76,9 +76,9 @@ def test_an_example_is_its_symbols_excess_over_the_equal_weight_universe(shared)
     ex = universe_headline_examples(prices, news, horizon=5, first=first, last_end=last)
     e = next(x for x in ex if x.symbol == "GS")
     calendar = prices["GS"].index
-    exit_ = calendar.get_loc(e.label_end)
+    exit_ = calendar.get_loc(e.label_end - pd.Timedelta("1D"))  # label_end: the exit bar's close
     entry = calendar[exit_ - 4]
-    own = {s: b.loc[e.label_end, "close"] / b.loc[entry, "open"] - 1 for s, b in prices.items()}
+    own = {s: b.loc[calendar[exit_], "close"] / b.loc[entry, "open"] - 1 for s, b in prices.items()}
     assert e.forward_return == pytest.approx(own["GS"] - np.mean(list(own.values())))
     day = (e.time - pd.Timedelta("1ns")).tz_convert("America/New_York").date()  # date-only headline
     assert entry.date() > day  # traded from the next session on

@@ -115,7 +115,8 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
             result = uwf._run_fold(cfg, universe, news, fold, None, lambda _: None)
             assert result.facts["arms"]["e"]["artifact"] == "/store/e"
             assert seen["e"] == seen["lora"] and len(seen["e"]) > 10
-            assert max(ex.label_end for ex in seen["e"]) <= fold.train_end < fold.test_start
+            closes = fold.train_end + pd.Timedelta("1D")  # the train window's last bar's close
+            assert max(ex.label_end for ex in seen["e"]) <= closes <= fold.test_start
             assert min(ex.time for ex in seen["e"]) >= fold.train_start - pd.Timedelta("1D")
 
 

@@ -89,7 +89,8 @@ def run_options(func):
         click.option("--model-cutoff", help="The model's knowledge cutoff (end of its training "
                      "data), YYYY-MM-DD; overrides the alias's (smollm2-135m: 2024-03-31)."),
         click.option("--anonymize", is_flag=True, default=None, help="Mask company names and "
-                     "tickers in headlines (Company A = the headline's own) before scoring."),
+                     "tickers in headlines (Company A = the headline's own), and the symbol of "
+                     "bar prompts (Company A), before scoring."),
         click.option("--names", help="CSV symbol,company of the names --anonymize masks, e.g. "
                      "../shared/data/news/sp500_companies.csv."),
     ]

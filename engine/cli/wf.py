@@ -41,7 +41,8 @@ def _arms(specs: tuple[str, ...]) -> tuple:
 @click.option("--train", "train_len", default="252", show_default=True,
               help="Train window: bars (252) or a period (1Y, 6M).")
 @click.option("--test", "test_len", default="63", show_default=True, help="Test window: bars or period.")
-@click.option("--step", default=None, help="Distance between test windows (default: --test).")
+@click.option("--step", default=None, help="Distance between test windows' starts, at least --test "
+              "(default: --test).")
 @click.option("--embargo", default=5, show_default=True, help="Bars dropped between train and test.")
 @click.option("--anchored", is_flag=True, help="Expanding train windows from the first bar.")
 @click.option("--horizon", default=5, show_default=True, help="Label horizon in bars.")

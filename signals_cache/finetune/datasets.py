@@ -34,7 +34,8 @@ class Example:
         symbol: the instrument, ``""`` when unknown (e.g. Financial PhraseBank).
         time: when the text became known (bar time), ``None`` for undated corpora.
         forward_return: realised forward return of a bar example, ``None`` otherwise.
-        label_end: when the forward window behind the label ends (headline examples).
+        label_end: when the forward window behind the label ends (headline examples): the
+            close of its exit bar (:func:`~llmbt.signals_cache.finetune.labelling.bar_closes`).
         template: the prompt version that renders it, ``""`` for the run's own; a train example
             of ``--augment instructions`` names a paraphrase (``headlines-v1-alt2``).
         augmented: ``""`` for a source example, else the augmentation that made it
@@ -222,8 +223,10 @@ def time_split(
     ``embargo`` examples are dropped between train and val and between val and test (only
     between blocks that exist: with ``test=0`` the newest examples are validation); for bar
     examples use at least the label horizon, so no training label overlaps a validation bar.
-    Examples with a ``label_end`` (headlines) are also purged: one whose label window ends at or
-    after the next split's first example is dropped.
+    Examples with a ``label_end`` (headlines) are also purged: one whose label window ends (its
+    exit bar's close) at or after the next split's first example's time (when that headline was
+    known; a date-only one at the end of its day in ``--news-tz``, before its first tradable bar
+    opens) is dropped, so no kept label shares a bar with a later split's labels.
 
     Raises:
         DataError: an example has no time, or too few examples for the blocks and embargo.
@@ -256,7 +259,8 @@ def time_split(
 
 
 def _purge(part: list[Example], next_start: pd.Timestamp) -> list[Example]:
-    """``part`` without the examples whose label window ends at or after ``next_start``."""
+    """``part`` without the examples whose label window ends at or after ``next_start`` (both
+    UTC instants: an exit bar's close, a headline's time)."""
     return [e for e in part if e.label_end is None or e.label_end < next_start]
 
 

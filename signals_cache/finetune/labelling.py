@@ -76,7 +76,8 @@ def headline_examples(
     holds. Headlines without a full window are dropped. Thresholds as in :func:`bar_examples`
     (quantiles fitted on headlines whose window ends by ``train_end``; ``vol`` uses the trailing
     volatility at bar ``p-1``). Each example's ``label_end`` is the close time of bar
-    ``p+horizon-1``, which :func:`time_split` uses to purge labels that overlap a later split.
+    ``p+horizon-1`` (:func:`bar_closes`), which :func:`time_split` uses to purge labels that
+    overlap a later split.
 
     Raises:
         ConfigError: bad ``horizon``, ``method`` or ``q``.
@@ -97,8 +98,23 @@ def headline_examples(
     ends = prices.index[exit_]
     labels = _labels(prices, forward, entry, exit_, ends.sort_values(),
                      (horizon, train_end, method, q, k))
+    closes = bar_closes(prices.index, exit_)
     return [Example(row.headline, str(labels[i]), row.symbol, row.timestamp, float(forward[i]),
-                    ends[i]) for i, row in enumerate(kept.itertuples())]
+                    closes[i]) for i, row in enumerate(kept.itertuples())]
+
+
+def bar_closes(index: pd.DatetimeIndex, positions: np.ndarray) -> pd.DatetimeIndex:
+    """When the bars at ``positions`` of ``index`` end, on the clock headlines are aligned with
+    (:func:`llmbt.feeds.news.align_news_to_bars`: a bar's time is its open): a daily bar (every
+    bar at midnight UTC, the session date) ends at the next midnight UTC, any other bar one bar
+    spacing (the median) after its open. A label's end is its exit bar's close, so a label is
+    compared with a later headline's time (a date-only one: the end of its day in ``--news-tz``)
+    on one basis."""
+    starts = index[np.asarray(positions, dtype=np.int64)]
+    utc = index.tz_convert("UTC") if index.tz is not None else index
+    daily = len(index) < 2 or bool((utc == utc.normalize()).all())
+    step = pd.Timedelta(days=1) if daily else pd.Series(index).diff().median()
+    return starts + step
 
 
 def _labels(prices: pd.DataFrame, forward: np.ndarray, entry: np.ndarray, exit_: np.ndarray,

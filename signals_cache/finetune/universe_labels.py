@@ -20,7 +20,7 @@ import pandas as pd
 from llmbt.errors import ConfigError, DataError
 from llmbt.feeds import align_news_to_bars
 from llmbt.signals_cache.finetune.datasets import Example
-from llmbt.signals_cache.finetune.labelling import bucket_labels
+from llmbt.signals_cache.finetune.labelling import bar_closes, bucket_labels
 from llmbt.signals_cache.scoring.prompts import clean_headline
 
 
@@ -46,7 +46,9 @@ def universe_headline_examples(
     masker: Any = None,
 ) -> list[Example]:
     """Labelled (headline, symbol) examples whose entry bar is at or after ``first`` and whose
-    forward window ends by ``last_end`` (a train window), thresholds fitted on them alone.
+    forward window ends by ``last_end`` (a train window: its exit bar is at or before that bar),
+    thresholds fitted on them alone; ``label_end`` is the exit bar's close
+    (:func:`~llmbt.signals_cache.finetune.labelling.bar_closes`).
 
     Args:
         prices: symbol -> normalised bars. news: ``load_news`` columns (``day`` optional).
@@ -71,7 +73,7 @@ def universe_headline_examples(
     ret = rows["excess"].to_numpy()
     lower, upper_q = (float(x) for x in np.quantile(ret, q))
     labels = bucket_labels(ret, lower, upper_q)
-    ends = calendar[rows["exit"].to_numpy()]
+    ends = bar_closes(calendar, rows["exit"].to_numpy())  # the exit bars' closes
     return [Example(r.text, str(labels[i]), r.symbol, r.time, float(ret[i]), ends[i])
             for i, r in enumerate(rows.itertuples())]
 
