@@ -32,6 +32,7 @@ from llmbt.reports.crosssection import (
     spa_per_arm,
     spa_test,
 )
+from llmbt.reports.page_parts import commit_note
 from llmbt.reports.signal import daily_ic, forward_returns
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
     run id, git commit, folds, seconds, the labels (a walk-forward) or the arms (a comparison) and
     the hindsight line where the folder records one."""
     config, facts = res["config"], res["run"]
-    notes = {"run id": facts["run_id"], "git commit": str(facts.get("git_commit")),
+    notes = {"run id": facts["run_id"], "git commit": commit_note(facts),
              "folds": str(facts["folds"]), "failed folds": str(facts["failed_folds"]),
              "seconds": str(facts["seconds"])}
     if config.get("compare"):
