@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from llmbt.engine.signals import arms_hindsight
 from llmbt.engine.walkforward import BASE, TUNED, WalkForwardResult
 from llmbt.errors import DataError
 
@@ -134,7 +135,7 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
             "universe": res.get("opens") is not None}
     config_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
     _dump(out / "config.json", {"run_id": config.run_id, "config_hash": config_hash, **meta})
-    hindsight = next(iter(res["info"].values())).get("hindsight")
+    hindsight = "; ".join(arms_hindsight(res["info"]))  # each arm's scorer has its own
     _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, **git_state(),
                              "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
                              "folds": 1, "failed_folds": [], "hindsight": hindsight})

@@ -206,7 +206,8 @@ def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -
     from llmbt.engine.signals import hindsight_line
 
     tested = next(iter(returns.values())).index
-    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1])
+    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1],
+                          scorer=run.get("scorer") or "lm")
 
 
 def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
