@@ -74,7 +74,7 @@ def test_config_checks_the_cutoff_date_and_the_names_table():
 
 def test_run_ids_of_earlier_runs_are_kept_and_an_anonymised_run_differs():
     cfg = RunConfig()
-    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate")
+    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate", "select", "membership")
     old = {k: v for k, v in cfg.to_dict().items() if k not in added}
     blob = json.dumps(old, sort_keys=True, default=str)
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]
