@@ -19,7 +19,7 @@ import pandas as pd
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
-from llmbt.engine.signals import check_prompt
+from llmbt.engine.signals import arms_hindsight, check_prompt
 from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "kind", "model", "adapter", "prompt")
@@ -109,6 +109,8 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
                      "test_end": run.returns.index[-1]} | run_facts(run) | quality)
         say(f"{arm.name}: Sharpe {run.stats['sharpe']:.2f}, F1 {quality['eval_f1']:.2f}, "
             f"{run.signal_info.get('model calls', '')}")
+    for note in arms_hindsight(info):
+        say(f"hindsight: {note}")
     ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
     return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"],
             "info": info}

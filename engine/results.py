@@ -4,7 +4,8 @@ that ``bt compare --from`` reads back.
 Layout::
 
     OUT/config.json        the WalkForwardConfig (with its run id)
-    OUT/run.json           run id, git commit, package versions, timings, folds ok / failed
+    OUT/run.json           run id, git commit (and ``dirty``), package versions, timings, folds
+                           ok / failed
     OUT/folds/fold-K.json  everything known about fold K (or its error)
     OUT/folds.csv          one row per (fold, model): period, examples, losses, F1, Sharpe, …
     OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from llmbt.engine.signals import arms_hindsight
 from llmbt.engine.walkforward import BASE, TUNED, WalkForwardResult
 from llmbt.errors import DataError
 from llmbt.feeds.calendar import periods_per_year
@@ -48,14 +50,29 @@ if TYPE_CHECKING:
 PACKAGES = ("torch", "transformers", "peft", "backtrader", "quantstats", "pandas", "numpy")
 
 
-def git_commit() -> str | None:
-    """The checked-out commit of the llmbt checkout running this (None outside git)."""
+#: The folder whose git checkout a results folder names: this package's.
+SOURCE = Path(__file__).parent
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """stdout of ``git ARGS`` in ``folder``; None outside git or without git."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(Path(__file__).parent), check=True,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=str(folder), check=True, capture_output=True,
+                             text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def git_state(folder: Path | None = None) -> dict[str, Any]:
+    """The checkout running this (``folder``, default :data:`SOURCE`): ``git_commit``, its HEAD,
+    and ``dirty``, whether tracked files differ from HEAD (staged or not; untracked files do not
+    count, as in ``git describe --dirty``): the code that ran is then not that commit's. Both are
+    None outside git."""
+    folder = SOURCE if folder is None else folder
+    commit = (_git(folder, "rev-parse", "HEAD") or "").strip() or None
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "dirty": None if status is None else bool(status.strip())}
 
 
 def versions() -> dict[str, str]:
@@ -76,7 +93,7 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     cfg = result.config
     _dump(out / "config.json", {"run_id": cfg.run_id, **cfg.to_dict()})
     failed = [f.facts["fold"] for f in result.folds if "error" in f.facts]
-    _dump(out / "run.json", {"run_id": cfg.run_id, "git_commit": git_commit(), "versions": versions(),
+    _dump(out / "run.json", {"run_id": cfg.run_id, **git_state(), "versions": versions(),
                              "seconds": round(result.seconds, 1), "folds": len(result.folds),
                              "failed_folds": failed})
     for fold in result.folds:
@@ -120,8 +137,8 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
             "universe": res.get("opens") is not None}
     config_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
     _dump(out / "config.json", {"run_id": config.run_id, "config_hash": config_hash, **meta})
-    hindsight = next(iter(res["info"].values())).get("hindsight")
-    _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, "git_commit": git_commit(),
+    hindsight = "; ".join(arms_hindsight(res["info"]))  # each arm's scorer has its own
+    _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, **git_state(),
                              "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
                              "folds": 1, "failed_folds": [], "hindsight": hindsight})
     pd.DataFrame(res["returns"]).to_csv(out / "returns.csv", index_label="time")

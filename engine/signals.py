@@ -7,6 +7,7 @@ the model, prompts and cache calls (:mod:`llmbt.signals_cache`) are made from he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -84,12 +85,13 @@ def load_masker(config: RunConfig):
 
 def lookahead_info(config: RunConfig, index: pd.DatetimeIndex, bars: bool = False) -> dict[str, str]:
     """The run facts of the LLM look-ahead controls: ``hindsight`` (is the tested period, the
-    bars of ``index`` from ``--start`` to ``--end``, before the model's knowledge cutoff?) and,
-    with ``--anonymize``, ``anonymized``: what was masked in headline prompts, or (``bars``) in
-    bar prompts."""
+    bars of ``index`` from ``--start`` to ``--end``, before the knowledge cutoff of the model
+    ``--scorer`` reads through?) and, with ``--anonymize``, ``anonymized``: what was masked in
+    headline prompts, or (``bars``) in bar prompts."""
     first = max(index[0], pd.Timestamp(config.start, tz=index.tz)) if config.start else index[0]
     last = min(index[-1], pd.Timestamp(config.end, tz=index.tz)) if config.end else index[-1]
-    info = {"hindsight": hindsight_line(config.model, config.model_cutoff, first, last)}
+    info = {"hindsight": hindsight_line(config.model, config.model_cutoff, first, last,
+                                        scorer=config.scorer)}
     if config.anonymize:
         info["anonymized"] = _masked_line(config, bars)
     return info
@@ -106,16 +108,33 @@ def _masked_line(config: RunConfig, bars: bool) -> str:
             "(bar prompts carry no other names)")
 
 
-def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp) -> str:
+def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp,
+                   scorer: str = "lm") -> str:
     """The ``hindsight`` run fact: does the tested period ``first..last`` lie (partly) before the
-    knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it?"""
+    knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it? A ``scorer``
+    kind that reads no pretrained model (the lexicon) has no cutoff, whatever ``model`` is."""
+    from llmbt.signals_cache.arms.registry import reads_pretrained
     from llmbt.signals_cache.hindsight import hindsight_warning
     from llmbt.signals_cache.model.loading import model_cutoff
 
+    if not reads_pretrained(scorer):
+        return (f"none: the {scorer} scorer reads no pretrained model, so it has no training "
+                "data cutoff")
     cutoff = model_cutoff(model, override)
     note = hindsight_warning(cutoff, first, last, model=model)
     return note or (f"none: the tested period {first.date()}..{last.date()} starts after {model}'s "
                     f"knowledge cutoff ({cutoff})")
+
+
+def arms_hindsight(info: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The hindsight lines of arms (``info``: each arm's signal facts): the one line they share,
+    else each distinct line after the arms it is of (``lex: none: ...``, ``base, lora: ...``)."""
+    arms: dict[str, list[str]] = {}
+    for name, facts in info.items():
+        arms.setdefault(str(facts.get("hindsight")), []).append(name)
+    if len(arms) == 1:
+        return list(arms)
+    return [f"{', '.join(names)}: {line}" for line, names in arms.items()]
 
 
 def check_prompt(config: RunConfig) -> None:

@@ -23,6 +23,7 @@ from llmbt.engine.arms import Arm, arm_config, check_arms
 from llmbt.engine.config import RunConfig
 from llmbt.engine.eligibility import universe_facts
 from llmbt.engine.portfolio_run import PortfolioResult, load_run_universe, run_news, run_portfolio_on
+from llmbt.engine.signals import arms_hindsight
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
 
@@ -81,7 +82,7 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
     for name, run in runs.items():
         say(f"{name}: Sharpe {run.run.stats['sharpe']:.2f}, return {run.run.stats['total_return']:.2%}"
             + (f", model calls {calls}" if (calls := run.signal_info.get("model calls")) else ""))
-    for note in dict.fromkeys(str(r.signal_info.get("hindsight")) for r in runs.values()):
+    for note in arms_hindsight({n: r.signal_info for n, r in runs.items()}):
         say(f"hindsight: {note}")
     first = runs[names[0]].run.returns.index
     facts = universe_facts(config, universe, news, first[0])  # the report says them

@@ -25,6 +25,7 @@ import pandas as pd
 
 from llmbt.engine.runner import periods_per_year
 from llmbt.errors import LlmbtError
+from llmbt.reports.page_parts import commit_note
 
 CAL_BINS = 5
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def _write_outputs(folder: Path, comp: Comparison, res: dict[str, Any]) -> None:
                  "hindsight": str(res["run"].get("hindsight"))}
         title = f"{run['strategy']} on {run['data']}, {run['start']} .. {run['end'] or 'end'}"
     else:
-        notes = {"run id": res["run"]["run_id"], "git commit": str(res["run"].get("git_commit")),
+        notes = {"run id": res["run"]["run_id"], "git commit": commit_note(res["run"]),
                  "folds": str(res["run"]["folds"]), "failed folds": str(res["run"]["failed_folds"]),
                  "seconds": str(res["run"]["seconds"])}
         title = f"{run['strategy']} on {run['data']} (walk-forward {res['run']['run_id']})"

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 FIGSIZE = (9.0, 3.5)
 DPI = 90
 DASH = "–"
+
+
+def commit_note(run: Mapping[str, Any]) -> str:
+    """The "git commit" note of a results folder's run.json: its commit, and that the checkout had
+    uncommitted changes when ``dirty`` (the code that ran was then not that commit's)."""
+    commit = str(run.get("git_commit"))
+    return f"{commit} + uncommitted changes (dirty)" if run.get("dirty") else commit
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:

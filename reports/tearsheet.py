@@ -23,6 +23,10 @@ def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Serie
         benchmark: per-bar returns of the benchmark (its ``name`` is the benchmark's title).
         title: page title. periods: bars per year.
 
+    Both series keep the whole run window, as the terminal table reads them: QuantStats' default
+    ``match_dates`` would cut both to the later of their first non-zero returns (a strategy's first
+    trade), so the page's benchmark would be another series over another window than the table's.
+
     When ``returns`` are :func:`flat` (an arm that never traded), the tearsheet is written without
     the benchmark (QuantStats cannot regress on it), with a warning logged and the reason in its title.
 
@@ -44,7 +48,8 @@ def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Serie
     elif benchmark is not None:
         kwargs |= {"benchmark": naive(benchmark), "benchmark_title": str(benchmark.name or "Benchmark")}
     with quiet_plots():
-        qs.reports.html(naive(returns), output=str(path), periods_per_year=int(round(periods)), **kwargs)
+        qs.reports.html(naive(returns), output=str(path), periods_per_year=int(round(periods)),
+                        match_dates=False, **kwargs)
     return path
 
 

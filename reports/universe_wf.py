@@ -32,6 +32,7 @@ from llmbt.reports.crosssection import (
     spa_per_arm,
     spa_test,
 )
+from llmbt.reports.page_parts import commit_note
 from llmbt.reports.signal import daily_ic, forward_returns
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
     run id, git commit, folds, seconds, the labels (a walk-forward) or the arms (a comparison) and
     the hindsight line where the folder records one."""
     config, facts = res["config"], res["run"]
-    notes = {"run id": facts["run_id"], "git commit": str(facts.get("git_commit")),
+    notes = {"run id": facts["run_id"], "git commit": commit_note(facts),
              "folds": str(facts["folds"]), "failed folds": str(facts["failed_folds"]),
              "seconds": str(facts["seconds"])}
     if config.get("compare"):
@@ -216,7 +217,8 @@ def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -
     from llmbt.engine.signals import hindsight_line
 
     tested = next(iter(returns.values())).index
-    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1])
+    return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1],
+                          scorer=run.get("scorer") or "lm")
 
 
 def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,

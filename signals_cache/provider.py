@@ -4,8 +4,11 @@ the signal cache and the same rendering and cache keys as the backtest.
 A headline is cleaned and rendered exactly as :mod:`llmbt.signals_cache.universe` renders it (by
 default template ``headlines-v2``, which leaves the symbol out), so a live system and a backtest
 get the same numbers for the same text; already-rendered prompts are looked up under the template
-version they were rendered with. One :class:`ScoreStream` keeps the cache open and the model
-loaded (only on the first miss) across the batches of a stream.
+version they were rendered with. With a names masker (``--anonymize``) a headline is masked for
+its item's symbol as the run masks it: a universe template's cleaned headline, or, for a template
+that shows the symbol, the raw headline (then cleaned) with the symbol shown as ``Company A``.
+One :class:`ScoreStream` keeps the cache open and the model loaded (only on the first miss) across
+the batches of a stream.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import ConfigError
+from llmbt.signals_cache.anonymize import FOCAL
 from llmbt.signals_cache.cache import SignalCache
 from llmbt.signals_cache.model.loading import load_chat_template, model_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
@@ -64,13 +68,20 @@ class ScoreStream:
                 for i, item in enumerate(items)]
 
     def _fields(self, item: Item, line: int) -> dict[str, str]:
-        fields = {"headline": clean_headline(item.text, line)}
-        if "symbol" in self.template.fields:
-            if not item.symbol:
-                raise ConfigError(f"line {line}: template {self.template.version} puts the symbol "
-                                  "in the prompt; give each item a symbol")
-            fields["symbol"] = item.symbol
-        return fields
+        masker, shows_symbol = self.req.masker, "symbol" in self.template.fields
+        if shows_symbol and not item.symbol:
+            raise ConfigError(f"line {line}: template {self.template.version} puts the symbol "
+                              "in the prompt; give each item a symbol")
+        if masker is None:
+            fields = {"headline": clean_headline(item.text, line)}
+            return fields | ({"symbol": str(item.symbol)} if shows_symbol else {})
+        if not item.symbol:
+            raise ConfigError(f"line {line}: --anonymize masks the item's own company as {FOCAL}; "
+                              "give each item a symbol")
+        if shows_symbol:  # as a single-symbol run (anonymize_news): masked, cleaned, symbol hidden
+            return {"headline": clean_headline(masker.mask(item.text, item.symbol), line),
+                    "symbol": FOCAL}
+        return {"headline": masker.mask(clean_headline(item.text, line), item.symbol)}  # a universe
 
     def score(self, items: list[Item], first_line: int = 1) -> list[dict[str, Any]]:
         """One record per item: symbol, timestamp, label, score, confidence, label_mass,
@@ -97,6 +108,9 @@ def _template(req: SignalRequest):
         raise ConfigError(f"--mode {req.mode!r} is not valid; choose headlines or prompts.")
     if req.mode == "headlines":
         return template_for("headlines", req.prompt or UNIVERSE_TEMPLATE)
+    if req.masker is not None:
+        raise ConfigError("--anonymize masks headlines before they are rendered; --mode prompts "
+                          "are rendered already: pass the headlines (--mode headlines) instead")
     if not req.prompt:
         raise ConfigError("--mode prompts needs --prompt VERSION, the template the prompts were "
                           "rendered with (e.g. bars-v2 or headlines-v2): it is part of the cache key")

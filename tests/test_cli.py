@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from click.testing import CliRunner
 
 from llmbt.engine.cli import cli
@@ -27,6 +29,31 @@ def test_run_writes_tearsheet_with_strategy_and_benchmark(tmp_path):
     html = report.read_text()
     assert "sma_cross" in html and "buy_and_hold" in html
     assert "Sharpe" in res.output and "tearsheet:" in res.output
+    # one window and one benchmark everywhere: the page repeats the table's numbers (QuantStats'
+    # matched dates would start both series at the strategy's first trade, 8 Mar 2010)
+    table, page = table_rows(res.output), page_rows(html)
+    assert table["Total return"] == {"sma_cross": "8.39%", "buy_and_hold": "26.94%"}
+    assert table["Sharpe"] == {"sma_cross": "0.23", "buy_and_hold": "0.43"}
+    same = {"Total return": "Cumulative Return", "CAGR": "CAGR﹪", "Sharpe": "Sharpe",
+            "Sortino": "Sortino", "Max drawdown": "Max Drawdown", "Volatility (ann.)": "Volatility (ann.)"}
+    assert {m: page[p] for m, p in same.items()} == {m: table[m] for m in same}
+    assert re.search(r"4 Jan, 2010 - +1 Mar, 2013", html) and "matched dates" not in html
+
+
+def table_rows(output: str) -> dict[str, dict[str, str]]:
+    """The terminal metrics table as {metric: {column: cell}}."""
+    lines = [[c.strip() for c in line.strip()[1:-1].split("│" if "│" in line else "┃")]
+             for line in output.splitlines() if line.count("│") + line.count("┃") >= 3]
+    header = lines[0]
+    return {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in lines[1:]}
+
+
+def page_rows(html: str) -> dict[str, dict[str, str]]:
+    """The tearsheet's metrics table as {metric: {column: cell}}."""
+    table = html[html.index("<table"):html.index("</table>")]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    return {r[0]: dict(zip(header[1:], r[1:], strict=True)) for r in rows if len(r) == len(header)}
 
 
 def test_run_from_yaml_with_flag_override(tmp_path):

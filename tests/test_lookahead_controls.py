@@ -32,6 +32,28 @@ def test_hindsight_before_partly_before_after_and_unknown():
     assert "cutoff unknown" in unknown and "--model-cutoff" in unknown
 
 
+def test_the_hindsight_line_names_the_cutoff_of_the_scorer_that_ran():
+    import pandas as pd
+
+    from llmbt.engine.config import RunConfig as Config
+    from llmbt.engine.signals import arms_hindsight, lookahead_info
+
+    index = pd.date_range("2017-01-02", "2017-12-29", freq="B", tz="UTC")
+    line = {kind: lookahead_info(Config(scorer=kind, start="2017-01-02"), index)["hindsight"]
+            for kind in ("lm", "lexicon", "seqcls", "embeddings")}
+    assert line["lexicon"] == ("none: the lexicon scorer reads no pretrained model, so it has no "
+                               "training data cutoff")
+    for kind in ("lm", "seqcls", "embeddings"):  # these read through the base model
+        assert line[kind].startswith("the tested period 2017-01-02..2017-12-29 lies before "
+                                     "smollm2-135m's knowledge cutoff (2024-03-31)")
+    lex = lookahead_info(Config(scorer="lexicon", model_cutoff="2016-01-01"), index)["hindsight"]
+    assert lex == line["lexicon"]  # --model-cutoff is the model's; the lexicon reads none
+    info = {"base": {"hindsight": line["lm"]}, "lora": {"hindsight": line["lm"]},
+            "lex": {"hindsight": line["lexicon"]}}
+    assert arms_hindsight(info) == [f"base, lora: {line['lm']}", f"lex: {line['lexicon']}"]
+    assert arms_hindsight({"lex": info["lex"], "lex2": info["lex"]}) == [line["lexicon"]]
+
+
 def test_the_embedded_alias_records_its_cutoff_and_the_flag_overrides_it():
     assert MODEL_ALIASES["smollm2-135m"].cutoff == SMOLLM2_CUTOFF == "2024-03-31"
     assert model_cutoff("smollm2-135m") == "2024-03-31"
@@ -52,7 +74,7 @@ def test_config_checks_the_cutoff_date_and_the_names_table():
 
 def test_run_ids_of_earlier_runs_are_kept_and_an_anonymised_run_differs():
     cfg = RunConfig()
-    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate")
+    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate", "select", "membership")
     old = {k: v for k, v in cfg.to_dict().items() if k not in added}
     blob = json.dumps(old, sort_keys=True, default=str)
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -164,3 +164,89 @@ def test_a_pipe_gets_each_line_back_before_the_next_is_written(model, tmp_path):
         proc.stdin.close()
         proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+def _universe_files(tmp_path: Path) -> dict[str, str]:
+    """A two-symbol universe (60 daily bars), headlines naming both companies, and their names."""
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    rows = [(d.date(), s, c, c + 1, c - 1, c, 1e6) for s, k in (("AAA", 1.0), ("BBB", -0.5))
+            for d, c in zip(days, 100 + k * np.arange(60), strict=True)]
+    prices = pd.DataFrame(rows, columns=["timestamp", "symbol", "open", "high", "low", "close",
+                                         "volume"])
+    prices.to_csv(tmp_path / "prices.csv", index=False)
+    news = [("2024-02-05", "AAA", "Acme  beats estimates as Bolt Corp lags"),
+            ("2024-02-05", "BBB", "Acme  beats estimates as Bolt Corp lags"),
+            ("2024-02-12", "BBB", "BBB sued over fraud"), ("2024-02-20", "AAA", "Acme Inc cuts jobs")]
+    pd.DataFrame(news, columns=["timestamp", "symbol", "headline"]).to_csv(tmp_path / "news.csv",
+                                                                            index=False)
+    (tmp_path / "names.csv").write_text("symbol,company\nAAA,Acme Inc\nBBB,Bolt Corp\n")
+    return {"prices": str(tmp_path / "prices.csv"), "news": str(tmp_path / "news.csv"),
+            "names": str(tmp_path / "names.csv"), "jsonl": _jsonl(news)}
+
+
+def _other_engine() -> str:
+    from llmbt.signals_cache.model.engines import resolve_engine
+
+    return "torch" if resolve_engine("auto", "cpu") != "torch" else "torch-bf16"
+
+
+@pytest.mark.parametrize("flags", [["--engine", "other"], ["--quantization", "4bit"]])
+def test_bt_score_reproduces_a_bt_run_scored_with_engine_quantization_and_anonymize(
+        model, tmp_path, flags):
+    files = _universe_files(tmp_path)
+    flags = [_other_engine() if f == "other" else f for f in flags]
+    flags += ["--model", str(model), "--anonymize", "--names", files["names"],
+              "--cache-dir", str(tmp_path / "signals")]
+    run = CliRunner().invoke(cli, ["run", "--strategy", "llm_news_portfolio", "--data",
+                                   f"csv:{files['prices']}", "--news", files["news"], "--news-tz",
+                                   "UTC", "--start", "2024-02-01", "--param", "top_k=1",
+                                   "--no-report", *flags])
+    assert run.exit_code == 0, run.output
+    scored = list(StubScorer.sent)  # the run's prompts: masked for each row's symbol
+    masked = ["Company A beats estimates as Company B lags", "Company B beats estimates as "
+              "Company A lags", "Company A sued over fraud", "Company A cuts jobs"]
+    prompts = [next(p for p in scored if f"Headline: {text}<" in p) for text in masked]
+    assert sorted(prompts) == sorted(scored)
+    res = _score(flags, files["jsonl"])
+    assert res.exit_code == 0, res.output
+    assert StubScorer.sent == scored  # every item was a cache hit of the run's keys
+    out = [json.loads(line) for line in res.output.splitlines()]
+    spec = ModelSpec(base=str(model), engine=flags[1] if flags[0] == "--engine" else "auto",
+                     quantization=flags[1] if flags[0] == "--quantization" else "none")
+    assert {r["fingerprint"] for r in out} == {model_fingerprint(spec, "")}
+    assert model_fingerprint(spec, "") != model_fingerprint(ModelSpec(base=str(model)), "")
+    stub = StubScorer(spec).score(scored, 1)  # the probabilities the run cached, normalised
+    want = {p: float((b - e) / (b + e + n)) for p, (b, e, n) in zip(scored, stub, strict=True)}
+    assert [r["score"] for r in out] == pytest.approx([want[p] for p in prompts], rel=1e-12)
+
+
+def test_bt_score_anonymize_needs_names_headlines_and_symbols(model, tmp_path):
+    names = _universe_files(tmp_path)["names"]
+    cases = [([], '{"symbol": "A", "headline": "x"}', "needs --names FILE"),
+             (["--names", names], '{"headline": "Acme up"}', "line 1: --anonymize masks the item's "
+              "own company as Company A; give each item a symbol"),
+             (["--names", names, "--mode", "prompts", "--prompt", "headlines-v2"],
+              '{"prompt": "x"}', "--mode prompts are rendered already")]
+    for flags, stdin, message in cases:
+        res = _score(["--model", str(model), "--anonymize", *flags], stdin + "\n")
+        errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+        assert res.exit_code == 1 and len(errors) == 1 and message in errors[0], res.output
+
+
+def test_bt_score_reproduces_an_anonymized_single_symbol_run(model, tmp_path):
+    files = _universe_files(tmp_path)
+    prices = pd.read_csv(files["prices"])
+    prices[prices["symbol"] == "AAA"].drop(columns="symbol").to_csv(tmp_path / "aaa.csv", index=False)
+    flags = ["--model", str(model), "--anonymize", "--names", files["names"], "--prompt",
+             "headlines-v1", "--cache-dir", str(tmp_path / "signals")]
+    run = CliRunner().invoke(cli, ["run", "--strategy", "llm_sentiment", "--mode", "headlines",
+                                   "--data", f"csv:{tmp_path / 'aaa.csv'}", "--news", files["news"],
+                                   "--news-tz", "UTC", "--start", "2024-02-01", "--no-report",
+                                   *flags])
+    assert run.exit_code == 0, run.output
+    scored = list(StubScorer.sent)
+    assert len(scored) == 2 and all("Symbol: Company A" in p for p in scored), scored
+    aaa = "".join(line for line in files["jsonl"].splitlines(keepends=True) if '"AAA"' in line)
+    res = _score(flags, aaa)
+    assert res.exit_code == 0, res.output
+    assert StubScorer.sent == scored  # both items were cache hits of the run's keys

@@ -73,6 +73,8 @@ def test_bt_run_scorer_lexicon_trades_a_universe(shared_news, tmp_path, monkeypa
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "text scorer lexicon (headlines-text)" in res.output
+    assert ("hindsight: none: the lexicon scorer reads no pretrained model, so it has no training "
+            "data cutoff") in res.output and "knowledge cutoff" not in res.output
 
 
 @pytest.fixture
@@ -106,6 +108,9 @@ def test_bt_compare_a_model_arm_against_the_lexicon_on_a_universe(shared_news, l
     out, res = _base_vs_lexicon(shared_news, "2015-06-30", tmp_path, monkeypatch)
     assert lm_stubbed and all("<|im_start|>" in p for p in lm_stubbed)  # only the model's prompts
     assert "IC difference lex - base" in res.output
+    assert ("hindsight: base: the tested period 2015-03-02..2015-06-30 lies before smollm2-135m's "
+            "knowledge cutoff (2024-03-31)") in res.output
+    assert "hindsight: lex: none: the lexicon scorer reads no pretrained model" in res.output
     returns = pd.read_csv(out / "returns.csv", index_col="time", parse_dates=["time"])
     assert list(returns.columns) == ["base", "lex", "equal_weight"]
     assert not returns["base"].equals(returns["lex"])
@@ -125,6 +130,7 @@ def test_bt_compare_from_reads_a_universe_compare_folder_back(shared_news, lm_st
     assert config["arm_specs"]["lex"]["kind"] == "lexicon" and config["run"]["symbols"] == SYMBOLS
     assert run["run_id"] == config["run_id"] and len(run["config_hash"]) == 12
     assert run["versions"]["pandas"] == pd.__version__ and "lies before" in run["hindsight"]
+    assert run["hindsight"].startswith("base: the tested period") and "; lex: none" in run["hindsight"]
     stats = (out / "crosssection.json").read_text()
     page = (out / "comparison.html").read_text()
     (out / "crosssection.json").unlink()

@@ -22,6 +22,7 @@ from typing import IO, Any
 import click
 
 from llmbt.engine.cli.base import cli
+from llmbt.engine.config import ENGINES, QUANTIZATIONS
 from llmbt.errors import DataError
 
 _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL", '
@@ -38,6 +39,15 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
 @click.option("--model", default="smollm2-135m", show_default=True,
               help="Scoring model: alias, local folder, .gguf file or Hugging Face id.")
 @click.option("--adapter", default=None, help="peft (LoRA) adapter folder applied to --model.")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
+              help="bitsandbytes quantization of --model (as bt run --quantization).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="Scoring engine (as bt run --engine): auto, torch (float32 reference) or "
+              "torch-bf16; each has its own cache entries.")
+@click.option("--anonymize", is_flag=True, help="Mask company names and tickers in each headline "
+              "(Company A = the item's symbol) before scoring, as bt run --anonymize does.")
+@click.option("--names", default=None, help="CSV symbol,company of the names --anonymize masks, "
+              "e.g. ../shared/data/news/sp500_companies.csv.")
 @click.option("--prompt", default=None, help="Template version: of the headlines (default "
               "headlines-v2, as portfolio runs use), or the one --mode prompts were rendered with.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -46,20 +56,26 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
 @click.option("--no-calibration", is_flag=True, help="Ignore the temperature bt evaluate "
               "--calibrate-on stored beside --adapter: the raw probabilities.")
 def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | None,
-          prompt: str | None, batch_size: int, cache_dir: str | None, no_calibration: bool) -> None:
+          quantization: str, engine: str, anonymize: bool, names: str | None, prompt: str | None,
+          batch_size: int, cache_dir: str | None, no_calibration: bool) -> None:
     """Score headlines (or rendered prompts) and write one JSON line per item: symbol, timestamp,
-    label, score, confidence, label_mass, fingerprint, template. An --adapter with a stored
-    temperature (llmbt_calibration.json) gives the calibrated probabilities, as bt run does.
+    label, score, confidence, label_mass, fingerprint, template. The model flags mean what they
+    mean for bt run (the same spec, cache keys and masking), so a run scored with them gets the
+    same numbers here; an --adapter with a stored temperature (llmbt_calibration.json) gives the
+    calibrated probabilities.
 
     Example: echo '{"symbol": "AAPL", "headline": "Apple beats estimates"}' | bt score
     """
-    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.engine.config import RunConfig
+    from llmbt.engine.signals import load_masker, scoring_spec
     from llmbt.signals_cache.provider import ScoreStream
     from llmbt.signals_cache.signals import SignalRequest
 
-    spec = ModelSpec(base=model, adapter=adapter, calibrate=not no_calibration)
-    req = SignalRequest(spec=spec, mode=mode, prompt=prompt,
-                        cache_dir=cache_dir, batch_size=batch_size, progress=False)
+    config = RunConfig(model=model, adapter=adapter, quantization=quantization, engine=engine,
+                       calibrate=not no_calibration, anonymize=anonymize, names=names)
+    spec, _ = scoring_spec(config)  # bt run's model spec, so its fingerprint and cache keys
+    req = SignalRequest(spec=spec, mode=mode, prompt=prompt, cache_dir=cache_dir,
+                        batch_size=batch_size, progress=False, masker=load_masker(config))
     fmt = fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")
     with ScoreStream(req) as stream, _open(source) as handle:
         lines = Lines(handle)

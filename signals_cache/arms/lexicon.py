@@ -108,4 +108,4 @@ def make(model: str | None = None, path: str | None = None) -> LexiconScorer:
     return LexiconScorer()
 
 
-register("lexicon", make)
+register("lexicon", make, pretrained=False)  # a word list: no knowledge cutoff

@@ -2,7 +2,9 @@
 
 A kind is registered once under its name with a factory ``factory(model=..., path=...)`` that
 returns a :class:`TextScorer`; ``model`` is the run's base model and ``path`` the arm's artefact
-folder (``adapter=`` of an arm: e.g. a trained classifier head), each None when not given.
+folder (``adapter=`` of an arm: e.g. a trained classifier head), each None when not given. A kind
+that reads the texts through no pretrained language model (a word list) is registered with
+``pretrained=False``: it has no knowledge cutoff (:func:`reads_pretrained`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ class TextScorer(Protocol):
 
 Factory = Callable[..., TextScorer]
 _KINDS: dict[str, Factory] = {}
+_NOT_PRETRAINED: set[str] = set()
 
 
-def register(name: str, factory: Factory) -> Factory:
-    """Register ``factory`` as the arm kind ``name``.
+def register(name: str, factory: Factory, *, pretrained: bool = True) -> Factory:
+    """Register ``factory`` as the arm kind ``name``; ``pretrained``: its scorers read the texts
+    through a pretrained language model (the run's base model), whose knowledge cutoff applies.
 
     Raises:
         ConfigError: ``name`` is ``lm`` or already registered.
@@ -46,7 +50,19 @@ def register(name: str, factory: Factory) -> Factory:
     if name == LM_KIND or name in _KINDS:
         raise ConfigError(f"arm kind {name!r} is already registered; register it under a new name.")
     _KINDS[name] = factory
+    if not pretrained:
+        _NOT_PRETRAINED.add(name)
     return factory
+
+
+def reads_pretrained(kind: str) -> bool:
+    """Whether scorers of ``kind`` read the texts through a pretrained language model (``lm`` and
+    the kinds registered with ``pretrained=True``), so may know the tested period's events.
+
+    Raises:
+        ConfigError: unknown kind.
+    """
+    return check_kind(kind) not in _NOT_PRETRAINED
 
 
 def kinds() -> tuple[str, ...]:

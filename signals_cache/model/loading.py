@@ -34,7 +34,7 @@ from llmbt.signals_cache.model.engines import (
     use_all_cores,
 )
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
-from llmbt.signals_cache.model.hub import hub_failure
+from llmbt.signals_cache.model.hub import HUB_FIX, hub_commit, hub_snapshot
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
 from llmbt.signals_cache.scoring.temperature import check_calibrate, stored_temperature
@@ -45,10 +45,6 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _STORE_MARKER = "llmbt_store.json"
-_HUB_FIX = (
-    "Use a local folder, set HF_HUB_OFFLINE=1 with a pre-downloaded snapshot, "
-    "or the embedded alias smollm2-135m."
-)
 _BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
@@ -189,25 +185,17 @@ def _folder_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _hub_snapshot(repo_id: str) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except LocalEntryNotFoundError:
-        return None
-
-
 def base_fingerprint(spec: ModelSpec) -> str:
-    """16-hex content hash of the base weights only (adapters record it in llmbt_adapter.json)."""
+    """16-hex content hash of the base weights only (adapters record it in llmbt_adapter.json):
+    of the files' bytes for a .gguf or a folder, of the snapshot's commit for a hub id (downloaded
+    first when not cached, :mod:`.hub`), never of a name alone."""
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
         digest = files_digest({"model.gguf": Path(base).expanduser()})
     elif kind == "folder":
         digest = files_digest(_folder_files(Path(base).expanduser()))
     else:
-        snapshot = _hub_snapshot(base)
-        digest = f"hub:{base}@{snapshot.name}" if snapshot else f"hub:{base}"
+        digest = f"hub:{base}@{hub_commit(base)}"
     return hashlib.sha256(digest.encode()).hexdigest()[:16]
 
 
@@ -285,7 +273,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 
 def local_source(spec: ModelSpec) -> str:
-    """A local folder for the base (GGUF converted, hub snapshot cached) or the hub id itself."""
+    """A local folder for the base: GGUF converted, hub id's snapshot (:func:`.hub.hub_snapshot`)."""
     base, kind = _resolve_alias(spec.base)
     if kind == "gguf":
         gguf = Path(base).expanduser().resolve()
@@ -293,28 +281,18 @@ def local_source(spec: ModelSpec) -> str:
         return str(gguf_store(gguf, name))
     if kind == "folder":
         return str(Path(base).expanduser())
-    snapshot = _hub_snapshot(base)
-    if snapshot is not None:
-        return str(snapshot)
-    # read now: huggingface_hub reads HF_HUB_OFFLINE only once, when it is imported
-    flags = (os.environ.get(name, "") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    if any(f.strip().upper() in ("1", "ON", "YES", "TRUE") for f in flags):
-        raise LlmbtError(f"--model {base!r}: not cached and HF_HUB_OFFLINE is set. {_HUB_FIX}")
-    return base
+    return str(hub_snapshot(base))
 
 
 def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
     apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    local = Path(source).is_dir()
-    common = {"trust_remote_code": False, "local_files_only": local}
+    common = {"trust_remote_code": False, "local_files_only": True}  # local_source's folder
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         kwargs.update(common, use_safetensors=True)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
-        if isinstance(exc, OSError) and not local:
-            raise LlmbtError(hub_failure(source, exc, _HUB_FIX)) from exc
         raise LlmbtError(f"--model {source!r}: loading failed ({exc}).") from exc
     return model, tokenizer
 
@@ -383,11 +361,10 @@ def load_tokenizer(spec: ModelSpec) -> Any:
     apply_transformers_bars()  # the CLI's -v choice, before anything draws a bar
     from transformers import AutoTokenizer
 
-    local = Path(source).is_dir()
     try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local)
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise LlmbtError(f"--model {source!r}: tokenizer loading failed ({exc}). {_HUB_FIX}") from exc
+        raise LlmbtError(f"--model {source!r}: tokenizer loading failed ({exc}). {HUB_FIX}") from exc
     tok = prepare_tokenizer(tok, source)
     save_chat_template(tok, source)
     return tok
