@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
 NOT_BT = {"--help": "click's help option of every command", "--head": "`ray start --head`",
           "--no-deps": "`pip install --no-deps`",
-          "--name": "a placeholder in _flag_decl's docstring", "--no-name": "the same placeholder"}
+          "--name": "a placeholder in _flag_decl's docstring", "--no-name": "the same placeholder",
+          "--dirty": "`git describe --dirty` (results.py)",
+          "--porcelain": "`git status --porcelain` (results.py)",
+          "--untracked-files": "`git status --untracked-files=no` (results.py)"}
 
 
 def bt_flags(command: click.Command = cli) -> set[str]:

@@ -115,9 +115,13 @@ def test_offline_hub_id_explains_the_fix(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def _hub_answer(error):
-    """huggingface_hub's download functions (the hub's network calls) raising ``error``;
-    transformers' own handling wraps it as it would a real answer."""
-    def download(repo_id, *args, **kwargs):
+    """huggingface_hub's snapshot download (the hub's network call) raising ``error``; a look-up
+    of the local cache finds nothing, as on a machine that never downloaded the model."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def download(repo_id, *args, local_files_only=False, **kwargs):
+        if local_files_only:
+            raise LocalEntryNotFoundError("not in the local cache")
         raise error(repo_id)
     return download
 
@@ -145,18 +149,17 @@ def _connect_timeout(repo_id):
 
 @pytest.mark.parametrize(("error", "line"), [
     (_repo_not_found, r"^--model 'no-such-owner/no-such-model-llmbt': the hub has no such model "
-                      r"\(check the id; a private one needs `hf auth login`\) \(no-such-owner/no-such-"
-                      r"model-llmbt is not a local folder and is not a valid model identifier"),
-    (_connect_timeout, r"^--model 'no-such-owner/no-such-model-llmbt': the hub timed out \(We "
-                       r"couldn't connect to .*\)\. Use a local folder"),
+                      r"\(check the id; a private one needs `hf auth login`\) \(401 Client Error\. "
+                      r"Repository Not Found for url: "),
+    (_connect_timeout, r"^--model 'no-such-owner/no-such-model-llmbt': the hub timed out \(cannot "
+                       r"reach the hub and no cached snapshot\)\. Use a local folder"),
 ])
 def test_a_hub_failure_says_what_failed(monkeypatch: pytest.MonkeyPatch, error, line) -> None:
-    import transformers.utils.hub as hub
+    import huggingface_hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    for name in ("hf_hub_download", "snapshot_download"):
-        monkeypatch.setattr(hub, name, _hub_answer(error))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _hub_answer(error))
     with pytest.raises(LlmbtError, match=line) as info:
         load_model(ModelSpec(base="no-such-owner/no-such-model-llmbt"))
     assert "\n" not in str(info.value)
