@@ -174,14 +174,28 @@ def universe_facts(config: RunConfig, universe: Universe, news: pd.DataFrame | N
              "delisted": delisting_note(delistings(window)), "selection": "",
              "changes": membership_changes(pd.DataFrame(index=pd.DatetimeIndex([]), dtype=bool))}
     chosen = eligible(config, universe, news)
+    allowed = universe.tradable()
     if chosen is not None:
         facts["selection"] = selection_summary(chosen, since, 0)
         facts["changes"] = membership_changes(chosen.mask.loc[since:])
+        allowed &= chosen.mask
+    facts["construction"] = _structural(config, int(allowed.loc[since:].sum(axis=1).max()))
     return facts
+
+
+def _structural(config: RunConfig, most_names: int) -> str:
+    from llmbt.strategies.registry import check_params, get_strategy
+
+    cls = get_strategy(config.strategy)
+    return cls.structural_note(check_params(cls, dict(config.params)), most_names)
+
+
+#: The universe facts every output says, in this order.
+FACT_KEYS = ("selection", "delisted", "survivorship", "construction")
 
 
 def say_facts(facts: dict, say) -> None:
     """Print the universe's sentences (survivorship, delistings, selection) through ``say``."""
-    for key in ("selection", "delisted", "survivorship"):
+    for key in FACT_KEYS:
         if facts.get(key):
             say(f"{key}: {facts[key]}")

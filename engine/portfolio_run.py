@@ -65,14 +65,14 @@ class PortfolioInputs:
     Attributes:
         strategy: the :class:`PortfolioStrategy` class. params: its validated parameters.
         spec: what it scores (decay, warm-up). universe: the bars, warm-up history included.
-        news: the headlines (``load_news`` columns).
+        news: the headlines (``load_news`` columns; None when nothing reads them).
     """
 
     strategy: type
     params: dict
     spec: Any
     universe: Universe
-    news: pd.DataFrame
+    news: pd.DataFrame | None
 
 
 def load_inputs(config: RunConfig) -> PortfolioInputs:
@@ -82,7 +82,15 @@ def load_inputs(config: RunConfig) -> PortfolioInputs:
     eligibility.check(config)
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec, config))
-    return PortfolioInputs(cls, params, spec, universe, run_news(config, universe))
+    news = run_news(config, universe) if needs_news(config) else None
+    return PortfolioInputs(cls, params, spec, universe, news)
+
+
+def needs_news(config: RunConfig) -> bool:
+    """Whether the run reads headlines: a strategy that ranks scores, or ``--select news:…``
+    (``equal_weight`` alone scores nothing and needs no ``--news``)."""
+    ranks = bool(get_strategy(config.strategy).signal_panels)
+    return ranks or str(config.select or "").startswith("news")
 
 
 def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
@@ -93,7 +101,10 @@ def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
     truncated inputs through this same function, the selection included)."""
     chosen = eligibility.eligible(config, inputs.universe, inputs.news)
     since = pd.Timestamp(config.start, tz="UTC") if config.start else None
-    panels, info = _signals(config, inputs, None if chosen is None else chosen.ever(since))
+    if inputs.strategy.signal_panels:
+        panels, info = _signals(config, inputs, None if chosen is None else chosen.ever(since))
+    else:  # nothing to score (equal_weight): no model, no headlines
+        panels, info = {}, {}
     tradable = inputs.universe.tradable()
     if chosen is not None:
         panels = eligibility.held_only(panels, chosen, since)
@@ -101,6 +112,9 @@ def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
     weights = inputs.strategy.target_weights(panels, allowed, inputs.params)
     weights, cash = eligibility.apply(weights, tradable, chosen,
                                       eligibility.needed_names(inputs.params))
+    most = int(allowed.loc[since:].sum(axis=1).max()) if len(allowed.loc[since:]) else 0
+    note = inputs.strategy.structural_note(inputs.params, most)
+    info = info | ({"construction": note} if note else {})
     if chosen is not None:
         info = {"selection": eligibility.selection_summary(
             chosen, since or chosen.mask.index[0], int(cash.loc[since:].sum()))} | info
@@ -113,7 +127,7 @@ def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> Po
     return _run(config, load_inputs(config), with_benchmark, started)
 
 
-def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame,
+def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame | None,
                      with_benchmark: bool = True, started: float | None = None) -> PortfolioResult:
     """Run ``config``'s portfolio strategy on given bars and headlines (a walk-forward's test window).
 
@@ -140,7 +154,8 @@ def _run(config: RunConfig, inputs: PortfolioInputs, with_benchmark: bool,
     window = _window(universe, config.start, panels.get("selected"))
     run = _simulate(config, window, weights, config.strategy)
     bench = None
-    if with_benchmark and config.benchmark not in ("none", config.strategy):
+    if with_benchmark and config.benchmark not in ("none", config.strategy) and \
+            inputs.strategy is not EqualWeight:  # equal_weight would be its own benchmark
         bench = _benchmark(config, universe, window, params, panels.get("selected"))
     traded = list(window.keys())
     calendar = run.equity.index

@@ -178,7 +178,7 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
     notes = folder_notes(res)
     if not config.get("compare"):  # bt compare --arm said it while scoring
         say(f"hindsight: {notes['hindsight']}")
-    for key in ("selection", "delisted", "survivorship"):
+    for key in ("selection", "delisted", "survivorship", "construction"):
         if key in notes:
             say(f"{key}: {notes[key]}")
     arms = config["arms"] if config.get("compare") else (
@@ -205,7 +205,7 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
             notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (
                 f", model={a['model']}" if a.get("model") else "") for a in config["arms"])
     notes["hindsight"] = str(facts.get("hindsight") or tested_hindsight(config["run"], res["returns"]))
-    for key in ("selection", "delisted", "survivorship"):  # universe.json: what biases the figures
+    for key in ("selection", "delisted", "survivorship", "construction"):  # universe.json
         if res.get("universe", {}).get(key):
             notes[key] = res["universe"][key]
     return notes

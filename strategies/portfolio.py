@@ -90,6 +90,12 @@ class PortfolioStrategy(bt.Strategy):
         """Refuse a run whose ``params`` need a panel that ``panels`` lacks (default: none needed)."""
 
     @classmethod
+    def structural_note(cls, params: Mapping, most_names: int) -> str:
+        """A sentence when, by construction, the scores cannot change what is held ('' when they
+        can); ``most_names``: the most names with a bar (and selected) at any traded bar."""
+        return ""
+
+    @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
                     params: Mapping, state: dict | None = None) -> np.ndarray:
         """The weights of one rebalance bar (NaN where not tradable, or all NaN to skip it).
@@ -217,6 +223,18 @@ class LlmNewsPortfolio(PortfolioStrategy):
                 raise ConfigError(f"llm_news_portfolio needs a {name!r} signal panel for {why}; "
                                   f"got panels {sorted(panels)}. Score the universe first or change "
                                   "--param weighting / --param min_confidence.")
+
+    @classmethod
+    def structural_note(cls, params: Mapping, most_names: int) -> str:
+        """Long-only ranking (no ``entry``, no shorts, no confidence weighting or floor) with
+        ``top_k`` at least every name: each rebalance holds every name, whatever the scores."""
+        p = cls.checked_params(params)
+        if (p["entry"] is not None or p["bottom_k"] or p["weighting"] == "confidence"
+                or p["min_confidence"] > 0 or p["top_k"] < most_names):
+            return ""
+        return (f"the scores cannot change the holdings: top_k={p['top_k']} >= the {most_names} "
+                "names with a bar, so every rebalance holds every name and any difference between "
+                "scorers is structural (zero), not evidence; lower --param top_k or widen the universe")
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,

@@ -111,3 +111,29 @@ def test_max_turnover_caps_each_rebalance_and_trades_the_best_first():
 def test_bad_turnover_parameters_are_one_line(params, match):
     with pytest.raises(ConfigError, match=match):
         LlmNewsPortfolio.checked_params({"top_k": 4} | params)
+
+
+def test_a_construction_that_holds_every_name_is_said_plainly(shared_news, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from conftest import stub_scoring
+    from test_universe_arms import fake_adapter
+
+    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+    from llmbt.engine.cli import cli
+    from llmbt.signals_cache import universe
+
+    stub_scoring(monkeypatch, universe)
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    data = f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}"
+    common = ["--strategy", "llm_news_portfolio", "--symbols", "AAPL,BA,GS,GM,JPM", "--start",
+              "2015-03-02", "--end", "2015-06-30", "--data", data, "--news",
+              str(shared_news / "reuters_headlines_2013_2016.csv.gz"), "--news-tz", "America/New_York"]
+    run = CliRunner().invoke(cli, ["run", *common, "--no-report"])  # default top_k=5: every name
+    assert run.exit_code == 0, run.output
+    assert "construction: the scores cannot change the holdings: top_k=5 >= the 5 names" in run.output
+    cmp = CliRunner().invoke(cli, ["compare", *common, "--arm", "name=base", "--arm",
+                                   f"name=lora,adapter={fake_adapter(tmp_path / 'a')}",
+                                   "--out", str(tmp_path / "cmp")])
+    assert cmp.exit_code == 0 and "construction: the scores cannot change" in cmp.output, cmp.output
+    two = CliRunner().invoke(cli, ["run", *common, "--param", "top_k=2", "--no-report"])
+    assert two.exit_code == 0 and "construction:" not in two.output

@@ -116,3 +116,15 @@ def test_universe_arms_refuse_a_bar_prompt_in_one_line():
                                    "--arm", "name=a", "--arm", "name=b,prompt=bars-v1"])
     assert res.exit_code != 0 and "--arm b: prompt 'bars-v1' is a bars template" in res.output, res.output
     assert "Traceback" not in res.output
+
+
+def test_equal_weight_needs_no_news_scores_nothing_and_is_the_benchmark(shared_news, sent):
+    llm = run_portfolio_backtest(_config(shared_news))
+    sent.clear()
+    ew = run_portfolio_backtest(_config(shared_news, strategy="equal_weight", news=None, params={}))
+    assert sent == [] and ew.benchmark is None and ew.signal_info == {}
+    assert ew.run.returns.to_numpy().tolist() == llm.benchmark.returns.to_numpy().tolist()
+    res = CliRunner().invoke(cli, ["run", "--strategy", "equal_weight", "--data", ew.config.data,
+                                   "--symbols", SYMBOLS, "--start", "2015-03-02", "--end",
+                                   "2015-06-30", "--no-report"])
+    assert res.exit_code == 0 and "model calls" not in res.output, res.output

@@ -50,11 +50,18 @@ def report_portfolio(result, html: Path | None) -> None:
     print_metrics(series, periods_per_year(run.returns.index), extra)
     for key, value in (result.universe_info | result.signal_info).items():
         click.echo(f"{key}: {value}")
-    report = signal_report(result.panels["score"], result.opens)
-    click.echo(report.to_text())
+    report = signal_report(result.panels["score"], result.opens) if "score" in result.panels else None
+    if report is not None:  # equal_weight scores nothing
+        click.echo(report.to_text())
     click.echo(contribution_table(run.contributions))
     click.echo(f"backtest took {result.seconds:.2f} s")
-    if html is not None:
+    if html is not None and report is None:
+        from llmbt.reports import write_tearsheet
+
+        path = write_tearsheet(run.returns, html, benchmark=None, periods=periods_per_year(
+            run.returns.index), title=f"{name} on {result.config.data} (run {result.run_id})")
+        click.echo(f"tearsheet: {path}")
+    elif html is not None:
         _write_portfolio_pages(result, report, html)
 
 
@@ -83,4 +90,5 @@ def _write_portfolio_pages(result, report, html: Path) -> None:
 def _page_notes(result) -> dict[str, str]:
     """The universe facts that bias the figures, for the pages."""
     info = result.universe_info | result.signal_info
-    return {k: str(info[k]) for k in ("selection", "delisted", "survivorship") if info.get(k)}
+    return {k: str(info[k]) for k in ("selection", "delisted", "survivorship", "construction")
+            if info.get(k)}
