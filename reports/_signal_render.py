@@ -57,15 +57,55 @@ def report_text(report: SignalReport) -> str:
     """Plain-text form of :class:`~llmbt.reports.signal.SignalReport`."""
     parts = [_title(report), "", ic_frame(report).to_string(), IC_NOTE, "",
              quantile_frame(report).to_string(), QUANTILE_NOTE, "", turnover_line(report)]
+    if report.decay is not None:
+        parts += ["", decay_frame(report.decay).to_string(), DECAY_NOTE, best_horizon(report)]
     return "\n".join(parts) + "\n"
 
 
 def report_html(report: SignalReport) -> str:
     """HTML fragment (one ``<section>``) of :class:`~llmbt.reports.signal.SignalReport`."""
+    decay = "" if report.decay is None else (
+        f"<h3>IC decay and break-even cost</h3>\n{decay_frame(report.decay).to_html()}\n"
+        f"<p>{html.escape(DECAY_NOTE)}</p>\n<p>{html.escape(best_horizon(report))}</p>\n")
     return (f'<section class="signal">\n<h2>{html.escape(_title(report))}</h2>\n'
             f"<h3>Information coefficient</h3>\n{ic_frame(report).to_html()}\n"
             f"<p>{html.escape(IC_NOTE)}</p>\n<h3>Quantile returns</h3>\n{quantile_frame(report).to_html()}\n"
-            f"<p>{html.escape(QUANTILE_NOTE)}</p>\n<p>{html.escape(turnover_line(report))}</p>\n</section>\n")
+            f"<p>{html.escape(QUANTILE_NOTE)}</p>\n<p>{html.escape(turnover_line(report))}</p>\n{decay}"
+            "</section>\n")
+
+
+DECAY_NOTE = ("Per horizon h: top-bottom = quintile spread over h bars; turnover = share of the top "
+              "and bottom quintiles replaced between t-h and t; break-even cost = the one-way cost "
+              "per unit traded (as --commission) at which rebalancing every h bars earns nothing: "
+              "spread / (2 x turnover).")
+
+
+def decay_frame(decay: pd.DataFrame) -> pd.DataFrame:
+    """The decay table as formatted strings."""
+    specs = {"mean_ic": "+.4f", "t_stat_nonoverlap": "+.2f", "days_nonoverlap": ".0f",
+             "spread": "+.3%", "turnover": ".1%", "break_even": "+.3%"}
+    names = {"mean_ic": "mean IC", "t_stat_nonoverlap": "t-stat*", "days_nonoverlap": "days*",
+             "spread": "top-bottom", "turnover": "turnover", "break_even": "break-even cost"}
+    out = pd.DataFrame({names[c]: [_num(float(v), f) for v in decay[c]] for c, f in specs.items()},
+                       index=[f"h={h}" for h in decay.index])
+    return out.rename_axis("horizon")
+
+
+def best_horizon(report: SignalReport) -> str:
+    """One sentence: where the mean IC peaks, and the shortest rebalance period whose break-even
+    cost exceeds the run's own one-way cost, if any."""
+    decay, cost = report.decay, report.cost
+    ic = decay["mean_ic"].dropna()
+    peak = (f"mean IC peaks at h={int(ic.idxmax())} ({ic.max():+.4f}, t-stat* "
+            f"{_num(float(decay.at[ic.idxmax(), 't_stat_nonoverlap']), '+.2f')})" if len(ic)
+            else "no IC could be computed")
+    if cost is None:
+        return peak
+    pays = decay.index[(decay["break_even"] > cost).to_numpy()]
+    verdict = (f"the first horizon whose spread pays the run's {cost:.2%} one-way cost is "
+               f"h={int(pays[0])} (break-even {decay.at[pays[0], 'break_even']:.2%})" if len(pays)
+               else f"no horizon up to {int(decay.index[-1])} bars pays the run's {cost:.2%} one-way cost")
+    return f"{peak}; {verdict}"
 
 
 def contribution_frame(contrib: pd.DataFrame, top: int = 10) -> pd.DataFrame:

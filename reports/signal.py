@@ -68,7 +68,7 @@ def daily_ic(scores: pd.DataFrame, fwd: pd.DataFrame, min_names: int = 5) -> pd.
         The IC per date (NaN where too few names or a constant score or return).
     """
     _check_aligned(scores, fwd, "forward returns")
-    return _row_spearman(scores, fwd, min_names).rename("ic")
+    return row_spearman(scores, fwd, min_names).rename("ic")
 
 
 def ic_summary(scores: pd.DataFrame, open_: pd.DataFrame, horizons: Sequence[int] = (1, 5, 10),
@@ -88,7 +88,7 @@ def ic_summary(scores: pd.DataFrame, open_: pd.DataFrame, horizons: Sequence[int
     """
     _validate(scores, open_)
     fwd = forward_returns(open_, horizons)
-    return _ic_table(pd.DataFrame({h: _row_spearman(scores, fwd[h], min_names) for h in horizons}))
+    return _ic_table(pd.DataFrame({h: row_spearman(scores, fwd[h], min_names) for h in horizons}))
 
 
 def quantile_returns(scores: pd.DataFrame, fwd: pd.DataFrame, quantiles: int = 5) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def quantile_returns(scores: pd.DataFrame, fwd: pd.DataFrame, quantiles: int = 5
     """
     _check_aligned(scores, fwd, "forward returns")
     both = np.isfinite(scores) & np.isfinite(fwd)
-    bins = _bins(scores.where(both), quantiles)
+    bins = quantile_bins(scores.where(both), quantiles)
     by_bin = {q: fwd.where(bins == q) for q in range(1, quantiles + 1)}
     daily = pd.DataFrame({q: f.mean(axis=1) for q, f in by_bin.items()})
     table = pd.DataFrame({"mean_return": daily.mean(),
@@ -132,9 +132,9 @@ def turnover(scores: pd.DataFrame, quantiles: int = 5) -> pd.Series:
     Returns:
         A series with the index ``top_turnover``, ``bottom_turnover``, ``rank_autocorr``.
     """
-    bins = _bins(scores, quantiles)
+    bins = quantile_bins(scores, quantiles)
     out = {"top_turnover": _bin_turnover(bins, quantiles), "bottom_turnover": _bin_turnover(bins, 1),
-           "rank_autocorr": _row_spearman(scores, scores.shift(1), 2).mean()}
+           "rank_autocorr": row_spearman(scores, scores.shift(1), 2).mean()}
     return pd.Series(out, name="turnover", dtype=float)
 
 
@@ -149,6 +149,8 @@ class SignalReport:
         turnover: :func:`turnover`.
         daily_ic: dates x horizons daily ICs.
         names: symbols in the panel. dates: rows in the panel. scored: (date, symbol) cells with a score.
+        decay: :func:`llmbt.reports.decay.ic_decay` (IC, spread and break-even cost for h = 1…20),
+            when computed. cost: the run's one-way cost per unit traded (commission + slippage).
     """
 
     ic: pd.DataFrame
@@ -158,6 +160,8 @@ class SignalReport:
     names: int
     dates: int
     scored: int
+    decay: pd.DataFrame | None = None
+    cost: float | None = None
 
     def to_text(self) -> str:
         """Plain-text tables for a terminal or a README."""
@@ -183,7 +187,7 @@ def signal_report(scores: pd.DataFrame, open_: pd.DataFrame, horizons: Sequence[
     _validate(scores, open_)
     _check_quantiles(quantiles)
     fwd = forward_returns(open_, horizons)
-    daily = pd.DataFrame({h: _row_spearman(scores, fwd[h], min_names) for h in horizons})
+    daily = pd.DataFrame({h: row_spearman(scores, fwd[h], min_names) for h in horizons})
     table = pd.DataFrame({h: quantile_returns(scores, fwd[h], quantiles)["mean_return"] for h in horizons})
     return SignalReport(ic=_ic_table(daily),
                         quantiles=table.rename_axis(columns="horizon"), turnover=turnover(scores, quantiles),
@@ -191,7 +195,7 @@ def signal_report(scores: pd.DataFrame, open_: pd.DataFrame, horizons: Sequence[
                         dates=scores.shape[0], scored=int(scores.notna().to_numpy().sum()))
 
 
-def _row_spearman(a: pd.DataFrame, b: pd.DataFrame, min_names: int) -> pd.Series:
+def row_spearman(a: pd.DataFrame, b: pd.DataFrame, min_names: int) -> pd.Series:
     """Per row, Spearman correlation of ``a`` and ``b`` over the columns where both are finite."""
     both = np.isfinite(a.to_numpy(float)) & np.isfinite(b.to_numpy(float))
     ra, rb = (f.where(both).rank(axis=1) for f in (a, b))
@@ -219,7 +223,7 @@ def ic_row(ic: pd.Series, h: int) -> list[float]:
     return [valid.mean(), valid.std(ddof=1), t, len(valid), n, hit]
 
 
-def _bins(scores: pd.DataFrame, quantiles: int) -> pd.DataFrame:
+def quantile_bins(scores: pd.DataFrame, quantiles: int) -> pd.DataFrame:
     """Per row, score quantile 1..q of each scored name (ties share a bin); NaN on rows with < q names."""
     _check_quantiles(quantiles)
     rank = scores.rank(axis=1)

@@ -50,8 +50,14 @@ def report_portfolio(result, html: Path | None) -> None:
     print_metrics(series, periods_per_year(run.returns.index), extra)
     for key, value in (result.universe_info | result.signal_info).items():
         click.echo(f"{key}: {value}")
-    report = signal_report(result.panels["score"], result.opens) if "score" in result.panels else None
-    if report is not None:  # equal_weight scores nothing
+    report = None
+    if "score" in result.panels:  # equal_weight scores nothing
+        from llmbt.reports.decay import with_decay
+
+        cost = result.config.commission + result.config.slippage
+        report = with_decay(signal_report(result.panels["score"], result.opens),
+                            result.panels["score"], result.opens, cost)
+    if report is not None:
         click.echo(report.to_text())
     click.echo(contribution_table(run.contributions))
     click.echo(f"backtest took {result.seconds:.2f} s")
