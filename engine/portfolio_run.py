@@ -66,6 +66,7 @@ class PortfolioInputs:
         strategy: the :class:`PortfolioStrategy` class. params: its validated parameters.
         spec: what it scores (decay, warm-up). universe: the bars, warm-up history included.
         news: the headlines (``load_news`` columns; None when nothing reads them).
+        cache_only: refuse to score what the signal cache lacks (``--jitter``).
     """
 
     strategy: type
@@ -73,17 +74,19 @@ class PortfolioInputs:
     spec: Any
     universe: Universe
     news: pd.DataFrame | None
+    cache_only: bool = False
 
 
-def load_inputs(config: RunConfig) -> PortfolioInputs:
-    """The strategy, its parameters, the universe's bars and the headlines of ``config``."""
+def load_inputs(config: RunConfig, cache_only: bool = False) -> PortfolioInputs:
+    """The strategy, its parameters, the universe's bars and the headlines of ``config``
+    (``cache_only``: scores must come from the signal cache, no model is loaded)."""
     cls = get_strategy(config.strategy)
     params = cls.checked_params(check_params(cls, dict(config.params)))
     eligibility.check(config)
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec, config))
     news = run_news(config, universe) if needs_news(config) else None
-    return PortfolioInputs(cls, params, spec, universe, news)
+    return PortfolioInputs(cls, params, spec, universe, news, cache_only)
 
 
 def needs_news(config: RunConfig) -> bool:
@@ -99,26 +102,47 @@ def portfolio_signals(config: RunConfig, inputs: PortfolioInputs
     ``--select``/``--membership`` let a name be held), the target weights decided at each close,
     and the scoring facts: what a run trades on (``bt audit lookahead`` recomputes them on
     truncated inputs through this same function, the selection included)."""
-    chosen = eligibility.eligible(config, inputs.universe, inputs.news)
-    since = pd.Timestamp(config.start, tz="UTC") if config.start else None
-    if inputs.strategy.signal_panels:
-        panels, info = _signals(config, inputs, None if chosen is None else chosen.ever(since))
-    else:  # nothing to score (equal_weight): no model, no headlines
-        panels, info = {}, {}
-    tradable = inputs.universe.tradable()
-    if chosen is not None:
-        panels = eligibility.held_only(panels, chosen, since)
-    allowed = tradable if chosen is None else tradable & chosen.mask
-    weights = inputs.strategy.target_weights(panels, allowed, inputs.params)
-    weights, cash = eligibility.apply(weights, tradable, chosen,
-                                      eligibility.needed_names(inputs.params))
-    most = int(allowed.loc[since:].sum(axis=1).max()) if len(allowed.loc[since:]) else 0
+    panels, info, chosen = scored_panels(config, inputs)
+    weights, cash, most = weights_from(config, inputs, panels, chosen)
+    since = _since(config)
     note = inputs.strategy.structural_note(inputs.params, most)
     info = info | ({"construction": note} if note else {})
     if chosen is not None:
         info = {"selection": eligibility.selection_summary(
             chosen, since or chosen.mask.index[0], int(cash.loc[since:].sum()))} | info
     return panels, weights, info
+
+
+def scored_panels(config: RunConfig, inputs: PortfolioInputs
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], eligibility.Eligible | None]:
+    """The signal panels (only where a name may be held, under a selection), the scoring facts
+    and the eligible names (None without ``--select``/``--membership``)."""
+    chosen = eligibility.eligible(config, inputs.universe, inputs.news)
+    since = _since(config)
+    if inputs.strategy.signal_panels:
+        panels, info = _signals(config, inputs, None if chosen is None else chosen.ever(since))
+    else:  # nothing to score (equal_weight): no model, no headlines
+        panels, info = {}, {}
+    if chosen is not None:
+        panels = eligibility.held_only(panels, chosen, since)
+    return panels, info, chosen
+
+
+def weights_from(config: RunConfig, inputs: PortfolioInputs, panels: dict[str, pd.DataFrame],
+                 chosen: eligibility.Eligible | None) -> tuple[pd.DataFrame, pd.Series, int]:
+    """The target weights decided at each close from ``panels``, the bars that held cash for too
+    few eligible names, and the most names a traded bar could hold."""
+    tradable = inputs.universe.tradable()
+    allowed = tradable if chosen is None else tradable & chosen.mask
+    weights = inputs.strategy.target_weights(panels, allowed, inputs.params)
+    weights, cash = eligibility.apply(weights, tradable, chosen,
+                                      eligibility.needed_names(inputs.params))
+    traded = allowed.loc[_since(config):]
+    return weights, cash, int(traded.sum(axis=1).max()) if len(traded) else 0
+
+
+def _since(config: RunConfig) -> pd.Timestamp | None:
+    return pd.Timestamp(config.start, tz="UTC") if config.start else None
 
 
 def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
@@ -151,8 +175,8 @@ def _run(config: RunConfig, inputs: PortfolioInputs, with_benchmark: bool,
          started: float) -> PortfolioResult:
     universe, params = inputs.universe, inputs.params
     panels, weights, info = portfolio_signals(config, inputs)
-    window = _window(universe, config.start, panels.get("selected"))
-    run = _simulate(config, window, weights, config.strategy)
+    window = trade_window(universe, config.start, panels.get("selected"))
+    run = simulate_window(config, window, weights, config.strategy)
     bench = None
     if with_benchmark and config.benchmark not in ("none", config.strategy) and \
             inputs.strategy is not EqualWeight:  # equal_weight would be its own benchmark
@@ -204,7 +228,7 @@ def _signals(config: RunConfig, inputs: PortfolioInputs, symbols: list[str] | No
                         batch_size=config.batch_size, half_life=spec.half_life,
                         prompt=config.prompt, warmup=spec.warmup,
                         score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), **arm)
+                        masker=load_masker(config), cache_only=inputs.cache_only, **arm)
     prices = inputs.universe.prices
     if symbols is not None:
         prices = {s: prices[s] for s in symbols}
@@ -228,7 +252,7 @@ def run_news(config: RunConfig, universe: Universe) -> pd.DataFrame:
     return load_news(config.news, tz=config.news_tz)
 
 
-def _window(universe: Universe, start: str | None,
+def trade_window(universe: Universe, start: str | None,
             selected: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The bars to trade: from ``--start`` on (the warm-up history only feeds the signals), of
     the symbols a selection holds at some bar (the others would never trade)."""
@@ -245,7 +269,7 @@ def _window(universe: Universe, start: str | None,
     return out
 
 
-def _simulate(config: RunConfig, window: dict[str, pd.DataFrame], weights: pd.DataFrame,
+def simulate_window(config: RunConfig, window: dict[str, pd.DataFrame], weights: pd.DataFrame,
               name: str) -> PortfolioRun:
     calendar = pd.DatetimeIndex(sorted(set().union(*(b.index for b in window.values()))))
     return simulate(window, weights.reindex(index=calendar, columns=list(window)),
@@ -265,7 +289,7 @@ def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataF
     allowed = tradable if chosen is None else tradable & chosen.mask
     weights = EqualWeight.target_weights({}, allowed, keep)
     weights, _ = eligibility.apply(weights, tradable, chosen, 1)
-    return _simulate(config, window, weights, "equal_weight")
+    return simulate_window(config, window, weights, "equal_weight")
 
 
 def _universe_info(universe: Universe, window: dict[str, pd.DataFrame],

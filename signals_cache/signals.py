@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmbt.errors import ConfigError
 from llmbt.feeds import align_news_to_bars
 from llmbt.feeds.calendar import periods_per_year
 from llmbt.feeds.news import select_symbol
@@ -54,6 +55,7 @@ class SignalRequest:
     masker: Masker | None = None  # --anonymize: headlines masked, the symbol shown as Company A
     arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
     arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
+    cache_only: bool = False  # a cache miss is an error, not a model call (--jitter)
 
 
 class LazyScorer:
@@ -75,6 +77,19 @@ class LazyScorer:
             self._scorer = LabelScorer(load_model(self.spec))
             self.load_seconds = time.perf_counter() - started
         return scale_rows(self._scorer.label_probs(prompts, batch_size=batch_size), self.temperature)
+
+
+class CacheOnly:
+    """A scorer for runs that must not call the model: any prompt the cache lacks is an error."""
+
+    load_seconds = 0.0
+    temperature = None
+
+    def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        """Refuse, naming how many prompts are missing and the fix."""
+        raise ConfigError(f"--jitter re-runs from the cached scores, but {len(prompts)} prompt(s) "
+                          "are not in the signal cache: run the same command once without --jitter "
+                          "first")
 
 
 def realised_vol(prices: pd.DataFrame, window: int = 20, periods: float | None = None) -> pd.Series:
@@ -221,7 +236,8 @@ def _scorer(req: SignalRequest) -> tuple[Any, str]:
     """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer; either
     scaled by the temperature stored beside its adapter folder unless ``req.spec.calibrate`` is off."""
     if req.arm == "lm":
-        return LazyScorer(req.spec), model_fingerprint(req.spec, "")
+        scorer = CacheOnly() if req.cache_only else LazyScorer(req.spec)
+        return scorer, model_fingerprint(req.spec, "")
     from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
 
     scorer = make_scorer(req.arm, model=req.spec.base, path=req.arm_path)

@@ -81,10 +81,12 @@ def _signed(probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
 
 def _exactness(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Label agreement and |Δscore| statistics of ``got`` against ``ref`` (see :func:`_signed`)."""
-    delta = np.abs(got[:, -1] - ref[:, -1])
+    signed = got[:, -1] - ref[:, -1]
+    delta = np.abs(signed)
     return {"agreement": float((got[:, :-1].argmax(1) == ref[:, :-1].argmax(1)).mean()),
             "mean_abs_dscore": float(delta.mean()), "p99_abs_dscore": float(np.quantile(delta, 0.99)),
-            "max_abs_dscore": float(delta.max())}
+            "max_abs_dscore": float(delta.max()),
+            "std_dscore": float(signed.std(ddof=1)) if len(signed) > 1 else 0.0}
 
 
 class _PeakRss:

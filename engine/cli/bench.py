@@ -114,9 +114,19 @@ def _bench_engines(model: str, adapter: str | None, sets: dict[str, list[str]],
     from llmbt.signals_cache.model.loading import ModelSpec
 
     spec = ModelSpec(base=model, adapter=adapter)
+    errors = []
     for kind, prompts in sets.items():
         for row in bench_engines(spec, prompts, names, batch_size):
             click.echo(f"engine {kind:<9} " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+            if row.get("std_dscore"):
+                errors.append((float(row["std_dscore"]), str(row.get("engine"))))
+    if errors:  # the largest error seen: what --jitter perturbs scores by
+        from llmbt.engine.jitter import store_sigma
+
+        sigma, engine = max(errors)
+        store_sigma(sigma, f"{engine} vs torch")
+        click.echo(f"stored for --jitter: sigma {sigma:.4g} (std of the score difference, {engine} "
+                   "vs the float32 reference)")
 
 
 @bench.command("train")

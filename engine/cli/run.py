@@ -16,7 +16,13 @@ from llmbt.engine.cli.base import build_config, cli, run_options
 @click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet.")
 @click.option("--save-config", type=click.Path(dir_okay=False), help="Write the resolved config "
               "as YAML (reusable with --config).")
-def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) -> None:
+@click.option("--jitter", type=int, default=0, help="Portfolio runs: re-run N times from the "
+              "cached scores plus the scoring engine's numeric error; report the Sharpe's spread "
+              "and the share of identical fills (no model call).")
+@click.option("--jitter-sigma", type=float, default=None, help="The noise's standard deviation "
+              "(default: what `bt bench scoring --engines` measured and stored).")
+def run(report: str | None, no_report: bool, save_config: str | None, jitter: int,
+        jitter_sigma: float | None, **kwargs) -> None:
     """Run one backtest, print its metrics and write a QuantStats tearsheet.
 
     Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
@@ -30,7 +36,28 @@ def run(report: str | None, no_report: bool, save_config: str | None, **kwargs) 
         Path(save_config).write_text(config.to_yaml())
     click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
     path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
+    sigma = _jitter_sigma(config, jitter, jitter_sigma)
     if is_portfolio(config.strategy):
         report_portfolio(run_portfolio_backtest(config), path)
     else:
         report_run(run_backtest(config), path)
+    if jitter:
+        from llmbt.engine.jitter import jitter_portfolio
+
+        click.echo("jitter: " + jitter_portfolio(config, jitter, sigma).line(config.strategy))
+
+
+def _jitter_sigma(config, jitter: int, sigma: float | None) -> float | None:
+    """The noise level of ``--jitter``, checked before the run (None without ``--jitter``)."""
+    from llmbt.engine.jitter import resolve_sigma
+    from llmbt.engine.portfolio_run import is_portfolio
+    from llmbt.errors import ConfigError
+
+    if not jitter and sigma is None:
+        return None
+    if jitter < 1:
+        raise ConfigError(f"--jitter {jitter} must be at least 1 (re-runs), e.g. --jitter 20")
+    if not is_portfolio(config.strategy):
+        raise ConfigError(f"--jitter re-runs a portfolio's weights from its cached scores; --strategy "
+                          f"{config.strategy} is single-instrument: use llm_news_portfolio")
+    return resolve_sigma(sigma)
