@@ -248,6 +248,7 @@ def _stats(prices: Mapping[str, pd.DataFrame], fills: pd.DataFrame, equity: pd.S
         "sharpe": sharpe_ratio(returns, periods_per_year(equity.index)),
         "max_drawdown": float(-(equity / equity.cummax() - 1.0).min()),
         "fills": float(len(fills)),
+        "commission": float(fills["commission"].sum()) if len(fills) else 0.0,
         "turnover": float((traded / equity).mean()),
         "exposure": float(_gross_exposure(prices, fills, equity).mean()),
         "bars": float(sum(len(f) for f in prices.values())),

@@ -112,6 +112,6 @@ def arm_facts(run: PortfolioResult) -> dict[str, Any]:
 
 def portfolio_stats(stats: dict[str, float]) -> dict[str, float]:
     """The portfolio stats a results folder keeps, as floats."""
-    keys = ("sharpe", "total_return", "max_drawdown", "fills", "turnover", "exposure",
+    keys = ("sharpe", "total_return", "max_drawdown", "fills", "commission", "turnover", "exposure",
             "rejected_orders", "bars", "symbols")
     return {k: float(stats[k]) for k in keys if k in stats}

@@ -191,6 +191,8 @@ def test_contributions_sum_to_the_pnl_to_the_cent(slice_prices, slice_inputs):
     c = run.contributions
     assert abs(c["pnl"].sum() - (run.equity.iloc[-1] - CASH)) < 0.005
     assert abs(c["commission"].sum() - run.fills["commission"].sum()) < 1e-9
+    by_hand = (run.fills["size"].abs() * run.fills["price"] * COMMISSION).sum()
+    assert run.stats["commission"] == pytest.approx(by_hand, rel=1e-12)  # what the run paid
     assert c["fills"].sum() == len(run.fills) and abs(c["share"].sum() - 1) < 1e-9
     assert set(c.index) == set(SYMBOLS)
 

@@ -74,6 +74,7 @@ def report_portfolio(result, html: Path | None) -> None:
 _PORTFOLIO_ROWS = (
     ("Fills", lambda s: f"{int(s['fills'])}"),
     ("Final value", lambda s: f"{s['final_value']:,.2f}"),
+    ("Commission paid", lambda s: f"{s.get('commission', 0.0):,.2f}"),
     ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
     ("Gross exposure", lambda s: f"{s['exposure']:.1%}"),
     ("Rejected orders", lambda s: f"{int(s['rejected_orders'])}"),
