@@ -4,7 +4,9 @@ that ``bt compare --from`` reads back.
 Layout::
 
     OUT/config.json        the WalkForwardConfig (with its run id)
-    OUT/run.json           run id, git commit, package versions, timings, folds ok / failed
+    OUT/run.json           run id, git commit, package versions, timings, folds ok / failed, and
+                           ``trials``: the data fingerprint and each arm's key in the trial ledger
+                           (:mod:`llmbt.engine.trials`)
     OUT/folds/fold-K.json  everything known about fold K (or its error)
     OUT/folds.csv          one row per (fold, model): period, examples, losses, F1, Sharpe, …
     OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
@@ -68,8 +70,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_results(result: WalkForwardResult, out: str | Path) -> Path:
-    """Write the results folder (see the module docstring); returns it."""
+def write_results(result: WalkForwardResult, out: str | Path, trials: dict[str, Any] | None = None) -> Path:
+    """Write the results folder (see the module docstring); returns it. ``trials``: what
+    :func:`llmbt.engine.trials.record_walkforward` recorded (kept in ``run.json``)."""
     out = Path(out)
     (out / "folds").mkdir(parents=True, exist_ok=True)
     cfg = result.config
@@ -77,7 +80,7 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     failed = [f.facts["fold"] for f in result.folds if "error" in f.facts]
     _dump(out / "run.json", {"run_id": cfg.run_id, "git_commit": git_commit(), "versions": versions(),
                              "seconds": round(result.seconds, 1), "folds": len(result.folds),
-                             "failed_folds": failed})
+                             "failed_folds": failed} | ({"trials": trials} if trials else {}))
     for fold in result.folds:
         _dump(out / "folds" / f"fold-{fold.facts['fold']}.json", fold.facts)
         _link_adapter(out, fold.facts)
@@ -121,7 +124,8 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     hindsight = next(iter(res["info"].values())).get("hindsight")
     _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, "git_commit": git_commit(),
                              "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
-                             "folds": 1, "failed_folds": [], "hindsight": hindsight})
+                             "folds": 1, "failed_folds": [], "hindsight": hindsight}
+          | ({"trials": res["trials"]} if res.get("trials") else {}))
     pd.DataFrame(res["returns"]).to_csv(out / "returns.csv", index_label="time")
     pd.concat([frame.assign(model=name) for name, frame in res["scores"].items()]).to_csv(
         out / "scores.csv", index_label="time")

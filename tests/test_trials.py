@@ -40,7 +40,8 @@ def test_a_trial_holds_its_data_period_strategy_scorer_returns_and_sharpe(ledger
     result = run_backtest(GOOG)
     key = trials.record_run(GOOG, result.returns, result.signal_info, "run")
     (trial,) = trials.list_trials(with_returns=True)
-    assert trial.key == key and trial.data == data_fingerprint(GOOG.to_dict()) and trial.source == "sample:GOOG"
+    assert trial.key == key and trial.data == data_fingerprint(GOOG.to_dict())
+    assert trial.source == "sample:GOOG"
     assert (trial.first_bar, trial.last_bar) == ("2012-01-03T00:00:00Z", "2012-12-31T00:00:00Z")
     assert trial.strategy == "sma_cross" and trial.params == {"fast": 10, "slow": 30, "allow_short": False}
     assert trial.scorer == NO_SCORER and trial.run_id == GOOG.run_id and trial.command == "run"
@@ -137,7 +138,8 @@ def test_bt_trials_list_and_clear(ledger):
     res = CliRunner().invoke(cli, ["trials", "list"])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].split() == ["when", "(UTC)", "command", "strategy", "data", "period", "Sharpe", "run", "id"]
+    assert lines[0].split() == ["when", "(UTC)", "command", "strategy", "data", "period", "Sharpe", "run",
+                                "id"]
     assert "compare base" in lines[3] and "sample:EURUSD [" in lines[3] and "+0.30" in lines[3]
     assert "2012-01-02..2012-12-14" in lines[1] and "+1.00" in lines[1] and GOOG.run_id in lines[1]
     assert lines[-1].startswith("3 trials on 2 data fingerprints")
