@@ -47,10 +47,10 @@ def file_identity(path: Path) -> dict[str, Any]:
 
 def source_identity(value: str | None) -> Any:
     """``value`` (a ``--data``/``--news``/``--symbols``/``--membership`` value) as a file identity
-    when it names a local file or folder (after an optional ``SCHEME:``), else the string itself
-    (a URI such as ``sample:GOOG`` or ``yahoo:AAPL``, a symbol list); None stays None."""
-    if value is None:
-        return None
+    when it names a local file or folder (a path, or ``csv:``/``parquet:`` and a path), else the
+    string itself (a URI such as ``sample:GOOG`` or ``yahoo:AAPL``, a symbol list); None stays None."""
+    if value is None or not str(value).strip():
+        return value
     text = str(value)
     scheme, sep, rest = text.partition(":")
     if sep and scheme.lower() in FILE_SCHEMES and Path(rest).expanduser().exists():

@@ -129,7 +129,7 @@ def connect() -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit is not fsynced, a crash loses no older trial
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no corruption; a power cut may lose the last trials
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(_SCHEMA)
@@ -152,15 +152,21 @@ def make_trial(config: Any, returns: pd.Series, info: Mapping[str, Any], command
     params = strategy_params(config.strategy, config.params)
     data, scorer = data_fingerprint(config.to_dict()), scorer or scorer_fingerprint(config, info)
     first, last = bar_text(returns.index[0]), bar_text(returns.index[-1])
-    index = pd.DatetimeIndex(returns.index)
-    index = index.tz_localize("UTC") if index.tz is None else index
-    values = [v if math.isfinite(v) else None for v in returns.tolist()]
     return Trial(key=config_key(data, config.strategy, params, scorer, first, last), data=data,
                  source=str(config.data), strategy=config.strategy, params=params, scorer=scorer,
                  first_bar=first, last_bar=last, run_id=run_id or config.run_id, arm=arm,
                  command=command, sharpe=sharpe_ratio(returns, ppy), periods_per_year=ppy,
                  bars=len(returns), created=datetime.now(UTC).isoformat(timespec="seconds"),
-                 returns={"t": index.as_unit("s").asi8.tolist(), "r": values})
+                 returns=plain_returns(returns))
+
+
+def plain_returns(returns: pd.Series) -> dict[str, list]:
+    """Per-bar returns as plain JSON: ``t`` (epoch seconds, UTC; naive times are UTC) and ``r`` (the
+    returns, None where undefined)."""
+    index = pd.DatetimeIndex(returns.index)
+    index = index.tz_localize("UTC") if index.tz is None else index
+    return {"t": index.as_unit("s").asi8.tolist(),
+            "r": [v if math.isfinite(v) else None for v in returns.astype(float).tolist()]}
 
 
 def record(trial: Trial) -> None:

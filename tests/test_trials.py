@@ -170,3 +170,12 @@ def test_a_flat_run_is_a_trial_without_a_sharpe(ledger):
     assert trials.overlapping(trial.data, "2012-06-01T00:00:00Z", "2013-01-01T00:00:00Z")[0].key == key
     assert trials.overlapping(trial.data, "2013-01-01T00:00:00Z", "2014-01-01T00:00:00Z") == []
     assert trials.overlapping(trial.data, "2012-06-01T00:00:00Z", "2013-01-01T00:00:00Z", [key]) == []
+
+
+def test_the_recording_benchmark_runs_in_a_ledger_of_its_own(ledger):
+    from llmbt.engine.bench.trials import TrialsBench, bench_trials
+
+    out = bench_trials(TrialsBench(start="2012-01-01", repeats=2, filled=4))
+    assert out["bars"] > 250 and out["filled_trials"] == 6 and out["goal_ms"] == 50
+    assert all(out[k] > 0 for k in ("first_ms", "new_median_ms", "replace_median_ms", "slowest_ms"))
+    assert not trials.ledger_path().exists()  # a temporary home, not the user's ledger
