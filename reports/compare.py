@@ -185,13 +185,13 @@ def _trials_sentence(trial_set: dict[str, Any]) -> str:
     if undefined:
         names = ", ".join(str(k) for k in trial_set["trials"] if str(k) not in undefined)
         names += f"; not {', '.join(undefined)}: no Sharpe ratio, it never traded or its returns are flat"
-    trials = f"{trial_set['n_trials']} trials ({names}), each measured on the same"
+    trials = (f"{trial_set['n_trials']} trials ({names}), each measured on the same {trial_set['bars']} "
+              "out-of-sample bars")
     if trial_set.get("n_ledger"):
-        trials = (f"{trial_set['n_trials']} trials: {trial_set['n_ledger']} from the trial ledger on "
-                  f"this data over overlapping periods, and this run's {trial_set['n_this_run']} "
-                  f"({names}), each measured on the same")
-    return (f"The DSR deflates for {trials} "
-            f"{trial_set['bars']} out-of-sample bars: their annualised Sharpe ratios have variance "
+        trials = (f"{trial_set['n_trials']} trials: this run's {trial_set['n_this_run']} ({names}), each "
+                  f"measured on the same {trial_set['bars']} out-of-sample bars, and {trial_set['n_ledger']} "
+                  "more from the trial ledger on this data over overlapping periods")
+    return (f"The DSR deflates for {trials}: their annualised Sharpe ratios have variance "
             f"{trial_set['var_sharpe_annualised']:.3f}, so the best of {trial_set['n_trials']} skill-less "
             f"trials would be expected to reach a Sharpe of {trial_set['expected_max_sharpe']:.2f}.")
 

@@ -124,7 +124,8 @@ def test_bt_compare_records_its_arms_and_its_dsr_counts_the_ledger(two_compares,
     dsr = second["stats"]["dsr"]
     assert (dsr["n_trials"], dsr["n_this_run"], dsr["n_ledger"]) == (3, 2, 1)
     assert any("DSR counts 3 trials on this data, 2 in this run" in s for s in second["significance"])
-    assert "deflates for 3 trials: 1 from the trial ledger" in " ".join(second["significance"])
+    assert "deflates for 3 trials: this run's 2 (base, v1)" in " ".join(second["significance"])
+    assert "and 1 more from the trial ledger on this data" in " ".join(second["significance"])
     assert "DSR counts 3 trials on this data" in (its_ledger / "two" / "comparison.html").read_text()
     again = CliRunner().invoke(cli, ["compare", "--from", str(its_ledger / "two")])  # its arms once
     assert again.exit_code == 0 and "DSR counts 3 trials on this data, 2 in this run" in again.output
