@@ -20,6 +20,7 @@ from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
 from llmbt.engine.signals import arms_hindsight, check_prompt
+from llmbt.engine.trials import record_run, trials_facts
 from llmbt.errors import ConfigError, did_you_mean
 
 ARM_KEYS = ("name", "kind", "model", "adapter", "prompt")
@@ -85,7 +86,8 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
     Returns:
         ``returns`` (per arm, plus ``buy_and_hold``), ``scores`` (per arm), a one-row-per-arm
         ``folds`` table, the period's ``close`` prices (as :func:`llmbt.reports.compare.compare` and
-        the comparison page take them) and each arm's signal ``info`` (its hindsight line).
+        the comparison page take them), each arm's signal ``info`` (its hindsight line) and
+        ``trials`` (:func:`llmbt.engine.trials.trials_facts`: each arm is recorded in the ledger).
     """
     refuse_portfolio(config)
     names = check_arms(config, arms)
@@ -96,10 +98,12 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
     history = load_history(config)  # loaded once: every arm sees the same bars, offline once cached
     examples = _period_examples(config, history, horizon)
     prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]
-    returns, scores, rows, info = {}, {}, [], {}
+    returns, scores, rows, info, keys = {}, {}, [], {}, {}
     for i, arm in enumerate(arms):
         cfg = arm_config(config, arm).replace(benchmark=None if i == 0 else "none")
         run = run_backtest(cfg, prices=prices, with_benchmark=i == 0, history=history)
+        keys[arm.name] = record_run(cfg, run.returns, run.signal_info, "compare", arm=arm.name,
+                                    run_id=config.run_id)  # each arm a trial of the ledger
         frame, quality = signal_quality_frame(cfg, examples, run.signals["score"])
         returns[arm.name], scores[arm.name] = run.returns.rename(arm.name), frame
         info[arm.name] = run.signal_info
@@ -113,7 +117,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         say(f"hindsight: {note}")
     ordered = {k: returns[k] for k in [*names, "buy_and_hold"] if k in returns}
     return {"returns": ordered, "scores": scores, "folds": pd.DataFrame(rows), "close": prices["close"],
-            "info": info}
+            "info": info, "trials": trials_facts(config, keys)}
 
 
 def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:

@@ -12,6 +12,7 @@ import pandas as pd
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import RunResult
 from llmbt.engine.signals import bar_symbol, scoring_spec
+from llmbt.engine.trial_ids import scorer_fingerprint
 from llmbt.errors import LlmbtError
 
 
@@ -74,10 +75,12 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
                    "profitable_ratio": direction.get("profitable_ratio")}
 
 
-def run_facts(run: RunResult) -> dict[str, float]:
+def run_facts(run: RunResult) -> dict[str, Any]:
+    """JSON facts of one backtest: its stats, scoring time, cache hits and scorer fingerprint
+    (:func:`llmbt.engine.trial_ids.scorer_fingerprint`)."""
     keys = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "exposure", "bars",
             "rejected_orders")
     info = run.signal_info
     return {k: float(run.stats[k]) for k in keys} | {
         "seconds": round(run.seconds, 3), "ms_per_item": info.get("ms per scored item"),
-        "cache_hit_rate": info.get("cache hit rate")}
+        "cache_hit_rate": info.get("cache hit rate"), "scorer": scorer_fingerprint(run.config, info)}

@@ -5,7 +5,8 @@ Layout::
 
     OUT/config.json        the WalkForwardConfig (with its run id)
     OUT/run.json           run id, git commit (and ``dirty``), package versions, timings, folds
-                           ok / failed
+                           ok / failed, and ``trials``: the data fingerprint and each arm's key in
+                           the trial ledger (:mod:`llmbt.engine.trials`)
     OUT/folds/fold-K.json  everything known about fold K (or its error)
     OUT/folds.csv          one row per (fold, model): period, examples, losses, F1, Sharpe, …
     OUT/returns.csv        stitched out-of-sample returns: one column per model + buy_and_hold
@@ -86,8 +87,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_results(result: WalkForwardResult, out: str | Path) -> Path:
-    """Write the results folder (see the module docstring); returns it."""
+def write_results(result: WalkForwardResult, out: str | Path, trials: dict[str, Any] | None = None) -> Path:
+    """Write the results folder (see the module docstring); returns it. ``trials``: what
+    :func:`llmbt.engine.trials.record_walkforward` recorded (kept in ``run.json``)."""
     out = Path(out)
     (out / "folds").mkdir(parents=True, exist_ok=True)
     cfg = result.config
@@ -95,7 +97,7 @@ def write_results(result: WalkForwardResult, out: str | Path) -> Path:
     failed = [f.facts["fold"] for f in result.folds if "error" in f.facts]
     _dump(out / "run.json", {"run_id": cfg.run_id, **git_state(), "versions": versions(),
                              "seconds": round(result.seconds, 1), "folds": len(result.folds),
-                             "failed_folds": failed})
+                             "failed_folds": failed} | ({"trials": trials} if trials else {}))
     for fold in result.folds:
         _dump(out / "folds" / f"fold-{fold.facts['fold']}.json", fold.facts)
         _link_adapter(out, fold.facts)
@@ -140,7 +142,8 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     hindsight = "; ".join(arms_hindsight(res["info"]))  # each arm's scorer has its own
     _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, **git_state(),
                              "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
-                             "folds": 1, "failed_folds": [], "hindsight": hindsight})
+                             "folds": 1, "failed_folds": [], "hindsight": hindsight}
+          | ({"trials": res["trials"]} if res.get("trials") else {}))
     pd.DataFrame(res["returns"]).to_csv(out / "returns.csv", index_label="time")
     pd.concat([frame.assign(model=name) for name, frame in res["scores"].items()]).to_csv(
         out / "scores.csv", index_label="time")

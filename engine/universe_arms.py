@@ -24,6 +24,8 @@ from llmbt.engine.config import RunConfig
 from llmbt.engine.eligibility import universe_facts
 from llmbt.engine.portfolio_run import PortfolioResult, load_run_universe, run_news, run_portfolio_on
 from llmbt.engine.signals import arms_hindsight
+from llmbt.engine.trial_ids import scorer_fingerprint
+from llmbt.engine.trials import record_run, trials_facts
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
 
@@ -56,8 +58,10 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
         ``time`` with ``symbol`` and ``score``), ``folds`` (one row per arm: fold 0, the tested
         period and :func:`arm_facts`), ``opens`` (time x symbols from the first traded bar, for the
         daily IC), ``info`` (per arm, the scoring facts), ``universe``
-        (:func:`llmbt.engine.eligibility.universe_facts`) and ``seconds`` (wall time, data loading
-        included); :func:`llmbt.engine.results.write_arms_results` writes it as a results folder.
+        (:func:`llmbt.engine.eligibility.universe_facts`), ``seconds`` (wall time, data loading
+        included) and ``trials`` (:func:`llmbt.engine.trials.trials_facts`: each arm is recorded
+        in the trial ledger); :func:`llmbt.engine.results.write_arms_results` writes it as a
+        results folder.
 
     Raises:
         ConfigError: fewer than two arms, a repeated name, a run-level ``--adapter``, a model
@@ -84,6 +88,9 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
             + (f", model calls {calls}" if (calls := run.signal_info.get("model calls")) else ""))
     for note in arms_hindsight({n: r.signal_info for n, r in runs.items()}):
         say(f"hindsight: {note}")
+    keys = {arm.name: record_run(arm_config(config, arm), runs[arm.name].run.returns,
+                                 runs[arm.name].signal_info, "compare", arm=arm.name, run_id=config.run_id)
+            for arm in arms}  # each arm a trial of the ledger
     first = runs[names[0]].run.returns.index
     facts = universe_facts(config, universe, news, first[0])  # the report says them
     returns = {n: r.run.returns.rename(n) for n, r in runs.items()}
@@ -93,7 +100,7 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
     return {"returns": returns, "scores": {n: score_rows(r.panels["score"]) for n, r in runs.items()},
             "folds": folds, "opens": universe.panel("open").loc[first[0]:],
             "info": {n: r.signal_info for n, r in runs.items()}, "universe": facts,
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, "trials": trials_facts(config, keys)}
 
 
 def score_rows(panel: pd.DataFrame) -> pd.DataFrame:
@@ -103,11 +110,13 @@ def score_rows(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 def arm_facts(run: PortfolioResult) -> dict[str, Any]:
-    """JSON facts of one arm's run: portfolio stats, scoring time and cache hits."""
+    """JSON facts of one arm's run: portfolio stats, scoring time, cache hits and the scorer
+    fingerprint (:func:`llmbt.engine.trial_ids.scorer_fingerprint`)."""
     info = run.signal_info
     return portfolio_stats(run.run.stats) | {"seconds": round(run.seconds, 3),
                                              "ms_per_item": info.get("ms per scored item"),
-                                             "cache_hit_rate": info.get("cache hit rate")}
+                                             "cache_hit_rate": info.get("cache hit rate"),
+                                             "scorer": scorer_fingerprint(run.config, info)}
 
 
 def portfolio_stats(stats: dict[str, float]) -> dict[str, float]:

@@ -6,8 +6,10 @@ bar each model's ``score`` (P(bull) − P(bear)), ``signal`` (the score the stra
 normalisation), ``confidence``, ``predicted``/``label`` and the realised ``forward_return`` over
 ``horizon`` bars. :func:`compare_results` reads them from a walk-forward results folder.
 
-The DSR's trials are the compared models (or arms), each on the same out-of-sample bars; hit rates
-and McNemar's test score ``signal`` (zero = no signal), McNemar on one bar in ``horizon``.
+The DSR's trials are the compared models (or arms), each on the same out-of-sample bars, and (by
+default, from a results folder) every other configuration the trial ledger holds on the same data over
+overlapping periods (:mod:`llmbt.engine.trials`); hit rates and McNemar's test score ``signal`` (zero =
+no signal), McNemar on one bar in ``horizon``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from llmbt.engine.runner import periods_per_year
+from llmbt.engine.trials import PriorTrials
 from llmbt.errors import LlmbtError
 from llmbt.reports.page_parts import commit_note
 
@@ -76,7 +79,7 @@ def calibration_table(scores: pd.DataFrame, bins: int = CAL_BINS) -> pd.DataFram
 
 def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, horizon: int,
             trials: dict[str, pd.Series] | None = None, extra: dict[str, dict[str, float]] | None = None,
-            n_boot: int = 2000) -> Comparison:
+            n_boot: int = 2000, prior: PriorTrials | None = None) -> Comparison:
     """Compare the models of ``scores`` (first = candidate, second = reference) on ``returns``.
 
     Args:
@@ -91,6 +94,9 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
             ``scores``. Their number and Sharpe variance deflate each trial's Sharpe (DSR);
             buy-and-hold is a benchmark, not a trial, and is not deflated.
         extra: more metric rows by model (exposure, turnover, cost…).
+        prior: the trial ledger's other configurations on this data
+            (:func:`llmbt.engine.trials.prior_trials`): they join ``trials`` in the DSR's number and
+            variance, and a sentence says what was counted; None: ``trials`` only, no sentence.
     """
     from llmbt.reports.metrics import headline_metrics
     from llmbt.reports.stats import mcnemar_from_hits, sharpe_diff_ci, significance_summary
@@ -106,7 +112,8 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
         rows[name] |= signal_quality(scores[name])
     for name, values in (extra or {}).items():
         rows.setdefault(name, {}).update(values)
-    trial_set = selection_trials(trials if trials is not None else {m: returns[m] for m in models}, ppy)
+    trial_set = selection_trials(trials if trials is not None else {m: returns[m] for m in models}, ppy,
+                                 prior)
     _add_psr_dsr(rows, returns, trial_set)
     a, b = models[0], models[1]
     diff = sharpe_diff_ci(returns[a], returns[b], periods_per_year=ppy, n_boot=n_boot)
@@ -118,7 +125,7 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
             for m in models[2:]}  # each further arm against the reference, paired as a - b
     sentences = [significance_summary(diff, rows[a]["DSR"], mc, dsr_note=trial_set["note"]),
                  _who_wins(a, b, diff), *(_who_wins(m, b, d) for m, d in more.items()),
-                 _trials_sentence(trial_set), _hits_sentence(hit_facts)]
+                 _trials_sentence(trial_set), *_counted(trial_set), _hits_sentence(hit_facts)]
     stats = {"candidate": a, "reference": b, "sharpe_diff": vars(diff), "mcnemar": vars(mc) | hit_facts,
              "n_trials": trial_set["n_trials"], "dsr": trial_set, "periods_per_year": ppy,
              "arm_sharpe_diffs": {m: vars(d) | {"reference": b} for m, d in more.items()}}
@@ -126,14 +133,18 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
     return Comparison(metrics, sentences, stats, {m: calibration_table(scores[m]) for m in models})
 
 
-def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]:
-    """Number and Sharpe variance of the trials, each measured on the bars all of them cover.
+def selection_trials(trials: dict[str, pd.Series], ppy: float,
+                     prior: PriorTrials | None = None) -> dict[str, Any]:
+    """Number and Sharpe variance of the trials, each measured on the bars all of them cover, and of
+    ``prior``'s (the ledger's other configurations: their annualised Sharpes over ``sqrt(ppy)``).
 
     Returns:
         ``trials`` (names), ``bars`` (common bars), ``sharpe`` (annualised, by name), ``n_trials``
         (trials with a defined Sharpe), ``var_sharpe`` (variance, ddof=1, of their per-period
         Sharpes) and ``var_sharpe_annualised``, ``expected_max_sharpe`` (annualised, of that many
-        skill-less trials) and ``note`` (:data:`llmbt.reports.stats.DSR_NEEDS_TRIALS` below 2 trials).
+        skill-less trials) and ``note`` (:data:`llmbt.reports.stats.DSR_NEEDS_TRIALS` below 2 trials);
+        with ``prior``, also ``counted`` (its mode), ``n_this_run`` and ``n_ledger`` (how many of
+        ``n_trials`` are the ledger's).
     """
     from llmbt.engine.metrics import sharpe_ratio
     from llmbt.reports.stats import DSR_NEEDS_TRIALS, expected_max_sharpe
@@ -141,13 +152,17 @@ def selection_trials(trials: dict[str, pd.Series], ppy: float) -> dict[str, Any]
     common = pd.concat(trials, axis=1, join="inner").dropna()
     per_period = {n: sharpe_ratio(common[n], 1) for n in trials}
     defined = [v for v in per_period.values() if not math.isnan(v)]
-    n, nan = len(defined), float("nan")
-    var = float(np.var(defined, ddof=1)) if n >= 2 else nan
-    return {"trials": list(trials), "bars": len(common),
-            "sharpe": {k: v * math.sqrt(ppy) for k, v in per_period.items()}, "n_trials": n,
-            "var_sharpe": var, "var_sharpe_annualised": var * ppy,
-            "expected_max_sharpe": expected_max_sharpe(n, var) * math.sqrt(ppy) if n >= 2 else nan,
-            "note": None if n >= 2 else DSR_NEEDS_TRIALS}
+    pool = defined + [v / math.sqrt(ppy) for v in (prior.sharpes if prior else ())]
+    n, nan = len(pool), float("nan")
+    var = float(np.var(pool, ddof=1)) if n >= 2 else nan
+    out = {"trials": list(trials), "bars": len(common),
+           "sharpe": {k: v * math.sqrt(ppy) for k, v in per_period.items()}, "n_trials": n,
+           "var_sharpe": var, "var_sharpe_annualised": var * ppy,
+           "expected_max_sharpe": expected_max_sharpe(n, var) * math.sqrt(ppy) if n >= 2 else nan,
+           "note": None if n >= 2 else DSR_NEEDS_TRIALS}
+    if prior is not None:
+        out |= {"counted": prior.mode, "n_this_run": len(defined), "n_ledger": n - len(defined)}
+    return out
 
 
 def _add_psr_dsr(rows: dict[str, dict[str, float]], returns: dict[str, pd.Series],
@@ -171,10 +186,24 @@ def _trials_sentence(trial_set: dict[str, Any]) -> str:
     if undefined:
         names = ", ".join(str(k) for k in trial_set["trials"] if str(k) not in undefined)
         names += f"; not {', '.join(undefined)}: no Sharpe ratio, it never traded or its returns are flat"
-    return (f"The DSR deflates for {trial_set['n_trials']} trials ({names}), each measured on the same "
-            f"{trial_set['bars']} out-of-sample bars: their annualised Sharpe ratios have variance "
+    trials = (f"{trial_set['n_trials']} trials ({names}), each measured on the same {trial_set['bars']} "
+              "out-of-sample bars")
+    if trial_set.get("n_ledger"):
+        trials = (f"{trial_set['n_trials']} trials: this run's {trial_set['n_this_run']} ({names}), each "
+                  f"measured on the same {trial_set['bars']} out-of-sample bars, and {trial_set['n_ledger']} "
+                  "more from the trial ledger on this data over overlapping periods")
+    return (f"The DSR deflates for {trials}: their annualised Sharpe ratios have variance "
             f"{trial_set['var_sharpe_annualised']:.3f}, so the best of {trial_set['n_trials']} skill-less "
             f"trials would be expected to reach a Sharpe of {trial_set['expected_max_sharpe']:.2f}.")
+
+
+def _counted(trial_set: dict[str, Any]) -> list[str]:
+    """The sentence of which trials the DSR counted (none without a ``prior``)."""
+    from llmbt.reports.stats import trials_counted
+
+    if "counted" not in trial_set:
+        return []
+    return [trials_counted(trial_set["n_trials"], trial_set["n_this_run"], trial_set["counted"])]
 
 
 def paired_hits(a: pd.DataFrame, b: pd.DataFrame, horizon: int) -> tuple[pd.Series, pd.Series]:
@@ -217,30 +246,36 @@ def _who_wins(a: str, b: str, diff: Any) -> str:
                else "this could well be luck: the bootstrap interval includes zero."))
 
 
-def compare_results(folder: str | Path, say: Callable[[str], None] = log.info) -> Comparison:
+def compare_results(folder: str | Path, say: Callable[[str], None] = log.info,
+                    trials: str = "ledger") -> Comparison:
     """Compare the models of a walk-forward results folder; write comparison.html, tearsheet.html
-    and compare.json into it, and report the metric table through ``say``."""
+    and compare.json into it, and report the metric table through ``say``. ``trials``: what the DSR
+    counts, ``ledger`` (every trial on this data: :func:`llmbt.engine.trials.prior_trials`) or
+    ``run`` (the folder's models only)."""
     from llmbt.engine.results import read_results
+    from llmbt.engine.trials import prior_trials
 
     folder = Path(folder)
     res = read_results(folder)
     comp = compare(res["returns"], res["scores"], horizon=int(res["config"]["horizon"]),
-                   extra=_fold_extras(res["folds"], res["returns"]))
+                   extra=_fold_extras(res["folds"], res["returns"]),
+                   prior=prior_trials(res, list(res["scores"]), trials))
     _write_outputs(folder, comp, res)
     _print(comp, folder, say)
     return comp
 
 
 def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5,
-                 say: Callable[[str], None] = log.info) -> Comparison:
-    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`), write them as
-    a results folder ``out`` (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare
-    --from`` reads back), then :func:`compare_results` of it."""
+                 say: Callable[[str], None] = log.info, trials: str = "ledger") -> Comparison:
+    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`, which records
+    each in the trial ledger), write them as a results folder ``out``
+    (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare --from`` reads back), then
+    :func:`compare_results` of it (``trials``: what its DSR counts)."""
     from llmbt.engine.arms import run_arms
     from llmbt.engine.results import write_arms_results
 
     res = run_arms(config, arms, horizon, say)
-    return compare_results(write_arms_results(res, config, arms, out, horizon=horizon), say)
+    return compare_results(write_arms_results(res, config, arms, out, horizon=horizon), say, trials)
 
 
 def _print(comp: Comparison, folder: Path, say: Callable[[str], None]) -> None:

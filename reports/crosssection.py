@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from llmbt.engine.metrics import float_series, sharpe_ratio
+from llmbt.engine.trials import PriorTrials
 from llmbt.errors import DataError, LlmbtError
 from llmbt.reports.signal import IC_COLUMNS, ic_row
 from llmbt.reports.stats import (
@@ -39,6 +40,7 @@ from llmbt.reports.stats import (
     expected_max_sharpe,
     sharpe_diff_ci,
     stationary_bootstrap_indices,
+    trials_counted,
 )
 
 __all__ = ["crosssection_table", "deflated_sharpe_for_arms", "ic_stats", "paired_ic_difference",
@@ -187,8 +189,10 @@ def spa_per_arm(returns: pd.DataFrame, benchmark: pd.Series, **options) -> dict[
     return out
 
 
-def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dict:
-    """Deflated Sharpe ratio of the best arm, with the true number of trials = the number of arms.
+def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252,
+                             prior: PriorTrials | None = None) -> dict:
+    """Deflated Sharpe ratio of the best arm, with the true number of trials = the number of arms
+    (and, with ``prior``, the trial ledger's other configurations on this data).
 
     The arms' returns are taken on their common dates (rows where every arm has a return). The best arm
     is the one with the highest Sharpe ratio; its DSR is :func:`llmbt.reports.stats.deflated_sharpe_ratio`
@@ -198,12 +202,16 @@ def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dic
     Args:
         returns: dates x arms simple per-period returns (>= 2 arms, >= 20 common dates).
         periods: periods per year, for the annualised ``sharpes`` and ``expected_max_sharpe``.
+        prior: the trial ledger's other configurations on this data
+            (:func:`llmbt.engine.trials.prior_trials`): each adds a trial, and its annualised Sharpe
+            over ``sqrt(periods)`` joins the variance; None: the arms only.
 
     Returns:
         ``dsr``, ``best_arm``, ``sharpe`` (the best arm's, annualised), ``sharpes`` (arm -> annualised),
         ``dsrs`` (arm -> its DSR with the same trials; NaN for an undefined Sharpe),
         ``expected_max_sharpe`` (annualised, of ``n_trials`` skill-less arms), ``var_sharpe`` (per
-        period), ``n_trials``, ``n``.
+        period), ``n_trials``, ``n``; with ``prior`` also ``counted`` (its mode), ``n_this_run``
+        and ``n_ledger``.
     """
     frame = _arms_frame(returns, 2).dropna()
     _enough_rows(len(frame), "returns (every arm)")
@@ -212,15 +220,20 @@ def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252) -> dic
     if defined.empty:
         raise DataError("no arm has a defined Sharpe ratio (all returns are constant): nothing to deflate.")
     best = str(defined.idxmax())
-    var = float(np.var(defined, ddof=1)) if len(defined) >= 2 else math.nan
+    extra = [v / math.sqrt(periods) for v in (prior.sharpes if prior else ())]
+    pool = pd.concat([defined, pd.Series(extra, dtype=float)], ignore_index=True) if extra else defined
+    k += len(extra)
+    var = float(np.var(pool, ddof=1)) if len(pool) >= 2 else math.nan
     dsrs = {str(a): deflated_sharpe_ratio(frame[a], k, var_sharpe=var)
             if math.isfinite(var) and a in defined.index else math.nan for a in frame.columns}
     scale = math.sqrt(periods)
     emax = expected_max_sharpe(k, var) * scale if math.isfinite(var) else math.nan
-    return {"dsr": dsrs[best], "best_arm": best, "sharpe": float(defined[best]) * scale,
-            "sharpes": {str(a): float(s) * scale for a, s in per_period.items()}, "dsrs": dsrs,
-            "expected_max_sharpe": emax,
-            "var_sharpe": var, "n_trials": k, "n": len(frame)}
+    out = {"dsr": dsrs[best], "best_arm": best, "sharpe": float(defined[best]) * scale,
+           "sharpes": {str(a): float(s) * scale for a, s in per_period.items()}, "dsrs": dsrs,
+           "expected_max_sharpe": emax, "var_sharpe": var, "n_trials": k, "n": len(frame)}
+    if prior is not None:
+        out |= {"counted": prior.mode, "n_this_run": frame.shape[1], "n_ledger": len(extra)}
+    return out
 
 
 def crosssection_table(stats: dict) -> str:
@@ -373,6 +386,7 @@ def _spa_arms_text(per_arm: dict, dsr: dict | None) -> str:
 
 
 def _dsr_text(s: dict) -> str:
+    counted = f"\n{trials_counted(s['n_trials'], s['n_this_run'], s['counted'])}" if "counted" in s else ""
     return (f"Deflated Sharpe of the best arm {s['best_arm']} (Sharpe {s['sharpe']:.2f}, {s['n_trials']} "
             f"trials, expected best of skill-less trials {s['expected_max_sharpe']:.2f}): "
-            f"DSR = {s['dsr']:.2f}")
+            f"DSR = {s['dsr']:.2f}{counted}")

@@ -29,6 +29,18 @@ EXACT_BELOW = 25  # McNemar uses the exact binomial test when b + c is below thi
 DSR_NEEDS_TRIALS = "DSR needs ≥ 2 trials"  # with one trial there is no selection to deflate for
 
 
+def trials_counted(n_trials: int, n_run: int, mode: str) -> str:
+    """The sentence that says which trials a DSR counts: ``mode`` ``ledger`` (every configuration
+    of the trial ledger on this data over overlapping periods, :mod:`llmbt.engine.trials`), ``run``
+    (``--trials run``: this command's arms) or ``off`` (``LLMBT_TRIALS=off``)."""
+    if mode == "ledger":
+        return (f"DSR counts {n_trials} trials on this data, {n_run} in this run (the trial ledger: "
+                "every configuration tried on this data over overlapping periods; --trials run "
+                "counts this run's only).")
+    why = "--trials run" if mode == "run" else "the trial ledger is off: LLMBT_TRIALS=off"
+    return f"DSR counts the {n_run} trials of this run only ({why}), not the trial ledger's."
+
+
 @dataclass(frozen=True)
 class SharpeDiff:
     """Paired stationary-bootstrap test of Sharpe(a) - Sharpe(b) (annualised); see :func:`sharpe_diff_ci`."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmbt.engine.trials import PriorTrials
 from llmbt.engine.universe_arms import BENCHMARK
 from llmbt.errors import LlmbtError
 from llmbt.reports.crosssection import (
@@ -34,6 +35,7 @@ from llmbt.reports.crosssection import (
 )
 from llmbt.reports.page_parts import commit_note
 from llmbt.reports.signal import daily_ic, forward_returns
+from llmbt.reports.stats import trials_counted
 
 log = logging.getLogger(__name__)
 #: The folds table's columns printed (those present).
@@ -81,7 +83,8 @@ def fold_ic_table(daily: pd.DataFrame, folds: pd.DataFrame, horizon: int) -> pd.
 
 def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, horizon: int, *,
                       periods: float, arms: Sequence[str] | None = None,
-                      benchmark: str = BENCHMARK) -> tuple[dict, dict[str, str]]:
+                      benchmark: str = BENCHMARK,
+                      prior: PriorTrials | None = None) -> tuple[dict, dict[str, str]]:
     """The cross-section statistics of N arms, for :func:`~llmbt.reports.crosssection.crosssection_table`.
 
     ``ic`` per arm; for each other arm, the paired daily-IC difference and the portfolio Sharpe
@@ -96,7 +99,8 @@ def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, hor
         horizon: the ICs' forward horizon. periods: periods per year of the bars (the
             engine's :func:`llmbt.engine.runner.periods_per_year`: 252 daily stocks, 365.25 daily
             crypto). arms: the arms, reference first (default: ``daily``'s columns).
-            benchmark: the SPA benchmark.
+            benchmark: the SPA benchmark. prior: the trial ledger's other trials on this data,
+            counted in the DSR too (:func:`~llmbt.reports.crosssection.deflated_sharpe_for_arms`).
     """
     arms = list(daily.columns if arms is None else arms)
     ref, others = arms[0], arms[1:]
@@ -109,7 +113,7 @@ def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, hor
                                       | {"arms": (a, ref)} for a in others],
         "spa": lambda: spa_test(frame, returns[benchmark]),
         "spa_arms": lambda: spa_per_arm(frame, returns[benchmark]),
-        "dsr": lambda: deflated_sharpe_for_arms(frame, periods),
+        "dsr": lambda: deflated_sharpe_for_arms(frame, periods, prior),
     }
     stats, skipped = {}, {}
     for key, test in tests.items():
@@ -121,7 +125,8 @@ def universe_wf_stats(returns: Mapping[str, pd.Series], daily: pd.DataFrame, hor
 
 
 def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms: Sequence[str],
-                    title: str, notes: dict[str, str], say: Callable[[str], None]) -> dict:
+                    title: str, notes: dict[str, str], say: Callable[[str], None],
+                    prior: PriorTrials | None = None) -> dict:
     """Per-fold Sharpe, return and IC, and the cross-section statistics of universe arms; the files.
 
     Writes into ``folder``: ``ic.csv`` (daily IC per arm), ``folds_ic.csv`` (the folds table plus
@@ -136,6 +141,7 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
             Sharpe is), as :func:`llmbt.engine.results.read_results` gives them.
         folder: output folder. horizon: the IC's forward horizon. arms: reference arm first.
         title: the pages' title. notes: run facts for the page. say: where the text goes.
+        prior: the trial ledger's other trials on this data for the DSR (None: the arms only).
 
     Returns:
         The statistics (:func:`universe_wf_stats`).
@@ -150,7 +156,11 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
     table.to_csv(folder / "folds_ic.csv", index=False)
     say(table[[c for c in FOLD_COLUMNS if c in table]].to_string(index=False, float_format="{:.4f}".format))
     periods = float(res["periods_per_year"])
-    stats, skipped = universe_wf_stats(res["returns"], daily, horizon, periods=periods, arms=arms)
+    stats, skipped = universe_wf_stats(res["returns"], daily, horizon, periods=periods, arms=arms,
+                                       prior=prior)
+    if "counted" in stats.get("dsr", {}):
+        dsr = stats["dsr"]
+        notes = notes | {"DSR trials": trials_counted(dsr["n_trials"], dsr["n_this_run"], dsr["counted"])}
     say(crosssection_table(stats))
     for key, why in skipped.items():
         say(f"{key}: not computed ({why})")
@@ -163,11 +173,14 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
     return stats
 
 
-def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
+def report_walkforward(folder: str | Path, say: Callable[[str], None], trials: str = "ledger") -> dict:
     """:func:`report_universe` of a universe results folder: a universe walk-forward's (the base
     model, the reference; the adapter; its ``--arm`` arms, all N in the SPA and the DSR) or a
-    universe ``bt compare --arm``'s (its arms, the first the reference)."""
+    universe ``bt compare --arm``'s (its arms, the first the reference). ``trials``: what the DSR
+    counts, ``ledger`` (also the trial ledger's other trials on this data,
+    :func:`llmbt.engine.trials.prior_trials`) or ``run`` (the arms only)."""
     from llmbt.engine.results import read_results
+    from llmbt.engine.trials import prior_trials
     from llmbt.engine.walkforward import BASE, TUNED
 
     folder = Path(folder)
@@ -184,7 +197,7 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None]) -> dict:
     arms = config["arms"] if config.get("compare") else (
         BASE, TUNED, *(a["name"] for a in config.get("arms", [])))
     return report_universe(res, folder, horizon=int(config["horizon"]), arms=arms, title=title,
-                           notes=notes, say=say)
+                           notes=notes, say=say, prior=prior_trials(res, arms, trials))
 
 
 def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
@@ -222,17 +235,18 @@ def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -
 
 
 def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
-                          say: Callable[[str], None] = log.info) -> dict:
+                          say: Callable[[str], None] = log.info, trials: str = "ledger") -> dict:
     """``bt compare --arm`` of a universe strategy: trade the arms
-    (:func:`llmbt.engine.universe_arms.run_universe_arms`), write the results folder ``out``
-    (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare --from`` reads back), then
-    :func:`report_walkforward` of it (the first arm is the reference)."""
+    (:func:`llmbt.engine.universe_arms.run_universe_arms`, which records each in the trial ledger),
+    write the results folder ``out`` (:func:`llmbt.engine.results.write_arms_results`, which ``bt
+    compare --from`` reads back), then :func:`report_walkforward` of it (the first arm is the
+    reference; ``trials``: what its DSR counts)."""
     from llmbt.engine.results import write_arms_results
     from llmbt.engine.universe_arms import run_universe_arms
 
     res = run_universe_arms(config, arms, say)
     folder = write_arms_results(res, config, list(arms), out, horizon=horizon)
-    return report_walkforward(folder, say)
+    return report_walkforward(folder, say, trials)
 
 
 def _write_stats(folder: Path, stats: dict, skipped: dict[str, str], periods: float) -> None:

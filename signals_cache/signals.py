@@ -304,7 +304,7 @@ def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: st
         "ms per scored item": round(scored_ms, 1),
         "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
         "mean label mass": float(f"{result.label_mass.mean():.4g}") if n else float("nan"),
-    }
+    } | ({"scorer fingerprint": f"{result.fingerprint} ({version})"} if result.fingerprint else {})
 
 
 def _temperature_note(scorer: Any) -> str:

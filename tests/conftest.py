@@ -146,3 +146,20 @@ def llmbt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
     """A random tiny Llama with the test tokenizer, saved once per test module."""
     return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_trial_ledger():
+    """No test records trials in the user's ledger: ``LLMBT_TRIALS=off`` for the whole session (and
+    the processes tests start). The ledger's own tests turn it on with :func:`ledger`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMBT_TRIALS", "off")
+        yield
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The trial ledger on, in a fresh ``LLMBT_HOME`` of the test's own; the home folder."""
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LLMBT_TRIALS")
+    return tmp_path / "home"

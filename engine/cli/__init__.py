@@ -18,6 +18,7 @@ from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
     run,
     score,
     strategies,
+    trials,
     wf,
 )
 from llmbt.engine.cli.base import Group, build_config, cli, run_options

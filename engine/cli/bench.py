@@ -275,3 +275,23 @@ def bench_engine_backtest_cmd(candidate: str, **kwargs) -> None:
 
     for key, value in compare_engines(build_config(**kwargs), candidate=candidate).items():
         click.echo(f"{key:<28} {_fmt(value)}")
+
+
+@bench.command("trials")
+@click.option("--data", default="sample:GOOG", show_default=True, help="Prices of the run recorded.")
+@click.option("--start", default=None, help="First date of the run (default: all bars).")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed records of each kind.")
+@click.option("--filled", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Trials in the ledger for the last timings.")
+def bench_trials_cmd(data: str, start: str | None, repeats: int, filled: int) -> None:
+    """Milliseconds that recording a trial in the ledger adds to a run (goal <= 50 ms), in a
+    temporary LLMBT_HOME: new configurations, the same one again, and with a filled ledger.
+
+    Example: bt bench trials --repeats 20
+    """
+    from llmbt.engine.bench.trials import TrialsBench, bench_trials
+
+    bench = TrialsBench(data=data, start=start, repeats=repeats, filled=max(filled, repeats + 1))
+    for key, value in bench_trials(bench).items():
+        click.echo(f"{key:<28} {_fmt(value)}")

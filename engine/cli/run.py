@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,13 +39,29 @@ def run(report: str | None, no_report: bool, save_config: str | None, jitter: in
     path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
     sigma = _jitter_sigma(config, jitter, jitter_sigma)
     if is_portfolio(config.strategy):
-        report_portfolio(run_portfolio_backtest(config), path)
+        result = run_portfolio_backtest(config)
+        report_portfolio(result, path)
+        _record(config, result.run.returns, result.signal_info)
     else:
-        report_run(run_backtest(config), path)
+        result = run_backtest(config)
+        report_run(result, path)
+        _record(config, result.returns, result.signal_info)
     if jitter:
         from llmbt.engine.jitter import jitter_portfolio
 
         click.echo("jitter: " + jitter_portfolio(config, jitter, sigma).line(config.strategy))
+
+
+def _record(config: Any, returns: Any, info: dict[str, Any]) -> None:
+    """Record the run in the trial ledger (:mod:`llmbt.engine.trials`) and say how many trials the
+    ledger holds on its data."""
+    from llmbt.engine.trial_ids import data_fingerprint
+    from llmbt.engine.trials import count_on, record_run
+
+    if record_run(config, returns, info, "run"):
+        count = count_on(data_fingerprint(config.to_dict()))
+        click.echo(f"trial ledger: {count} trial{'s' * (count != 1)} on this data (bt trials list "
+                   f"--data {config.data})")
 
 
 def _jitter_sigma(config, jitter: int, sigma: float | None) -> float | None:

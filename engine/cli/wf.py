@@ -36,6 +36,15 @@ def _arms(specs: tuple[str, ...]) -> tuple:
     return tuple(arms)
 
 
+def trials_option(func):
+    """``--trials ledger|run``: what the Deflated Sharpe counts."""
+    return click.option(
+        "--trials", type=click.Choice(["ledger", "run"]), default="ledger", show_default=True,
+        help="Trials the Deflated Sharpe counts: ledger (every configuration the trial ledger "
+             "holds on this data over overlapping periods, this command's arms included; see bt "
+             "trials list) or run (only this command's arms).")(func)
+
+
 @cli.command()
 @run_options
 @click.option("--train", "train_len", default="252", show_default=True,
@@ -70,8 +79,10 @@ def _arms(specs: tuple[str, ...]) -> tuple:
               help="Setting of the per-fold embedding heads, repeatable: --head-param layers=[14,18] "
                    "(see bt head train).")
 @click.option("--out", default=None, help="Results folder (default out/walkforward-<run id>).")
+@trials_option
 def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_start, train_params,
-                fail_fast, max_val, executor, ray_address, arms, head_params, out, **kwargs) -> None:
+                fail_fast, max_val, executor, ray_address, arms, head_params, out, trials,
+                **kwargs) -> None:
     """Walk-forward: per fold fine-tune on the train window, backtest base and LoRA on the test window.
 
     With a universe strategy (llm_news_portfolio, --data a universe, --symbols, --news) each fold
@@ -89,6 +100,7 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
     """
     from llmbt.engine.results import write_results
     from llmbt.engine.splitters import WalkForward
+    from llmbt.engine.trials import record_walkforward
     from llmbt.engine.walkforward import WalkForwardConfig, run_walkforward
 
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
@@ -100,13 +112,14 @@ def walkforward(train_len, test_len, step, embargo, anchored, horizon, warm_star
                             head=_pairs(head_params, "--head-param"))
     folder = Path(out or f"out/walkforward-{cfg.run_id}")
     result = run_walkforward(cfg, say=click.echo)
-    write_results(result, folder)
-    _report(folder)
+    write_results(result, folder, trials=record_walkforward(result))  # each arm a trial of the ledger
+    _report(folder, trials)
     click.echo(f"walk-forward took {result.seconds:.0f} s; results in {folder}")
 
 
-def _report(folder: Path) -> None:
-    """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``)."""
+def _report(folder: Path, trials: str) -> None:
+    """Statistics, comparison page and tearsheet of a results folder (``bt compare --from``);
+    ``trials``: what the DSR counts (``--trials``)."""
     import json
 
     from llmbt.reports.compare import compare_results
@@ -115,9 +128,9 @@ def _report(folder: Path) -> None:
     if config.is_file() and json.loads(config.read_text()).get("universe"):
         from llmbt.reports.universe_wf import report_walkforward
 
-        report_walkforward(folder, say=click.echo)  # per-fold IC, cross-section tests, pages
+        report_walkforward(folder, say=click.echo, trials=trials)  # per-fold IC, cross-section tests
         return
-    compare_results(folder, say=click.echo)
+    compare_results(folder, say=click.echo, trials=trials)
 
 
 @cli.command()
@@ -133,7 +146,8 @@ def _report(folder: Path) -> None:
 @click.option("--horizon", default=5, show_default=True,
               help="Label horizon (bars) for signal quality; McNemar uses one bar in this many.")
 @click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
-def compare(folder, arms, horizon, out, **kwargs) -> None:
+@trials_option
+def compare(folder, arms, horizon, out, trials, **kwargs) -> None:
     """A/B comparison: metrics, signal quality, cost, and whether the difference is real
     (paired bootstrap Sharpe CI, PSR/DSR, McNemar); writes comparison.html and tearsheets.
 
@@ -159,10 +173,10 @@ def compare(folder, arms, horizon, out, **kwargs) -> None:
         raise ConfigError("give either --from DIR (a walk-forward run or a bt compare --arm folder) "
                           "or two or more --arm SPEC.")
     if folder:
-        _report(folder)
+        _report(folder, trials)
         return
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     config = build_config(**kwargs)
     run = compare_universe_arms if is_portfolio(config.strategy) else compare_arms
     run(config, [parse_arm(a) for a in arms], out or f"out/compare-{config.run_id}", horizon=horizon,
-        say=click.echo)
+        say=click.echo, trials=trials)

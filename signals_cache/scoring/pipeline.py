@@ -48,6 +48,7 @@ class ScoreResult:
         items_scored: distinct prompts sent to the model (equals ``misses``).
         seconds: wall time of the whole call.
         items_per_s: prompts returned per second of wall time (hits included).
+        fingerprint: the scorer's signal-cache fingerprint the scores are keyed by ("" unknown).
     """
 
     probs: np.ndarray
@@ -58,6 +59,7 @@ class ScoreResult:
     items_scored: int
     seconds: float
     items_per_s: float
+    fingerprint: str = ""
 
     @property
     def score(self) -> np.ndarray:
@@ -156,6 +158,7 @@ def score_with_cache(
         items_scored=len(missing),
         seconds=seconds,
         items_per_s=len(prompts) / seconds if seconds > 0 else float("inf"),
+        fingerprint=fingerprint,
     )
 
 
