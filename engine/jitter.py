@@ -86,6 +86,21 @@ def resolve_sigma(sigma: float | None) -> float:
     return float(value)
 
 
+def check_jitter(config: RunConfig, n: int, sigma: float | None) -> float | None:
+    """``--jitter N`` / ``--jitter-sigma``, checked before the run: the noise level (None without
+    ``--jitter``); ConfigError for N < 1, a single-instrument strategy or no known σ."""
+    from llmbt.engine.portfolio_run import is_portfolio
+
+    if not n and sigma is None:
+        return None
+    if n < 1:
+        raise ConfigError(f"--jitter {n} must be at least 1 (re-runs), e.g. --jitter 20")
+    if not is_portfolio(config.strategy):
+        raise ConfigError(f"--jitter re-runs a portfolio's weights from its cached scores; --strategy "
+                          f"{config.strategy} is single-instrument: use llm_news_portfolio")
+    return resolve_sigma(sigma)
+
+
 def jitter_portfolio(config: RunConfig, n: int, sigma: float, seed: int = 0) -> JitterResult:
     """Re-run ``config``'s portfolio ``n`` times from the cached scores plus N(0, ``sigma``).
 
@@ -128,3 +143,17 @@ def exceeds(diff: float, spreads: list[JitterResult]) -> str:
     verdict = "exceeds" if abs(diff) > width else "is within"
     return (f"the Sharpe difference {diff:+.2f} {verdict} the numeric-noise spread {width:.2f} "
             "(the widest arm's max − min under --jitter)")
+
+
+def jitter_arms(config: RunConfig, arms: list, n: int, sigma: float) -> list[str]:
+    """``bt compare --jitter``: each arm's :func:`jitter_portfolio` line, then whether each arm's
+    Sharpe difference to the first exceeds the numeric-noise spread."""
+    from llmbt.engine.arms import arm_config
+
+    runs = {arm.name: jitter_portfolio(arm_config(config, arm), n, sigma) for arm in arms}
+    lines = [j.line(name) for name, j in runs.items()]
+    first, ref = next(iter(runs.items()))
+    for name, j in list(runs.items())[1:]:
+        diff = j.base.stats["sharpe"] - ref.base.stats["sharpe"]
+        lines.append(f"{name} - {first}: {exceeds(diff, [ref, j])}")
+    return lines

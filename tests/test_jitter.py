@@ -76,3 +76,19 @@ def test_sigma_comes_from_the_flag_or_the_stored_measurement(tmp_path, monkeypat
     assert resolve_sigma(None) == 0.012 and resolve_sigma(0.5) == 0.5
     res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--jitter", "5", "--no-report"])
     assert res.exit_code != 0 and "--jitter re-runs a portfolio" in res.output
+
+
+def test_bt_compare_jitter_says_whether_the_arms_differ_beyond_the_noise(cached, tmp_path):
+    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+
+    config, _ = cached
+    args = ["compare", "--strategy", config.strategy, "--symbols", config.symbols, "--start",
+            config.start, "--end", config.end, "--data", config.data, "--news", config.news,
+            "--news-tz", config.news_tz, "--param", "top_k=2", "--cache-dir", config.cache_dir,
+            "--arm", "name=a", "--arm", "name=b,kind=lexicon", "--out", str(tmp_path / "c"),
+            "--jitter", "3", "--jitter-sigma", "0.05"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = [x for x in res.output.splitlines() if x.startswith("jitter: ")]
+    assert lines[0].startswith("jitter: a: Sharpe ") and lines[1].startswith("jitter: b: Sharpe ")
+    assert lines[2].startswith("jitter: b - a: the Sharpe difference ")

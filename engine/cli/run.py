@@ -29,6 +29,7 @@ def run(report: str | None, no_report: bool, save_config: str | None, jitter: in
     Example: bt run --strategy sma_cross --data sample:GOOG --start 2010-01-01 --report out/goog.html
     """
     from llmbt.engine.cli.report import report_portfolio, report_run
+    from llmbt.engine.jitter import check_jitter
     from llmbt.engine.portfolio_run import is_portfolio, run_portfolio_backtest
     from llmbt.engine.runner import run_backtest
 
@@ -37,7 +38,7 @@ def run(report: str | None, no_report: bool, save_config: str | None, jitter: in
         Path(save_config).write_text(config.to_yaml())
     click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
     path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
-    sigma = _jitter_sigma(config, jitter, jitter_sigma)
+    sigma = check_jitter(config, jitter, jitter_sigma)
     if is_portfolio(config.strategy):
         result = run_portfolio_backtest(config)
         report_portfolio(result, path)
@@ -62,19 +63,3 @@ def _record(config: Any, returns: Any, info: dict[str, Any]) -> None:
         count = count_on(data_fingerprint(config.to_dict()))
         click.echo(f"trial ledger: {count} trial{'s' * (count != 1)} on this data (bt trials list "
                    f"--data {config.data})")
-
-
-def _jitter_sigma(config, jitter: int, sigma: float | None) -> float | None:
-    """The noise level of ``--jitter``, checked before the run (None without ``--jitter``)."""
-    from llmbt.engine.jitter import resolve_sigma
-    from llmbt.engine.portfolio_run import is_portfolio
-    from llmbt.errors import ConfigError
-
-    if not jitter and sigma is None:
-        return None
-    if jitter < 1:
-        raise ConfigError(f"--jitter {jitter} must be at least 1 (re-runs), e.g. --jitter 20")
-    if not is_portfolio(config.strategy):
-        raise ConfigError(f"--jitter re-runs a portfolio's weights from its cached scores; --strategy "
-                          f"{config.strategy} is single-instrument: use llm_news_portfolio")
-    return resolve_sigma(sigma)

@@ -147,7 +147,12 @@ def _report(folder: Path, trials: str) -> None:
               help="Label horizon (bars) for signal quality; McNemar uses one bar in this many.")
 @click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
 @trials_option
-def compare(folder, arms, horizon, out, trials, **kwargs) -> None:
+@click.option("--jitter", type=int, default=0, help="Universe arms: re-run each arm N times from "
+              "its cached scores plus the scoring engine's numeric error, and say whether each "
+              "Sharpe difference exceeds that spread (no model call).")
+@click.option("--jitter-sigma", type=float, default=None, help="The noise's standard deviation "
+              "(default: what `bt bench scoring --engines` measured and stored).")
+def compare(folder, arms, horizon, out, trials, jitter, jitter_sigma, **kwargs) -> None:
     """A/B comparison: metrics, signal quality, cost, and whether the difference is real
     (paired bootstrap Sharpe CI, PSR/DSR, McNemar); writes comparison.html and tearsheets.
 
@@ -165,6 +170,7 @@ def compare(folder, arms, horizon, out, trials, **kwargs) -> None:
     --arm name=lora,adapter=DIR
     """
     from llmbt.engine.arms import parse_arm
+    from llmbt.engine.jitter import check_jitter, jitter_arms
     from llmbt.engine.portfolio_run import is_portfolio
     from llmbt.reports.compare import compare_arms
     from llmbt.reports.universe_wf import compare_universe_arms
@@ -177,6 +183,11 @@ def compare(folder, arms, horizon, out, trials, **kwargs) -> None:
         return
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     config = build_config(**kwargs)
+    sigma = check_jitter(config, jitter, jitter_sigma)
+    parsed = [parse_arm(a) for a in arms]
     run = compare_universe_arms if is_portfolio(config.strategy) else compare_arms
-    run(config, [parse_arm(a) for a in arms], out or f"out/compare-{config.run_id}", horizon=horizon,
+    run(config, parsed, out or f"out/compare-{config.run_id}", horizon=horizon,
         say=click.echo, trials=trials)
+    if jitter:
+        for line in jitter_arms(config, parsed, jitter, sigma):
+            click.echo(f"jitter: {line}")
