@@ -171,14 +171,20 @@ class LlmNewsPortfolio(PortfolioStrategy):
     larger side is cut so that ``|sum w| <= net``. Names not selected get 0 (closed). A rebalance
     with fewer than ``min_names`` ranked names is skipped (positions kept). ``half_life`` is the
     headline decay in bars, applied by the scorer.
+
+    Turnover (:mod:`~llmbt.strategies.construction`): ``n_drop``, ``band``, ``min_hold``,
+    ``max_turnover``. The defaults, every 5 bars (the 5-bar label horizon the walk-forward LoRA is
+    trained on) with ``band=10``, were chosen on turnover alone on the shared 2013-2016 S&P 500
+    data (the point-in-time 30-name universe): 8.5 % a day against 49.6 % for the daily full
+    re-rank (``rebalance=1, band=0``), and the smallest band at that schedule under 10 %.
     """
 
     signal_panels = ("score", "confidence", "vol")
     params = (
         ("top_k", 5), ("bottom_k", 0), ("entry", None), ("allow_short", False),
         ("weighting", "equal"), ("max_weight", 0.2), ("net", 1.0), ("min_confidence", 0.0),
-        ("half_life", 3.0), ("min_names", 1),
-        ("n_drop", None), ("band", 0), ("min_hold", 0), ("max_turnover", None),
+        ("half_life", 3.0), ("min_names", 1), ("rebalance", 5),
+        ("n_drop", None), ("band", 10), ("min_hold", 0), ("max_turnover", None),
     )
 
     @classmethod

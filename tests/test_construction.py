@@ -24,8 +24,10 @@ def scores(seed: int = 7) -> pd.DataFrame:
 
 
 def weights(score: pd.DataFrame, **params) -> pd.DataFrame:
+    """Daily weights of the top 4; every rule off unless ``params`` sets it."""
     tradable = score.notna()
-    return LlmNewsPortfolio.target_weights({"score": score}, tradable, {"top_k": 4} | params)
+    full = {"top_k": 4, "rebalance": 1, "band": 0}
+    return LlmNewsPortfolio.target_weights({"score": score}, tradable, full | params)
 
 
 def held(w: pd.DataFrame) -> list[set[str]]:
@@ -38,7 +40,12 @@ def ranks(score: pd.DataFrame, t: int) -> dict[str, int]:
     return {s: r + 1 for r, s in enumerate(order)}
 
 
-def test_the_defaults_are_the_full_re_rank():
+def test_the_defaults_rebalance_every_5_bars_with_a_band_of_10():
+    p = LlmNewsPortfolio.checked_params({})
+    assert (p["rebalance"], p["band"], p["n_drop"], p["min_hold"], p["max_turnover"]) == (5, 10, None, 0, None)
+
+
+def test_every_rule_off_is_the_full_re_rank():
     s = scores()
     for t, names in enumerate(held(weights(s))):
         r = ranks(s, t)

@@ -20,7 +20,8 @@ def panel(rows: list[list[float]], names: str = "ABCD") -> pd.DataFrame:
 
 def weights(scores: pd.DataFrame, tradable: pd.DataFrame | None = None, **params) -> pd.DataFrame:
     tradable = scores.notna() | True if tradable is None else tradable
-    return LlmNewsPortfolio.target_weights({"score": scores}, tradable, params)
+    full = {"rebalance": 1, "band": 0}  # the daily full re-rank unless params say otherwise
+    return LlmNewsPortfolio.target_weights({"score": scores}, tradable, full | params)
 
 
 def test_both_strategies_are_registered_and_listed():

@@ -28,7 +28,7 @@ from llmbt.strategies.portfolio import EqualWeight, LlmNewsPortfolio
 SYMBOLS = ("AAPL", "DHR", "MSFT", "PYPL", "XOM")
 START, END = "2015-01-01", "2015-12-31"
 CASH, COMMISSION = 100_000.0, 0.001
-PARAMS = {"top_k": 2, "max_weight": 0.5, "rebalance": 1}
+PARAMS = {"top_k": 2, "max_weight": 0.5, "rebalance": 1, "band": 0}  # the full daily re-rank
 GOLDEN = {"final_value": 79_675.21, "fills": 832, "rejected_orders": 11}  # as measured, both ways
 
 

@@ -15,6 +15,7 @@ from llmbt.errors import ConfigError
 from llmbt.signals_cache import universe
 
 SYMBOLS = "AAPL,BA,GS,GM,JPM"
+DAILY_TOP2 = {"top_k": 2, "rebalance": 1, "band": 0}  # the full daily re-rank of the top 2
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def _config(shared_news, **kw) -> RunConfig:
     base = dict(strategy="llm_news_portfolio", symbols=SYMBOLS, start="2015-03-02",
                 end="2015-06-30", data=f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
                 news=str(shared_news / "reuters_headlines_2013_2016.csv.gz"),
-                news_tz="America/New_York", params={"top_k": 2})
+                news_tz="America/New_York", params=DAILY_TOP2)
     return RunConfig(**(base | kw))
 
 
@@ -56,7 +57,8 @@ def test_the_cli_prints_metrics_ic_and_contributions(shared_news, sent, tmp_path
     cfg = _config(shared_news)
     args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", SYMBOLS,
             "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
-            "--end", cfg.end, "--param", "top_k=2", "--report", str(tmp_path / "pf.html")]
+            "--end", cfg.end, "--param", "top_k=2", "--param", "rebalance=1", "--param", "band=0",
+            "--report", str(tmp_path / "pf.html")]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     for text in ("equal_weight", "mean IC", "top-bottom", "rank autocorrelation", "total (5)"):
