@@ -27,7 +27,8 @@ from llmbt.signals_cache import universe
 from llmbt.strategies.llm_sentiment import LlmSentiment
 from llmbt.strategies.portfolio import LlmNewsPortfolio
 
-INVERSE_VOL = {"top_k": 2, "weighting": "inverse_vol", "max_weight": 1.0, "rebalance": 1, "band": 0}  # the vol sets the weights
+# the vol sets the weights; the daily full re-rank
+INVERSE_VOL = {"top_k": 2, "weighting": "inverse_vol", "max_weight": 1.0, "rebalance": 1, "band": 0}
 
 
 def _args(cfg: RunConfig, *extra: str) -> list[str]:

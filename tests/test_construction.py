@@ -42,7 +42,8 @@ def ranks(score: pd.DataFrame, t: int) -> dict[str, int]:
 
 def test_the_defaults_rebalance_every_5_bars_with_a_band_of_10():
     p = LlmNewsPortfolio.checked_params({})
-    assert (p["rebalance"], p["band"], p["n_drop"], p["min_hold"], p["max_turnover"]) == (5, 10, None, 0, None)
+    rules = (p["rebalance"], p["band"], p["n_drop"], p["min_hold"], p["max_turnover"])
+    assert rules == (5, 10, None, 0, None)
 
 
 def test_every_rule_off_is_the_full_re_rank():
