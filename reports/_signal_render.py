@@ -92,9 +92,13 @@ def decay_frame(decay: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_horizon(report: SignalReport) -> str:
+    """:func:`horizon_line` of the report's decay table and cost."""
+    return horizon_line(report.decay, report.cost)
+
+
+def horizon_line(decay: pd.DataFrame, cost: float | None) -> str:
     """One sentence: where the mean IC peaks, and the shortest rebalance period whose break-even
-    cost exceeds the run's own one-way cost, if any."""
-    decay, cost = report.decay, report.cost
+    cost exceeds the run's own one-way ``cost``, if any."""
     ic = decay["mean_ic"].dropna()
     peak = (f"mean IC peaks at h={int(ic.idxmax())} ({ic.max():+.4f}, t-stat* "
             f"{_num(float(decay.at[ic.idxmax(), 't_stat_nonoverlap']), '+.2f')})" if len(ic)

@@ -52,13 +52,30 @@ def universe_daily_ic(scores: Mapping[str, pd.DataFrame], opens: pd.DataFrame, h
         opens: time x symbols open prices. horizon: forward bars. min_names: see ``daily_ic``.
     """
     fwd = forward_returns(opens, (horizon,))[horizon]
-    out = {}
-    for arm, rows in scores.items():
-        panel = rows.rename_axis("time").reset_index().pivot_table(
-            index="time", columns="symbol", values="score", aggfunc="last")
-        panel = panel.reindex(index=opens.index, columns=opens.columns)
-        out[arm] = daily_ic(panel, fwd, min_names)
+    out = {arm: daily_ic(score_panel(rows, opens), fwd, min_names) for arm, rows in scores.items()}
     return pd.DataFrame(out, index=opens.index)
+
+
+def score_panel(rows: pd.DataFrame, opens: pd.DataFrame) -> pd.DataFrame:
+    """An arm's score rows (time index; ``symbol``, ``score``) as a panel shaped like ``opens``."""
+    panel = rows.rename_axis("time").reset_index().pivot_table(
+        index="time", columns="symbol", values="score", aggfunc="last")
+    return panel.reindex(index=opens.index, columns=opens.columns)
+
+
+def write_decay(res: Mapping[str, Any], arms: Sequence[str], folder: Path, cost: float,
+                say: Callable[[str], None]) -> None:
+    """Each arm's IC decay and break-even cost (:func:`llmbt.reports.decay.ic_decay`) over the
+    tested bars: ``decay.csv`` (arm, horizon, ...) and one line per arm."""
+    from llmbt.reports._signal_render import horizon_line
+    from llmbt.reports.decay import ic_decay
+
+    frames = []
+    for arm in arms:
+        decay = ic_decay(score_panel(res["scores"][arm], res["opens"]), res["opens"])
+        frames.append(decay.assign(arm=arm))
+        say(f"IC decay {arm}: {horizon_line(decay, cost)}")
+    pd.concat(frames).to_csv(folder / "decay.csv")
 
 
 def fold_ic_table(daily: pd.DataFrame, folds: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -129,7 +146,8 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
                     prior: PriorTrials | None = None) -> dict:
     """Per-fold Sharpe, return and IC, and the cross-section statistics of universe arms; the files.
 
-    Writes into ``folder``: ``ic.csv`` (daily IC per arm), ``folds_ic.csv`` (the folds table plus
+    Writes into ``folder``: ``ic.csv`` (daily IC per arm), ``decay.csv`` (IC decay and break-even
+    cost per arm and horizon, :func:`write_decay`), ``folds_ic.csv`` (the folds table plus
     each fold's IC), ``crosssection.json`` (every statistic, and why one was skipped),
     ``spa_dsr.csv`` (per arm: Sharpe, DSR with N = the number of arms, SPA p-values alone, StepM)
     and the pages (:func:`llmbt.reports.universe_page.write_universe_pages`); reports through ``say``.
@@ -155,6 +173,8 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
     table = res["folds"].merge(fold_ic_table(daily, res["folds"], horizon), on=["fold", "model"])
     table.to_csv(folder / "folds_ic.csv", index=False)
     say(table[[c for c in FOLD_COLUMNS if c in table]].to_string(index=False, float_format="{:.4f}".format))
+    run = res["config"]["run"]
+    write_decay(res, arms, folder, float(run.get("commission", 0)) + float(run.get("slippage", 0)), say)
     periods = float(res["periods_per_year"])
     stats, skipped = universe_wf_stats(res["returns"], daily, horizon, periods=periods, arms=arms,
                                        prior=prior)

@@ -170,6 +170,9 @@ def test_bt_compare_arms_of_a_universe(shared_news, by_adapter, tmp_path, monkey
     assert res.exit_code == 0, res.output
     assert "IC per arm" in res.output and "IC difference lora - base" in res.output
     assert "IC difference lora2 - base" in res.output and "Each arm alone vs the benchmark" in res.output
+    assert "IC decay lora: mean IC peaks at h=" in res.output
+    decay = pd.read_csv(out / "decay.csv")
+    assert set(decay["arm"]) == {"base", "lora", "lora2"} and list(decay["horizon"][:3]) == [1, 2, 3]
     assert f"comparison page: {out / 'comparison.html'}; tearsheet: {out / 'tearsheet.html'}" in res.output
     for name in ("returns.csv", "scores.csv", "folds.csv", "ic.csv", "folds_ic.csv", "crosssection.json",
                  "spa_dsr.csv", "comparison.html", "tearsheet.html"):
