@@ -105,16 +105,18 @@ def apply(weights: pd.DataFrame, tradable: pd.DataFrame, chosen: Eligible | None
             pd.Series(short, index=weights.index))
 
 
-def held_only(panels: Mapping[str, pd.DataFrame], chosen: Eligible,
-              since: pd.Timestamp | None) -> dict[str, pd.DataFrame]:
+def held_only(panels: Mapping[str, pd.DataFrame], chosen: Eligible, since: pd.Timestamp | None,
+              tradable: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The signal panels where a name may be held (from ``since`` on), NaN elsewhere, plus the
-    ``selected`` panel (1/0): a name's signals then do not depend on which later bars select it
-    (only names selected at some bar are scored), so the look-ahead audit can compare them."""
+    ``selected`` panel (1/0 where the name has a bar, NaN where it has none, as before a listing):
+    a name's signals then do not depend on which later bars select it (only names selected at
+    some bar are scored), so the look-ahead audit can compare them."""
     keep = chosen.mask.copy()
     if since is not None:
         keep.loc[keep.index < since] = False
     out = {k: v.reindex(index=keep.index, columns=keep.columns).where(keep) for k, v in panels.items()}
-    return {"selected": chosen.mask.astype(float)} | out  # first: the audit names the root cause
+    selected = chosen.mask.astype(float).where(tradable.reindex_like(chosen.mask).fillna(False))
+    return {"selected": selected} | out  # first: the audit names the root cause
 
 
 def delistings(prices: Mapping[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:

@@ -124,7 +124,7 @@ def scored_panels(config: RunConfig, inputs: PortfolioInputs
     else:  # nothing to score (equal_weight): no model, no headlines
         panels, info = {}, {}
     if chosen is not None:
-        panels = eligibility.held_only(panels, chosen, since)
+        panels = eligibility.held_only(panels, chosen, since, inputs.universe.tradable())
     return panels, info, chosen
 
 
@@ -259,7 +259,7 @@ def trade_window(universe: Universe, start: str | None,
     lo = pd.Timestamp(start, tz="UTC") if start else None
     out = {s: (bars if lo is None else bars.loc[lo:]) for s, bars in universe.prices.items()}
     if selected is not None:
-        ever = selected.loc[lo:] if lo is not None else selected
+        ever = (selected.loc[lo:] if lo is not None else selected) == 1
         keep = set(ever.columns[ever.to_numpy().any(axis=0)])
         out = {s: bars for s, bars in out.items() if s in keep}
     out = {s: bars for s, bars in out.items() if len(bars)}
@@ -285,7 +285,7 @@ def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataF
                           "equal_weight (the default for portfolios) or none")
     keep = {k: params[k] for k in ("rebalance", "gross")}
     tradable = universe.tradable()
-    chosen = None if selected is None else eligibility.Eligible(selected.astype(bool), "")
+    chosen = None if selected is None else eligibility.Eligible(selected == 1, "")
     allowed = tradable if chosen is None else tradable & chosen.mask
     weights = EqualWeight.target_weights({}, allowed, keep)
     weights, _ = eligibility.apply(weights, tradable, chosen, 1)

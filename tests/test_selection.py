@@ -131,7 +131,7 @@ def test_a_selected_run_closes_leavers_and_the_benchmark_holds_the_same_names(sh
                                                                               monkeypatch):
     stub_scoring(monkeypatch, universe_scoring)
     result = run_portfolio_backtest(_config(shared_news))
-    selected = result.panels["selected"].astype(bool)
+    selected = result.panels["selected"] == 1
     for run in (result.run, result.benchmark):
         held = run.fills.pivot_table(index="timestamp", columns="symbol", values="size",
                                      aggfunc="sum").reindex(selected.index).fillna(0).cumsum()
@@ -255,3 +255,14 @@ def test_bt_bench_select_times_both_runs(shared_news, tmp_path, monkeypatch):
     rows = dict(line.split(None, 1) for line in res.output.strip().splitlines())
     assert float(rows["process_plain_s"]) > 0 and float(rows["process_select_s"]) > 0
     assert rows["pairs"] == "1" and rows["select_goal"].startswith("<= 10%: ")
+
+
+def test_a_symbol_listed_later_is_no_look_ahead_for_the_audit(shared_news, monkeypatch):
+    """CSRA starts trading in Nov 2015: before its first bar its column does not exist in data cut
+    earlier, so the selection there is 'no bar' (NaN), not 'not selected', in both."""
+    from llmbt.engine.audit import audit_engine
+
+    stub_scoring(monkeypatch, universe_scoring)
+    cfg = _config(shared_news, symbols=",".join([*SYMBOLS, "CSRA"]), end="2016-02-29")
+    result = audit_engine(cfg, cuts=3, seed=2)
+    assert result.passed, result.first
