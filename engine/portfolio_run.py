@@ -134,7 +134,7 @@ def weights_from(config: RunConfig, inputs: PortfolioInputs, panels: dict[str, p
     few eligible names, and the most names a traded bar could hold."""
     tradable = inputs.universe.tradable()
     allowed = tradable if chosen is None else tradable & chosen.mask
-    weights = inputs.strategy.target_weights(panels, allowed, inputs.params)
+    weights = inputs.strategy.target_weights(panels, allowed, inputs.params, anchor=_since(config))
     weights, cash = eligibility.apply(weights, tradable, chosen,
                                       eligibility.needed_names(inputs.params))
     traded = allowed.loc[_since(config):]
@@ -287,7 +287,7 @@ def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataF
     tradable = universe.tradable()
     chosen = None if selected is None else eligibility.Eligible(selected == 1, "")
     allowed = tradable if chosen is None else tradable & chosen.mask
-    weights = EqualWeight.target_weights({}, allowed, keep)
+    weights = EqualWeight.target_weights({}, allowed, keep, anchor=_since(config))
     weights, _ = eligibility.apply(weights, tradable, chosen, 1)
     return simulate_window(config, window, weights, "equal_weight")
 

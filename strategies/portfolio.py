@@ -55,7 +55,7 @@ class PortfolioStrategy(bt.Strategy):
 
     @classmethod
     def target_weights(cls, signals: Mapping[str, pd.DataFrame], tradable: pd.DataFrame,
-                       params: Mapping) -> pd.DataFrame:
+                       params: Mapping, anchor: pd.Timestamp | None = None) -> pd.DataFrame:
         """Target weights decided at each bar's close (calendar × symbols, like ``tradable``).
 
         Args:
@@ -63,6 +63,9 @@ class PortfolioStrategy(bt.Strategy):
                 (dates or symbols they lack are NaN).
             tradable: bool panel, True where the symbol has a bar.
             params: the run's ``--param`` values (class defaults fill the rest).
+            anchor: the first traded bar (``--start``): rebalances fall every ``rebalance`` bars
+                counted from it, so the schedule does not depend on how much warm-up history was
+                loaded before it (None: from the first row).
 
         Returns:
             NaN = no order for that symbol at that bar; a number = the target fraction of the
@@ -79,7 +82,8 @@ class PortfolioStrategy(bt.Strategy):
         out = np.full(ok.shape, np.nan)
         trade = ok.to_numpy()
         state: dict = {}  # what a rebalance leaves to the next (the holdings), in bar order
-        for i in range(0, len(ok), p["rebalance"]):
+        first = 0 if anchor is None else int(ok.index.searchsorted(anchor))
+        for i in range(first % p["rebalance"], len(ok), p["rebalance"]):
             row = {name: panel[i] for name, panel in panels.items()}
             state["bar"] = i
             out[i] = cls.row_weights(row, trade[i], rank, p, state)

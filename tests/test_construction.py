@@ -145,3 +145,14 @@ def test_a_construction_that_holds_every_name_is_said_plainly(shared_news, monke
     assert cmp.exit_code == 0 and "construction: the scores cannot change" in cmp.output, cmp.output
     two = CliRunner().invoke(cli, ["run", *common, "--param", "top_k=2", "--no-report"])
     assert two.exit_code == 0 and "construction:" not in two.output
+
+
+def test_the_rebalance_schedule_is_anchored_at_the_first_traded_bar():
+    """The same window traded after 7 or after 10 bars of warm-up rebalances on the same bars."""
+    s = scores()
+    t0 = s.index[10]
+    anchored = [LlmNewsPortfolio.target_weights({"score": x}, x.notna(), {"top_k": 4, "rebalance": 5,
+                                                "band": 0}, anchor=t0) for x in (s.iloc[3:], s)]
+    days = [w.loc[t0:].notna().any(axis=1) for w in anchored]
+    assert days[0].equals(days[1]) and days[0].iloc[0] and days[0].iloc[5] and not days[0].iloc[1]
+    pd.testing.assert_frame_equal(anchored[0].loc[t0:], anchored[1].loc[t0:])
