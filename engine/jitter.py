@@ -15,6 +15,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,3 +158,48 @@ def jitter_arms(config: RunConfig, arms: list, n: int, sigma: float) -> list[str
         diff = j.base.stats["sharpe"] - ref.base.stats["sharpe"]
         lines.append(f"{name} - {first}: {exceeds(diff, [ref, j])}")
     return lines
+
+
+def jitter_walkforward(folder: str | Path, n: int, sigma: float) -> list[str]:
+    """``bt compare --from DIR --jitter N`` of a universe walk-forward: each model arm's test
+    windows re-run from their cached scores (the LoRA arm with its fold's adapter) plus noise,
+    stitched; one line per arm with the stitched Sharpe and its spread."""
+    from llmbt.engine.walkforward import BASE, TUNED
+
+    folder = Path(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    if not meta.get("universe") or meta.get("compare"):
+        raise ConfigError(f"--jitter with --from needs a universe walk-forward's folder; {folder} "
+                          "is not one (for bt compare --arm, pass --jitter to the compare itself)")
+    run = RunConfig.from_dict(meta["run"])
+    folds = pd.read_csv(folder / "folds.csv")
+    lines = []
+    for arm in (BASE, TUNED):
+        sharpes = _stitched_jitter(run, folds[folds["model"] == arm], folder, arm == TUNED, n, sigma)
+        lo, mid, hi = np.min(sharpes[1:]), np.median(sharpes[1:]), np.max(sharpes[1:])
+        lines.append(f"{arm}: stitched Sharpe {sharpes[0]:.2f}; {n} runs with scores + N(0, {sigma:g}): "
+                     f"min {lo:.2f} / median {mid:.2f} / max {hi:.2f} (spread {hi - lo:.2f})")
+    return lines
+
+
+def _stitched_jitter(run: RunConfig, folds: pd.DataFrame, folder: Path, adapter: bool, n: int,
+                     sigma: float) -> list[float]:
+    """Stitched Sharpe of the folds' runs: unperturbed first, then ``n`` perturbed (seeds 0..n-1)."""
+    from llmbt.engine.metrics import sharpe_ratio
+    from llmbt.feeds.calendar import periods_per_year
+
+    parts: list[list[pd.Series]] = [[] for _ in range(n + 1)]
+    for row in folds.itertuples(index=False):
+        config = run.replace(start=str(row.test_start)[:10], end=str(row.test_end)[:10],
+                             adapter=str(folder / "adapters" / f"fold-{row.fold}") if adapter else None)
+        inputs = load_inputs(config, cache_only=True)
+        panels, _, chosen = scored_panels(config, inputs)
+        window = trade_window(inputs.universe, config.start, panels.get("selected"))
+        score = panels["score"]
+        for k in range(n + 1):
+            noise = np.random.default_rng(k - 1).normal(0.0, sigma, score.shape) if k else 0.0
+            scores = score + np.where(np.isfinite(score.to_numpy()), noise, 0.0)
+            weights = weights_from(config, inputs, panels | {"score": scores}, chosen)[0]
+            parts[k].append(simulate_window(config, window, weights, config.strategy).returns)
+    stitched = [pd.concat(p) for p in parts]
+    return [sharpe_ratio(r, periods_per_year(r.index)) for r in stitched]

@@ -220,3 +220,15 @@ def test_a_universe_walkforward_without_news_is_one_line(tiny, shared_news):
     res = CliRunner().invoke(cli, ["walkforward", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS,
                                    "--data", make_config(tiny, shared_news).run.data, "--out", "x"])
     assert res.exit_code != 0 and "--news" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_jitter_of_a_walkforward_folder_reruns_each_fold_from_the_cache(first_run, tmp_path):
+    from llmbt.engine.jitter import jitter_walkforward
+    from llmbt.engine.metrics import sharpe_ratio
+
+    out = write_results(first_run, tmp_path / "uwf-jitter")
+    lines = jitter_walkforward(out, 2, 0.0)  # sigma 0: every re-run is the run itself
+    for line, arm in zip(lines, ("base", "lora"), strict=True):
+        sharpe = sharpe_ratio(first_run.stitched(arm), 252)
+        assert line.startswith(f"{arm}: stitched Sharpe {sharpe:.2f}; 2 runs")
+        assert f"min {sharpe:.2f} / median {sharpe:.2f} / max {sharpe:.2f} (spread 0.00)" in line

@@ -180,6 +180,11 @@ def compare(folder, arms, horizon, out, trials, jitter, jitter_sigma, **kwargs) 
                           "or two or more --arm SPEC.")
     if folder:
         _report(folder, trials)
+        if jitter:
+            from llmbt.engine.jitter import jitter_walkforward, resolve_sigma
+
+            for line in jitter_walkforward(folder, jitter, resolve_sigma(jitter_sigma)):
+                click.echo(f"jitter: {line}")
         return
     kwargs["strategy"] = kwargs.get("strategy") or "llm_sentiment"
     config = build_config(**kwargs)
