@@ -50,9 +50,9 @@ def test_the_engine_check_passes_on_the_product_code(shared_news, sent):  # noqa
 def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypatch):  # noqa: F811
     honest = LlmNewsPortfolio.target_weights.__func__
 
-    def peeking(cls, signals, tradable, params):  # decides at t with the score of t+1
+    def peeking(cls, signals, tradable, params, anchor=None):  # decides at t with the score of t+1
         ahead = {k: (v.shift(-1) if k == "score" else v) for k, v in signals.items()}
-        return honest(cls, ahead, tradable, params)
+        return honest(cls, ahead, tradable, params, anchor)
 
     monkeypatch.setattr(LlmNewsPortfolio, "target_weights", classmethod(peeking))
     result = audit_engine(_config(shared_news), cuts=3, seed=0)
@@ -73,8 +73,8 @@ def test_weights_sized_on_the_next_bars_volatility_are_caught_at_the_bar_before_
     assert clean.passed and clean.first is None  # the honest inverse-vol weights pass
     honest = LlmNewsPortfolio.target_weights.__func__
 
-    def peeking(cls, signals, tradable, params):  # at t, 1 / vol of t+1: tomorrow's close
-        return honest(cls, signals | {"vol": signals["vol"].shift(-1)}, tradable, params)
+    def peeking(cls, signals, tradable, params, anchor=None):  # at t, 1 / vol of t+1: tomorrow's close
+        return honest(cls, signals | {"vol": signals["vol"].shift(-1)}, tradable, params, anchor)
 
     monkeypatch.setattr(LlmNewsPortfolio, "target_weights", classmethod(peeking))
     result = audit_engine(cfg, cuts=3, seed=2)
