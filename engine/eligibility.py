@@ -13,7 +13,6 @@ membership was given is *survivor-only* (:func:`survivorship_note`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,8 +27,6 @@ from llmbt.feeds.selection import (
     selection_mask,
 )
 from llmbt.feeds.universe import Universe
-
-log = logging.getLogger(__name__)
 
 SURVIVOR_ONLY = ("survivor-only: every symbol trades to the last bar and no --membership was given, "
                  "so names that were delisted or left the index in the period are missing; that "

@@ -111,23 +111,28 @@ def jitter_portfolio(config: RunConfig, n: int, sigma: float, seed: int = 0) -> 
     if n < 1:
         raise ConfigError(f"--jitter {n} must be at least 1, e.g. --jitter 20")
     started = time.perf_counter()
+    base, *again = perturbed_runs(config, n, sigma, seed)
+    out = JitterResult(sigma, base, [r.stats["sharpe"] for r in again],
+                       [_repeated(base.fills, r.fills) for r in again])
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def perturbed_runs(config: RunConfig, n: int, sigma: float, seed: int = 0) -> list[PortfolioRun]:
+    """``config``'s portfolio from the cached scores, then ``n`` times with every score plus
+    N(0, ``sigma``) (seeds ``seed`` … ``seed + n - 1``): ``n + 1`` runs, the unperturbed first."""
     inputs = load_inputs(config, cache_only=True)
     panels, _, chosen = scored_panels(config, inputs)
     window = trade_window(inputs.universe, config.start, panels.get("selected"))
-
-    def run(scores: pd.DataFrame) -> PortfolioRun:
-        weights = weights_from(config, inputs, panels | {"score": scores}, chosen)[0]
-        return simulate_window(config, window, weights, config.strategy)
-
     score = panels["score"]
-    out = JitterResult(sigma, run(score))
-    for k in range(n):
-        noise = np.random.default_rng(seed + k).normal(0.0, sigma, score.shape)
-        again = run(score + np.where(np.isfinite(score.to_numpy()), noise, 0.0))
-        out.sharpes.append(again.stats["sharpe"])
-        out.identical.append(_repeated(out.base.fills, again.fills))
-    out.seconds = time.perf_counter() - started
-    return out
+    finite = np.isfinite(score.to_numpy())
+    runs = []
+    for k in range(n + 1):
+        noise = np.random.default_rng(seed + k - 1).normal(0.0, sigma, score.shape) if k else 0.0
+        weights = weights_from(config, inputs, panels | {"score": score + np.where(finite, noise, 0.0)},
+                               chosen)[0]
+        runs.append(simulate_window(config, window, weights, config.strategy))
+    return runs
 
 
 def _repeated(base: pd.DataFrame, other: pd.DataFrame) -> float:
@@ -192,14 +197,7 @@ def _stitched_jitter(run: RunConfig, folds: pd.DataFrame, folder: Path, adapter:
     for row in folds.itertuples(index=False):
         config = run.replace(start=str(row.test_start)[:10], end=str(row.test_end)[:10],
                              adapter=str(folder / "adapters" / f"fold-{row.fold}") if adapter else None)
-        inputs = load_inputs(config, cache_only=True)
-        panels, _, chosen = scored_panels(config, inputs)
-        window = trade_window(inputs.universe, config.start, panels.get("selected"))
-        score = panels["score"]
-        for k in range(n + 1):
-            noise = np.random.default_rng(k - 1).normal(0.0, sigma, score.shape) if k else 0.0
-            scores = score + np.where(np.isfinite(score.to_numpy()), noise, 0.0)
-            weights = weights_from(config, inputs, panels | {"score": scores}, chosen)[0]
-            parts[k].append(simulate_window(config, window, weights, config.strategy).returns)
+        for k, fold_run in enumerate(perturbed_runs(config, n, sigma)):
+            parts[k].append(fold_run.returns)
     stitched = [pd.concat(p) for p in parts]
     return [sharpe_ratio(r, periods_per_year(r.index)) for r in stitched]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmbt.engine.eligibility import FACT_KEYS
 from llmbt.engine.trials import PriorTrials
 from llmbt.engine.universe_arms import BENCHMARK
 from llmbt.errors import LlmbtError
@@ -211,7 +212,7 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None], trials: s
     notes = folder_notes(res)
     if not config.get("compare"):  # bt compare --arm said it while scoring
         say(f"hindsight: {notes['hindsight']}")
-    for key in ("selection", "delisted", "survivorship", "construction"):
+    for key in FACT_KEYS:
         if key in notes:
             say(f"{key}: {notes[key]}")
     arms = config["arms"] if config.get("compare") else (
@@ -238,7 +239,7 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
             notes["arms"] = "; ".join(f"{a['name']}: kind={a['kind']}" + (
                 f", model={a['model']}" if a.get("model") else "") for a in config["arms"])
     notes["hindsight"] = str(facts.get("hindsight") or tested_hindsight(config["run"], res["returns"]))
-    for key in ("selection", "delisted", "survivorship", "construction"):  # universe.json
+    for key in FACT_KEYS:  # universe.json: what biases the figures
         if res.get("universe", {}).get(key):
             notes[key] = res["universe"][key]
     return notes

@@ -97,5 +97,6 @@ def _write_portfolio_pages(result, report, html: Path) -> None:
 def _page_notes(result) -> dict[str, str]:
     """The universe facts that bias the figures, for the pages."""
     info = result.universe_info | result.signal_info
-    return {k: str(info[k]) for k in ("selection", "delisted", "survivorship", "construction")
-            if info.get(k)}
+    from llmbt.engine.eligibility import FACT_KEYS
+
+    return {k: str(info[k]) for k in FACT_KEYS if info.get(k)}
