@@ -23,7 +23,7 @@ from llmbt.engine.signals import arms_hindsight, check_prompt
 from llmbt.engine.trials import record_run, trials_facts
 from llmbt.errors import ConfigError, did_you_mean
 
-ARM_KEYS = ("name", "kind", "model", "adapter", "prompt")
+ARM_KEYS = ("name", "kind", "model", "adapter", "prompt", "schedule")
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +36,9 @@ class Arm:
     ``kind`` is ``lm`` (the causal-LM label scorer on prompts) or a registered text scorer
     (:func:`llmbt.signals_cache.arms.registry.kinds`), which scores the raw texts (a headline, a
     bar's feature lines) with ``adapter`` as its artefact folder where it needs one.
+
+    ``schedule`` (a ``--model-schedule`` file) makes a point-in-time arm: each item is scored by
+    the model of its time (:mod:`llmbt.signals_cache.model.schedule`), in place of ``model``.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Arm:
     adapter: str | None = None
     prompt: str | None = None
     kind: str = "lm"
+    schedule: str | None = None
 
 
 def parse_arm(text: str) -> Arm:
@@ -72,6 +76,9 @@ def parse_arm(text: str) -> Arm:
     arm = Arm(**values)
     if check_kind(arm.kind) != LM_KIND and arm.prompt:
         raise ConfigError(f"--arm {text!r}: kind={arm.kind} scores the raw text; drop prompt=.")
+    if arm.schedule and (arm.model or arm.adapter or arm.kind != LM_KIND):
+        raise ConfigError(f"--arm {text!r}: schedule= chooses each item's model (and adapter) "
+                          "from its rows; drop model=, adapter= and kind=.")
     return arm
 
 
@@ -139,9 +146,14 @@ def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:
 
 def arm_config(config: RunConfig, arm: Arm) -> RunConfig:
     """``config`` with the arm's model and prompt (the run's own where it names none), its scorer
-    kind and exactly the arm's adapter (None: the plain model, whatever ``config.adapter`` is)."""
-    return dataclasses.replace(config.replace(model=arm.model, prompt=arm.prompt, scorer=arm.kind),
-                               adapter=arm.adapter)
+    kind and exactly the arm's adapter (None: the plain model, whatever ``config.adapter`` is);
+    its model schedule (``schedule=``), or the run's ``--model-schedule`` for an arm that names
+    neither a model nor another kind of scorer."""
+    cfg = config.replace(model=arm.model, prompt=arm.prompt, scorer=arm.kind)
+    inherits = arm.model is None and arm.kind == "lm" and arm.adapter is None
+    schedule = arm.schedule or (cfg.model_schedule if inherits else None)
+    timing = {} if schedule else {"cutoff_gap": 0, "before_first": "refuse"}
+    return dataclasses.replace(cfg, adapter=arm.adapter, model_schedule=schedule, **timing)
 
 
 def check_arm_prompt(config: RunConfig, arm: Arm, universe: bool) -> None:

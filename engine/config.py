@@ -23,7 +23,9 @@ SIZERS = ("percent", "fixed")
 #: Fields added after run ids were first published: left out of the id at their default, so
 #: earlier runs keep their ids (an anonymised run's id differs).
 _ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer": "lm",
-                "calibrate": True, "select": None, "membership": None}
+                "calibrate": True, "select": None, "membership": None, "model_schedule": None,
+                "cutoff_gap": 0, "before_first": "refuse"}
+BEFORE_FIRST = ("refuse", "skip")  # = llmbt.signals_cache.model.schedule.BEFORE_FIRST
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
@@ -58,6 +60,10 @@ class RunConfig:
         model_cutoff: the model's knowledge cutoff (YYYY-MM-DD), overriding its alias's; reports
             warn when the tested period lies before it.
         anonymize: mask company names and tickers in headlines before scoring (``names`` table).
+        model_schedule: a point-in-time model schedule (``--model-schedule FILE``,
+            :mod:`llmbt.signals_cache.model.schedule`) that chooses the model by each item's
+            time, in place of ``model``; ``cutoff_gap`` (days) and ``before_first`` (``refuse``
+            or ``skip`` items before the first cutoff) shape it.
         names: CSV ``symbol,company`` of the names to mask (``--names``).
         scorer: the kind of scorer (``--scorer``): ``lm`` (the model's label probabilities on
             prompts) or a registered text scorer such as ``lexicon`` (also an arm's ``kind``:
@@ -103,6 +109,9 @@ class RunConfig:
     calibrate: bool = True
     select: str | None = None
     membership: str | None = None
+    model_schedule: str | None = None
+    cutoff_gap: int = 0
+    before_first: str = "refuse"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
@@ -122,6 +131,7 @@ class RunConfig:
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)
+        _check_schedule(self)
         if not isinstance(self.calibrate, bool):
             raise ConfigError(f"YAML key 'calibrate' = {self.calibrate!r} must be true or false "
                               "(false = --no-calibration: ignore the adapter's stored temperature)")
@@ -244,3 +254,17 @@ def _check_lookahead_controls(cfg: RunConfig) -> None:
     _check(isinstance(cfg.anonymize, bool), "--anonymize", cfg.anonymize, "must be true or false")
     _check(not cfg.anonymize or cfg.names is not None, "--anonymize", cfg.anonymize,
            "needs --names FILE (CSV symbol,company, e.g. ../shared/data/news/sp500_companies.csv)")
+
+
+def _check_schedule(cfg: RunConfig) -> None:
+    _check_choice("--before-first", cfg.before_first, BEFORE_FIRST)
+    _check(isinstance(cfg.cutoff_gap, int) and not isinstance(cfg.cutoff_gap, bool)
+           and cfg.cutoff_gap >= 0, "--cutoff-gap", cfg.cutoff_gap, "must be whole days >= 0")
+    if cfg.model_schedule is None:
+        _check(cfg.cutoff_gap == 0 and cfg.before_first == "refuse", "--cutoff-gap",
+               cfg.cutoff_gap, "and --before-first shape --model-schedule; pass one")
+        return
+    _check(cfg.adapter is None, "--adapter", cfg.adapter, "cannot go with --model-schedule: give "
+           "each model's adapter in the schedule's adapter column")
+    _check(cfg.scorer == "lm", "--scorer", cfg.scorer, "cannot go with --model-schedule, which "
+           "chooses language models: use --scorer lm")

@@ -51,15 +51,18 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
     if not examples:
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
     spec, arm = scoring_spec(run_cfg)
-    if run_cfg.scorer == "lm":  # a text scorer reads the bar's feature lines, not a prompt
-        template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
-        prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
-    else:
-        prompts = [e.text for e in examples]
     req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
                         batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False,
                         **arm)
-    probs = score_prompts(prompts, req).probs
+    if req.schedule is not None:  # each example scored by the model of its bar's time
+        examples, probs = scheduled_probs(examples, req)
+    else:
+        if run_cfg.scorer == "lm":  # a text scorer reads the bar's feature lines, not a prompt
+            template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
+            prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
+        else:
+            prompts = [e.text for e in examples]
+        probs = score_prompts(prompts, req).probs
     labels = [e.label for e in examples]
     forward = np.array([e.forward_return for e in examples])
     score = probs[:, LABELS.index("bullish")] - probs[:, LABELS.index("bearish")]
@@ -73,6 +76,26 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
                    "mean_confidence": cls["mean_confidence"], "ece": cls["ece"],
                    "hit_rate": direction["hit_rate"],
                    "profitable_ratio": direction.get("profitable_ratio")}
+
+
+def scheduled_probs(examples: list, req: Any) -> tuple[list, np.ndarray]:
+    """(the examples a model of ``req.schedule`` may score, their label probabilities), each
+    rendered and scored by the model of its bar's time, as the backtest scored that bar."""
+    from llmbt.signals_cache.finetune.encoding import render_example
+    from llmbt.signals_cache.model.loading import load_chat_template
+    from llmbt.signals_cache.scheduled import score_scheduled
+    from llmbt.signals_cache.scoring.prompts import template_for
+
+    template = template_for("bars", req.prompt)
+
+    def render(spec: Any, rows: np.ndarray) -> list[str]:
+        tokenizer = load_chat_template(spec)
+        return [render_example(template, tokenizer, examples[i].text, examples[i].symbol)
+                for i in rows]
+
+    sched = score_scheduled([e.time for e in examples], render, req, template.version, "bar")
+    kept = [e for e, keep in zip(examples, sched.keep, strict=True) if keep]
+    return kept, sched.kept().probs
 
 
 def run_facts(run: RunResult) -> dict[str, Any]:

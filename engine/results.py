@@ -143,7 +143,7 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, **git_state(),
                              "versions": versions(), "seconds": round(res.get("seconds", 0.0), 1),
                              "folds": 1, "failed_folds": [], "hindsight": hindsight}
-          | ({"trials": res["trials"]} if res.get("trials") else {}))
+          | ({"trials": res["trials"]} if res.get("trials") else {}) | _schedules(res["info"]))
     pd.DataFrame(res["returns"]).to_csv(out / "returns.csv", index_label="time")
     pd.concat([frame.assign(model=name) for name, frame in res["scores"].items()]).to_csv(
         out / "scores.csv", index_label="time")
@@ -154,6 +154,12 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     else:
         res["close"].rename("close").to_csv(out / "prices.csv", index_label="time")
     return out
+
+
+def _schedules(info: dict[str, Any]) -> dict[str, Any]:
+    """``schedules``: each point-in-time arm's segment → model mapping (none without one)."""
+    found = {name: facts["schedule"] for name, facts in info.items() if facts.get("schedule")}
+    return {"schedules": found} if found else {}
 
 
 def _dump(path: Path, data: dict[str, Any]) -> None:

@@ -56,14 +56,26 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
 def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     """(ModelSpec, SignalRequest arm fields) of ``config``: a text scorer (``--scorer``) takes the
     run's ``--adapter`` as its own artefact folder (a head, a classifier adapter), the LM as its
-    peft adapter; ``--no-calibration`` rides on the spec for both."""
+    peft adapter; ``--no-calibration`` rides on the spec for both. With ``--model-schedule`` the
+    fields also carry the loaded schedule, whose rows replace the spec's model and adapter."""
     from llmbt.signals_cache.model.loading import ModelSpec
 
     lm = config.scorer == "lm"
     spec = ModelSpec(base=config.model, adapter=config.adapter if lm else None,
                      quantization=config.quantization, engine=config.engine,
                      calibrate=config.calibrate)
-    return spec, {"arm": config.scorer, "arm_path": None if lm else config.adapter}
+    fields = {"arm": config.scorer, "arm_path": None if lm else config.adapter}
+    return spec, fields | ({"schedule": run_schedule(config)} if config.model_schedule else {})
+
+
+def run_schedule(config: RunConfig) -> Any:
+    """The validated :class:`~llmbt.signals_cache.model.schedule.ModelSchedule` of
+    ``--model-schedule`` (with ``--cutoff-gap`` and ``--before-first``); None without one."""
+    if not config.model_schedule:
+        return None
+    from llmbt.signals_cache.model.schedule import load_schedule
+
+    return load_schedule(config.model_schedule, config.cutoff_gap, config.before_first)
 
 
 def bar_symbol(config: RunConfig) -> str:
@@ -90,8 +102,9 @@ def lookahead_info(config: RunConfig, index: pd.DatetimeIndex, bars: bool = Fals
     headline prompts, or (``bars``) in bar prompts."""
     first = max(index[0], pd.Timestamp(config.start, tz=index.tz)) if config.start else index[0]
     last = min(index[-1], pd.Timestamp(config.end, tz=index.tz)) if config.end else index[-1]
-    info = {"hindsight": hindsight_line(config.model, config.model_cutoff, first, last,
-                                        scorer=config.scorer)}
+    info = {} if config.model_schedule else {  # a schedule's scoring says it per segment
+        "hindsight": hindsight_line(config.model, config.model_cutoff, first, last,
+                                    scorer=config.scorer)}
     if config.anonymize:
         info["anonymized"] = _masked_line(config, bars)
     return info
@@ -115,7 +128,7 @@ def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: 
     kind that reads no pretrained model (the lexicon) has no cutoff, whatever ``model`` is."""
     from llmbt.signals_cache.arms.registry import reads_pretrained
     from llmbt.signals_cache.hindsight import hindsight_warning
-    from llmbt.signals_cache.model.loading import model_cutoff
+    from llmbt.signals_cache.model.aliases import model_cutoff
 
     if not reads_pretrained(scorer):
         return (f"none: the {scorer} scorer reads no pretrained model, so it has no training "

@@ -54,6 +54,7 @@ from llmbt.engine.walkforward import (
     train_adapter,
 )
 from llmbt.engine.wf_arms import train_fold_arms
+from llmbt.engine.wf_schedule import fold_model, scheduled_folds
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe
 
@@ -72,7 +73,8 @@ def run_universe_walkforward(cfg: WalkForwardConfig,
     news = run_news(cfg.run, universe)
     calendar = universe.calendar
     offset = int(calendar.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
-    folds = [shift_fold(f, offset, calendar) for f in cfg.splitter.folds(calendar[offset:])]
+    folds = scheduled_folds(cfg, [shift_fold(f, offset, calendar)
+                                  for f in cfg.splitter.folds(calendar[offset:])], say)
     say(f"universe walk-forward {cfg.run_id}: {len(universe.prices)} symbols, {len(folds)} folds "
         f"over {calendar[offset]:%Y-%m-%d}..{calendar[-1]:%Y-%m-%d}")
     facts = universe_facts(cfg.run, universe, news, folds[0].test_start) if folds else {}
@@ -103,6 +105,7 @@ def fold_window(universe: Universe, fold: Fold, history: int) -> Universe:
 
 def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fold: Fold,
               parent: str | None, say: Callable[[str], None]) -> FoldResult:
+    cfg, model = fold_model(cfg, fold)
     examples = fold_examples(cfg, universe, news, fold)
     split = fold_split(cfg, examples)
     adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
@@ -115,7 +118,7 @@ def _run_fold(cfg: WalkForwardConfig, universe: Universe, news: pd.DataFrame, fo
         "adapter": adapter, "adapter_reused": reused,
         "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
         "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
-        "models": {}})
+        "models": {}} | model)
     arms, result.facts["arms"] = train_fold_arms(cfg, split, say)  # the same examples as the LoRA
     window = fold_window(universe, fold, history_bars(cfg.run))
     _test_arms(cfg, result, [Arm(BASE), Arm(TUNED, adapter=adapter), *arms], window, news, fold)

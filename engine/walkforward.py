@@ -40,6 +40,7 @@ from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_exam
 from llmbt.engine.executors import check_executor, make_executor
 from llmbt.engine.runner import RunResult, load_history, run_backtest
 from llmbt.engine.splitters import Fold, WalkForward
+from llmbt.engine.wf_schedule import check_wf_schedule, fold_model, scheduled_folds
 from llmbt.errors import ConfigError
 from llmbt.paths import llmbt_home
 
@@ -126,6 +127,7 @@ class WalkForwardConfig:
             from llmbt.engine.wf_arms import check_wf_arms
 
             check_wf_arms(self)
+        check_wf_schedule(self)
 
     @property
     def universe(self) -> bool:
@@ -223,11 +225,11 @@ def run_walkforward(cfg: WalkForwardConfig, say: Callable[[str], None] = log.inf
     started = time.perf_counter()
     prices = load_history(cfg.run)  # --start minus the warm-up, to --end
     offset = int(prices.index.searchsorted(pd.Timestamp(cfg.run.start, tz="UTC"))) if cfg.run.start else 0
-    folds = cfg.splitter.folds(prices.index[offset:])
+    folds = scheduled_folds(cfg, [shift_fold(f, offset, prices.index)
+                                  for f in cfg.splitter.folds(prices.index[offset:])], say)
     say(f"walk-forward {cfg.run_id}: {len(folds)} folds over {prices.index[offset]:%Y-%m-%d}.."
         f"{prices.index[-1]:%Y-%m-%d}")
-    results = run_folds(cfg, [shift_fold(f, offset, prices.index) for f in folds],
-                        partial(_run_fold, cfg, prices), say)
+    results = run_folds(cfg, folds, partial(_run_fold, cfg, prices), say)
     return WalkForwardResult(cfg, results, time.perf_counter() - started, prices["close"])
 
 
@@ -309,6 +311,7 @@ def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: 
               say: Callable[[str], None]) -> FoldResult:
     from llmbt.engine.wf_arms import train_fold_arms
 
+    cfg, model = fold_model(cfg, fold)
     train_ex, test_ex = fold_examples(cfg, prices, fold)
     split = fold_split(cfg, train_ex)
     adapter, meta, reused = train_adapter(cfg, split["train"], split["val"], parent)
@@ -320,7 +323,7 @@ def _run_fold(cfg: WalkForwardConfig, prices: pd.DataFrame, fold: Fold, parent: 
         "adapter": adapter, "adapter_reused": reused,
         "train_loss": meta["metrics"]["train_loss"].get("mean_last_10pct"),
         "val_loss": meta["metrics"]["best_val_loss"], "train_seconds": meta["metrics"]["seconds"],
-        "models": {}})
+        "models": {}} | model)
     arms, result.facts["arms"] = train_fold_arms(cfg, split, say)  # the same examples as the LoRA
     for arm in (Arm(BASE), Arm(TUNED, adapter=adapter), *arms):
         run, scores, quality = _test_model(cfg, prices, fold, test_ex, arm)

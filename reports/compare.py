@@ -28,6 +28,7 @@ import pandas as pd
 from llmbt.engine.runner import periods_per_year
 from llmbt.engine.trials import PriorTrials
 from llmbt.errors import LlmbtError
+from llmbt.reports.hindsight_ab import hindsight_sentences
 from llmbt.reports.page_parts import commit_note
 
 CAL_BINS = 5
@@ -260,6 +261,9 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = log.info,
     comp = compare(res["returns"], res["scores"], horizon=int(res["config"]["horizon"]),
                    extra=_fold_extras(res["folds"], res["returns"]),
                    prior=prior_trials(res, list(res["scores"]), trials))
+    comp.significance.extend(hindsight_sentences(res["config"].get("arm_specs") or {},
+                                                 res["returns"], res["scores"],
+                                                 comp.stats["periods_per_year"]))
     _write_outputs(folder, comp, res)
     _print(comp, folder, say)
     return comp

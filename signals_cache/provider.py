@@ -8,7 +8,8 @@ version they were rendered with. With a names masker (``--anonymize``) a headlin
 its item's symbol as the run masks it: a universe template's cleaned headline, or, for a template
 that shows the symbol, the raw headline (then cleaned) with the symbol shown as ``Company A``.
 One :class:`ScoreStream` keeps the cache open and the model loaded (only on the first miss) across
-the batches of a stream.
+the batches of a stream; with a model schedule (``--model-schedule``) each item is scored by the
+model of its timestamp's segment, as a backtest of the same items scores it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.anonymize import FOCAL
 from llmbt.signals_cache.cache import SignalCache
-from llmbt.signals_cache.model.loading import load_chat_template, model_fingerprint
+from llmbt.signals_cache.model.loading import ModelSpec, load_chat_template, model_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 from llmbt.signals_cache.scoring.prompts import clean_headline, get_template, render, template_for
@@ -42,8 +44,23 @@ class Item:
     timestamp: str | None = None
 
 
+@dataclass
+class _Model:
+    """One model of a stream: its spec, cache fingerprint, lazy scorer and (lazy) renderer."""
+
+    spec: ModelSpec
+    fingerprint: str
+    scorer: LazyScorer
+    renderer: Any = None
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> _Model:
+        return cls(spec, model_fingerprint(spec, ""), LazyScorer(spec))
+
+
 class ScoreStream:
-    """Scores batches of items with one open cache and one (lazily loaded) model.
+    """Scores batches of items with one open cache and one (lazily loaded) model, or, with
+    ``req.schedule``, the model of each item's timestamp (each loaded on its first miss).
 
     Args:
         req: model spec, cache folder and batch size (``mode`` is ``headlines`` or ``prompts``;
@@ -53,19 +70,33 @@ class ScoreStream:
 
     def __init__(self, req: SignalRequest) -> None:
         self.req, self.template = req, _template(req)
-        self.fingerprint = model_fingerprint(req.spec, "")
-        self._renderer: Any = None
-        self.scorer = LazyScorer(req.spec)
+        self._models: dict[int, _Model] = {}
         self.cache = SignalCache(Path(req.cache_dir) if req.cache_dir else None)
 
-    def prompts(self, items: list[Item], first_line: int = 1) -> list[str]:
-        """The prompts of ``items`` (headlines rendered; prompts as given)."""
+    def model(self, k: int = -1) -> _Model:
+        """The stream's model (``k = -1``), or segment ``k``'s of its schedule, made once."""
+        if k not in self._models:
+            spec = self.req.spec if k < 0 else self.req.schedule.spec(k, self.req.spec)
+            self._models[k] = _Model.of(spec)
+        return self._models[k]
+
+    @property
+    def fingerprint(self) -> str:
+        """The cache fingerprint of the stream's model (without a schedule)."""
+        return self.model().fingerprint
+
+    def prompts(self, items: list[Item], first_line: int = 1, k: int = -1) -> list[str]:
+        """The prompts of ``items`` (headlines rendered by model ``k``; prompts as given)."""
+        lines = [first_line + i for i in range(len(items))]
+        return self._prompts(items, lines, self.model(k))
+
+    def _prompts(self, items: list[Item], lines: list[int], model: _Model) -> list[str]:
         if self.req.mode == "prompts":
             return [item.text for item in items]
-        if self._renderer is None:
-            self._renderer = load_chat_template(self.req.spec)
-        return [render(self.template, self._renderer, **self._fields(item, first_line + i))
-                for i, item in enumerate(items)]
+        if model.renderer is None:
+            model.renderer = load_chat_template(model.spec)
+        return [render(self.template, model.renderer, **self._fields(item, line))
+                for item, line in zip(items, lines, strict=True)]
 
     def _fields(self, item: Item, line: int) -> dict[str, str]:
         masker, shows_symbol = self.req.masker, "symbol" in self.template.fields
@@ -85,12 +116,41 @@ class ScoreStream:
 
     def score(self, items: list[Item], first_line: int = 1) -> list[dict[str, Any]]:
         """One record per item: symbol, timestamp, label, score, confidence, label_mass,
-        fingerprint (the model's) and template."""
-        result = score_with_cache(self.prompts(items, first_line), self.scorer, self.cache,
-                                  fingerprint=self.fingerprint,
+        fingerprint (the model's) and template; with a schedule also the item's ``model`` and
+        ``cutoff`` (an item before the first cutoff, skipped, has null scores)."""
+        lines = [first_line + i for i in range(len(items))]
+        if self.req.schedule is None:
+            return self._score_with(self.model(), items, lines)
+        segment = self._segments(items, lines)
+        out: list[dict[str, Any]] = [{}] * len(items)
+        for k in np.unique(segment):
+            rows = np.flatnonzero(segment == k)
+            part = [items[i] for i in rows]
+            recs = (skipped_records(part) if k < 0 else
+                    self._score_with(self.model(int(k)), part, [lines[i] for i in rows], int(k)))
+            for i, rec in zip(rows, recs, strict=True):
+                out[i] = rec
+        return out
+
+    def _segments(self, items: list[Item], lines: list[int]) -> np.ndarray:
+        missing = [line for item, line in zip(items, lines, strict=True) if not item.timestamp]
+        if missing:
+            raise ConfigError(f"line {missing[0]}: --model-schedule picks the model by the item's "
+                              "time; give each item a timestamp")
+        return self.req.schedule.segments_of([_utc(item.timestamp, line)
+                                              for item, line in zip(items, lines, strict=True)])
+
+    def _score_with(self, model: _Model, items: list[Item], lines: list[int],
+                    k: int = -1) -> list[dict[str, Any]]:
+        result = score_with_cache(self._prompts(items, lines, model), model.scorer, self.cache,
+                                  fingerprint=model.fingerprint,
                                   template_version=self.template.version,
                                   batch_size=self.req.batch_size, progress=False)
-        return records(items, result, self.fingerprint, self.template.version)
+        recs = records(items, result, model.fingerprint, self.template.version)
+        if k >= 0:
+            seg = self.req.schedule.segments[k]
+            recs = [rec | {"model": seg.model, "cutoff": str(seg.cutoff)} for rec in recs]
+        return recs
 
     def close(self) -> None:
         """Close the signal cache."""
@@ -115,6 +175,24 @@ def _template(req: SignalRequest):
         raise ConfigError("--mode prompts needs --prompt VERSION, the template the prompts were "
                           "rendered with (e.g. bars-v2 or headlines-v2): it is part of the cache key")
     return get_template(req.prompt)
+
+
+def _utc(timestamp: Any, line: int) -> pd.Timestamp:
+    """An item's timestamp as a UTC time (a naive one is read as UTC)."""
+    try:
+        stamp = pd.Timestamp(timestamp)
+    except (ValueError, TypeError):
+        raise ConfigError(f"line {line}: timestamp {timestamp!r} is not a date; use ISO 8601, "
+                          "e.g. 2015-03-02T14:30:00Z") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def skipped_records(items: list[Item]) -> list[dict[str, Any]]:
+    """Records of items before a schedule's first cutoff (``--before-first skip``): null scores."""
+    return [{"symbol": item.symbol, "timestamp": item.timestamp, "label": None, "score": None,
+             "confidence": None, "label_mass": None, "fingerprint": None, "template": None,
+             "model": None, "cutoff": None, "skipped": "before the first cutoff"}
+            for item in items]
 
 
 def records(items: list[Item], result: ScoreResult, fingerprint: str,

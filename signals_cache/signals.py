@@ -29,7 +29,7 @@ from llmbt.signals_cache.model.loading import (
     model_fingerprint,
     spec_temperature,
 )
-from llmbt.signals_cache.scoring.features import bar_features
+from llmbt.signals_cache.scoring.features import bar_features, valid_mask
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
 from llmbt.signals_cache.scoring.temperature import calibrated, scale_rows
@@ -56,6 +56,7 @@ class SignalRequest:
     arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
     arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
     cache_only: bool = False  # a cache miss is an error, not a model call (--jitter)
+    schedule: Any = None  # a ModelSchedule (--model-schedule): the model is chosen by item time
 
 
 class LazyScorer:
@@ -114,6 +115,8 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     """
     if req.arm != "lm":
         return _text_signals(prices, req, news)
+    if req.schedule is not None:
+        return _scheduled_signals(prices, req, news)
     template = template_for(req.mode, req.prompt)
     tokenizer = load_chat_template(req.spec)
     if req.mode == "bars":
@@ -126,6 +129,36 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
     frame = per_bar(prices, positions, result, req.half_life if req.mode == "headlines" else 0.0)
     frame["vol"] = realised_vol(prices)
     return frame, score_info(result, scorer, req, template.version, len(prompts))
+
+
+def _scheduled_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, dict]:
+    """:func:`compute_signals` through ``req.schedule``: each item rendered and scored by the
+    model of its time's segment (:mod:`llmbt.signals_cache.scheduled`)."""
+    from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
+
+    template = template_for(req.mode, req.prompt)
+    if req.mode == "bars":
+        features = bar_features(prices)
+        times = _bars_needed(pd.Series(0, index=features.index[valid_mask(features)]), req).index
+
+        def render(spec: ModelSpec, rows: np.ndarray) -> list[str]:
+            tokenizer = load_chat_template(spec)
+            return list(bar_prompts(prices, shown_symbol(req), template, tokenizer, at=times[rows]))
+
+        positions = prices.index.get_indexer(times)
+    else:
+        rows_news, positions = _headline_rows(prices, news, req)
+        times = rows_news["timestamp"]
+
+        def render(spec: ModelSpec, rows: np.ndarray) -> list[str]:
+            return headline_prompts(rows_news.iloc[rows], template, load_chat_template(spec),
+                                    symbol=req.symbol)
+
+    sched = score_scheduled(times, render, req, template.version, what=req.mode[:-1])
+    half_life = req.half_life if req.mode == "headlines" else 0.0
+    frame = per_bar(prices, np.asarray(positions)[sched.keep], sched.kept(), half_life)
+    frame["vol"] = realised_vol(prices)
+    return frame, scheduled_info(sched, req, template.version, len(times))
 
 
 class PlainText:
@@ -180,8 +213,12 @@ def _bars_needed(prompts: pd.Series, req: SignalRequest) -> pd.Series:
 
 
 def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
-    from llmbt.errors import ConfigError
+    news, positions = _headline_rows(prices, news, req)
+    return headline_prompts(news, template, tokenizer, symbol=req.symbol), positions
 
+
+def _headline_rows(prices, news, req: SignalRequest) -> tuple[pd.DataFrame, np.ndarray]:
+    """The symbol's headlines the run scores (masked with ``--anonymize``) and their bars."""
     if news is None or news.empty:
         raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
                           "timestamp, symbol, headline)")
@@ -189,8 +226,7 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
     positions = align_news_to_bars(news["timestamp"], prices.index, day=news.get("day"))
     keep = positions >= first_headline_bar(positions, prices.index, req)
     news = news[keep] if req.masker is None else anonymize_news(news[keep], req.masker)
-    prompts = headline_prompts(news, template, tokenizer, symbol=req.symbol)
-    return prompts, positions[keep]
+    return news, positions[keep]
 
 
 def first_headline_bar(positions: np.ndarray, index: pd.DatetimeIndex, req: SignalRequest) -> int:

@@ -52,7 +52,8 @@ class NewsItems:
     """The headlines a universe run scores: one row per (headline, symbol), aligned to bars.
 
     Attributes:
-        rows: columns ``symbol``, ``headline`` (cleaned), ``position`` (bar of its symbol).
+        rows: columns ``symbol``, ``headline`` (cleaned), ``position`` (bar of its symbol),
+            ``timestamp`` (the headline's).
         texts: distinct headline texts, in first-seen order; ``code`` maps each row to one.
     """
 
@@ -79,6 +80,8 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
     """
     template = universe_template(req.prompt) if req.arm == LM_KIND else None
     items = news_items(prices, news, req)
+    if req.schedule is not None and template is not None:
+        return _scheduled_panels(prices, items, template, req)
     prompts, version = _inputs(items.texts, template, req)
     result, scorer = score_rendered(prompts, req, version)
     panels = _panels(prices, items, result, req.half_life)
@@ -87,6 +90,25 @@ def universe_signals(prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
     info["signals"] = (f"{len(items.rows)} (headline, symbol) rows over {len(prices)} symbols, "
                        f"{len(prompts)} distinct headlines, {what}")
     return panels, info
+
+
+def _scheduled_panels(prices: Mapping[str, pd.DataFrame], items: NewsItems,
+                      template: PromptTemplate, req: SignalRequest) -> tuple[dict, dict]:
+    """:func:`universe_signals` through ``req.schedule``: each (headline, symbol) row scored by
+    the model of its headline's time (a story repeated later may meet a later model)."""
+    from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
+
+    def texts_of(spec, rows: np.ndarray) -> list[str]:
+        tokenizer = load_chat_template(spec)
+        codes, inverse = np.unique(items.code[rows], return_inverse=True)
+        rendered = [render(template, tokenizer, headline=items.texts[c]) for c in codes]
+        return [rendered[i] for i in inverse]
+
+    sched = score_scheduled(items.rows["timestamp"], texts_of, req, template.version, "headline")
+    rows = items.rows[sched.keep].reset_index(drop=True)
+    kept = NewsItems(rows=rows, texts=[], code=np.arange(len(rows)))
+    panels = _panels(prices, kept, sched.kept(), req.half_life)
+    return panels, scheduled_info(sched, req, template.version, len(items.rows))
 
 
 def _inputs(texts: list[str], template: PromptTemplate | None,
@@ -136,12 +158,14 @@ def _symbol_rows(bars: pd.DataFrame, news: pd.DataFrame, symbol: str,
     texts = [clean_headline(h, i) for i, h in enumerate(news["headline"][keep])]
     if req.masker is not None:  # --anonymize: the text depends on the symbol (Company A = it)
         texts = [req.masker.mask(text, symbol) for text in texts]
-    return pd.DataFrame({"symbol": symbol, "headline": texts, "position": positions[keep]})
+    return pd.DataFrame({"symbol": symbol, "headline": texts, "position": positions[keep],
+                         "timestamp": pd.DatetimeIndex(news["timestamp"][keep])})
 
 
 def _empty_rows() -> pd.DataFrame:
     return pd.DataFrame({"symbol": pd.Series(dtype=object), "headline": pd.Series(dtype=object),
-                         "position": pd.Series(dtype=np.int64)})
+                         "position": pd.Series(dtype=np.int64),
+                         "timestamp": pd.Series(dtype="datetime64[ns, UTC]")})
 
 
 def _panels(prices: Mapping[str, pd.DataFrame], items: NewsItems, result: ScoreResult,

@@ -135,6 +135,24 @@ def save_tiny(folder: Path, tokenizer_dir: Path, hidden: int = 64, seed: int = 0
     return folder
 
 
+def save_tiny_gpt2(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """Save a random tiny GPT-2 (``Conv1D`` layers ``c_attn``/``c_fc``) with the test tokenizer
+    stripped of its chat template, as a point-in-time base model (never instruction-tuned) is."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.chat_template = None
+    torch.manual_seed(seed)
+    config = GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=len(tok), n_positions=1024,
+                        initializer_range=0.2, bos_token_id=tok.eos_token_id,
+                        eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    return folder
+
+
 @pytest.fixture
 def llmbt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``LLMBT_HOME`` set to a fresh folder of the test's own (``pytest.mark.usefixtures``)."""

@@ -18,7 +18,7 @@ from llmbt.errors import ConfigError
 from llmbt.signals_cache.anonymize import core_name, load_names
 from llmbt.signals_cache.cache import cache_key
 from llmbt.signals_cache.hindsight import hindsight_warning
-from llmbt.signals_cache.model.loading import MODEL_ALIASES, SMOLLM2_CUTOFF, model_cutoff
+from llmbt.signals_cache.model.aliases import MODEL_ALIASES, SMOLLM2_CUTOFF, model_cutoff
 
 
 def test_hindsight_before_partly_before_after_and_unknown():
@@ -74,7 +74,8 @@ def test_config_checks_the_cutoff_date_and_the_names_table():
 
 def test_run_ids_of_earlier_runs_are_kept_and_an_anonymised_run_differs():
     cfg = RunConfig()
-    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate", "select", "membership")
+    added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate", "select", "membership",
+             "model_schedule", "cutoff_gap", "before_first")
     old = {k: v for k, v in cfg.to_dict().items() if k not in added}
     blob = json.dumps(old, sort_keys=True, default=str)
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]

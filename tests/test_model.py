@@ -20,14 +20,12 @@ import torch
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.cache import cache_key
 from llmbt.signals_cache.model import loading as model_mod
+from llmbt.signals_cache.model.aliases import MODEL_ALIASES, ModelAlias, register_alias
 from llmbt.signals_cache.model.loading import (
-    MODEL_ALIASES,
-    ModelAlias,
     ModelSpec,
     base_fingerprint,
     load_model,
     model_fingerprint,
-    register_alias,
 )
 
 try:  # moved to conftest.py; re-exported here for the test files that import them from test_model

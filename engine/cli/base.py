@@ -88,6 +88,13 @@ def run_options(func):
         click.option("--cache-dir", help="Signal cache folder (default $LLMBT_HOME/signals)."),
         click.option("--model-cutoff", help="The model's knowledge cutoff (end of its training "
                      "data), YYYY-MM-DD; overrides the alias's (smollm2-135m: 2024-03-31)."),
+        click.option("--model-schedule", help="YAML or CSV of cutoff, model[, adapter] rows: each "
+                     "bar or headline is scored by the latest model whose cutoff is before it "
+                     "(point-in-time models, e.g. TiMaGPT2's yearly GPT-2s); replaces --model."),
+        click.option("--cutoff-gap", type=int, help="With --model-schedule: days a cutoff must "
+                     "precede an item by, beyond the next day (default 0)."),
+        click.option("--before-first", help="With --model-schedule: refuse (default) items "
+                     "before the first cutoff, or skip them (left unscored, counted)."),
         click.option("--anonymize", is_flag=True, default=None, help="Mask company names and "
                      "tickers in headlines (Company A = the headline's own), and the symbol of "
                      "bar prompts (Company A), before scoring."),

@@ -62,6 +62,10 @@ def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibrati
         raise ConfigError("--calibrate-on fits a new temperature on the raw scores and "
                           "--no-calibration ignores stored ones; give one of the two")
     arms = _arms(adapter, arm_texts, no_base)
+    if data and (news["model_schedule"] or any(a.schedule for a in arms)):
+        raise ConfigError("a model schedule picks each item's model by its date, and --data's "
+                          "labelled sentences have none: use --model-schedule or schedule= with "
+                          "--news only")
     runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size,
                        calibrate=not no_calibration, engine=engine) if data else {a.name: {} for a in arms}
     if news["news"]:

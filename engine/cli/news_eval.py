@@ -10,7 +10,8 @@ import click
 
 
 def news_options(func):
-    """``--news``, ``--news-tz``, ``--universe``, ``--symbols``, ``--start``, ``--end``, ``--min-names``."""
+    """``--news``, ``--news-tz``, ``--universe``, ``--symbols``, ``--start``, ``--end``,
+    ``--min-names`` and the point-in-time schedule flags."""
     opts = [
         click.option("--news", help="Dated headlines (CSV/JSONL/Parquet timestamp,symbol,headline, or "
                      "a fetched source such as finnhub:): each row's daily IC against next-day excess "
@@ -23,6 +24,14 @@ def news_options(func):
         click.option("--end", help="With --news: last day of the period, YYYY-MM-DD."),
         click.option("--min-names", default=5, show_default=True,
                      help="With --news: fewest scored symbols a day needs for an IC."),
+        click.option("--model-schedule", help="With --news: YAML or CSV of cutoff, model[, adapter] "
+                     "rows; the base row scores each headline with the latest model whose cutoff "
+                     "precedes it (an --arm takes schedule=FILE)."),
+        click.option("--cutoff-gap", default=0, show_default=True, help="With --model-schedule: "
+                     "days a cutoff must precede a headline by, beyond the next day."),
+        click.option("--before-first", type=click.Choice(("refuse", "skip")), default="refuse",
+                     show_default=True, help="With --model-schedule: refuse headlines before "
+                     "the first cutoff, or skip them."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -48,7 +57,8 @@ def news_ic(arms: Sequence[Any], flags: dict[str, Any], model: str, batch_size: 
     config = RunConfig(strategy="llm_news_portfolio", data=flags["universe"], symbols=flags["symbols"],
                        start=flags["start"], end=flags["end"], news=flags["news"],
                        news_tz=flags["news_tz"], model=model, batch_size=batch_size,
-                       calibrate=calibrate, engine=engine)
+                       calibrate=calibrate, engine=engine, model_schedule=flags["model_schedule"],
+                       cutoff_gap=flags["cutoff_gap"], before_first=flags["before_first"])
     res = evaluate_news(config, arms, min_names=flags["min_names"])
     for name, info in res["info"].items():
         say(f"{name} on --news: {info.get('signals', '')}")

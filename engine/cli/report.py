@@ -27,14 +27,21 @@ def report_run(result: RunResult, html: Path | None) -> None:
     if s["rejected_orders"]:
         click.echo(f"warning: the broker rejected {int(s['rejected_orders'])} order(s) for lack "
                    "of cash at the fill price (a gap above the sizer's headroom); lower --size")
-    for key, value in result.signal_info.items():
-        click.echo(f"{key}: {value}")
+    echo_facts(result.signal_info)
     click.echo(f"backtest took {result.seconds:.2f} s")
     if html is not None:
         path = write_tearsheet(result.returns, html, benchmark=result.benchmark_returns,
                                title=f"{result.config.strategy} on {result.config.data} "
                                      f"(run {result.run_id})", periods=ppy)
         click.echo(f"tearsheet: {path}")
+
+
+def echo_facts(info: dict) -> None:
+    """One ``key: value`` line per run fact; records kept for results folders (a model
+    schedule's mapping, lists and mappings) are not printed."""
+    for key, value in info.items():
+        if not isinstance(value, list | dict):
+            click.echo(f"{key}: {value}")
 
 
 def report_portfolio(result, html: Path | None) -> None:
@@ -48,8 +55,7 @@ def report_portfolio(result, html: Path | None) -> None:
     series = {n: r.returns for n, r in runs.items()}
     extra = {label: {n: fmt(r.stats) for n, r in runs.items()} for label, fmt in _PORTFOLIO_ROWS}
     print_metrics(series, periods_per_year(run.returns.index), extra)
-    for key, value in (result.universe_info | result.signal_info).items():
-        click.echo(f"{key}: {value}")
+    echo_facts(result.universe_info | result.signal_info)
     report = None
     if "score" in result.panels:  # equal_weight scores nothing
         from llmbt.reports.decay import with_decay

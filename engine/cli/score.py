@@ -55,9 +55,18 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
 @click.option("--cache-dir", default=None, help="Signal cache folder (default $LLMBT_HOME/signals).")
 @click.option("--no-calibration", is_flag=True, help="Ignore the temperature bt evaluate "
               "--calibrate-on stored beside --adapter: the raw probabilities.")
+@click.option("--model-schedule", default=None, help="YAML or CSV of cutoff, model[, adapter] "
+              "rows: each item is scored by the latest model whose cutoff precedes its timestamp "
+              "(as bt run --model-schedule); records then name the model and its cutoff.")
+@click.option("--cutoff-gap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --model-schedule: days a cutoff must precede an item by, beyond the next day.")
+@click.option("--before-first", type=click.Choice(("refuse", "skip")), default="refuse",
+              show_default=True, help="With --model-schedule: refuse items before the first "
+              "cutoff, or skip them (null scores).")
 def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | None,
           quantization: str, engine: str, anonymize: bool, names: str | None, prompt: str | None,
-          batch_size: int, cache_dir: str | None, no_calibration: bool) -> None:
+          batch_size: int, cache_dir: str | None, no_calibration: bool, model_schedule: str | None,
+          cutoff_gap: int, before_first: str) -> None:
     """Score headlines (or rendered prompts) and write one JSON line per item: symbol, timestamp,
     label, score, confidence, label_mass, fingerprint, template. The model flags mean what they
     mean for bt run (the same spec, cache keys and masking), so a run scored with them gets the
@@ -72,10 +81,13 @@ def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | No
     from llmbt.signals_cache.signals import SignalRequest
 
     config = RunConfig(model=model, adapter=adapter, quantization=quantization, engine=engine,
-                       calibrate=not no_calibration, anonymize=anonymize, names=names)
-    spec, _ = scoring_spec(config)  # bt run's model spec, so its fingerprint and cache keys
+                       calibrate=not no_calibration, anonymize=anonymize, names=names,
+                       model_schedule=model_schedule, cutoff_gap=cutoff_gap,
+                       before_first=before_first)
+    spec, fields = scoring_spec(config)  # bt run's model spec, so its fingerprint and cache keys
     req = SignalRequest(spec=spec, mode=mode, prompt=prompt, cache_dir=cache_dir,
-                        batch_size=batch_size, progress=False, masker=load_masker(config))
+                        batch_size=batch_size, progress=False, masker=load_masker(config),
+                        schedule=fields.get("schedule"))
     fmt = fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")
     with ScoreStream(req) as stream, _open(source) as handle:
         lines = Lines(handle)

@@ -162,14 +162,16 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _top_linear_names(model: Any, layers: list[int]) -> list[str]:
-    """Full names of the linear modules inside the given decoder layers (``all-linear`` there)."""
+    """Full names of the linear modules inside the given decoder layers (``all-linear`` there):
+    ``torch.nn.Linear`` (Llama's ``q_proj``…) and GPT-2's ``Conv1D`` (``c_attn``, ``c_fc``…)."""
     import re
 
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     pattern = re.compile(rf"\.(?:layers|h|blocks)\.({'|'.join(map(str, layers))})\.")
     return [name for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and pattern.search(name)]
+            if isinstance(module, torch.nn.Linear | Conv1D) and pattern.search(name)]
 
 
 def _peft_config(cfg: TrainConfig, model: Any) -> Any:
@@ -187,7 +189,15 @@ def _peft_config(cfg: TrainConfig, model: Any) -> Any:
     if layers and targets == "all-linear":  # peft takes layers_to_transform only with a list
         targets, layers = _top_linear_names(model, layers), None
     return LoraConfig(task_type=task, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=targets, layers_to_transform=layers, modules_to_save=head)
+                      target_modules=targets, layers_to_transform=layers, modules_to_save=head,
+                      fan_in_fan_out=_has_conv1d(model))
+
+
+def _has_conv1d(model: Any) -> bool:
+    """True for GPT-2-style models, whose ``Conv1D`` layers store weights as (in, out)."""
+    from transformers.pytorch_utils import Conv1D
+
+    return any(isinstance(module, Conv1D) for module in model.modules())
 
 
 def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | None) -> Any:

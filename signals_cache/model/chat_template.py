@@ -33,6 +33,19 @@ TOKENIZER_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_templat
                    "special_tokens_map.json", "tokenizer.json", "added_tokens.json")
 _FORMAT = 1
 
+#: The plain completion template of base models that have no chat template (GPT-2-style
+#: point-in-time families, never instruction-tuned): the system text, the user message, then
+#: ``Answer:`` for the label word to follow (scored with its leading space). Versioned: the
+#: version is part of such a model's scorer fingerprint; change the text under a new version.
+COMPLETION_VERSION = "completion-v1"
+COMPLETION_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}{{ 'Answer: ' + message['content'] + eos_token }}"
+    "{%- else -%}{{ message['content'] + '\\n\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Answer:' }}{%- endif -%}"
+)
+
 
 @dataclass(frozen=True)
 class ChatTemplate:
@@ -103,6 +116,29 @@ def _generation_tag() -> type:
             return caller()
 
     return Generation
+
+
+def ensure_template(tokenizer: Any) -> Any:
+    """``tokenizer`` with :data:`COMPLETION_TEMPLATE` as its chat template when it has none."""
+    if not isinstance(getattr(tokenizer, "chat_template", None), str):
+        tokenizer.chat_template = COMPLETION_TEMPLATE
+    return tokenizer
+
+
+def prompt_format(source: str) -> str | None:
+    """:data:`COMPLETION_VERSION` when model folder ``source`` has a tokenizer without a chat
+    template (read from its tokenizer files, no transformers), else None (its chat template
+    renders; or no tokenizer config to read)."""
+    folder = Path(source).expanduser()
+    config = folder / "tokenizer_config.json"
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file() \
+            or not config.is_file():
+        return None
+    try:
+        template = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        template = None
+    return None if template else COMPLETION_VERSION
 
 
 def template_file(source: str) -> Path | None:

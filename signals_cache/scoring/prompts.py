@@ -271,9 +271,10 @@ def format_features(row: pd.Series | dict[str, float]) -> str:
 
 
 def bar_prompts(
-    prices: pd.DataFrame, symbol: str, template: PromptTemplate, tokenizer: ChatTokenizer
+    prices: pd.DataFrame, symbol: str, template: PromptTemplate, tokenizer: ChatTokenizer,
+    at: pd.DatetimeIndex | None = None,
 ) -> pd.Series:
-    """One prompt per valid bar (past warm-up), indexed by bar time.
+    """One prompt per valid bar (past warm-up), indexed by bar time (only the bars ``at``, if given).
 
     Raises:
         DataError: prices fail validation or are too short for the warm-up.
@@ -281,6 +282,8 @@ def bar_prompts(
     """
     features = bar_features(prices)
     features = features[valid_mask(features)]
+    if at is not None:
+        features = features[features.index.isin(at)]
     texts = (format_features(row) for _, row in features.iterrows())
     rendered = _render_each(template, tokenizer, symbol, texts, field="features")
     return pd.Series(rendered, index=features.index, dtype=object, name="prompt")
