@@ -108,7 +108,12 @@ def _scheduled_panels(prices: Mapping[str, pd.DataFrame], items: NewsItems,
     rows = items.rows[sched.keep].reset_index(drop=True)
     kept = NewsItems(rows=rows, texts=[], code=np.arange(len(rows)))
     panels = _panels(prices, kept, sched.kept(), req.half_life)
-    return panels, scheduled_info(sched, req, template.version, len(items.rows))
+    info = scheduled_info(sched, req, template.version, len(items.rows))
+    info["signals"] = (f"{len(items.rows)} (headline, symbol) rows over {len(prices)} symbols "
+                       f"({len(rows)} scored), {len(items.texts)} distinct headlines, template "
+                       f"{template.version}, {len(info['schedule'])} model(s) of schedule "
+                       f"{req.schedule.path}")
+    return panels, info
 
 
 def _inputs(texts: list[str], template: PromptTemplate | None,
