@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip install -qq --disable-pip-version-check  # errors only: s
 TORCH       ?= torch
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup setup-dev demo test test-fast lint bench check-install clean
+.PHONY: setup setup-dev demo test test-fast lint docs bench check-install clean
 
 setup: $(VENV)/.installed          # what `make demo` needs: llmbt, the [gguf] extra, the embedded model
 setup-dev: $(VENV)/.installed-dev  # plus the test tools and every extra the tests exercise ([dev])
@@ -37,6 +37,9 @@ test-fast: setup-dev
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
+
+docs: setup-dev                    # the documentation site, out/site; a broken link or a missing page fails
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: setup
 	$(BT) bench scoring

@@ -132,8 +132,9 @@ def test_no_string_or_doc_names_an_old_top_level_module():
     dotted = re.compile(rf"(?<![\w.])(?:python -m |import |from )?((?:{tops})(?:\.\w+)+)")
     bad = []
     files = [p for p in python_files() if p.name != "test_layout.py"]
-    files += [ROOT / n for n in ("setup.cfg", "pyproject.toml", "Makefile", "README.md")
+    files += [ROOT / n for n in ("setup.cfg", "pyproject.toml", "Makefile", "README.md", "mkdocs.yml")
               if (ROOT / n).exists()]
+    files += sorted((ROOT / "docs").rglob("*.md"))
     for path in files:
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for match in dotted.finditer(line):
@@ -224,9 +225,11 @@ def test_every_command_is_registered_without_side_effect_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     commands = set(out.stdout.split())
-    documented = set(re.findall(r"^\| `bt ([\w-]+)", (ROOT / "README.md").read_text(), flags=re.M))
-    assert {"run", "walkforward", "compare", "dataset", "finetune", "evaluate"} <= commands
-    assert documented <= commands, f"in the README, not in `bt`: {documented - commands}"
+    table = (ROOT / "docs" / "reference" / "commands.md").read_text()
+    documented = set(re.findall(r"^\| `bt ([\w-]+)", table, flags=re.M))
+    assert {"run", "walkforward", "compare", "dataset", "finetune", "evaluate", "study"} <= commands
+    assert len(documented) > 10 and documented <= commands, \
+        f"in docs/reference/commands.md, not in `bt`: {documented - commands}"
 
 
 def test_python_dash_m_llmbt_and_nothing_else_installed_from_here(tmp_path):

@@ -17,7 +17,9 @@ from llmbt.signals_cache.finetune.calibration import write_calibration
 from llmbt.signals_cache.model.loading import ModelSpec, spec_temperature
 from llmbt.signals_cache.scoring.temperature import scale_rows
 
-README = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+_ROOT = Path(__file__).resolve().parents[1]
+README = " ".join(" ".join(p.read_text().split())  # the README and the docs site's pages
+                  for p in [_ROOT / "README.md", *sorted((_ROOT / "docs").rglob("*.md"))])
 
 
 def test_the_universe_walkforward_ic_is_at_the_horizon_as_the_readme_says():

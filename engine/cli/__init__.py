@@ -18,6 +18,7 @@ from llmbt.engine.cli import (  # noqa: F401  (each registers its commands)
     run,
     score,
     strategies,
+    study,
     trials,
     wf,
 )
