@@ -33,6 +33,12 @@ from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError, did_you_mean
 
 KINDS = ("run", "walkforward")
+#: The extra rows of a portfolio study, as ``bt run`` prints them.
+PORTFOLIO_ROWS = (
+    ("Fills", lambda s: f"{int(s['fills']):,}"),
+    ("Commission paid", lambda s: f"{s.get('commission', 0.0):,.0f}"),
+    ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
+)
 _KEYS = ("name", "title", "kind", "quick", "config", "walkforward", "notes")
 
 
@@ -114,12 +120,12 @@ def _run(recipe: Recipe) -> StudyResult:
     config = recipe.run_config()
     if is_portfolio(config.strategy):
         res = run_portfolio_backtest(config)
-        returns = {config.strategy: res.run.returns}
+        runs = {config.strategy: res.run}
         if res.benchmark is not None:
-            returns[str(res.benchmark.returns.name or "equal_weight")] = res.benchmark.returns
-        trades = {config.strategy: f"{int(res.run.stats['fills'])} fills"}
-        return StudyResult(recipe, returns, config.run_id, _facts(res.signal_info),
-                           {"Trades": trades})
+            runs[str(res.benchmark.returns.name or "equal_weight")] = res.benchmark
+        returns = {name: run.returns for name, run in runs.items()}
+        extra = {label: {n: fmt(r.stats) for n, r in runs.items()} for label, fmt in PORTFOLIO_ROWS}
+        return StudyResult(recipe, returns, config.run_id, _facts(res.signal_info), extra)
     res = run_backtest(config)
     returns = {config.strategy: res.returns}
     if res.benchmark_returns is not None:
