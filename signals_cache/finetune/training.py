@@ -19,7 +19,7 @@ from llmbt.signals_cache.model.kv import prefix_cache_kwargs, supports_logits_to
 from llmbt.signals_cache.progress import progress_bar
 
 if TYPE_CHECKING:
-    from llmbt.signals_cache.finetune.trainer import TrainConfig
+    from llmbt.signals_cache.finetune.train_config import TrainConfig
 
 
 def _loss(model: Any, batch: dict[str, Any], device: str,
