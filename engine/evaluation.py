@@ -85,6 +85,7 @@ def scheduled_probs(examples: list, req: Any) -> tuple[list, np.ndarray]:
     from llmbt.signals_cache.model.loading import load_chat_template
     from llmbt.signals_cache.scheduled import score_scheduled
     from llmbt.signals_cache.scoring.prompts import template_for
+    from llmbt.signals_cache.signals import score_rendered
 
     template = template_for("bars", req.prompt)
 
@@ -93,7 +94,8 @@ def scheduled_probs(examples: list, req: Any) -> tuple[list, np.ndarray]:
         return [render_example(template, tokenizer, examples[i].text, examples[i].symbol)
                 for i in rows]
 
-    sched = score_scheduled([e.time for e in examples], render, req, template.version, "bar")
+    sched = score_scheduled([e.time for e in examples], render, req, template.version, "bar",
+                            score=score_rendered)
     kept = [e for e, keep in zip(examples, sched.keep, strict=True) if keep]
     return kept, sched.kept().probs
 

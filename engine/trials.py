@@ -207,10 +207,9 @@ def record_walkforward(result: Any, command: str = "walkforward") -> dict[str, A
         fingerprint) and ``keys`` (arm -> trial key).
     """
     from llmbt.engine.trial_ids import combined_scorer
-    from llmbt.engine.walkforward import BASE, TUNED
 
     cfg, keys = result.config, {}
-    for name in (TUNED, BASE, *(a.name for a in cfg.arms)) if result.ok else ():
+    for name in result.arm_names if result.ok else ():
         scorers = [f.facts["models"][name].get("scorer") or NO_SCORER for f in result.ok]
         keys[name] = record_run(cfg.run, result.stitched(name), {}, command, arm=name,
                                 run_id=cfg.run_id, scorer=combined_scorer(scorers))

@@ -42,18 +42,16 @@ from llmbt.engine.portfolio_run import history_bars, load_run_universe, run_news
 from llmbt.engine.signals import load_masker
 from llmbt.engine.splitters import Fold
 from llmbt.engine.universe_arms import BENCHMARK, arm_facts, portfolio_stats, score_rows, trade_arms
-from llmbt.engine.walkforward import (
-    BASE,
-    TUNED,
+from llmbt.engine.wf_arms import train_fold_arms
+from llmbt.engine.wf_config import BASE, TUNED, WalkForwardConfig
+from llmbt.engine.wf_folds import (
     FoldResult,
-    WalkForwardConfig,
     WalkForwardResult,
     fold_split,
     run_folds,
     shift_fold,
     train_adapter,
 )
-from llmbt.engine.wf_arms import train_fold_arms
 from llmbt.engine.wf_schedule import fold_model, scheduled_folds
 from llmbt.errors import ConfigError
 from llmbt.feeds.universe import Universe

@@ -35,84 +35,10 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from llmbt.engine.arms import Arm, check_arm_prompt
-from llmbt.engine.universe_arms import BENCHMARK
-from llmbt.engine.walkforward import BASE, TUNED, WalkForwardConfig, train_adapter
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.engine.arms import Arm
+from llmbt.engine.wf_config import TRAINED_KINDS, WalkForwardConfig, head_config
+from llmbt.engine.wf_folds import train_adapter
 from llmbt.paths import llmbt_home
-
-#: Arm kinds the walk-forward trains per fold (their ``adapter=`` is the fold's artefact).
-TRAINED_KINDS = ("embeddings", "seqcls")
-#: Names the walk-forward gives its own columns.
-RESERVED = (BASE, TUNED, BENCHMARK, "buy_and_hold")
-#: HeadConfig fields that hold several values (a scalar ``--head-param layers=-1`` is one of them).
-_TUPLE_FIELDS = ("layers", "poolings", "c_grid")
-
-
-def check_wf_arms(cfg: WalkForwardConfig) -> None:
-    """Refuse arms the walk-forward cannot run, before any data is read.
-
-    Raises:
-        ConfigError: a repeated or reserved name, an unknown kind, ``adapter=`` on any arm (a
-            trained kind is trained per fold; a fixed artefact may have seen the test windows), a
-            model arm's prompt that is no headline template (a universe) or no bar template
-            (one symbol), or bad ``--head-param`` settings.
-    """
-    from llmbt.signals_cache.arms.registry import LM_KIND, check_kind
-
-    names = [a.name for a in cfg.arms]
-    for name in names:
-        if name in RESERVED or names.count(name) > 1:
-            raise ConfigError(f"--arm name={name}: each arm needs its own name, none of "
-                              f"{', '.join(RESERVED)} (the walk-forward's own columns); rename it.")
-    for arm in cfg.arms:
-        check_kind(arm.kind)
-        if arm.adapter:
-            raise ConfigError(_adapter_refusal(arm))
-        if arm.kind == LM_KIND:
-            check_arm_prompt(cfg.run, arm, universe=cfg.universe)
-    if cfg.head or any(a.kind == "embeddings" for a in cfg.arms):
-        head_config(cfg.head)
-
-
-def _adapter_refusal(arm: Arm) -> str:
-    """The one-line refusal of an arm's ``adapter=`` in a walk-forward."""
-    if arm.kind in TRAINED_KINDS:
-        return (f"--arm {arm.name}: adapter={arm.adapter} with kind={arm.kind}: bt walkforward "
-                f"trains this arm per fold on the fold's training window; drop adapter=.")
-    return (f"--arm {arm.name}: adapter={arm.adapter}: a fixed adapter may have been trained on "
-            "the walk-forward's test windows; drop adapter= (the per-fold LoRA is the 'lora' arm; "
-            "kind=seqcls or kind=embeddings are trained per fold), or test it with bt compare --arm.")
-
-
-def head_config(head: Mapping[str, Any]) -> Any:
-    """The :class:`~llmbt.signals_cache.heads.train.HeadConfig` of ``--head-param`` settings
-    (over its defaults; a list or a scalar for ``layers``, ``poolings`` and ``c_grid``).
-
-    Raises:
-        ConfigError: an unknown field, naming the fields, or a bad value.
-    """
-    from llmbt.signals_cache.heads.train import HeadConfig
-
-    fields_ = {k: tuple(v) if isinstance(v, list | tuple) else (v,) if k in _TUPLE_FIELDS else v
-               for k, v in head.items()}
-    known = [f.name for f in dataclasses.fields(HeadConfig)]
-    unknown = [k for k in fields_ if k not in known]
-    if unknown:
-        raise ConfigError(f"--head-param {unknown[0]}: unknown.{did_you_mean(unknown[0], known)} "
-                          f"Use one of {', '.join(known)} (see bt head train), e.g. "
-                          "--head-param layers=[14,18].")
-    return HeadConfig(**fields_)
-
-
-def wf_arms_dict(cfg: WalkForwardConfig) -> dict[str, Any]:
-    """The arms' part of the run's ``config.json`` (and so of its run id): empty without arms."""
-    if not cfg.arms:
-        return {}
-    out: dict[str, Any] = {"arms": [dataclasses.asdict(a) for a in cfg.arms]}
-    if any(a.kind == "embeddings" for a in cfg.arms):
-        out["head"] = dataclasses.asdict(head_config(cfg.head))
-    return out
 
 
 def train_fold_arms(cfg: WalkForwardConfig, split: Mapping[str, list],

@@ -1,17 +1,15 @@
-"""Text and HTML rendering of the signal report and of a per-symbol contribution table."""
+"""The signal report (:class:`SignalReport`, computed by :mod:`llmbt.reports.signal`), its text and
+HTML rendering, and a per-symbol contribution table."""
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from llmbt.errors import DataError
-
-if TYPE_CHECKING:
-    from llmbt.reports.signal import SignalReport
 
 CONTRIB_COLUMNS = ("pnl", "commission", "fills", "share")
 IC_HEADER = {"mean_ic": "mean IC", "std_ic": "std", "t_stat_nonoverlap": "t-stat*", "days": "days",
@@ -19,6 +17,40 @@ IC_HEADER = {"mean_ic": "mean IC", "std_ic": "std", "t_stat_nonoverlap": "t-stat
 IC_NOTE = ("IC: Spearman rank correlation across symbols of the score at bar t's close with the return "
            "open[t+1] -> open[t+1+h]. * t-stat on every h-th day only (non-overlapping windows).")
 QUANTILE_NOTE = "Mean forward return by score quantile (1 = lowest score), not per bar."
+
+
+@dataclass(frozen=True)
+class SignalReport:
+    """The signal report of one scores panel.
+
+    Attributes:
+        ic: :func:`llmbt.reports.signal.ic_summary` (one row per horizon).
+        quantiles: mean forward return by score quantile (rows) and horizon (columns), with the
+            ``top-bottom`` spread as the last row.
+        turnover: :func:`llmbt.reports.signal.turnover`.
+        daily_ic: dates x horizons daily ICs.
+        names: symbols in the panel. dates: rows in the panel. scored: (date, symbol) cells with a score.
+        decay: :func:`llmbt.reports.decay.ic_decay` (IC, spread and break-even cost for h = 1…20),
+            when computed. cost: the run's one-way cost per unit traded (commission + slippage).
+    """
+
+    ic: pd.DataFrame
+    quantiles: pd.DataFrame
+    turnover: pd.Series
+    daily_ic: pd.DataFrame
+    names: int
+    dates: int
+    scored: int
+    decay: pd.DataFrame | None = None
+    cost: float | None = None
+
+    def to_text(self) -> str:
+        """Plain-text tables for a terminal or a README."""
+        return report_text(self)
+
+    def to_html(self) -> str:
+        """An HTML fragment (one ``<section>``, no page shell) with the same tables."""
+        return report_html(self)
 
 
 def _num(x: float, fmt: str) -> str:
@@ -54,7 +86,7 @@ def _title(report: SignalReport) -> str:
 
 
 def report_text(report: SignalReport) -> str:
-    """Plain-text form of :class:`~llmbt.reports.signal.SignalReport`."""
+    """Plain-text form of :class:`SignalReport`."""
     parts = [_title(report), "", ic_frame(report).to_string(), IC_NOTE, "",
              quantile_frame(report).to_string(), QUANTILE_NOTE, "", turnover_line(report)]
     if report.decay is not None:
@@ -63,7 +95,7 @@ def report_text(report: SignalReport) -> str:
 
 
 def report_html(report: SignalReport) -> str:
-    """HTML fragment (one ``<section>``) of :class:`~llmbt.reports.signal.SignalReport`."""
+    """HTML fragment (one ``<section>``) of :class:`SignalReport`."""
     decay = "" if report.decay is None else (
         f"<h3>IC decay and break-even cost</h3>\n{decay_frame(report.decay).to_html()}\n"
         f"<p>{html.escape(DECAY_NOTE)}</p>\n<p>{html.escape(best_horizon(report))}</p>\n")

@@ -20,13 +20,12 @@ checks the quantile rule on unequal bins, ties and NaN against a plain loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from llmbt.errors import DataError
-from llmbt.reports._signal_render import contribution_table, report_html, report_text
+from llmbt.reports._signal_render import SignalReport, contribution_table
 
 __all__ = ["SignalReport", "contribution_table", "daily_ic", "forward_returns", "ic_summary",
            "quantile_returns", "signal_report", "turnover"]
@@ -136,40 +135,6 @@ def turnover(scores: pd.DataFrame, quantiles: int = 5) -> pd.Series:
     out = {"top_turnover": _bin_turnover(bins, quantiles), "bottom_turnover": _bin_turnover(bins, 1),
            "rank_autocorr": row_spearman(scores, scores.shift(1), 2).mean()}
     return pd.Series(out, name="turnover", dtype=float)
-
-
-@dataclass(frozen=True)
-class SignalReport:
-    """The signal report of one scores panel.
-
-    Attributes:
-        ic: :func:`ic_summary` (one row per horizon).
-        quantiles: mean forward return by score quantile (rows) and horizon (columns), with the
-            ``top-bottom`` spread as the last row.
-        turnover: :func:`turnover`.
-        daily_ic: dates x horizons daily ICs.
-        names: symbols in the panel. dates: rows in the panel. scored: (date, symbol) cells with a score.
-        decay: :func:`llmbt.reports.decay.ic_decay` (IC, spread and break-even cost for h = 1…20),
-            when computed. cost: the run's one-way cost per unit traded (commission + slippage).
-    """
-
-    ic: pd.DataFrame
-    quantiles: pd.DataFrame
-    turnover: pd.Series
-    daily_ic: pd.DataFrame
-    names: int
-    dates: int
-    scored: int
-    decay: pd.DataFrame | None = None
-    cost: float | None = None
-
-    def to_text(self) -> str:
-        """Plain-text tables for a terminal or a README."""
-        return report_text(self)
-
-    def to_html(self) -> str:
-        """An HTML fragment (one ``<section>``, no page shell) with the same tables."""
-        return report_html(self)
 
 
 def signal_report(scores: pd.DataFrame, open_: pd.DataFrame, horizons: Sequence[int] = (1, 5, 10),

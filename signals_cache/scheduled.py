@@ -23,6 +23,9 @@ from llmbt.signals_cache.scoring.pipeline import ScoreResult
 WARMUP_HINT = "; a run also scores its strategy's warm-up before --start"
 #: ``render(spec, rows)``: the texts to score of the items at ``rows`` under model ``spec``.
 Render = Callable[[Any, np.ndarray], list[str]]
+#: ``score(texts, req, version)``: (scores, scorer) of rendered texts through the signal cache, as
+#: :func:`llmbt.signals_cache.signals.score_rendered` gives them.
+Score = Callable[[list[str], Any, str], tuple[ScoreResult, Any]]
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,14 @@ class Scheduled:
 
 
 def score_scheduled(times: Any, render: Render, req: Any, version: str,
-                    what: str = "item") -> Scheduled:
-    """Score items by segment of ``req.schedule`` (``times``: each item's time).
+                    what: str = "item", *, score: Score) -> Scheduled:
+    """Score items by segment of ``req.schedule`` (``times``: each item's time); each segment's
+    texts go through ``score`` with ``req`` set to the segment's model and no schedule.
 
     Raises:
         ConfigError: items before the first cutoff and the schedule refuses them.
     """
     from llmbt.signals_cache.model.loading import model_fingerprint
-    from llmbt.signals_cache.signals import score_rendered
 
     schedule, stamps = req.schedule, pd.DatetimeIndex(pd.to_datetime(times, utc=True))
     segment = schedule.segments_of(stamps, what, hint=WARMUP_HINT)
@@ -61,7 +64,7 @@ def score_scheduled(times: Any, render: Render, req: Any, version: str,
     for k in np.unique(segment[segment >= 0]):
         rows = np.flatnonzero(segment == k)
         spec = schedule.spec(int(k), req.spec)
-        result, scorer = score_rendered(render(spec, rows), dataclasses.replace(
+        result, scorer = score(render(spec, rows), dataclasses.replace(
             req, spec=spec, schedule=None), version)
         parts.append((rows, result))
         rows_facts.append(_segment_facts(schedule, int(k), stamps[rows], result, scorer,

@@ -29,6 +29,7 @@ from llmbt.signals_cache.model.loading import (
     model_fingerprint,
     spec_temperature,
 )
+from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
 from llmbt.signals_cache.scoring.features import bar_features, valid_mask
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
@@ -134,8 +135,6 @@ def compute_signals(prices: pd.DataFrame, req: SignalRequest,
 def _scheduled_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, dict]:
     """:func:`compute_signals` through ``req.schedule``: each item rendered and scored by the
     model of its time's segment (:mod:`llmbt.signals_cache.scheduled`)."""
-    from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
-
     template = template_for(req.mode, req.prompt)
     if req.mode == "bars":
         features = bar_features(prices)
@@ -154,7 +153,8 @@ def _scheduled_signals(prices, req: SignalRequest, news) -> tuple[pd.DataFrame, 
             return headline_prompts(rows_news.iloc[rows], template, load_chat_template(spec),
                                     symbol=req.symbol)
 
-    sched = score_scheduled(times, render, req, template.version, what=req.mode[:-1])
+    sched = score_scheduled(times, render, req, template.version, what=req.mode[:-1],
+                            score=score_rendered)
     half_life = req.half_life if req.mode == "headlines" else 0.0
     frame = per_bar(prices, np.asarray(positions)[sched.keep], sched.kept(), half_life)
     frame["vol"] = realised_vol(prices)

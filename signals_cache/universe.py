@@ -104,7 +104,8 @@ def _scheduled_panels(prices: Mapping[str, pd.DataFrame], items: NewsItems,
         rendered = [render(template, tokenizer, headline=items.texts[c]) for c in codes]
         return [rendered[i] for i in inverse]
 
-    sched = score_scheduled(items.rows["timestamp"], texts_of, req, template.version, "headline")
+    sched = score_scheduled(items.rows["timestamp"], texts_of, req, template.version, "headline",
+                            score=score_rendered)
     rows = items.rows[sched.keep].reset_index(drop=True)
     kept = NewsItems(rows=rows, texts=[], code=np.arange(len(rows)))
     panels = _panels(prices, kept, sched.kept(), req.half_life)

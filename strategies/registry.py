@@ -1,4 +1,8 @@
-"""The strategy registry: names → Backtrader strategy classes, with "Did you mean …?" for typos."""
+"""The strategy registry: names → Backtrader strategy classes, with "Did you mean …?" for typos.
+
+Strategies register with :func:`register` when their module is imported; the package's
+``__init__`` imports the built-in ones, so they are registered whenever this module is.
+"""
 
 from __future__ import annotations
 
@@ -24,19 +28,13 @@ def register(name: str) -> Callable[[type[bt.Strategy]], type[bt.Strategy]]:
     return deco
 
 
-def _load_builtins() -> None:
-    from llmbt.strategies import baselines, llm_sentiment, portfolio  # noqa: F401  (registers on import)
-
-
 def available() -> list[str]:
     """Names of all registered strategies, sorted."""
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def get_strategy(name: str) -> type[bt.Strategy]:
     """The class registered as ``name``; unknown names raise with "Did you mean …?"."""
-    _load_builtins()
     if name not in _REGISTRY:
         raise unknown_name_error("strategy", name, _REGISTRY, cls=ConfigError)
     return _REGISTRY[name]

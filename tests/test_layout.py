@@ -1,5 +1,5 @@
-"""The package layout: one ``llmbt`` namespace, imports that point down the layers, a wheel with only
-``llmbt/``, and a ``bt`` group that has every command however it is imported."""
+"""The package layout: one ``llmbt`` namespace, imports that point down the layers and never in a
+circle, a wheel with only ``llmbt/``, and a ``bt`` group that has every command however it is imported."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,83 @@ def test_imports_point_down_the_layers():
 def test_known_violations_are_still_there():
     fixed = KNOWN - set(violations(package_modules()))
     assert not fixed, f"fixed, delete from KNOWN in {Path(__file__).name}: {sorted(fixed)}"
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """importer -> {imported module inside llmbt: "path:line" of the import}, for every import in the
+    file: module level, inside functions and under ``if TYPE_CHECKING`` alike. An ``__init__`` counts
+    like any module (its re-exports are edges too); the parent packages an import runs implicitly do not.
+    """
+    known = set(modules)
+    graph: dict[str, dict[str, str]] = {}
+    for module, path in sorted(modules.items()):
+        edges = graph.setdefault(module, {})
+        for imported, line in imports_of(module, path, known):
+            if imported in known and imported != module:
+                edges.setdefault(imported, f"{path.relative_to(ROOT)}:{line}")
+    return graph
+
+
+def _reach(graph: dict[str, dict[str, str]], start: str) -> dict[str, str | None]:
+    """Every module reachable from ``start`` -> the module it was first reached from (shortest paths)."""
+    seen: dict[str, str | None] = {start: None}
+    queue = [start]
+    for node in queue:
+        for nxt in graph.get(node, {}):
+            if nxt not in seen:
+                seen[nxt] = node
+                queue.append(nxt)
+    return seen
+
+
+def import_cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
+    """A shortest cycle through each module that sits on one, as a chain ``[a, b, ..., a]``, each once."""
+    cycles, done = [], set()
+    for module in sorted(graph):
+        back = [m for m in graph[module] if module in _reach(graph, m)]
+        if not back:
+            continue
+        chains = []
+        for first in back:
+            prev, node, chain = _reach(graph, first), module, [module]
+            while node != first:
+                node = prev[node]
+                chain.append(node)
+            chains.append([module, *reversed(chain)])
+        chain = min(chains, key=len)
+        if frozenset(chain) not in done:
+            done.add(frozenset(chain))
+            cycles.append(chain)
+    return cycles
+
+
+def _chain_text(graph: dict[str, dict[str, str]], chain: list[str]) -> str:
+    steps = "\n".join(f"    {a} -> {b}  ({graph[a][b]})" for a, b in pairwise(chain))
+    return " -> ".join(chain) + "\n" + steps
+
+
+def test_no_import_cycles():
+    """Files import one another in one direction only; a lazy import inside a function still ties two
+    files together, so it counts. Move the shared code down or pass a function in instead."""
+    graph = import_graph(package_modules())
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(_chain_text(graph, c) for c in cycles)
+
+
+def test_the_cycle_check_catches_a_lazy_import(tmp_path):
+    (tmp_path / "a.py").write_text("from llmbt.b import f\n")
+    (tmp_path / "b.py").write_text("def f():\n    from llmbt.c import g\n")
+    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                   "    from llmbt import a\n")
+    (tmp_path / "d.py").write_text("from llmbt import a\n")  # leads into the cycle, is not on it
+    global ROOT
+    old, ROOT = ROOT, tmp_path
+    try:
+        graph = import_graph({n: tmp_path / f"{n}.py" for n in "abcd"})
+    finally:
+        ROOT = old
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert "b.py:2" in _chain_text(graph, ["a", "b", "c", "a"])
 
 
 def private_imports(mods: dict[str, Path]) -> set[tuple[str, str, str]]:

@@ -15,11 +15,11 @@ import numpy as np
 from llmbt.errors import require
 from llmbt.signals_cache.finetune.encoding import Encoded, collate
 from llmbt.signals_cache.finetune.speed import autocast, batch_stream, resolve_precision
-from llmbt.signals_cache.model.kv import prefix_cache_kwargs
+from llmbt.signals_cache.model.kv import prefix_cache_kwargs, supports_logits_to_keep
 from llmbt.signals_cache.progress import progress_bar
 
 if TYPE_CHECKING:
-    from llmbt.signals_cache.finetune.trainer import TrainConfig
+    from llmbt.signals_cache.finetune.train_config import TrainConfig
 
 
 def _loss(model: Any, batch: dict[str, Any], device: str,
@@ -32,8 +32,6 @@ def _loss(model: Any, batch: dict[str, Any], device: str,
     classifier's head then reads each tail's last token, the same token as without sharing).
     ``smoothing`` is the cross-entropy's label smoothing (training only; validation is plain)."""
     import torch
-
-    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch.pop("labels")

@@ -49,6 +49,13 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (compute only the last positions' logits)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(inner_model(model).forward).parameters
+
+
 def use_gqa_attention(model: Any) -> bool:
     """Switch a grouped-query model on plain SDPA to :data:`GQA_SDPA`; True when switched.
 
@@ -140,8 +147,6 @@ def prefix_cache_kwargs(model: Any, prefix: Any, rows: int) -> dict[str, Any]:
     computed once and repeated per row (differentiable: gradients reach the prefix's pass).
     Works for causal LMs and sequence classifiers alike (peft-wrapped or not)."""
     from transformers import DynamicCache
-
-    from llmbt.signals_cache.scoring.scorer import supports_logits_to_keep
 
     inner = inner_model(model)
     cache, keyword = DynamicCache(config=inner.config), cache_keyword(inner)

@@ -8,22 +8,14 @@ same closing answer rule (so the assistant's answer is still one label word), a 
 and decision wording. ``bt dataset build --augment instructions`` renders train examples with
 them and records the version on each row; scoring keeps the canonical template.
 
-Imported by :mod:`~llmbt.signals_cache.scoring.prompts` (at its end), which registers them.
+This module holds the wordings only; :mod:`~llmbt.signals_cache.scoring.prompts` imports them and
+registers one template per wording and canonical template.
 """
 
 from __future__ import annotations
 
-from llmbt.signals_cache.scoring.prompts import (
-    ANSWER_RULE,
-    BARS_V2,
-    HEADLINES_V1,
-    HEADLINES_V2,
-    PromptTemplate,
-    register_variation,
-)
-
 #: (role paragraph, decision paragraph) of each headline paraphrase.
-_HEADLINE_WORDINGS = (
+HEADLINE_WORDINGS = (
     ("You work as an equity research assistant. Read the single news headline below about a "
      "listed company and decide how it is likely to move that company's share price in the "
      "coming days.",
@@ -45,7 +37,7 @@ _HEADLINE_WORDINGS = (
 )
 
 #: (role paragraph, decision paragraph) of each bar paraphrase; the feature list is kept verbatim.
-_BAR_WORDINGS = (
+BAR_WORDINGS = (
     ("You are a systematic technical analyst. For one price bar of a traded instrument you get "
      "technical indicators computed from that bar and earlier bars only, and you forecast the "
      "direction of the price over the next few bars.",
@@ -63,22 +55,3 @@ _BAR_WORDINGS = (
      "neutral if the picture is mixed or weak, or the move is likely to be small. Judge from the "
      "features given and nothing else."),
 )
-
-
-def _paraphrase(base: PromptTemplate, number: int, role: str, decision: str) -> PromptTemplate:
-    """``base`` with its role and decision paragraphs replaced (any paragraphs between them, the
-    bar feature list, kept verbatim)."""
-    middle = base.system.split("\n\n")[1:-2]
-    system = "\n\n".join([role, *middle, decision, ANSWER_RULE])
-    return register_variation(base.version, PromptTemplate(
-        base.name, f"{base.version}-alt{number}", system, base.user, base.features_style))
-
-
-def _register_all() -> None:
-    for base, wordings in ((HEADLINES_V1, _HEADLINE_WORDINGS), (HEADLINES_V2, _HEADLINE_WORDINGS),
-                           (BARS_V2, _BAR_WORDINGS)):
-        for number, (role, decision) in enumerate(wordings, 1):
-            _paraphrase(base, number, role, decision)
-
-
-_register_all()

@@ -21,6 +21,7 @@ import pandas as pd
 from llmbt.errors import ConfigError, DataError, LlmbtError, did_you_mean, unknown_name_error
 from llmbt.signals_cache.scoring.features import DECIMALS, bar_features, valid_mask
 from llmbt.signals_cache.scoring.labels import LABEL_ALIASES, LABELS
+from llmbt.signals_cache.scoring.prompt_variants import BAR_WORDINGS, HEADLINE_WORDINGS
 
 
 class ChatTokenizer(Protocol):
@@ -202,6 +203,26 @@ def variation_base(version: str) -> str | None:
     return _VARIANT_OF.get(version)
 
 
+def _paraphrase(base: PromptTemplate, number: int, role: str, decision: str) -> PromptTemplate:
+    """``base`` with its role and decision paragraphs replaced (any paragraphs between them, the
+    bar feature list, kept verbatim)."""
+    middle = base.system.split("\n\n")[1:-2]
+    system = "\n\n".join([role, *middle, decision, ANSWER_RULE])
+    return register_variation(base.version, PromptTemplate(
+        base.name, f"{base.version}-alt{number}", system, base.user, base.features_style))
+
+
+def _register_paraphrases() -> None:
+    """Register the paraphrases of :mod:`~llmbt.signals_cache.scoring.prompt_variants`."""
+    for base, wordings in ((HEADLINES_V1, HEADLINE_WORDINGS), (HEADLINES_V2, HEADLINE_WORDINGS),
+                           (BARS_V2, BAR_WORDINGS)):
+        for number, (role, decision) in enumerate(wordings, 1):
+            _paraphrase(base, number, role, decision)
+
+
+_register_paraphrases()
+
+
 #: The template each signal mode uses unless a run names another.
 DEFAULT_TEMPLATES: dict[str, str] = {"bars": "bars-v2", "headlines": "headlines-v1"}
 
@@ -356,7 +377,3 @@ def clean_headline(headline: object, position: int) -> str:
     if not text:
         raise DataError(f"news row {position} has an empty or missing headline; drop that row.")
     return text
-
-
-# The paraphrases register themselves on import; they need the names above, hence the late import.
-from llmbt.signals_cache.scoring import prompt_variants as _prompt_variants  # noqa: E402,F401,I001

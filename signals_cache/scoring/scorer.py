@@ -22,9 +22,11 @@ import numpy as np
 
 from llmbt.errors import LlmbtError
 from llmbt.signals_cache.model.kv import (
+    GQA_SDPA,
     PrefixBuffers,
     cache_keyword,
     inner_model,
+    supports_logits_to_keep,
     use_gqa_attention,
 )
 from llmbt.signals_cache.model.loading import LoadedModel
@@ -265,13 +267,6 @@ class LabelScorer:
         return {"logits_to_keep": n} if self._keep_arg else {}
 
 
-def supports_logits_to_keep(model: Any) -> bool:
-    """Whether ``model``'s forward takes ``logits_to_keep`` (compute only the last positions' logits)."""
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(inner_model(model).forward).parameters
-
-
 def _prompt_learning(model: Any) -> bool:
     """True for peft prompt-learning adapters (prefix tuning…), which bring their own KV."""
     config = getattr(model, "active_peft_config", None)
@@ -282,8 +277,6 @@ def _mask_kind(model: Any) -> Any:
     """Mask dtype the attention kernel takes for a custom 4D mask (``torch.bool`` for SDPA,
     the model's float dtype for eager), or None when it takes none."""
     import torch
-
-    from llmbt.signals_cache.model.kv import GQA_SDPA
 
     kind = getattr(inner_model(model).config, "_attn_implementation", None)
     if kind in ("sdpa", GQA_SDPA):
