@@ -290,15 +290,18 @@ def _print(comp: Comparison, folder: Path, say: Callable[[str], None]) -> None:
 
 
 def _fold_extras(folds: pd.DataFrame, returns: dict[str, pd.Series]) -> dict[str, dict[str, float]]:
-    """Exposure (bar-weighted), turnover (round trips a year) and cost per model from the fold table."""
+    """Exposure (bar-weighted), turnover (round trips a year) and cost per model from the fold table;
+    ``ms per scored item`` only for a model that scored some item (a fully cached run has none, and
+    the row is left out when no model has one)."""
     out = {}
     for model, g in folds.groupby("model"):
         years = max(g["bars"].sum() / periods_per_year(returns[model].index), 1e-9)
+        ms = pd.to_numeric(g["ms_per_item"], errors="coerce").mean()
         out[str(model)] = {"Exposure": float(np.average(g["exposure"], weights=g["bars"])),
                            "Turnover (trades/yr)": float(g["trades"].sum() / years),
-                           "Macro F1 (mean of folds)": float(g["eval_f1"].mean()),
-                           "ms per scored item": float(g["ms_per_item"].mean()),
-                           "Cache hit rate": float(g["cache_hit_rate"].mean())}
+                           "Macro F1 (mean of folds)": float(g["eval_f1"].mean())} | (
+            {"ms per scored item": float(ms)} if np.isfinite(ms) else {}) | {
+            "Cache hit rate": float(g["cache_hit_rate"].mean())}
     return out
 
 

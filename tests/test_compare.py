@@ -184,6 +184,24 @@ def test_calibration_table_bins_confidence():
     assert table["count"].tolist() == [2, 2] and table["hit_rate"].tolist() == [0.5, 1.0]
 
 
+def _folds(ms: list[float | None]) -> pd.DataFrame:
+    return pd.DataFrame({"model": ["a", "b"], "bars": [80, 80], "exposure": [0.5, 0.25],
+                         "trades": [4, 2], "eval_f1": [0.3, 0.4], "ms_per_item": ms,
+                         "cache_hit_rate": [1.0, 0.5]})
+
+
+def test_fold_extras_leave_out_the_ms_per_item_of_models_that_scored_nothing():
+    from llmbt.reports.compare import _fold_extras
+
+    index = pd.bdate_range("2012-01-02", periods=80, tz="UTC")
+    returns = {m: pd.Series(0.0, index=index) for m in ("a", "b")}
+    cached = _fold_extras(_folds([None, None]), returns)  # run_facts of fully cached runs
+    assert all("ms per scored item" not in row for row in cached.values())
+    assert cached["a"]["Exposure"] == 0.5 and cached["b"]["Cache hit rate"] == 0.5
+    mixed = _fold_extras(_folds([None, 12.5]), returns)
+    assert "ms per scored item" not in mixed["a"] and mixed["b"]["ms per scored item"] == 12.5
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
     return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)

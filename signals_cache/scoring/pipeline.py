@@ -162,6 +162,17 @@ def score_with_cache(
     )
 
 
+def scoring_line(result: ScoreResult, n: int, load_seconds: float = 0.0) -> str:
+    """The ``scoring`` run fact of ``n`` prompts: wall time, rate and model load; or, when the
+    cache held every prompt, that no model call was made (a rate of cache reads means nothing)."""
+    if n == 0:
+        return "nothing to score"
+    if result.items_scored == 0:
+        return f"all {n} prompts from the cache ({result.seconds:.2f} s), no model call"
+    return (f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"
+            + (f", model load {load_seconds:.1f} s" if load_seconds else ""))
+
+
 def _dedupe(prompts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Distinct prompts in first-seen order, and each input's position among them."""
     positions: dict[str, int] = {}
