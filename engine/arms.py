@@ -19,7 +19,7 @@ import pandas as pd
 from llmbt.engine.config import RunConfig
 from llmbt.engine.evaluation import run_facts, signal_quality_frame, window_examples
 from llmbt.engine.runner import load_history, refuse_portfolio, run_backtest
-from llmbt.engine.signals import arms_hindsight, check_prompt
+from llmbt.engine.signals import arms_hindsight, check_prompt, run_schedule
 from llmbt.engine.trials import record_run, trials_facts
 from llmbt.errors import ConfigError, did_you_mean
 
@@ -102,6 +102,7 @@ def run_arms(config: RunConfig, arms: list[Arm], horizon: int = 5,
         raise ConfigError("bt compare --arm needs --mode bars and a --start (labels are fitted before it).")
     for arm in arms:
         check_prompt(config.replace(prompt=arm.prompt))
+    check_arm_schedules(config, arms)
     history = load_history(config)  # loaded once: every arm sees the same bars, offline once cached
     examples = _period_examples(config, history, horizon)
     prices = history[history.index >= pd.Timestamp(config.start, tz="UTC")]
@@ -142,6 +143,20 @@ def check_arms(config: RunConfig, arms: Sequence[Arm]) -> list[str]:
                           "(an arm without adapter= is the plain model); drop --adapter and put it on "
                           f"its arm, e.g. --arm name=lora,adapter={config.adapter}")
     return names
+
+
+def check_arm_schedules(config: RunConfig, arms: Sequence[Arm]) -> None:
+    """Read and check each arm's model schedule (``schedule=``, or the run's it inherits) before
+    any arm runs, so that a bad one fails at once, not after the arms before it.
+
+    Raises:
+        ConfigError: the schedule's error, naming the arm.
+    """
+    for arm in arms:
+        try:
+            run_schedule(arm_config(config, arm))
+        except ConfigError as exc:
+            raise ConfigError(f"--arm {arm.name}: {exc}") from exc
 
 
 def arm_config(config: RunConfig, arm: Arm) -> RunConfig:

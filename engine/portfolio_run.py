@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,10 +146,15 @@ def _since(config: RunConfig) -> pd.Timestamp | None:
     return pd.Timestamp(config.start, tz="UTC") if config.start else None
 
 
-def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True) -> PortfolioResult:
-    """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``)."""
+def run_portfolio_backtest(config: RunConfig, with_benchmark: bool = True,
+                           on_start: Callable[[], None] | None = None) -> PortfolioResult:
+    """Run a portfolio strategy over the universe ``config.data`` (subset ``config.symbols``);
+    ``on_start`` is called once its bars and headlines are loaded, before any scoring."""
     started = time.perf_counter()
-    return _run(config, load_inputs(config), with_benchmark, started)
+    inputs = load_inputs(config)
+    if on_start is not None:
+        on_start()
+    return _run(config, inputs, with_benchmark, started)
 
 
 def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame | None,

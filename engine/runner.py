@@ -9,6 +9,7 @@ next bar's open (Backtrader's default; neither cheat-on-open nor cheat-on-close 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,8 @@ def make_feed(frame: pd.DataFrame, columns: tuple[str, ...] = ()) -> bt.feeds.Pa
 
 
 def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
-                 with_benchmark: bool = True, history: pd.DataFrame | None = None) -> RunResult:
+                 with_benchmark: bool = True, history: pd.DataFrame | None = None,
+                 on_start: Callable[[], None] | None = None) -> RunResult:
     """Run one backtest.
 
     Args:
@@ -102,6 +104,9 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         with_benchmark: also run ``config.benchmark`` on the same data and costs.
         history: bars the signals are computed from when ``prices`` is given (``prices`` plus
             the bars before it, for indicator warm-up); default ``prices``.
+        on_start: called once the bars are loaded and the strategy and its parameters checked,
+            before any scoring or trading (``bt run`` prints its header then, so that an input
+            error is not preceded by the header of a run that never started).
     """
     started = time.perf_counter()
     check_prompt(config)
@@ -113,9 +118,11 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     params = check_params(cls, dict(config.params))
     check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
+    if issubclass(cls, SignalStrategy) and history is None:
+        history = load_history(config) if loaded_here and config.start else prices
+    if on_start is not None:
+        on_start()
     if issubclass(cls, SignalStrategy):
-        if history is None:
-            history = load_history(config) if loaded_here and config.start else prices
         signals, info = prepare_signals(cls, history, config)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmbt.engine.arms import Arm, arm_config, check_arms
+from llmbt.engine.arms import Arm, arm_config, check_arm_schedules, check_arms
 from llmbt.engine.config import RunConfig
 from llmbt.engine.eligibility import universe_facts
 from llmbt.engine.portfolio_run import PortfolioResult, load_run_universe, run_news, run_portfolio_on
@@ -79,6 +79,7 @@ def run_universe_arms(config: RunConfig, arms: Sequence[Arm],
             raise ConfigError(f"--arm {arm.name}: {exc}") from exc
     if config.benchmark == "none":
         raise ConfigError(f"bt compare --arm tests universe arms against {BENCHMARK}; drop --benchmark none.")
+    check_arm_schedules(config, arms)
     started = time.perf_counter()
     universe = load_run_universe(config)  # loaded once: every arm trades the same bars and headlines
     news = run_news(config, universe)

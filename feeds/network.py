@@ -10,8 +10,12 @@ failure "unreachable".
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import urllib.error
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 AUTH, RATE, NOT_FOUND, TIMEOUT, DNS, CONNECTION, HTTP, OTHER = (
@@ -36,6 +40,7 @@ AUTH_TEXT = re.compile(r"api.?key|unauthori[sz]ed|not authori[sz]ed|forbidden|in
                        r"access to this resource", re.I)
 RATE_TEXT = re.compile(r"rate.?limit|too many requests|limit (reached|exceeded)", re.I)
 _STATUS = {401: AUTH, 403: AUTH, 404: NOT_FOUND, 429: RATE}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -142,3 +147,30 @@ def _is_network(exc: BaseException) -> bool:
 def one_line(exc: BaseException) -> str:
     """An exception's text squeezed onto one line."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Debug(logging.Handler):
+    """Passes a library's log records on as debug records of llmbt (``bt -v`` shows them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("%s: %s", record.name, record.getMessage().strip())
+
+
+@contextlib.contextmanager
+def hushed(library: str) -> Iterator[None]:
+    """Keep ``library``'s log records and any Python warnings off the terminal while a call into it
+    runs (yfinance logs every failed download and pandas warns inside it); the caller reports a
+    failure as one line of its own, and ``bt -v`` still shows them, as debug lines."""
+    logger, handler = logging.getLogger(library), _Debug()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            for warning in caught:
+                log.debug("%s: %s", warning.category.__name__, warning.message)

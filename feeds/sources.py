@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from llmbt.errors import DataError, LlmbtError, require, unknown_name_error
-from llmbt.feeds.network import failure_line, one_line
+from llmbt.feeds.network import failure_line, hushed, one_line
 from llmbt.paths import llmbt_home
 
 Bound = pd.Timestamp | None
@@ -191,7 +191,10 @@ def _network(label: str, keys: str | None, fn: Callable[..., Any], *args: Any,
 
 
 def _span(start: Bound, end: Bound) -> str:
-    return f"{start or 'the beginning'} to {end or 'now'}"
+    def day(ts: Bound) -> str | None:  # 2011-01-01, not 2011-01-01 00:00:00+00:00
+        return None if ts is None else f"{ts:%Y-%m-%d}" if ts == ts.normalize() else str(ts)
+
+    return f"{day(start) or 'the beginning'} to {day(end) or 'now'}"
 
 
 def _yahoo_download(ticker: str, start: Any, end: Any, interval: str) -> pd.DataFrame:
@@ -199,8 +202,9 @@ def _yahoo_download(ticker: str, start: Any, end: Any, interval: str) -> pd.Data
     yf = require("yfinance", "yahoo", f"yahoo:{ticker}")
 
     span = {"period": "max"} if start is None and end is None else {"start": start, "end": end}
-    return yf.download(ticker, **span, interval=interval, auto_adjust=True, progress=False,
-                       threads=False, multi_level_index=True)
+    with hushed("yfinance"):  # its own error log and pandas warnings: llmbt says it in one line
+        return yf.download(ticker, **span, interval=interval, auto_adjust=True, progress=False,
+                           threads=False, multi_level_index=True)
 
 
 def _yahoo_bound(ts: Bound, interval: str) -> Any:

@@ -259,7 +259,7 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = log.info,
     folder = Path(folder)
     res = read_results(folder)
     comp = compare(res["returns"], res["scores"], horizon=int(res["config"]["horizon"]),
-                   extra=_fold_extras(res["folds"], res["returns"]),
+                   extra=_fold_extras(res["folds"], res["returns"], res["config"].get("compare")),
                    prior=prior_trials(res, list(res["scores"]), trials))
     comp.significance.extend(hindsight_sentences(res["config"].get("arm_specs") or {},
                                                  res["returns"], res["scores"],
@@ -283,22 +283,30 @@ def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5
 
 
 def _print(comp: Comparison, folder: Path, say: Callable[[str], None]) -> None:
-    say(comp.metrics.round(4).to_string())
+    from llmbt.reports.metrics import frame_table, table_text
+
+    say(table_text(frame_table(comp.metrics, "Comparison metrics")))
     for sentence in comp.significance:
         say(sentence)
     say(f"comparison page: {folder / 'comparison.html'}; tearsheet: {folder / 'tearsheet.html'}")
 
 
-def _fold_extras(folds: pd.DataFrame, returns: dict[str, pd.Series]) -> dict[str, dict[str, float]]:
-    """Exposure (bar-weighted), turnover (round trips a year) and cost per model from the fold table."""
+def _fold_extras(folds: pd.DataFrame, returns: dict[str, pd.Series],
+                 one_window: bool = False) -> dict[str, dict[str, float]]:
+    """Exposure (bar-weighted), turnover (round trips a year), macro F1 (of the one window of a
+    ``bt compare --arm`` folder, else the mean of the folds) and cost per model from the fold table;
+    ``ms per scored item`` only for a model that scored some item (a fully cached run has none, and
+    the row is left out when no model has one)."""
+    f1 = "Macro F1" if one_window else "Macro F1 (mean of folds)"
     out = {}
     for model, g in folds.groupby("model"):
         years = max(g["bars"].sum() / periods_per_year(returns[model].index), 1e-9)
+        ms = pd.to_numeric(g["ms_per_item"], errors="coerce").mean()
         out[str(model)] = {"Exposure": float(np.average(g["exposure"], weights=g["bars"])),
                            "Turnover (trades/yr)": float(g["trades"].sum() / years),
-                           "Macro F1 (mean of folds)": float(g["eval_f1"].mean()),
-                           "ms per scored item": float(g["ms_per_item"].mean()),
-                           "Cache hit rate": float(g["cache_hit_rate"].mean())}
+                           f1: float(g["eval_f1"].mean())} | (
+            {"ms per scored item": float(ms)} if np.isfinite(ms) else {}) | {
+            "Cache hit rate": float(g["cache_hit_rate"].mean())}
     return out
 
 

@@ -4,6 +4,9 @@ table (rich)."""
 
 from __future__ import annotations
 
+import io
+import math
+import numbers
 from collections.abc import Callable
 
 import pandas as pd
@@ -24,6 +27,17 @@ METRICS: dict[str, tuple[str | Callable[[pd.Series, float], float], str]] = {
     "Calmar": ("calmar", "{:.2f}"),
     "Volatility (ann.)": ("volatility", "{:.2%}"),
     "Win rate (bars)": ("win_rate", "{:.2%}"),
+}
+
+
+#: How the rows of a comparison print, :data:`METRICS` as in ``bt run``: shares and rates as
+#: percentages, ratios, scores and PSR/DSR to 2 decimals; a row named nowhere prints to 4 digits.
+ROW_FORMATS: dict[str, str] = {fmt_name: fmt for fmt_name, (_, fmt) in METRICS.items()} | {
+    "Directional accuracy": "{:.2%}", "Profitable signals": "{:.2%}", "Mean confidence": "{:.2%}",
+    "Calibration error (ECE)": "{:.2%}", "Label accuracy": "{:.2%}", "Exposure": "{:.1%}",
+    "Turnover (trades/yr)": "{:.1f}", "Macro F1": "{:.2f}", "Macro F1 (mean of folds)": "{:.2f}",
+    "ms per scored item": "{:.1f}", "Cache hit rate": "{:.1%}",
+    "PSR (SR > 0)": "{:.2f}", "DSR": "{:.2f}",  # probabilities, as the significance sentences say them
 }
 
 
@@ -60,3 +74,29 @@ def print_metrics(series: dict[str, pd.Series], periods: float = 252.0,
                   extra: dict[str, dict[str, str]] | None = None, console: Console | None = None) -> None:
     """Render :func:`metrics_table` on ``console`` (default: stdout), for the ``bt`` commands."""
     (console or Console()).print(metrics_table(series, periods, extra))
+
+
+def frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A rich table of a metric × name ``frame`` (as :attr:`llmbt.reports.compare.Comparison.metrics`),
+    each row formatted by :data:`ROW_FORMATS`; a missing value (NaN) is a blank cell."""
+    table = Table(title=title, show_lines=False)
+    table.add_column("Metric")
+    for name in frame.columns:
+        table.add_column(str(name), justify="right")
+    for metric, row in frame.iterrows():
+        fmt = ROW_FORMATS.get(str(metric), "{:.4g}")
+        table.add_row(str(metric), *(_cell(fmt, value) for value in row))
+    return table
+
+
+def _cell(fmt: str, value: object) -> str:
+    if not isinstance(value, numbers.Real):
+        return str(value)
+    return fmt.format(value) if math.isfinite(value) else ""
+
+
+def table_text(table: Table) -> str:
+    """``table`` as plain text, drawn as wide as it needs (no colour, no terminal width)."""
+    console = Console(file=io.StringIO(), width=1000, color_system=None)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())

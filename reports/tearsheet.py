@@ -33,9 +33,7 @@ def write_tearsheet(returns: pd.Series, path: str | Path, *, benchmark: pd.Serie
     Returns:
         The path written.
     """
-    path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise LlmbtError(f"--report {str(path)!r} must end in .html, e.g. --report out/run.html")
+    path = check_report_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     qs = quantstats()
     name = str(returns.name or "Strategy")
@@ -57,3 +55,15 @@ def flat(returns: pd.Series) -> bool:
     """True when ``returns`` take fewer than two distinct values (NaN aside): QuantStats'
     regression on a benchmark (``R^2``) has no variance to work with and raises."""
     return naive(returns).dropna().nunique() < 2
+
+
+def check_report_path(path: str | Path) -> Path:
+    """``path`` as a Path, refused unless it is an HTML file (checked before a run starts).
+
+    Raises:
+        LlmbtError: ``path`` does not end in .html or .htm.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise LlmbtError(f"--report {str(path)!r} must end in .html, e.g. --report out/run.html")
+    return path

@@ -18,6 +18,7 @@ it is serialised by a file lock in the folder.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import time
@@ -212,7 +213,8 @@ class SignalCache:
 
         Returns:
             ``{"directory", "entries", "size_bytes", "last_hits", "last_misses", "last_run_at",
-            "total_hits", "total_misses"}``; the run fields are ``None``/0 before any run.
+            "total_hits", "total_misses"}``; ``last_run_at`` is an ISO 8601 date-time in UTC
+            (``2026-12-06T23:05:12+00:00``); the run fields are ``None``/0 before any run.
         """
         with self._cache.transact(retry=True):
             run = self._run_stats()
@@ -223,7 +225,7 @@ class SignalCache:
             "size_bytes": self._cache.volume(),
             "last_hits": run.get("last_hits"),
             "last_misses": run.get("last_misses"),
-            "last_run_at": run.get("last_run_at"),
+            "last_run_at": _utc_iso(run.get("last_run_at")),
             "total_hits": run.get("total_hits", 0),
             "total_misses": run.get("total_misses", 0),
         }
@@ -231,6 +233,13 @@ class SignalCache:
     def _run_stats(self) -> dict[str, Any]:
         value = self._cache.get(STATS_KEY)
         return json.loads(value) if value is not None else {}
+
+
+def _utc_iso(epoch: float | None) -> str | None:
+    """``epoch`` (seconds, as :meth:`SignalCache.record_run` stores it) as an ISO date-time in UTC."""
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
 def _decode(value: str) -> np.ndarray:

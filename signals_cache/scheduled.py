@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmbt.signals_cache.scoring.pipeline import ScoreResult
+from llmbt.signals_cache.scoring.pipeline import ScoreResult, scoring_line
 
 WARMUP_HINT = "; a run also scores its strategy's warm-up before --start"
 #: ``render(spec, rows)``: the texts to score of the items at ``rows`` under model ``spec``.
@@ -135,7 +135,7 @@ def scheduled_info(sched: Scheduled, req: Any, version: str, n: int) -> dict[str
                    f"{len(segments)} model(s) of schedule {req.schedule.path}",
         "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
                        f"{result.hits} cache hits, {result.misses} misses)",
-        "scoring": f"{result.seconds:.1f} s" + (f", model load {load:.1f} s" if load else ""),
+        "scoring": scoring_line(result, kept, load),
         "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
         "scorer fingerprint": f"schedule {result.fingerprint} ({version})",
     }

@@ -125,6 +125,22 @@ def test_stats_and_record_run(cache):
     raw.close()
 
 
+def test_stats_and_bt_cache_stats_give_the_last_run_as_a_utc_date(cache, monkeypatch):
+    from click.testing import CliRunner
+
+    from llmbt.engine.cli import cli
+    from llmbt.signals_cache import cache as cache_module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cache_module.time, "time", lambda: 1796598369.29719)
+        cache.record_run(hits=603, misses=0)
+    assert cache.stats()["last_run_at"] == "2026-12-06T23:06:09+00:00"
+    res = CliRunner().invoke(cli, ["cache", "stats", "--cache-dir", str(cache.directory)])
+    assert res.exit_code == 0, res.output
+    assert "last_run_at    2026-12-06T23:06:09+00:00\n" in res.output
+    assert "1796598369" not in res.output
+
+
 def test_default_directory_and_persistence(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     with SignalCache() as first:

@@ -146,6 +146,27 @@ def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, mon
     assert out.split("Final value")[1].split("\n")[0] == primed.output.split("Final value")[1].split("\n")[0]
 
 
+def test_a_fully_cached_run_says_so_without_a_rate_or_nan(tmp_path, monkeypatch) -> None:
+    """Nothing scored: no NaN ms per item and no cache-read rate posing as a scoring speed."""
+    folder = _model_folder(tmp_path)
+    save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))
+    args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
+            "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
+    monkeypatch.setattr(signals, "LazyScorer", StubScorer)
+    primed = CliRunner().invoke(cli, args)
+    assert primed.exit_code == 0, primed.output
+    assert "ms per scored item: " in primed.output and " items/s" in primed.output
+    cached = CliRunner().invoke(cli, args)
+    assert cached.exit_code == 0, cached.output
+    n = cached.output.split("signals: ")[1].split(" bar prompts")[0]
+    lines = cached.output.splitlines()
+    scoring = next(line for line in lines if line.startswith("scoring: "))
+    assert scoring.startswith(f"scoring: all {n} prompts from the cache (")
+    assert scoring.endswith(" s), no model call")
+    assert "ms per scored item" not in cached.output and "items/s" not in cached.output
+    assert "nan" not in cached.output.lower()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("version", sorted(TEMPLATES))
 def test_saved_template_renders_byte_identical_to_the_embedded_tokenizer(version, monkeypatch):

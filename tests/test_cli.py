@@ -67,7 +67,8 @@ def test_run_from_yaml_with_flag_override(tmp_path):
     assert "fast: 5" in text and "slow: '40'" in text
 
 
-def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path):
+def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     cases = [
         (["run", "--strategy", "sma_crss", "--no-report"], "Did you mean 'sma_cross'"),
         (["run", "--data", "sampel:GOOG", "--no-report"], "Did you mean"),
@@ -76,12 +77,25 @@ def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path):
         (["run", "--config", str(tmp_path / "nope.yaml")], "not found"),
         (["run", "--start", "2020-01-01", "--no-report"], "2020"),
         (["run", "--report", str(tmp_path / "x.pdf")], ".html"),
+        (["run", "--strategy", "llm_sentiment", "--model-schedule", "bad", "--no-report"],
+         "--model-schedule 'bad' not found"),
+        (["compare", "--start", "2012-06-01", "--arm", "lexicon", "--arm",
+          "name=pit,schedule=bad"], "--arm pit: --model-schedule 'bad' not found"),
     ]
     for args, fragment in cases:
         res = CliRunner().invoke(cli, args)
         assert res.exit_code != 0, args
         assert "Traceback" not in res.output and res.exception.__class__ is SystemExit, args
         assert fragment in res.output, (args, res.output)
+        # the error alone: no header of a run that never started, no arm run before it
+        assert res.output.splitlines() == [res.output.strip()], (args, res.output)
+        assert res.output.startswith("Error: "), (args, res.output)
+
+
+def test_run_says_its_header_once_started_before_its_results():
+    res = invoke("run", "--strategy", "sma_cross", "--start", "2013-01-01", "--no-report")
+    assert res.exit_code == 0, res.output
+    assert re.fullmatch(r"run [0-9a-f]{12}: sma_cross on sample:GOOG", res.stdout.splitlines()[0])
 
 
 def test_strategies_lists_baselines():

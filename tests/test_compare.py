@@ -69,6 +69,36 @@ def test_compare_on_real_returns_reports_every_number():
     assert any("Sharpe" in s for s in comp.significance)
 
 
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """The body rows of a printed rich table: metric -> its cells."""
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")]
+            for line in text.splitlines() if line.startswith("│")]
+    return {cells[0]: cells[1:] for cells in rows}
+
+
+def test_the_printed_table_shows_percentages_as_bt_run_does(tmp_path):
+    import re
+
+    from llmbt.reports.compare import _print
+
+    returns, scores = goog_signals()
+    extra = {"momentum": {"Exposure": 0.5}, "contrarian": {"Exposure": 0.25}}
+    comp = compare(returns, scores, horizon=5, n_boot=200, extra=extra)
+    said: list[str] = []
+    _print(comp, tmp_path, said.append)
+    rows = _table_rows(said[0])
+    percent = re.compile(r"-?\d+\.\d\d%")
+    for row in ("Total return", "CAGR", "Max drawdown", "Volatility (ann.)", "Win rate (bars)",
+                "Directional accuracy", "Profitable signals", "Label accuracy"):
+        assert all(percent.fullmatch(cell) for cell in rows[row] if cell), (row, rows[row])
+    metrics = comp.metrics
+    assert rows["Total return"] == [f"{metrics.loc['Total return', m]:.2%}" for m in metrics.columns]
+    assert rows["Exposure"] == ["50.0%", "25.0%", ""]  # buy-and-hold has none: a blank, not nan
+    assert rows["Sharpe"] == [f"{metrics.loc['Sharpe', m]:.2f}" for m in metrics.columns]
+    assert rows["DSR"][2] == "" and rows["DSR"][0] == f"{metrics.loc['DSR', 'momentum']:.2f}"
+    assert not re.search(r"(?<![\d.])-?0\.\d{4}\b", said[0])  # no bare fraction anywhere
+
+
 def test_identical_models_are_reported_as_not_significant():
     returns, scores = goog_signals()
     same = {"a": returns["momentum"].rename("a"), "b": returns["momentum"].rename("b")}
@@ -184,6 +214,26 @@ def test_calibration_table_bins_confidence():
     assert table["count"].tolist() == [2, 2] and table["hit_rate"].tolist() == [0.5, 1.0]
 
 
+def _folds(ms: list[float | None]) -> pd.DataFrame:
+    return pd.DataFrame({"model": ["a", "b"], "bars": [80, 80], "exposure": [0.5, 0.25],
+                         "trades": [4, 2], "eval_f1": [0.3, 0.4], "ms_per_item": ms,
+                         "cache_hit_rate": [1.0, 0.5]})
+
+
+def test_fold_extras_leave_out_the_ms_per_item_of_models_that_scored_nothing():
+    from llmbt.reports.compare import _fold_extras
+
+    index = pd.bdate_range("2012-01-02", periods=80, tz="UTC")
+    returns = {m: pd.Series(0.0, index=index) for m in ("a", "b")}
+    cached = _fold_extras(_folds([None, None]), returns)  # run_facts of fully cached runs
+    assert all("ms per scored item" not in row for row in cached.values())
+    assert cached["a"]["Exposure"] == 0.5 and cached["b"]["Cache hit rate"] == 0.5
+    mixed = _fold_extras(_folds([None, 12.5]), returns)
+    assert "ms per scored item" not in mixed["a"] and mixed["b"]["ms per scored item"] == 12.5
+    assert mixed["a"]["Macro F1 (mean of folds)"] == 0.3  # a walk-forward's folds
+    assert _fold_extras(_folds([None, None]), returns, one_window=True)["a"]["Macro F1"] == 0.3
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
     return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
@@ -197,6 +247,9 @@ def test_bt_compare_arms_end_to_end(tiny, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "zero-shot" in result.output and "comparison page" in result.output
+    rows = _table_rows(result.output)  # one window: its macro F1, not a mean of folds
+    assert "Macro F1" in rows and "(mean of folds)" not in result.output
+    assert all(cell.endswith("%") for cell in rows["Total return"] + rows["Exposure"] if cell)
     for name in ("comparison.html", "tearsheet.html", "tearsheet-buy_and_hold.html", "compare.json"):
         assert (out / name).is_file(), name
     data = json.loads((out / "compare.json").read_text())

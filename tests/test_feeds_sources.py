@@ -199,6 +199,60 @@ def test_yahoo_empty_frame_names_the_ticker(monkeypatch) -> None:
         load_prices("yahoo:ZZZZ", "2024-01-02")
 
 
+class OfflineYfinance:
+    """Stands in for ``yfinance.download`` offline, as yfinance 1.x behaves there: it logs a
+    warning and errors through its own logger, pandas warns inside it, and it returns an empty
+    frame (or raises ``error``)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    def __call__(self, tickers, **kwargs) -> pd.DataFrame:
+        import logging
+        import warnings
+
+        log = logging.getLogger("yfinance")
+        log.warning("Cookie/crumb fetch failed (DNSError), continuing without crumb")
+        log.error(f"Failed to get ticker '{tickers}' reason: Failed to perform, curl: (6) Could "
+                  "not resolve host: query2.finance.yahoo.com")
+        log.error("\n1 Failed download:")
+        warnings.warn("The inplace keyword in DataFrame.rename is deprecated", FutureWarning,
+                      stacklevel=2)
+        if self.error is not None:
+            raise self.error
+        return pd.DataFrame()
+
+
+@pytest.mark.parametrize("error", [None, ConnectionError("Could not resolve host: "
+                                                         "query2.finance.yahoo.com")])
+def test_yahoo_offline_is_one_line_of_llmbt(monkeypatch, error) -> None:
+    """Only yfinance's network call is stubbed: ``bt run`` prints llmbt's one error line, not
+    yfinance's log records or pandas' warnings; ``-v`` shows those as debug lines."""
+    import warnings
+
+    from click.testing import CliRunner
+
+    from llmbt.engine.cli import cli
+
+    pytest.importorskip("yfinance")
+    monkeypatch.setattr("yfinance.download", OfflineYfinance(error))
+    args = ["run", "--strategy", "sma_cross", "--data", "yahoo:AAPL", "--no-report"]
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and not leaked, (res.output, [str(w.message) for w in leaked])
+    assert res.output.splitlines() == [res.output.strip()], res.output
+    start = "Error: Yahoo Finance returned no rows for 'AAPL' (1d, 2011-01-01 to now): unknown " \
+        "ticker, or Yahoo is unreachable. " if error is None else \
+        "Error: Yahoo Finance is unreachable: DNS lookup failed (ConnectionError: Could not " \
+        "resolve host: query2.finance.yahoo.com). "
+    assert res.output == start + sources.OFFLINE_FIX + "\n"
+    monkeypatch.setenv("COLUMNS", "400")  # a debug record on one line
+    verbose = CliRunner().invoke(cli, ["-v", *args])
+    assert "yfinance: Failed to get ticker 'AAPL'" in verbose.stderr
+    assert "FutureWarning: The inplace keyword in DataFrame.rename" in verbose.stderr
+
+
 def test_yahoo_frame_for_another_ticker_is_rejected(monkeypatch) -> None:
     use_yahoo(monkeypatch, FakeYahoo(yahoo_frame(ticker="MSFT")))
     with pytest.raises(DataError, match="no columns for 'AAPL'"):

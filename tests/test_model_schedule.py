@@ -290,6 +290,10 @@ def test_a_scheduled_run_scores_each_segment_as_its_own_model_and_reruns_from_ca
             assert days and same == (row == seg.row)
     again, info2 = compute_signals(prices, req)
     assert info2["model calls"].startswith("0 (0 prompts scored")
+    kept = info2["signals"].split("(")[1].split(" scored")[0]
+    assert info2["scoring"].startswith(f"all {kept} prompts from the cache (")
+    assert info2["scoring"].endswith("s), no model call") and "ms per scored item" not in info2
+    assert "ms per scored item" in info and info["scoring"].endswith(" s")
     assert again["score"].equals(frame["score"])
 
 

@@ -118,4 +118,8 @@ def build_config(config_path: str | None, params: tuple[str, ...], **flags):
         check_kind(config.scorer)  # before any data is loaded
     except ConfigError as exc:
         raise ConfigError(f"--scorer (YAML key 'scorer'): {exc}") from exc
+    if config.model_schedule:  # the file read and its rows checked, before any data is loaded
+        from llmbt.engine.signals import run_schedule
+
+        run_schedule(config)
     return config

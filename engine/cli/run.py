@@ -32,19 +32,24 @@ def run(report: str | None, no_report: bool, save_config: str | None, jitter: in
     from llmbt.engine.jitter import check_jitter
     from llmbt.engine.portfolio_run import is_portfolio, run_portfolio_backtest
     from llmbt.engine.runner import run_backtest
+    from llmbt.reports.tearsheet import check_report_path
 
     config = build_config(**kwargs)
     if save_config:
         Path(save_config).write_text(config.to_yaml())
-    click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
-    path = None if no_report else Path(report or f"out/{config.strategy}-{config.run_id}.html")
+    path = None if no_report else check_report_path(
+        report or f"out/{config.strategy}-{config.run_id}.html")
     sigma = check_jitter(config, jitter, jitter_sigma)
+
+    def header() -> None:  # once the inputs are loaded and checked: an error comes alone
+        click.echo(f"run {config.run_id}: {config.strategy} on {config.data}")
+
     if is_portfolio(config.strategy):
-        result = run_portfolio_backtest(config)
+        result = run_portfolio_backtest(config, on_start=header)
         report_portfolio(result, path)
         _record(config, result.run.returns, result.signal_info)
     else:
-        result = run_backtest(config)
+        result = run_backtest(config, on_start=header)
         report_run(result, path)
         _record(config, result.returns, result.signal_info)
     if jitter:

@@ -137,7 +137,7 @@ def fit(model: Any, train: Encoded, val: Encoded, cfg: TrainConfig, pad_id: int,
     losses: list[float] = []
     val_history: list[list[float]] = []
     best_val, best_state, best_step, bad_evals, stopped_early = math.inf, None, 0, 0, False
-    bar = progress_bar(progress, "loss {task.fields[loss]}")
+    bar = progress_bar(progress, "loss {task.fields[loss]}", unit="steps")
     task = bar.add_task("fine-tune", total=total_steps, loss="")
     bar.start()
     step, loop_start, tokens, train_seconds = 0, time.perf_counter(), 0, 0.0

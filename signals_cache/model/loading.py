@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ DEVICES = ("auto", "cpu", "cuda")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _STORE_MARKER = "llmbt_store.json"
 _BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+log = logging.getLogger(__name__)
 
 
 def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
@@ -214,6 +217,9 @@ def gguf_store(gguf: Path, name: str) -> Path:
         return store
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = store.with_name(f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    log.info("converting the model %s (%s) once to float32 safetensors in %s (~30 s to 4 min; "
+             "later runs load it in about a second) ...", name, gguf.name, store)
+    started = time.perf_counter()
     try:
         _convert_gguf(gguf, tmp)
         meta = {"source": str(gguf), "source_sha256": source_sha}
@@ -223,6 +229,7 @@ def gguf_store(gguf: Path, name: str) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    log.info("converted the model %s in %.0f s", name, time.perf_counter() - started)
     return store
 
 

@@ -94,7 +94,7 @@ class _Batches:
 
     def run(self, prompts: list[str], progress: bool) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
-        with progress_bar(progress) as bar:
+        with progress_bar(progress and bool(prompts), unit="prompts") as bar:
             task = bar.add_task("scoring", total=len(prompts))
             for start in range(0, len(prompts), self.batch_size):
                 rows.extend(self._score_batch(prompts[start : start + self.batch_size]))
@@ -127,7 +127,8 @@ def score_with_cache(
         fingerprint: identifies the model weights (base model + adapter).
         template_version: the prompt template's version, e.g. ``"bars-v1"``.
         batch_size: prompts per scorer call; each batch is cached as soon as it is scored.
-        progress: show a progress bar (only when stderr is a terminal).
+        progress: show the progress of the prompts sent to the model: a bar on a terminal, else
+            a plain line every few seconds; ``bt -q`` hides it (:mod:`llmbt.signals_cache.progress`).
 
     Raises:
         ConfigError: ``batch_size`` is below 1.
@@ -160,6 +161,17 @@ def score_with_cache(
         items_per_s=len(prompts) / seconds if seconds > 0 else float("inf"),
         fingerprint=fingerprint,
     )
+
+
+def scoring_line(result: ScoreResult, n: int, load_seconds: float = 0.0) -> str:
+    """The ``scoring`` run fact of ``n`` prompts: wall time, rate and model load; or, when the
+    cache held every prompt, that no model call was made (a rate of cache reads means nothing)."""
+    if n == 0:
+        return "nothing to score"
+    if result.items_scored == 0:
+        return f"all {n} prompts from the cache ({result.seconds:.2f} s), no model call"
+    return (f"{result.seconds:.1f} s, {result.items_per_s:.1f} items/s"
+            + (f", model load {load_seconds:.1f} s" if load_seconds else ""))
 
 
 def _dedupe(prompts: Sequence[str]) -> tuple[list[str], np.ndarray]:
