@@ -164,11 +164,12 @@ def arm_config(config: RunConfig, arm: Arm) -> RunConfig:
     kind and exactly the arm's adapter (None: the plain model, whatever ``config.adapter`` is);
     its model schedule (``schedule=``), or the run's ``--model-schedule`` for an arm that names
     neither a model nor another kind of scorer."""
-    cfg = config.replace(model=arm.model, prompt=arm.prompt, scorer=arm.kind)
     inherits = arm.model is None and arm.kind == "lm" and arm.adapter is None
-    schedule = arm.schedule or (cfg.model_schedule if inherits else None)
+    schedule = arm.schedule or (config.model_schedule if inherits else None)
     timing = {} if schedule else {"cutoff_gap": 0, "before_first": "refuse"}
-    return dataclasses.replace(cfg, adapter=arm.adapter, model_schedule=schedule, **timing)
+    named = {k: v for k, v in {"model": arm.model, "prompt": arm.prompt}.items() if v is not None}
+    return dataclasses.replace(config, **named, scorer=arm.kind, adapter=arm.adapter,
+                               model_schedule=schedule, **timing)
 
 
 def check_arm_prompt(config: RunConfig, arm: Arm, universe: bool) -> None:

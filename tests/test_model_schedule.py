@@ -178,6 +178,8 @@ def test_a_schedule_arm_replaces_the_model_and_a_model_arm_drops_the_run_schedul
     assert arm_config(run, Arm("pit", schedule="s.yaml")).model_schedule == "s.yaml"
     assert arm_config(run, Arm("base")).model_schedule == "run.yaml"  # names no model: inherits
     assert arm_config(run, Arm("modern", model="smollm2-135m")).model_schedule is None
+    lexicon = arm_config(run, Arm("lex", kind="lexicon"))  # a text scorer drops the run's schedule
+    assert lexicon.scorer == "lexicon" and lexicon.model_schedule is None
 
 
 # ---------------------------------------------------------------- walk-forward folds
