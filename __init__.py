@@ -10,5 +10,5 @@ Where things are, lowest layer first (a module imports only its own layer and th
 - ``llmbt.strategies``: the registered Backtrader strategies.
 - ``llmbt.engine``: backtest runner, walk-forward, comparisons and benchmarks (``bench``).
 - ``llmbt.reports``: metrics, statistics, tearsheets and comparison pages.
-- ``llmbt.engine.cli``: the ``bt`` command line, on top of everything.
+- ``llmbt.cli``: the ``bt`` command line, on top of everything.
 """

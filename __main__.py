@@ -1,6 +1,6 @@
 """``python -m llmbt``: the ``bt`` command line."""
 
-from llmbt.engine.cli import main
+from llmbt.cli import main
 
 if __name__ == "__main__":
     main()

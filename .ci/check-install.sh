@@ -30,7 +30,7 @@ import sysconfig
 from pathlib import Path
 
 import llmbt
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.reports import write_tearsheet  # noqa: F401
 from llmbt.strategies.registry import available
 

@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from llmbt.errors import LlmbtError
+from llmbt.feeds import calendar
 
 ArrayLike = pd.Series | np.ndarray | list
+
+
+def bars_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars a year of ``index`` (:func:`llmbt.feeds.calendar.periods_per_year`, the one rule),
+    for the reports, which do not read feeds."""
+    return calendar.periods_per_year(index)
 
 
 def float_series(x: ArrayLike, name: str) -> pd.Series:

@@ -144,7 +144,7 @@ def refuse_portfolio(config: RunConfig) -> None:
     if issubclass(get_strategy(config.strategy), PortfolioStrategy):
         raise ConfigError(f"--strategy {config.strategy} trades a universe: run it with `bt run`, "
                           "`bt walkforward` or `bt compare --arm` (llmbt.engine.portfolio_run, "
-                          "llmbt.engine.universe_arms), not the one-symbol runner")
+                          "llmbt.experiments.universe_arms), not the one-symbol runner")
     for flag, value in (("--select", config.select), ("--membership", config.membership)):
         if value:
             raise ConfigError(f"{flag} {value} chooses names of a universe, but --strategy "

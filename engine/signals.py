@@ -15,6 +15,7 @@ import pandas as pd
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news, symbol_of
+from llmbt.signals_cache.hindsight import hindsight_line
 from llmbt.strategies.registry import with_defaults
 
 
@@ -68,6 +69,20 @@ def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     return spec, fields | ({"schedule": run_schedule(config)} if config.model_schedule else {})
 
 
+def scorer_fingerprints(config: RunConfig) -> list[str]:
+    """The signal-cache fingerprint(s) of ``config``'s scorer, as a run of it keys its scores:
+    the model with its adapter, quantization, engine, dtype and calibration, or the text scorer
+    (``--scorer``); one per model of a ``--model-schedule``. What ``bt cache clear`` removes."""
+    from llmbt.signals_cache.signals import SignalRequest, scorer_of
+
+    spec, fields = scoring_spec(config)
+    req = SignalRequest(spec=spec, **fields)
+    if req.schedule is None:
+        return [scorer_of(req)[1]]
+    return list(dict.fromkeys(scorer_of(SignalRequest(spec=req.schedule.spec(k, spec)))[1]
+                              for k in range(len(req.schedule.segments))))
+
+
 def run_schedule(config: RunConfig) -> Any:
     """The validated :class:`~llmbt.signals_cache.model.schedule.ModelSchedule` of
     ``--model-schedule`` (with ``--cutoff-gap`` and ``--before-first``); None without one."""
@@ -119,24 +134,6 @@ def _masked_line(config: RunConfig, bars: bool) -> str:
         return f"nothing to mask: the {config.scorer} scorer's bar inputs show no symbol"
     return (f"the symbol {symbol_of(config.data)} shown as {bar_symbol(config)} in every bar prompt "
             "(bar prompts carry no other names)")
-
-
-def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp,
-                   scorer: str = "lm") -> str:
-    """The ``hindsight`` run fact: does the tested period ``first..last`` lie (partly) before the
-    knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it? A ``scorer``
-    kind that reads no pretrained model (the lexicon) has no cutoff, whatever ``model`` is."""
-    from llmbt.signals_cache.arms.registry import reads_pretrained
-    from llmbt.signals_cache.hindsight import hindsight_warning
-    from llmbt.signals_cache.model.aliases import model_cutoff
-
-    if not reads_pretrained(scorer):
-        return (f"none: the {scorer} scorer reads no pretrained model, so it has no training "
-                "data cutoff")
-    cutoff = model_cutoff(model, override)
-    note = hindsight_warning(cutoff, first, last, model=model)
-    return note or (f"none: the tested period {first.date()}..{last.date()} starts after {model}'s "
-                    f"knowledge cutoff ({cutoff})")
 
 
 def arms_hindsight(info: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -8,7 +8,7 @@ normalisation), ``confidence``, ``predicted``/``label`` and the realised ``forwa
 
 The DSR's trials are the compared models (or arms), each on the same out-of-sample bars, and (by
 default, from a results folder) every other configuration the trial ledger holds on the same data over
-overlapping periods (:mod:`llmbt.engine.trials`); hit rates and McNemar's test score ``signal`` (zero =
+overlapping periods (:mod:`llmbt.experiments.trials`); hit rates and McNemar's test score ``signal`` (zero =
 no signal), McNemar on one bar in ``horizon``.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmbt.engine.runner import periods_per_year
-from llmbt.engine.trials import PriorTrials
+from llmbt.engine.metrics import bars_per_year as periods_per_year
 from llmbt.errors import LlmbtError
+from llmbt.experiments.trials import PriorTrials
 from llmbt.reports.hindsight_ab import hindsight_sentences
 from llmbt.reports.page_parts import commit_note
 
@@ -96,7 +96,7 @@ def compare(returns: dict[str, pd.Series], scores: dict[str, pd.DataFrame], *, h
             buy-and-hold is a benchmark, not a trial, and is not deflated.
         extra: more metric rows by model (exposure, turnover, cost…).
         prior: the trial ledger's other configurations on this data
-            (:func:`llmbt.engine.trials.prior_trials`): they join ``trials`` in the DSR's number and
+            (:func:`llmbt.experiments.trials.prior_trials`): they join ``trials`` in the DSR's number and
             variance, and a sentence says what was counted; None: ``trials`` only, no sentence.
     """
     from llmbt.reports.metrics import headline_metrics
@@ -251,10 +251,10 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = log.info,
                     trials: str = "ledger") -> Comparison:
     """Compare the models of a walk-forward results folder; write comparison.html, tearsheet.html
     and compare.json into it, and report the metric table through ``say``. ``trials``: what the DSR
-    counts, ``ledger`` (every trial on this data: :func:`llmbt.engine.trials.prior_trials`) or
+    counts, ``ledger`` (every trial on this data: :func:`llmbt.experiments.trials.prior_trials`) or
     ``run`` (the folder's models only)."""
-    from llmbt.engine.results import read_results
-    from llmbt.engine.trials import prior_trials
+    from llmbt.experiments.results import read_results
+    from llmbt.experiments.trials import prior_trials
 
     folder = Path(folder)
     res = read_results(folder)
@@ -267,19 +267,6 @@ def compare_results(folder: str | Path, say: Callable[[str], None] = log.info,
     _write_outputs(folder, comp, res)
     _print(comp, folder, say)
     return comp
-
-
-def compare_arms(config: Any, arms: list[Any], out: str | Path, horizon: int = 5,
-                 say: Callable[[str], None] = log.info, trials: str = "ledger") -> Comparison:
-    """Backtest the arms over ``config``'s period (:func:`llmbt.engine.arms.run_arms`, which records
-    each in the trial ledger), write them as a results folder ``out``
-    (:func:`llmbt.engine.results.write_arms_results`, which ``bt compare --from`` reads back), then
-    :func:`compare_results` of it (``trials``: what its DSR counts)."""
-    from llmbt.engine.arms import run_arms
-    from llmbt.engine.results import write_arms_results
-
-    res = run_arms(config, arms, horizon, say)
-    return compare_results(write_arms_results(res, config, arms, out, horizon=horizon), say, trials)
 
 
 def _print(comp: Comparison, folder: Path, say: Callable[[str], None]) -> None:

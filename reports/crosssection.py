@@ -27,8 +27,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from llmbt.engine.metrics import float_series, sharpe_ratio
-from llmbt.engine.trials import PriorTrials
 from llmbt.errors import DataError, LlmbtError
+from llmbt.experiments.trials import PriorTrials
 from llmbt.reports.signal import IC_COLUMNS, ic_row
 from llmbt.reports.stats import (
     DSR_NEEDS_TRIALS,
@@ -203,7 +203,7 @@ def deflated_sharpe_for_arms(returns: pd.DataFrame, periods: float = 252,
         returns: dates x arms simple per-period returns (>= 2 arms, >= 20 common dates).
         periods: periods per year, for the annualised ``sharpes`` and ``expected_max_sharpe``.
         prior: the trial ledger's other configurations on this data
-            (:func:`llmbt.engine.trials.prior_trials`): each adds a trial, and its annualised Sharpe
+            (:func:`llmbt.experiments.trials.prior_trials`): each adds a trial, and its annualised Sharpe
             over ``sqrt(periods)`` joins the variance; None: the arms only.
 
     Returns:

@@ -3,7 +3,7 @@
 On each day, the IC is the rank (Spearman) correlation across symbols of the day's score of each
 symbol's headlines with that symbol's next-day open-to-open return minus the equal-weight mean of
 the day's returns (the excess return). The score of bar ``t`` (its headlines were aligned to it by
-:mod:`llmbt.engine.news_eval`, as a universe run aligns them) is known at ``t``'s close and traded
+:mod:`llmbt.experiments.news_eval`, as a universe run aligns them) is known at ``t``'s close and traded
 at the next open, so it is paired with ``open[t+2] / open[t+1] - 1``
 (:func:`llmbt.reports.signal.forward_returns`, horizon 1): nothing of bar ``t + 1``'s open or
 before enters the return. Subtracting the day's mean moves every name alike, so the rank IC equals
@@ -14,8 +14,7 @@ from :func:`llmbt.reports.crosssection.ic_stats` (one-day windows do not overlap
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -55,12 +54,3 @@ def news_ic_stats(daily: pd.DataFrame) -> dict[str, dict[str, float]]:
             for arm, ic in daily.items()}
 
 
-def evaluate_news(config: Any, arms: Sequence[Any], min_names: int = 5) -> dict[str, Any]:
-    """Score ``config``'s dated headlines with each arm (:func:`llmbt.engine.news_eval.news_scores`)
-    and return ``ic`` (arm -> :func:`news_ic_stats`), ``daily`` (:func:`news_daily_ic`) and
-    ``info`` (arm -> scoring facts)."""
-    from llmbt.engine.news_eval import news_scores
-
-    res = news_scores(config, arms)
-    daily = news_daily_ic(res["scores"], res["opens"], min_names)
-    return {"ic": news_ic_stats(daily), "daily": daily, "info": res["info"]}

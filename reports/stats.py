@@ -31,7 +31,7 @@ DSR_NEEDS_TRIALS = "DSR needs ≥ 2 trials"  # with one trial there is no select
 
 def trials_counted(n_trials: int, n_run: int, mode: str) -> str:
     """The sentence that says which trials a DSR counts: ``mode`` ``ledger`` (every configuration
-    of the trial ledger on this data over overlapping periods, :mod:`llmbt.engine.trials`), ``run``
+    of the trial ledger on this data over overlapping periods, :mod:`llmbt.experiments.trials`), ``run``
     (``--trials run``: this command's arms) or ``off`` (``LLMBT_TRIALS=off``)."""
     if mode == "ledger":
         return (f"DSR counts {n_trials} trials on this data, {n_run} in this run (the trial ledger: "

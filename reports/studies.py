@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmbt.engine.runner import periods_per_year
+from llmbt.engine.metrics import bars_per_year as periods_per_year
 from llmbt.reports.metrics import METRICS, headline_metrics
 
 BLOCK = re.compile(r"<!-- study:(?P<name>[\w-]+) recipe:(?P<hash>[0-9a-f]{16}) -->\n"

@@ -2,8 +2,8 @@
 N arms): daily IC per arm, per-fold IC and Sharpe, the cross-section tests
 (:mod:`llmbt.reports.crosssection`) on the stitched test windows, and the files and pages.
 
-Inputs are what :func:`llmbt.engine.results.read_results` returns for a universe run (or
-:func:`llmbt.engine.universe_arms.run_universe_arms` for ``bt compare --arm``): ``scores`` (per
+Inputs are what :func:`llmbt.experiments.results.read_results` returns for a universe run (or
+:func:`llmbt.experiments.universe_arms.run_universe_arms` for ``bt compare --arm``): ``scores`` (per
 arm, rows ``time, symbol, score``), ``opens`` (time x symbols), ``returns`` (per arm and
 ``equal_weight``) and ``folds`` (one row per fold and arm; one fold for ``bt compare``). The daily
 IC of an arm is the Spearman correlation across symbols of its score at a close with the
@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from llmbt.engine.eligibility import FACT_KEYS
-from llmbt.engine.trials import PriorTrials
-from llmbt.engine.universe_arms import BENCHMARK
 from llmbt.errors import LlmbtError
+from llmbt.experiments.trials import PriorTrials
+from llmbt.experiments.wf_config import BENCHMARK
 from llmbt.reports.crosssection import (
     deflated_sharpe_for_arms,
     ic_stats,
@@ -157,7 +157,7 @@ def report_universe(res: Mapping[str, Any], folder: Path, *, horizon: int, arms:
         res: ``returns`` (per arm and ``equal_weight``), ``scores`` (per arm, long rows), ``opens``
             (time x symbols), ``folds`` (one row per fold and arm) and ``periods_per_year`` (of
             the bars: every Sharpe of the report is annualised with it, as the engine's per-fold
-            Sharpe is), as :func:`llmbt.engine.results.read_results` gives them.
+            Sharpe is), as :func:`llmbt.experiments.results.read_results` gives them.
         folder: output folder. horizon: the IC's forward horizon. arms: reference arm first.
         title: the pages' title. notes: run facts for the page. say: where the text goes.
         prior: the trial ledger's other trials on this data for the DSR (None: the arms only).
@@ -199,10 +199,10 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None], trials: s
     model, the reference; the adapter; its ``--arm`` arms, all N in the SPA and the DSR) or a
     universe ``bt compare --arm``'s (its arms, the first the reference). ``trials``: what the DSR
     counts, ``ledger`` (also the trial ledger's other trials on this data,
-    :func:`llmbt.engine.trials.prior_trials`) or ``run`` (the arms only)."""
-    from llmbt.engine.results import read_results
-    from llmbt.engine.trials import prior_trials
-    from llmbt.engine.walkforward import BASE, TUNED
+    :func:`llmbt.experiments.trials.prior_trials`) or ``run`` (the arms only)."""
+    from llmbt.experiments.results import read_results
+    from llmbt.experiments.trials import prior_trials
+    from llmbt.experiments.wf_config import BASE, TUNED
 
     folder = Path(folder)
     res = read_results(folder)
@@ -222,7 +222,7 @@ def report_walkforward(folder: str | Path, say: Callable[[str], None], trials: s
 
 
 def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
-    """The page's run facts of a universe results folder (:func:`llmbt.engine.results.read_results`):
+    """The page's run facts of a universe results folder (:func:`llmbt.experiments.results.read_results`):
     run id, git commit, folds, seconds, the labels (a walk-forward) or the arms (a comparison) and
     the hindsight line where the folder records one."""
     config, facts = res["config"], res["run"]
@@ -248,26 +248,11 @@ def folder_notes(res: Mapping[str, Any]) -> dict[str, str]:
 def tested_hindsight(run: Mapping[str, Any], returns: Mapping[str, pd.Series]) -> str:
     """The hindsight line (:func:`llmbt.engine.signals.hindsight_line`) of a results folder's tested
     bars (the stitched test windows of ``returns``) and its run's model and ``model_cutoff``."""
-    from llmbt.engine.signals import hindsight_line
+    from llmbt.signals_cache.hindsight import hindsight_line
 
     tested = next(iter(returns.values())).index
     return hindsight_line(run["model"], run.get("model_cutoff"), tested[0], tested[-1],
                           scorer=run.get("scorer") or "lm")
-
-
-def compare_universe_arms(config: Any, arms: Sequence[Any], out: str | Path, horizon: int = 5,
-                          say: Callable[[str], None] = log.info, trials: str = "ledger") -> dict:
-    """``bt compare --arm`` of a universe strategy: trade the arms
-    (:func:`llmbt.engine.universe_arms.run_universe_arms`, which records each in the trial ledger),
-    write the results folder ``out`` (:func:`llmbt.engine.results.write_arms_results`, which ``bt
-    compare --from`` reads back), then :func:`report_walkforward` of it (the first arm is the
-    reference; ``trials``: what its DSR counts)."""
-    from llmbt.engine.results import write_arms_results
-    from llmbt.engine.universe_arms import run_universe_arms
-
-    res = run_universe_arms(config, arms, say)
-    folder = write_arms_results(res, config, list(arms), out, horizon=horizon)
-    return report_walkforward(folder, say, trials)
 
 
 def _write_stats(folder: Path, stats: dict, skipped: dict[str, str], periods: float) -> None:

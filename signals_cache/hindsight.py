@@ -42,3 +42,20 @@ def hindsight_warning(cutoff: str | None, start: object, end: object,
 def _day(value: object):
     stamp = pd.Timestamp(value)
     return (stamp.tz_convert(None) if stamp.tzinfo else stamp).date()
+
+
+def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: pd.Timestamp,
+                   scorer: str = "lm") -> str:
+    """The ``hindsight`` run fact: does the tested period ``first..last`` lie (partly) before the
+    knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it? A ``scorer``
+    kind that reads no pretrained model (the lexicon) has no cutoff, whatever ``model`` is."""
+    from llmbt.signals_cache.arms.registry import reads_pretrained
+    from llmbt.signals_cache.model.aliases import model_cutoff
+
+    if not reads_pretrained(scorer):
+        return (f"none: the {scorer} scorer reads no pretrained model, so it has no training "
+                "data cutoff")
+    cutoff = model_cutoff(model, override)
+    note = hindsight_warning(cutoff, first, last, model=model)
+    return note or (f"none: the tested period {first.date()}..{last.date()} starts after {model}'s "
+                    f"knowledge cutoff ({cutoff})")

@@ -258,7 +258,7 @@ def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tupl
     """Scores of rendered ``prompts`` (a text scorer's raw texts when ``req.arm`` is not ``lm``)
     through the signal cache, keyed by the model's or the text scorer's fingerprint."""
     cache = SignalCache(Path(req.cache_dir) if req.cache_dir else None)
-    scorer, fingerprint = _scorer(req)
+    scorer, fingerprint = scorer_of(req)
     try:
         result = score_with_cache(prompts, scorer, cache, fingerprint=fingerprint,
                                   template_version=version, batch_size=req.batch_size,
@@ -268,7 +268,7 @@ def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tupl
     return result, scorer
 
 
-def _scorer(req: SignalRequest) -> tuple[Any, str]:
+def scorer_of(req: SignalRequest) -> tuple[Any, str]:
     """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer; either
     scaled by the temperature stored beside its adapter folder unless ``req.spec.calibrate`` is off."""
     if req.arm == "lm":

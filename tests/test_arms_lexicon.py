@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-from llmbt.engine.arms import Arm, parse_arm
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers compare)
+from llmbt.cli import cli
 from llmbt.errors import ConfigError
+from llmbt.experiments.arms import Arm, parse_arm
 from llmbt.signals_cache.arms import lexicon
 from llmbt.signals_cache.arms.registry import get, kinds, make_scorer, register, scorer_fingerprint
 from llmbt.signals_cache.cache import SignalCache

@@ -13,14 +13,14 @@ from click.testing import CliRunner
 from conftest import stub_scoring
 from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
 
-from llmbt.engine import audit as engine_audit
-from llmbt.engine.audit import audit_engine, compare_frames, cut_dates, model_check
-from llmbt.engine.cli import audit as cli_audit
-from llmbt.engine.cli import cli
+from llmbt.cli import audit as cli_audit
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import PortfolioInputs, load_run_universe
 from llmbt.engine.runner import load_history
 from llmbt.errors import ConfigError
+from llmbt.experiments import audit as engine_audit
+from llmbt.experiments.audit import audit_engine, compare_frames, cut_dates, model_check
 from llmbt.feeds.universe import Universe
 from llmbt.signals_cache import signals as single_signals
 from llmbt.signals_cache import universe

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import ChatMLStub
 
-import llmbt.engine.cli.ml  # noqa: F401  (registers the commands)
-from llmbt.engine.cli import cli
+import llmbt.cli.ml  # noqa: F401  (registers the commands)
+from llmbt.cli import cli
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.anonymize import build_masker
 from llmbt.signals_cache.finetune.augment import (

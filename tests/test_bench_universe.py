@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.bench.universe import bench_universe, read_long_prices, stand_in_scores
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import DataError
+from llmbt.experiments.bench.universe import bench_universe, read_long_prices, stand_in_scores
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, 
     import numpy as np
     from conftest import ChatMLStub
 
-    from llmbt.engine.bench import universe_scoring
+    from llmbt.experiments.bench import universe_scoring
     from llmbt.feeds import load_news, load_universe
     from llmbt.signals_cache.scoring.pipeline import ScoreResult
 

@@ -128,7 +128,7 @@ def test_stats_and_record_run(cache):
 def test_stats_and_bt_cache_stats_give_the_last_run_as_a_utc_date(cache, monkeypatch):
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
     from llmbt.signals_cache import cache as cache_module
 
     with monkeypatch.context() as patch:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import LlmbtError
 from llmbt.signals_cache import signals
 from llmbt.signals_cache.model.chat_template import (
@@ -116,7 +116,7 @@ class StubScorer:
 
 CHECK = """
 import json, sys
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 code = None
 try:
     cli(sys.argv[1:], prog_name="bt")
@@ -191,7 +191,7 @@ def _feature_names() -> list[str]:
 
 
 def test_the_bench_times_both_processes_and_refuses_a_run_that_called_the_model(monkeypatch):
-    from llmbt.engine.bench import cached
+    from llmbt.experiments.bench import cached
 
     bench = cached.CachedRunBench(cache_dir="/tmp/x", repeats=3)
     assert cached.run_args(bench, "sma_cross")[3:] == ["run", "--strategy", "sma_cross", "--data",
@@ -211,7 +211,7 @@ def test_the_bench_times_both_processes_and_refuses_a_run_that_called_the_model(
 
 
 def test_a_failing_run_is_one_error_naming_the_command() -> None:
-    from llmbt.engine.bench.cached import timed_run
+    from llmbt.experiments.bench.cached import timed_run
 
     with pytest.raises(LlmbtError, match=r"`-c raise SystemExit\('boom'\)` failed \(boom\)"):
         timed_run([sys.executable, "-c", "raise SystemExit('boom')"])

@@ -96,7 +96,7 @@ def test_bt_evaluate_saves_the_adapter_temperature(tmp_path, monkeypatch, overco
     import pandas as pd
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
     from llmbt.signals_cache.finetune import evaluate
 
     labels, probs = overconfident

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import signals
@@ -114,7 +114,7 @@ def test_the_opt_out_is_validated_and_keeps_run_ids(fixed) -> None:
         RunConfig.from_dict({"calibrate": "no"})
     with pytest.raises(ConfigError, match="calibrate = 1 must be true or false"):
         ModelSpec(calibrate=1)
-    from llmbt.engine.cli.base import build_config
+    from llmbt.cli.base import build_config
     from llmbt.engine.signals import scoring_spec
 
     flags = {"config_path": None, "params": ()}
@@ -179,7 +179,7 @@ def test_a_text_arm_folder_with_a_temperature_is_scaled_and_keyed_apart(tmp_path
         req = signals.SignalRequest(spec=ModelSpec(calibrate=calibrate), mode="headlines",
                                     cache_dir=str(tmp_path / "signals"), progress=False,
                                     arm="halfsure", arm_path=str(folder))
-        return signals.score_prompts(PROMPTS, req), signals._scorer(req)[1]
+        return signals.score_prompts(PROMPTS, req), signals.scorer_of(req)[1]
 
     before, plain_key = scored(True)
     assert plain_key == "arm:halfsure:halfsure-v1"  # no file: today's key

@@ -6,7 +6,7 @@ import re
 
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 
 
 def invoke(*args):

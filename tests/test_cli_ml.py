@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import llmbt.engine.cli.ml  # noqa: F401  (registers the commands)
-from llmbt.engine.cli import cli
+import llmbt.cli.ml  # noqa: F401  (registers the commands)
+from llmbt.cli import cli
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_model import save_tiny, tokenizer_dir  # noqa: F401
@@ -134,7 +134,7 @@ def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_pat
 def test_every_train_config_field_has_a_finetune_flag_with_its_default():
     import dataclasses
 
-    from llmbt.engine.cli.ml import TRAIN_FLAG_HELP
+    from llmbt.cli.ml import TRAIN_FLAG_HELP
     from llmbt.signals_cache.finetune.trainer import TrainConfig
 
     assert {f.name for f in dataclasses.fields(TrainConfig)} == set(TRAIN_FLAG_HELP)

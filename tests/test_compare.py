@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from scipy.stats import norm
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-from llmbt.engine.arms import Arm, parse_arm
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers compare)
+from llmbt.cli import cli
 from llmbt.errors import ConfigError, LlmbtError
+from llmbt.experiments.arms import Arm, parse_arm
 from llmbt.feeds import load_prices
 from llmbt.reports.compare import calibration_table, compare, paired_hits, signal_quality
 

@@ -12,8 +12,8 @@ import pandas as pd
 from click.testing import CliRunner
 from conftest import ChatMLStub, stub_scoring
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers compare)
+from llmbt.cli import cli
 from llmbt.reports.tearsheet import flat, write_tearsheet
 from llmbt.signals_cache import signals
 from llmbt.signals_cache.model import loading

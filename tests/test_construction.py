@@ -126,8 +126,8 @@ def test_a_construction_that_holds_every_name_is_said_plainly(shared_news, monke
     from conftest import stub_scoring
     from test_universe_arms import fake_adapter
 
-    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-    from llmbt.engine.cli import cli
+    import llmbt.cli.wf  # noqa: F401  (registers compare)
+    from llmbt.cli import cli
     from llmbt.signals_cache import universe
 
     stub_scoring(monkeypatch, universe)

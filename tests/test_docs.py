@@ -33,7 +33,7 @@ def test_the_site_builds_strict_with_every_guide(site: Path) -> None:
 
 
 def test_the_cli_reference_is_generated_from_the_commands(site: Path) -> None:
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
 
     page = (site / "reference" / "cli" / "index.html").read_text()
     for name in cli.commands:

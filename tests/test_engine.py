@@ -161,7 +161,7 @@ def test_unknown_strategy_and_param(goog):
 
 def test_a_prompt_of_another_mode_fails_before_any_data_is_loaded(tmp_path):
     """The runner checks --prompt against --mode (the config layer knows no prompts) first."""
-    from llmbt.engine.arms import Arm, run_arms
+    from llmbt.experiments.arms import Arm, run_arms
 
     missing = f"csv:{tmp_path / 'none.csv'}"
     cfg = RunConfig(strategy="sma_cross", data=missing, prompt="headlines-v1")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmbt.engine.bench import engine_backtest
 from llmbt.engine.config import RunConfig
+from llmbt.experiments.bench import engine_backtest
 
 
 def _portfolio(weights: list[list[float]], sharpe: float) -> SimpleNamespace:

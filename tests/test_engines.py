@@ -13,10 +13,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from llmbt.engine.bench.engines import bench_engines
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
+from llmbt.experiments.bench.engines import bench_engines
 from llmbt.signals_cache.model import engines as engines_mod
 from llmbt.signals_cache.model.engines import ENGINES, resolve_engine, use_all_cores
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model, model_fingerprint
@@ -174,8 +174,8 @@ def test_bench_engines_rows(tiny: Path) -> None:
 @pytest.mark.slow
 def test_embedded_model_bf16_engine_agrees_with_float32() -> None:
     """SmolLM2 on 32 real headline prompts: torch-bf16 picks the float32 label >= 90 %."""
-    from llmbt.engine.bench.engines import headline_prompt_sample
-    from llmbt.engine.bench.universe import DEFAULT_NEWS
+    from llmbt.experiments.bench.engines import headline_prompt_sample
+    from llmbt.experiments.bench.universe import DEFAULT_NEWS
 
     if not DEFAULT_NEWS.is_file():
         pytest.skip(f"{DEFAULT_NEWS} is absent")

@@ -19,12 +19,12 @@ import pytest
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 from llmbt.engine.config import RunConfig
-from llmbt.engine.evaluation import run_facts
-from llmbt.engine.executors import RayExecutor, SerialExecutor, make_executor, worker_env
 from llmbt.engine.runner import run_backtest
-from llmbt.engine.splitters import WalkForward
-from llmbt.engine.walkforward import FoldResult, WalkForwardConfig, run_folds, run_walkforward
 from llmbt.errors import ConfigError
+from llmbt.experiments.evaluation import run_facts
+from llmbt.experiments.executors import RayExecutor, SerialExecutor, make_executor, worker_env
+from llmbt.experiments.splitters import WalkForward
+from llmbt.experiments.walkforward import FoldResult, WalkForwardConfig, run_folds, run_walkforward
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def _same(a: float, b: float) -> bool:
 def test_the_cli_refuses_a_bad_executor_in_one_line():
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
 
     for args, line in ((["--executor", "rya"], "--executor 'rya' is not valid. Did you mean 'ray'?"),
                        (["--executor", "ray", "--warm-start"], "--warm-start chains the folds")):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import ConfigError, require
 from llmbt.signals_cache.finetune.training import tensorboard_writer
 from llmbt.signals_cache.model.loading import _convert_gguf

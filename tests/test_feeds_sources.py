@@ -232,7 +232,7 @@ def test_yahoo_offline_is_one_line_of_llmbt(monkeypatch, error) -> None:
 
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
 
     pytest.importorskip("yfinance")
     monkeypatch.setattr("yfinance.download", OfflineYfinance(error))

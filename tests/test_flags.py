@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_every_flag_the_package_names_exists() -> None:
 
 def test_walkforward_settings_without_a_flag_are_named_as_fields() -> None:
     from llmbt.engine.config import RunConfig
-    from llmbt.engine.walkforward import WalkForwardConfig
+    from llmbt.experiments.walkforward import WalkForwardConfig
 
     with pytest.raises(ConfigError, match=r"^val_fraction 0\.7 must be in \(0, 0\.5\), e\.g\. 0\.15 "
                                           r"\(a WalkForwardConfig field"):

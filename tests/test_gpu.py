@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmbt.engine.bench.train import TrainBench, bench_train, save_random_model, synthetic_headlines
 from llmbt.errors import ConfigError
+from llmbt.experiments.bench.train import TrainBench, bench_train, save_random_model, synthetic_headlines
 from llmbt.signals_cache.finetune.encoding import render_example
 from llmbt.signals_cache.finetune.trainer import TrainConfig, finetune
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
@@ -123,7 +123,7 @@ def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -
 def test_bench_train_cli_writes_one_row_per_variant(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
 
     out = tmp_path / "bench.json"
     args = ["bench", "train", "--shape", "tiny-qwen", "--tokenizer", str(tokenizer_dir),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import ConfigError, DataError, LlmbtError
 from llmbt.signals_cache.finetune.datasets import Example
 from llmbt.signals_cache.heads.embed import extract_features, length_batches, pool, resolve_layer

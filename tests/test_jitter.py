@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from conftest import ChatMLStub
 from test_portfolio_run import _config
 
-from llmbt.engine.cli import cli
-from llmbt.engine.jitter import exceeds, jitter_portfolio, resolve_sigma, store_sigma
+from llmbt.cli import cli
 from llmbt.engine.portfolio_run import run_portfolio_backtest
 from llmbt.errors import ConfigError
+from llmbt.experiments.jitter import exceeds, jitter_portfolio, resolve_sigma, store_sigma
 from llmbt.signals_cache import signals, universe
 
 
@@ -79,7 +79,7 @@ def test_sigma_comes_from_the_flag_or_the_stored_measurement(tmp_path, monkeypat
 
 
 def test_bt_compare_jitter_says_whether_the_arms_differ_beyond_the_noise(cached, tmp_path):
-    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+    import llmbt.cli.wf  # noqa: F401  (registers compare)
 
     config, _ = cached
     args = ["compare", "--strategy", config.strategy, "--symbols", config.symbols, "--start",

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
+from llmbt.cli import cli
 from llmbt.engine import runner
-from llmbt.engine.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
 from llmbt.engine.signals import prepare_signals
@@ -151,3 +151,28 @@ def test_embedded_model_run_via_cli(tmp_path):
     assert "llm_sentiment" in (tmp_path / "llm.html").read_text()
     second = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert "model calls: 0 (0 prompts scored" in second.output
+
+
+def test_cache_clear_names_any_scorer_as_a_run_keys_it(tiny, tmp_path):
+    """bt cache clear builds the scorer's identity as bt run does (engine, text scorer): it removes
+    exactly that scorer's entries and keeps the others'."""
+    from llmbt.engine.signals import scorer_fingerprints
+    from llmbt.signals_cache.cache import SignalCache
+
+    cache_dir = str(tmp_path / "signals")
+    ref = RunConfig(model=str(tiny), engine="torch")
+    bf16, lex = ref.replace(engine="torch-bf16"), RunConfig(scorer="lexicon")
+    keys = {name: scorer_fingerprints(cfg)[0] for name, cfg in
+            {"ref": ref, "bf16": bf16, "lex": lex}.items()}
+    assert len(set(keys.values())) == 3
+    with SignalCache(cache_dir) as c:
+        for key in keys.values():
+            c.put_many(key, "bars-v2", ["a", "b"], [[0.2, 0.3, 0.5]] * 2)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["cache", "clear", "--model", str(tiny), "--engine", "torch-bf16",
+                              "--cache-dir", cache_dir]).output
+    assert f"removed 2 entries of scorer {keys['bf16']}" in out
+    out = runner.invoke(cli, ["cache", "clear", "--scorer", "lexicon", "--cache-dir", cache_dir]).output
+    assert f"removed 2 entries of scorer {keys['lex']}" in out
+    with SignalCache(cache_dir) as c:
+        assert len(c.get_many(keys["ref"], "bars-v2", ["a", "b"])) == 2  # the reference stays

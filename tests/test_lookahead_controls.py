@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_portfolio_backtest
 from llmbt.errors import ConfigError
@@ -145,8 +145,8 @@ def test_dataset_build_anonymize_masks_the_training_headlines(tmp_path):
 def test_anonymised_bar_prompts_show_company_a_and_miss_the_plain_cache(tmp_path, monkeypatch):
     from conftest import stub_scoring
 
-    from llmbt.engine.evaluation import window_examples
     from llmbt.engine.runner import load_history, run_backtest
+    from llmbt.experiments.evaluation import window_examples
     from llmbt.signals_cache import signals
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))

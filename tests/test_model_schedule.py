@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmbt.engine.arms import Arm, arm_config, parse_arm
 from llmbt.engine.config import RunConfig
-from llmbt.engine.splitters import WalkForward
 from llmbt.errors import ConfigError
+from llmbt.experiments.arms import Arm, arm_config, parse_arm
+from llmbt.experiments.splitters import WalkForward
 from llmbt.signals_cache.model.schedule import ModelSchedule, Segment, load_schedule
 
 try:
@@ -186,8 +186,8 @@ def test_a_schedule_arm_replaces_the_model_and_a_model_arm_drops_the_run_schedul
 
 
 def test_each_fold_takes_the_model_whose_cutoff_precedes_its_test_window(models: Path, goog) -> None:
-    from llmbt.engine.walkforward import WalkForwardConfig, shift_fold
-    from llmbt.engine.wf_schedule import fold_model, scheduled_folds
+    from llmbt.experiments.walkforward import WalkForwardConfig, shift_fold
+    from llmbt.experiments.wf_schedule import fold_model, scheduled_folds
 
     path = str(_write(models, YAML))
     run = RunConfig(strategy="llm_sentiment", model_schedule=path, before_first="skip")
@@ -211,7 +211,7 @@ def test_each_fold_takes_the_model_whose_cutoff_precedes_its_test_window(models:
 
 
 def test_walk_forward_refuses_chained_adapters_and_schedule_adapters(models: Path) -> None:
-    from llmbt.engine.walkforward import WalkForwardConfig
+    from llmbt.experiments.walkforward import WalkForwardConfig
 
     run = RunConfig(strategy="llm_sentiment", model_schedule=str(_write(models, YAML)))
     with pytest.raises(ConfigError, match="--warm-start .* may change the base model"):
@@ -326,7 +326,7 @@ def test_universe_headlines_are_split_by_their_own_time(tiny_models: Path, goog,
 
 def test_bt_score_picks_each_items_model_by_its_timestamp(tiny_models: Path, tmp_path: Path,
                                                           llmbt_home: Path) -> None:
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
     from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint
 
     items = tmp_path / "items.jsonl"
@@ -376,7 +376,7 @@ def test_a_gpt2_lora_targets_conv1d_layers_trains_and_reloads(tiny_models: Path,
 @pytest.mark.slow
 def test_a_scheduled_walk_forward_trains_each_folds_lora_from_its_model(
         tiny_models: Path, tmp_path: Path, llmbt_home: Path) -> None:
-    from llmbt.engine.walkforward import WalkForwardConfig, run_walkforward
+    from llmbt.experiments.walkforward import WalkForwardConfig, run_walkforward
 
     run = RunConfig(strategy="llm_sentiment", data="sample:GOOG", start="2011-06-01",
                     end="2013-03-01", model_schedule=str(tiny_models / "schedule.yaml"),

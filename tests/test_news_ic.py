@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.arms import Arm
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
+from llmbt.cli.flows import evaluate_news
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
-from llmbt.reports.news_ic import evaluate_news, excess_next_day, news_daily_ic, news_ic_stats
+from llmbt.experiments.arms import Arm
+from llmbt.reports.news_ic import excess_next_day, news_daily_ic, news_ic_stats
 from llmbt.reports.signal import daily_ic, forward_returns
 from llmbt.signals_cache.arms import registry
 
@@ -187,7 +188,7 @@ def test_lexicon_daily_ic_on_the_shared_headlines(shared_news, tmp_path, monkeyp
 
 
 def test_bt_evaluate_engine_reaches_the_model_rows_on_sentences_and_on_news(tmp_path, monkeypatch):
-    from llmbt.reports import news_ic
+    from llmbt.cli import flows
     from llmbt.signals_cache.finetune import evaluate as fe
 
     seen = {}
@@ -201,7 +202,7 @@ def test_bt_evaluate_engine_reaches_the_model_rows_on_sentences_and_on_news(tmp_
         return {"ic": {a.name: {"mean_ic": 0.0} for a in arms}, "info": {}}
 
     monkeypatch.setattr(fe, "evaluate_arm", rows)
-    monkeypatch.setattr(news_ic, "evaluate_news", news)
+    monkeypatch.setattr(flows, "evaluate_news", news)
     data = tmp_path / "t.csv"
     data.write_text("label,text\npositive,Profit soars\n")
     args = ["evaluate", "--data", str(data), "--arm", "lexicon", "--news", "n.csv", "--universe",

@@ -19,7 +19,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.errors import DataError
 from llmbt.feeds.newsources import (
     alpaca,

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from test_feeds_sources import FakeExchange, FakeYahoo, candles, use_exchange, use_yahoo, yahoo_frame
 
-from llmbt.engine import arms as arms_mod
 from llmbt.engine import runner
-from llmbt.engine import walkforward as wf
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
+from llmbt.experiments import arms as arms_mod
+from llmbt.experiments import walkforward as wf
 from llmbt.feeds import fetch_to_cache
 from llmbt.feeds.prices import history_start
 from llmbt.signals_cache.scoring.labels import LABELS
@@ -101,8 +101,8 @@ def test_ccxt_backtest_gets_a_start_and_runs_offline(monkeypatch, seen):
 
 
 def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
-    from llmbt.engine.results import write_results
-    from llmbt.engine.splitters import WalkForward
+    from llmbt.experiments.results import write_results
+    from llmbt.experiments.splitters import WalkForward
     from llmbt.reports.compare import compare_results
 
     offline = yahoo_cached_then_offline(monkeypatch)
@@ -123,7 +123,7 @@ def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
 
 
 def test_compare_arms_runs_offline(monkeypatch, seen, home):
-    from llmbt.reports.compare import compare_arms
+    from llmbt.cli.flows import compare_arms
 
     offline = yahoo_cached_then_offline(monkeypatch)
     monkeypatch.setattr(arms_mod, "signal_quality_frame", fake_quality)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.signals_cache import progress
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
 
@@ -98,7 +98,7 @@ def test_bars_hidden_when_transformers_is_imported_after_the_set_up(
     folder = save_tiny(tmp_path / "tiny", tokenizer_dir)
     code = (
         "import sys, warnings; warnings.simplefilter('error', FutureWarning)\n"
-        "from llmbt.engine.cli.logs import setup_logging\n"
+        "from llmbt.cli.logs import setup_logging\n"
         "setup_logging(0)\n"
         "assert 'transformers' not in sys.modules\n"
         "from llmbt.signals_cache.model.loading import ModelSpec, load_model\n"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import stub_scoring
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_portfolio_backtest
 from llmbt.errors import ConfigError

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llmbt.engine.walkforward import WalkForwardConfig
+from llmbt.experiments.walkforward import WalkForwardConfig
 from llmbt.reports.signal import daily_ic, forward_returns
 from llmbt.reports.universe_wf import universe_daily_ic
 from llmbt.signals_cache.finetune.calibration import write_calibration

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmbt.engine import results
 from llmbt.engine.config import RunConfig
+from llmbt.experiments import results
 from llmbt.reports.page_parts import commit_note
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")

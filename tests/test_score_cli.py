@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
-from llmbt.engine.cli.score import batches
+from llmbt.cli import cli
+from llmbt.cli.score import batches
 from llmbt.signals_cache import provider, signals, universe
 from llmbt.signals_cache.model.chat_template import save_chat_template
 from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint

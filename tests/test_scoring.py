@@ -1,5 +1,5 @@
-"""Tests of llmbt.signals_cache.scoring.scorer and llmbt.engine.bench.scoring on a tiny random Llama (fast)
-and on the embedded SmolLM2 model (``-m slow``)."""
+"""Tests of llmbt.signals_cache.scoring.scorer and llmbt.experiments.bench.scoring on a tiny random
+Llama (fast) and on the embedded SmolLM2 model (``-m slow``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmbt.engine.bench.scoring import bench_scoring
 from llmbt.errors import LlmbtError
+from llmbt.experiments.bench.scoring import bench_scoring
 from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.labelseq import label_sequences, spellings

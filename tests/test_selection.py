@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import stub_scoring
 
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.eligibility import eligible
 from llmbt.engine.portfolio_run import run_portfolio_backtest
@@ -165,7 +165,7 @@ def test_eligibility_is_none_without_a_rule(slice_):
 
 
 def test_the_audit_proves_the_selection_reads_no_future_bar(shared_news, monkeypatch):
-    from llmbt.engine.audit import audit_engine
+    from llmbt.experiments.audit import audit_engine
 
     stub_scoring(monkeypatch, universe_scoring)
     result = audit_engine(_config(shared_news), cuts=3, seed=1)
@@ -173,7 +173,7 @@ def test_the_audit_proves_the_selection_reads_no_future_bar(shared_news, monkeyp
 
 
 def test_the_audit_catches_a_selection_that_counts_tomorrows_news(shared_news, monkeypatch):
-    from llmbt.engine.audit import audit_engine
+    from llmbt.experiments.audit import audit_engine
     from llmbt.feeds import selection
 
     honest = selection._news_counts
@@ -194,7 +194,7 @@ def test_a_selected_universe_compare_writes_and_shows_its_membership(shared_news
                                                                      monkeypatch):
     from test_universe_arms import by_adapter, fake_adapter  # noqa: F401
 
-    import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
+    import llmbt.cli.wf  # noqa: F401  (registers compare)
 
     stub_scoring(monkeypatch, universe_scoring)
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
@@ -260,7 +260,7 @@ def test_bt_bench_select_times_both_runs(shared_news, tmp_path, monkeypatch):
 def test_a_symbol_listed_later_is_no_look_ahead_for_the_audit(shared_news, monkeypatch):
     """CSRA starts trading in Nov 2015: before its first bar its column does not exist in data cut
     earlier, so the selection there is 'no bar' (NaN), not 'not selected', in both."""
-    from llmbt.engine.audit import audit_engine
+    from llmbt.experiments.audit import audit_engine
 
     stub_scoring(monkeypatch, universe_scoring)
     cfg = _config(shared_news, symbols=",".join([*SYMBOLS, "CSRA"]), end="2016-02-29")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import llmbt.engine.cli.ml  # noqa: F401  (registers the commands)
-from llmbt.engine.cli import cli
+import llmbt.cli.ml  # noqa: F401  (registers the commands)
+from llmbt.cli import cli
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.arms.registry import kinds, make_scorer
 from llmbt.signals_cache.finetune.encoding import encode_classes

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from llmbt.engine.splitters import WalkForward, parse_length
 from llmbt.errors import ConfigError
+from llmbt.experiments.splitters import WalkForward, parse_length
 
 
 def days(n: int) -> pd.DatetimeIndex:
@@ -43,7 +43,7 @@ def test_a_step_shorter_than_the_test_window_is_refused():
 def test_bt_walkforward_refuses_an_overlapping_step_before_loading_anything(tmp_path):
     from click.testing import CliRunner
 
-    from llmbt.engine.cli import cli
+    from llmbt.cli import cli
 
     res = CliRunner().invoke(cli, ["walkforward", "--data", f"csv:{tmp_path / 'none.csv'}",
                                    "--test", "63", "--step", "21", "--out", str(tmp_path / "o")])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine.cli import cli
-from llmbt.engine.studies import load_recipe
+from llmbt.cli import cli
 from llmbt.errors import ConfigError
+from llmbt.experiments.studies import load_recipe
 from llmbt.reports.studies import blocks_in
 
 ROOT = Path(__file__).resolve().parents[1]

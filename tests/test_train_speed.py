@@ -169,8 +169,8 @@ def test_bad_speed_settings_name_the_flag(kwargs: dict, flag: str) -> None:
 def test_cli_refuses_a_bad_precision_naming_the_flag(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    import llmbt.engine.cli.ml  # noqa: F401  (registers the commands)
-    from llmbt.engine.cli import cli
+    import llmbt.cli.ml  # noqa: F401  (registers the commands)
+    from llmbt.cli import cli
 
     data = tmp_path / "d.csv"
     data.write_text("label,text\npositive,Profit soars\nnegative,Loss widens\n")
@@ -222,8 +222,8 @@ def test_bf16_autocast_trains_the_tiny_model_and_is_recorded(tiny: Path, tmp_pat
 def test_bench_train_model_times_both_loops_on_the_same_examples(tiny: Path, tmp_path: Path):
     from click.testing import CliRunner
 
-    import llmbt.engine.cli.bench  # noqa: F401  (registers the commands)
-    from llmbt.engine.cli import cli
+    import llmbt.cli.bench  # noqa: F401  (registers the commands)
+    from llmbt.cli import cli
 
     data = tmp_path / "d.csv"
     data.write_text("label,text\n" + "\n".join(

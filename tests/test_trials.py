@@ -1,4 +1,4 @@
-"""The trial ledger (llmbt.engine.trials): what a trial holds, one row per configuration, several
+"""The trial ledger (llmbt.experiments.trials): what a trial holds, one row per configuration, several
 processes recording at once, `bt run` recording, `bt trials list` / `bt trials clear`, and the
 identities (data and scorer fingerprints)."""
 
@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from llmbt.engine import trials
-from llmbt.engine.cli import cli
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
 from llmbt.engine.runner import run_backtest
-from llmbt.engine.trial_ids import NO_SCORER, data_fingerprint, scorer_fingerprint
 from llmbt.errors import ConfigError
+from llmbt.experiments import trials
+from llmbt.experiments.trial_ids import NO_SCORER, data_fingerprint, scorer_fingerprint
 
 DAYS = pd.bdate_range("2012-01-02", periods=250, tz="UTC")
 GOOG = RunConfig(strategy="sma_cross", data="sample:GOOG", start="2012-01-01", end="2012-12-31")
@@ -173,7 +173,7 @@ def test_a_flat_run_is_a_trial_without_a_sharpe(ledger):
 
 
 def test_the_recording_benchmark_runs_in_a_ledger_of_its_own(ledger):
-    from llmbt.engine.bench.trials import TrialsBench, bench_trials
+    from llmbt.experiments.bench.trials import TrialsBench, bench_trials
 
     out = bench_trials(TrialsBench(start="2012-01-01", repeats=2, filled=4))
     assert out["bars"] > 250 and out["filled_trials"] == 6 and out["goal_ms"] == 50

@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from conftest import ChatMLStub, stub_scoring
 from test_trials import GOOG, returns_with_sharpe
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare and walkforward)
-from llmbt.engine import trials
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers compare and walkforward)
+from llmbt.cli import cli
 from llmbt.engine.metrics import sharpe_ratio
-from llmbt.engine.results import read_results
-from llmbt.engine.trial_ids import data_fingerprint
-from llmbt.engine.trials import PriorTrials, prior_trials
+from llmbt.experiments import trials
+from llmbt.experiments.results import read_results
+from llmbt.experiments.trial_ids import data_fingerprint
+from llmbt.experiments.trials import PriorTrials, prior_trials
 from llmbt.reports.compare import compare
 from llmbt.reports.crosssection import deflated_sharpe_for_arms
 from llmbt.signals_cache import signals, universe

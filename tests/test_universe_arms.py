@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import stub_scoring
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-from llmbt.engine.arms import Arm, arm_config, run_arms
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers compare)
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
-from llmbt.engine.universe_arms import run_universe_arms
 from llmbt.errors import ConfigError
+from llmbt.experiments.arms import Arm, arm_config, run_arms
+from llmbt.experiments.universe_arms import run_universe_arms
 from llmbt.reports.crosssection import crosssection_table, spa_test
 from llmbt.reports.universe_page import write_universe_pages
 from llmbt.reports.universe_wf import per_arm_table, universe_wf_stats

@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 from conftest import stub_scoring
 from test_universe_signals import _bars, _news
 
-import llmbt.engine.cli.run  # noqa: F401  (registers run)
-import llmbt.engine.cli.wf  # noqa: F401  (registers compare)
-from llmbt.engine.cli import cli
+import llmbt.cli.run  # noqa: F401  (registers run)
+import llmbt.cli.wf  # noqa: F401  (registers compare)
+from llmbt.cli import cli
 from llmbt.signals_cache import universe
 from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
 from llmbt.signals_cache.cache import SignalCache

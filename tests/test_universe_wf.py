@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-from llmbt.engine import universe_wf as uwf
 from llmbt.engine.config import RunConfig
-from llmbt.engine.results import read_results, write_results
-from llmbt.engine.splitters import WalkForward
-from llmbt.engine.walkforward import WalkForwardConfig, run_walkforward
+from llmbt.experiments import universe_wf as uwf
+from llmbt.experiments.results import read_results, write_results
+from llmbt.experiments.splitters import WalkForward
+from llmbt.experiments.walkforward import WalkForwardConfig, run_walkforward
 from llmbt.feeds import load_news
 from llmbt.feeds.universe import load_universe
 from llmbt.signals_cache.finetune.universe_labels import (
@@ -182,8 +182,8 @@ def test_the_cli_runs_a_universe_walkforward_and_compare_reads_it_back(tiny, sha
                                                                           tmp_path):
     from click.testing import CliRunner
 
-    import llmbt.engine.cli.wf  # noqa: F401  (registers the commands)
-    from llmbt.engine.cli import cli
+    import llmbt.cli.wf  # noqa: F401  (registers the commands)
+    from llmbt.cli import cli
 
     cfg = make_config(tiny, shared_news).run
     args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", SYMBOLS,
@@ -214,8 +214,8 @@ def test_the_cli_runs_a_universe_walkforward_and_compare_reads_it_back(tiny, sha
 def test_a_universe_walkforward_without_news_is_one_line(tiny, shared_news):
     from click.testing import CliRunner
 
-    import llmbt.engine.cli.wf  # noqa: F401
-    from llmbt.engine.cli import cli
+    import llmbt.cli.wf  # noqa: F401
+    from llmbt.cli import cli
 
     res = CliRunner().invoke(cli, ["walkforward", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS,
                                    "--data", make_config(tiny, shared_news).run.data, "--out", "x"])
@@ -223,8 +223,8 @@ def test_a_universe_walkforward_without_news_is_one_line(tiny, shared_news):
 
 
 def test_jitter_of_a_walkforward_folder_reruns_each_fold_from_the_cache(first_run, tmp_path):
-    from llmbt.engine.jitter import jitter_walkforward
     from llmbt.engine.metrics import sharpe_ratio
+    from llmbt.experiments.jitter import jitter_walkforward
 
     out = write_results(first_run, tmp_path / "uwf-jitter")
     lines = jitter_walkforward(out, 2, 0.0)  # sigma 0: every re-run is the run itself

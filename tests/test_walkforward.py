@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
-from llmbt.engine import walkforward as wf
 from llmbt.engine.config import RunConfig
-from llmbt.engine.results import read_results, write_results
-from llmbt.engine.splitters import WalkForward
-from llmbt.engine.walkforward import WalkForwardConfig, fold_examples, run_walkforward
 from llmbt.errors import ConfigError
+from llmbt.experiments import walkforward as wf
+from llmbt.experiments.results import read_results, write_results
+from llmbt.experiments.splitters import WalkForward
+from llmbt.experiments.walkforward import WalkForwardConfig, fold_examples, run_walkforward
 from llmbt.feeds import load_prices
 
 TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4}
@@ -167,8 +167,8 @@ def test_compare_from_a_results_folder_writes_the_pages(first_run, tmp_path):
 def test_an_adapter_is_refused_so_the_base_arm_stays_the_plain_base(tiny, tmp_path):
     from click.testing import CliRunner
 
-    import llmbt.engine.cli.wf  # noqa: F401  (registers the commands)
-    from llmbt.engine.cli import cli
+    import llmbt.cli.wf  # noqa: F401  (registers the commands)
+    from llmbt.cli import cli
 
     with pytest.raises(ConfigError, match="--adapter"):
         make_config(tiny, run=RunConfig(strategy="llm_sentiment", model=str(tiny),
@@ -196,7 +196,7 @@ def test_read_results_reloads_the_closes_of_a_folder_saved_without_prices_csv(tm
 
 
 def test_fold_split_thins_validation_evenly_and_keeps_train() -> None:
-    from llmbt.engine.walkforward import WalkForwardConfig, fold_split
+    from llmbt.experiments.walkforward import WalkForwardConfig, fold_split
     from llmbt.signals_cache.finetune.datasets import Example
 
     times = pd.date_range("2020-01-01", periods=400, freq="D", tz="UTC")

@@ -16,15 +16,15 @@ from hypothesis import strategies as st
 from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_universe_wf import SYMBOLS, TRAIN, make_config
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers walkforward)
-from llmbt.engine import universe_wf as uwf
-from llmbt.engine import wf_arms
-from llmbt.engine.arms import Arm, parse_arm
-from llmbt.engine.cli import cli
+import llmbt.cli.wf  # noqa: F401  (registers walkforward)
+from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
-from llmbt.engine.splitters import WalkForward
-from llmbt.engine.walkforward import WalkForwardConfig
 from llmbt.errors import ConfigError
+from llmbt.experiments import universe_wf as uwf
+from llmbt.experiments import wf_arms
+from llmbt.experiments.arms import Arm, parse_arm
+from llmbt.experiments.splitters import WalkForward
+from llmbt.experiments.walkforward import WalkForwardConfig
 from llmbt.feeds.universe import Universe
 
 RUN = RunConfig(strategy="llm_news_portfolio", symbols="AAA,BBB", news="headlines.csv")

@@ -16,14 +16,14 @@ from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_walkforward import TRAIN
 from test_wf_arms import lexicon_and_head_arms, recording_trainers, run_folds
 
-import llmbt.engine.cli.wf  # noqa: F401  (registers walkforward)
-from llmbt.engine import walkforward as wf
-from llmbt.engine import wf_arms
-from llmbt.engine.arms import parse_arm
+import llmbt.cli.wf  # noqa: F401  (registers walkforward)
 from llmbt.engine.config import RunConfig
-from llmbt.engine.splitters import WalkForward
-from llmbt.engine.walkforward import WalkForwardConfig
 from llmbt.errors import ConfigError
+from llmbt.experiments import walkforward as wf
+from llmbt.experiments import wf_arms
+from llmbt.experiments.arms import parse_arm
+from llmbt.experiments.splitters import WalkForward
+from llmbt.experiments.walkforward import WalkForwardConfig
 from llmbt.feeds import load_prices
 
 RUN = RunConfig(strategy="llm_sentiment", start="2012-01-01", end="2012-12-31")

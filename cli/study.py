@@ -1,0 +1,88 @@
+"""``bt study``: run the recipe of a published result and write the table the docs include."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from llmbt.cli.base import cli
+
+
+@cli.group()
+def study() -> None:
+    """Studies: one recipe (studies/NAME.yaml) per published result."""
+
+
+@study.command("run")
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="out/studies", show_default=True,
+              help="Folder of the studies' results folders (one per study).")
+@click.option("--docs", default="docs", show_default=True,
+              help="The docs folder: results/NAME.md is written there and every marked table "
+                   "of the study in it (and in README.md) is rewritten.")
+@click.option("--check", is_flag=True, help="Write nothing: exit 1 when a regenerated table "
+              "differs from the one in DOCS/results/NAME.md.")
+def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
+    """Run each recipe (from the caches when warm) and write its table.
+
+    Example: bt study run studies/demo.yaml
+    """
+    from llmbt.errors import LlmbtError
+    from llmbt.experiments.studies import load_recipe, run_study
+    from llmbt.reports.studies import study_table
+
+    stale = []
+    for path in recipes:
+        recipe = load_recipe(path)
+        res = run_study(recipe, Path(out) / recipe.name)
+        table = study_table(res.returns, res.extra)
+        click.echo(f"study {recipe.name}: run {res.run_id}\n{table}")
+        if check:
+            stale += [] if _same(Path(docs), recipe.name, table) else [recipe.name]
+        else:
+            _write(recipe, res, table, Path(path), Path(docs))
+    if stale:
+        raise LlmbtError(f"regenerated tables differ from the docs: {', '.join(stale)}; run "
+                         "bt study run without --check and commit the result")
+
+
+@study.command("list")
+@click.option("--dir", "folder", default="studies", show_default=True, help="The recipes' folder.")
+def list_cmd(folder: str) -> None:
+    """The recipes, their kind and whether CI runs them (quick)."""
+    from llmbt.experiments.studies import load_recipe
+
+    for path in sorted(Path(folder).glob("*.yaml")):
+        recipe = load_recipe(path)
+        click.echo(f"{recipe.name:28} {recipe.kind:12} {'quick' if recipe.quick else 'slow':6} "
+                   f"{recipe.title}")
+
+
+def _same(docs: Path, name: str, table: str) -> bool:
+    from llmbt.reports.studies import blocks_in
+
+    page = docs / "results" / f"{name}.md"
+    found = blocks_in(page.read_text(encoding="utf-8")) if page.is_file() else []
+    return any(n == name and t == table for n, _, t in found)
+
+
+def _write(recipe, res, table: str, path: Path, docs: Path) -> None:
+    from llmbt.experiments.results import git_state
+    from llmbt.experiments.studies import machine
+    from llmbt.reports.studies import replace_blocks, results_markdown
+
+    state = git_state()
+    commit = (state["git_commit"] or "unknown")[:7] + (" (dirty)" if state["dirty"] else "")
+    provenance = (f"Study `{recipe.name}` ({path.as_posix()}), run {res.run_id}, recipe "
+                  f"{recipe.fingerprint()}, commit {commit}, {machine()}, "
+                  f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.")
+    page = docs / "results" / f"{recipe.name}.md"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(results_markdown(recipe.title, recipe.name, recipe.fingerprint(), table,
+                                     provenance, res.facts), encoding="utf-8")
+    click.echo(f"wrote {page}")
+    for md in [Path("README.md"), *sorted(docs.rglob("*.md"))]:
+        if md.is_file() and md != page and replace_blocks(md, recipe.name, recipe.fingerprint(), table):
+            click.echo(f"updated {md}")
