@@ -110,7 +110,7 @@ def build_config(config_path: str | None, params: tuple[str, ...], **flags):
     """YAML (if any) → defaults, then every flag that was given overrides it."""
     from llmbt.engine.config import RunConfig
     from llmbt.errors import ConfigError
-    from llmbt.signals_cache.arms.registry import check_kind
+    from llmbt.signals_cache.text_scorers.registry import check_kind
 
     base = RunConfig.from_yaml(config_path) if config_path else RunConfig()
     config = base.replace(params=_parse_params(params), **flags)

@@ -124,11 +124,11 @@ def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> lis
 def _scorer_arm(arm, model: str, template: str, batch_size: int, engine: str = "auto"):
     """What scores ``arm``'s labelled sentences: the model on ``template`` prompts with ``engine``
     (its own model, adapter and prompt where it names them) or its text scorer."""
-    from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
     from llmbt.signals_cache.heads.linear import is_head_folder
     from llmbt.signals_cache.model.adapters import is_seqcls_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.text_scorers.registry import make_scorer
 
     if arm.kind == "lm" and arm.adapter and is_head_folder(arm.adapter):  # bt head train's folder
         return TextArm(make_scorer("embeddings", model=arm.model, path=arm.adapter), batch_size)

@@ -1,6 +1,6 @@
 """``bt compare --arm …``: several model variants backtested over one period on the same data,
 strategy and costs (base vs ``adapter=``, zero-shot vs few-shot prompt, other models, and other
-kinds of scorer: ``kind=lexicon`` and the other text scorers of :mod:`llmbt.signals_cache.arms`).
+kinds of scorer: ``kind=lexicon`` and the other text scorers of :mod:`llmbt.signals_cache.text_scorers`).
 
 An arm's adapter is its own: an arm without ``adapter=`` scores with the plain model, and a
 run-level ``--adapter`` is refused with arms (it would score every arm that names none, the
@@ -34,7 +34,7 @@ class Arm:
     ``model`` and ``prompt`` None = the run's own; ``adapter`` None = no adapter (the plain model).
 
     ``kind`` is ``lm`` (the causal-LM label scorer on prompts) or a registered text scorer
-    (:func:`llmbt.signals_cache.arms.registry.kinds`), which scores the raw texts (a headline, a
+    (:func:`llmbt.signals_cache.text_scorers.registry.kinds`), which scores the raw texts (a headline, a
     bar's feature lines) with ``adapter`` as its artefact folder where it needs one.
 
     ``schedule`` (a ``--model-schedule`` file) makes a point-in-time arm: each item is scored by
@@ -57,7 +57,7 @@ def parse_arm(text: str) -> Arm:
         ConfigError: an unknown key or kind, an empty value, no name, or a prompt= for a text
             scorer (it reads the raw text, no prompt).
     """
-    from llmbt.signals_cache.arms.registry import LM_KIND, check_kind, kinds
+    from llmbt.signals_cache.text_scorers.registry import LM_KIND, check_kind, kinds
 
     if "=" not in text:
         word = text.strip()

@@ -157,7 +157,7 @@ def check_wf_arms(cfg: WalkForwardConfig) -> None:
             model arm's prompt that is no headline template (a universe) or no bar template
             (one symbol), or bad ``--head-param`` settings.
     """
-    from llmbt.signals_cache.arms.registry import LM_KIND, check_kind
+    from llmbt.signals_cache.text_scorers.registry import LM_KIND, check_kind
 
     names = [a.name for a in cfg.arms]
     for name in names:

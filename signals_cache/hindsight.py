@@ -49,8 +49,8 @@ def hindsight_line(model: str, override: str | None, first: pd.Timestamp, last: 
     """The ``hindsight`` run fact: does the tested period ``first..last`` lie (partly) before the
     knowledge cutoff of ``model`` (``override``: ``--model-cutoff``), or after it? A ``scorer``
     kind that reads no pretrained model (the lexicon) has no cutoff, whatever ``model`` is."""
-    from llmbt.signals_cache.arms.registry import reads_pretrained
     from llmbt.signals_cache.model.aliases import model_cutoff
+    from llmbt.signals_cache.text_scorers.registry import reads_pretrained
 
     if not reads_pretrained(scorer):
         return (f"none: the {scorer} scorer reads no pretrained model, so it has no training "

@@ -54,7 +54,7 @@ class SignalRequest:
     warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
     prompt: str | None = None  # template version; None = the mode's default
     masker: Masker | None = None  # --anonymize: headlines masked, the symbol shown as Company A
-    arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.arms: it scores the raw texts
+    arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.text_scorers: it scores the raw texts
     arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
     cache_only: bool = False  # a cache miss is an error, not a model call (--jitter)
     schedule: Any = None  # a ModelSchedule (--model-schedule): the model is chosen by item time
@@ -274,7 +274,7 @@ def scorer_of(req: SignalRequest) -> tuple[Any, str]:
     if req.arm == "lm":
         scorer = CacheOnly() if req.cache_only else LazyScorer(req.spec)
         return scorer, model_fingerprint(req.spec, "")
-    from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
+    from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
 
     scorer = make_scorer(req.arm, model=req.spec.base, path=req.arm_path)
     scorer = calibrated(scorer, req.arm_path, req.spec.calibrate)

@@ -13,7 +13,7 @@ masked for its symbol first (:mod:`llmbt.signals_cache.anonymize`: its own compa
 ``Company A``), so such a story may give several prompts; identical masked texts are still
 scored once.
 
-A text-scorer arm (``req.arm``: ``lexicon``…, :mod:`llmbt.signals_cache.arms`) scores the same
+A text-scorer arm (``req.arm``: ``lexicon``…, :mod:`llmbt.signals_cache.text_scorers`) scores the same
 distinct cleaned headlines, without a prompt, under the cache version ``headlines-text``: the
 entries a single-symbol run of that scorer writes for the same headline.
 """
@@ -28,7 +28,6 @@ import pandas as pd
 
 from llmbt.errors import ConfigError
 from llmbt.feeds import align_news_to_bars
-from llmbt.signals_cache.arms.registry import LM_KIND
 from llmbt.signals_cache.model.loading import load_chat_template
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.signals_cache.scoring.prompts import PromptTemplate, clean_headline, render, template_for
@@ -41,6 +40,7 @@ from llmbt.signals_cache.signals import (
     score_rendered,
     text_version,
 )
+from llmbt.signals_cache.text_scorers.registry import LM_KIND
 
 #: The template a universe uses unless the run names another (the headline without the symbol).
 UNIVERSE_TEMPLATE = "headlines-v2"

@@ -22,9 +22,9 @@ import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
 from llmbt.errors import ConfigError
 from llmbt.experiments.arms import Arm, parse_arm
-from llmbt.signals_cache.arms import lexicon
-from llmbt.signals_cache.arms.registry import get, kinds, make_scorer, register, scorer_fingerprint
 from llmbt.signals_cache.cache import SignalCache
+from llmbt.signals_cache.text_scorers import lexicon
+from llmbt.signals_cache.text_scorers.registry import get, kinds, make_scorer, register, scorer_fingerprint
 
 FPB = Path(__file__).resolve().parents[2] / "shared" / "data" / "fpb" / "fpb50_dev.csv"
 
@@ -76,7 +76,7 @@ def test_mixed_words_pull_toward_neutral():
 
 
 def test_the_lexicon_arm_imports_neither_torch_nor_transformers():
-    code = ("import sys; from llmbt.signals_cache.arms.registry import make_scorer; "
+    code = ("import sys; from llmbt.signals_cache.text_scorers.registry import make_scorer; "
             "s = make_scorer('lexicon'); s.score(['Profit improved'], 1); s.fingerprint(); "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

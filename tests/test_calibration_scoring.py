@@ -20,11 +20,11 @@ from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import signals
-from llmbt.signals_cache.arms import registry
 from llmbt.signals_cache.finetune.calibration import apply_temperature, write_calibration
 from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.temperature import scale_rows, stored_temperature
+from llmbt.signals_cache.text_scorers import registry
 
 try:  # the shared tiny-model helpers live in test_model.py
     from test_calibration import FixedArm, overconfident  # noqa: F401

@@ -193,8 +193,8 @@ def test_cli_trains_a_head_and_evaluate_shows_base_and_head(tiny, tmp_path) -> N
 def test_embeddings_arm_scores_a_head_folder_in_label_order(trained, tiny) -> None:
     from llmbt.engine.config import RunConfig
     from llmbt.engine.signals import scoring_spec
-    from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
     from llmbt.signals_cache.scoring.labels import LABELS
+    from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
 
     out, _ = trained
     arm = make_scorer("embeddings", model=str(tiny), path=str(out))

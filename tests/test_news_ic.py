@@ -18,7 +18,7 @@ from llmbt.errors import ConfigError
 from llmbt.experiments.arms import Arm
 from llmbt.reports.news_ic import excess_next_day, news_daily_ic, news_ic_stats
 from llmbt.reports.signal import daily_ic, forward_returns
-from llmbt.signals_cache.arms import registry
+from llmbt.signals_cache.text_scorers import registry
 
 DAYS = pd.bdate_range("2015-01-05", periods=60, tz="UTC", name="timestamp")
 #: The 30 symbols of the README's shared-news runs (among those with the most Reuters headlines).

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
 from llmbt.errors import ConfigError, LlmbtError
-from llmbt.signals_cache.arms.registry import kinds, make_scorer
 from llmbt.signals_cache.finetune.encoding import encode_classes
 from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetune
 from llmbt.signals_cache.model.adapters import is_seqcls_adapter
@@ -24,6 +23,7 @@ from llmbt.signals_cache.model.loading import ModelSpec, load_model
 from llmbt.signals_cache.model.seqcls import load_seqcls
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.prompts import get_template
+from llmbt.signals_cache.text_scorers.registry import kinds, make_scorer
 
 try:  # the shared tiny-model helpers live in test_model.py / test_finetune.py
     from test_finetune import BAD, FAST, FLAT, GOOD, toy_examples

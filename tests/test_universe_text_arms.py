@@ -18,10 +18,10 @@ import llmbt.cli.run  # noqa: F401  (registers run)
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
 from llmbt.signals_cache import universe
-from llmbt.signals_cache.arms.registry import make_scorer, scorer_fingerprint
 from llmbt.signals_cache.cache import SignalCache
 from llmbt.signals_cache.model.loading import ModelSpec
 from llmbt.signals_cache.signals import SignalRequest, compute_signals
+from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
 
 GOOD, BAD = "Acme posts strong gains and record profit", "Acme sued over fraud, losses mount"
 SYMBOLS = "AAPL,BA,GS,GM,JPM"

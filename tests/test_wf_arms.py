@@ -189,9 +189,9 @@ def test_lexicon_and_embedding_arms_get_rows_per_fold_and_enter_the_spa_and_dsr(
 
 def test_a_seqcls_arm_is_fine_tuned_per_fold_with_the_loras_budget_and_then_reused(
         tiny, tmp_path, monkeypatch):
-    from llmbt.signals_cache.arms.registry import make_scorer
     from llmbt.signals_cache.finetune.datasets import Example
     from llmbt.signals_cache.model.adapters import is_seqcls_adapter
+    from llmbt.signals_cache.text_scorers.registry import make_scorer
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     day = pd.Timestamp("2021-01-04", tz="UTC")

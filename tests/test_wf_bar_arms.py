@@ -120,8 +120,8 @@ def test_lexicon_and_embedding_arms_trade_every_fold_of_a_single_symbol_walkforw
 
 def test_a_seqcls_arm_trains_on_the_folds_bar_examples_and_scores_feature_lines(
         tiny, tmp_path, monkeypatch):
-    from llmbt.signals_cache.arms.registry import make_scorer
-    from llmbt.signals_cache.arms.seqcls import adapter_setup
+    from llmbt.signals_cache.text_scorers.registry import make_scorer
+    from llmbt.signals_cache.text_scorers.seqcls import adapter_setup
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     cfg = WalkForwardConfig(run=RUN.replace(model=str(tiny)), train=TRAIN, max_val=8,

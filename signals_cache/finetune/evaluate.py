@@ -151,7 +151,7 @@ class LMArm:
 
 
 class TextArm:
-    """A registered text scorer (:mod:`llmbt.signals_cache.arms`) on the examples' raw texts."""
+    """A registered text scorer (:mod:`llmbt.signals_cache.text_scorers`) on the examples' raw texts."""
 
     def __init__(self, scorer: Any, batch_size: int = 16) -> None:
         self.scorer, self.batch_size, self._warm = scorer, batch_size, False

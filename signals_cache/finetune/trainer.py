@@ -14,7 +14,7 @@ hyper-parameters). torch, transformers and peft are imported lazily.
 (rendered without the symbol, as a text scorer sees it), a new linear head on the hidden state of
 its last token (one output per label) trained whole with LoRA on the body, cross-entropy over the
 three labels; peft's ``modules_to_save`` saves the head with the adapter. It scores through the
-``seqcls`` arm kind (:mod:`llmbt.signals_cache.arms.seqcls`), not the label scorer.
+``seqcls`` arm kind (:mod:`llmbt.signals_cache.text_scorers.seqcls`), not the label scorer.
 """
 
 from __future__ import annotations

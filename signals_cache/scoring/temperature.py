@@ -66,7 +66,7 @@ def scaled_fingerprint(fingerprint: str, temperature: float | None) -> str:
 
 
 class TemperatureScaled:
-    """A text scorer (:class:`~llmbt.signals_cache.arms.registry.TextScorer`) whose rows are
+    """A text scorer (:class:`~llmbt.signals_cache.text_scorers.registry.TextScorer`) whose rows are
     scaled by ``temperature``; its fingerprint is :func:`scaled_fingerprint` of the scorer's."""
 
     def __init__(self, scorer, temperature: float) -> None:

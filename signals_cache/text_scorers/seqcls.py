@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import ConfigError
-from llmbt.signals_cache.arms.registry import register
 from llmbt.signals_cache.model.adapters import META_FILE, adapter_digest, is_seqcls_adapter
 from llmbt.signals_cache.model.kv import PrefixMemo
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.text_scorers.registry import register
 
 #: Version of the rendering, truncation, prefix reuse and softmax; part of the fingerprint (the
 #: cache key). v2: each batch's common prompt start runs once (the same scores up to float rounding).

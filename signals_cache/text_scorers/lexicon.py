@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import ConfigError, require
-from llmbt.signals_cache.arms.registry import register
+from llmbt.signals_cache.text_scorers.registry import register
 
 #: Version of the counting and probability mapping; part of the fingerprint (the cache key).
 VERSION = "lm-lexicon-v1"

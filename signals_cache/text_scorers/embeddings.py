@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from llmbt.errors import ConfigError
-from llmbt.signals_cache.arms.registry import register
 from llmbt.signals_cache.heads.linear import is_head_folder, read_head
 from llmbt.signals_cache.heads.scorer import extraction_settings, head_fingerprint, load_head
 from llmbt.signals_cache.scoring.labels import LABELS
+from llmbt.signals_cache.text_scorers.registry import register
 
 
 class EmbeddingsArm:
