@@ -132,6 +132,7 @@ class RunConfig:
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)
         _check_schedule(self)
+        _check_params(self)
         if not isinstance(self.calibrate, bool):
             raise ConfigError(f"YAML key 'calibrate' = {self.calibrate!r} must be true or false "
                               "(false = --no-calibration: ignore the adapter's stored temperature)")
@@ -268,3 +269,11 @@ def _check_schedule(cfg: RunConfig) -> None:
            "each model's adapter in the schedule's adapter column")
     _check(cfg.scorer == "lm", "--scorer", cfg.scorer, "cannot go with --model-schedule, which "
            "chooses language models: use --scorer lm")
+
+
+def _check_params(cfg: RunConfig) -> None:
+    """``params`` validated once against the strategy and stored typed (``--param fast=5`` and
+    YAML ``fast: 5`` are one configuration, one run id); nothing downstream coerces them again."""
+    from llmbt.strategies.registry import validated_params
+
+    object.__setattr__(cfg, "params", MappingProxyType(validated_params(cfg.strategy, cfg.params)))

@@ -183,10 +183,10 @@ def universe_facts(config: RunConfig, universe: Universe, news: pd.DataFrame | N
 
 
 def _structural(config: RunConfig, most_names: int) -> str:
-    from llmbt.strategies.registry import check_params, get_strategy
+    from llmbt.strategies.registry import get_strategy
 
     cls = get_strategy(config.strategy)
-    return cls.structural_note(check_params(cls, dict(config.params)), most_names)
+    return cls.structural_note(dict(config.params), most_names)
 
 
 #: The universe facts every output says, in this order.

@@ -29,7 +29,7 @@ from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
 from llmbt.strategies.portfolio import EqualWeight, PortfolioStrategy
-from llmbt.strategies.registry import check_params, get_strategy
+from llmbt.strategies.registry import get_strategy
 
 #: Bars of history before ``--start`` for the realised volatility (20 bars) and settling.
 VOL_HISTORY = 25
@@ -82,7 +82,7 @@ def load_inputs(config: RunConfig, cache_only: bool = False) -> PortfolioInputs:
     """The strategy, its parameters, the universe's bars and the headlines of ``config``
     (``cache_only``: scores must come from the signal cache, no model is loaded)."""
     cls = get_strategy(config.strategy)
-    params = cls.checked_params(check_params(cls, dict(config.params)))
+    params = cls.checked_params(config.params)
     eligibility.check(config)
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec, config))
@@ -172,7 +172,7 @@ def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame |
     """
     started = time.perf_counter() if started is None else started
     cls = get_strategy(config.strategy)
-    params = cls.checked_params(check_params(cls, dict(config.params)))
+    params = cls.checked_params(config.params)
     inputs = PortfolioInputs(cls, params, cls.signal_spec(params), universe, news)
     return _run(config, inputs, with_benchmark, started)
 
@@ -207,7 +207,7 @@ def history_bars(config: RunConfig) -> int:
     """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay, the
     ``--select`` look-back)."""
     cls = get_strategy(config.strategy)
-    spec = cls.signal_spec(cls.checked_params(check_params(cls, dict(config.params))))
+    spec = cls.signal_spec(cls.checked_params(config.params))
     return _history_bars(spec, config)
 
 

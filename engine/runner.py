@@ -8,6 +8,7 @@ next bar's open (Backtrader's default; neither cheat-on-open nor cheat-on-close 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from llmbt.errors import ConfigError
 from llmbt.feeds import load_prices
 from llmbt.feeds.calendar import periods_per_year  # re-exported: reports may not import feeds
 from llmbt.strategies.base import SignalStrategy
-from llmbt.strategies.registry import check_bars, check_params, get_strategy, with_defaults
+from llmbt.strategies.registry import check_bars, get_strategy, with_defaults
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -115,7 +116,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
-    params = check_params(cls, dict(config.params))
+    params = dict(config.params)  # typed when the config was made
     check_bars(cls, params, len(prices), config.data)
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy) and history is None:
@@ -130,7 +131,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     result.signal_info = info
     result.signals = frame[list(columns)] if columns else None
     if with_benchmark and config.benchmark not in ("none", config.strategy):
-        bench = config.replace(strategy=config.benchmark, params={})
+        bench = dataclasses.replace(config, strategy=config.benchmark, params={})
         bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), {}, ())
         result.benchmark_returns = bench.returns.rename(config.benchmark)
     result.seconds = time.perf_counter() - started
@@ -162,7 +163,7 @@ def load_history(config: RunConfig) -> pd.DataFrame:
     from llmbt.feeds.prices import history_start
 
     cls = get_strategy(config.strategy)
-    params = with_defaults(cls, check_params(cls, dict(config.params)))
+    params = with_defaults(cls, dict(config.params))
     bars = cls.warmup_bars(params) if issubclass(cls, SignalStrategy) else 0
     start = history_start(config.start, bars, config.interval)
     return load_prices(config.data, start, config.end, interval=config.interval)

@@ -6,7 +6,7 @@ Strategies register with :func:`register` when their module is imported; the pac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import backtrader as bt
 
@@ -51,10 +51,29 @@ def check_params(cls: type[bt.Strategy], params: dict) -> dict:
     out = {}
     for key, value in params.items():
         if key not in names:
-            raise ConfigError(f"strategy {cls.registered_name!r} has no parameter {key!r}."
+            raise ConfigError(f"--param {key}: strategy {cls.registered_name!r} has no parameter {key!r}."
                               f"{did_you_mean(key, names)} Parameters: {', '.join(names)}")
         out[key] = _coerce(key, value, defaults[key])
     return out
+
+
+def validated_params(name: str, params: Mapping) -> dict:
+    """The ``--param`` values of strategy ``name``, checked once: known names (with "Did you
+    mean"), each coerced to its default's type, and the strategy's own rules
+    (``checked_params``, e.g. a portfolio's ``top_k >= 1``). Only the given keys are returned,
+    typed; the class defaults fill the rest where the strategy runs.
+
+    Raises:
+        ConfigError: an unknown strategy or parameter, or a value that is not valid, naming
+            the ``--param``.
+    """
+    cls = get_strategy(name)
+    typed = check_params(cls, dict(params))
+    rules = getattr(cls, "checked_params", None)
+    if rules is not None:
+        checked = rules(typed)
+        typed = {key: checked[key] for key in typed}
+    return typed
 
 
 def with_defaults(cls: type[bt.Strategy], params: dict) -> dict:

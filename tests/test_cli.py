@@ -64,7 +64,7 @@ def test_run_from_yaml_with_flag_override(tmp_path):
                  "--save-config", str(saved))
     assert res.exit_code == 0, res.output
     text = saved.read_text()
-    assert "fast: 5" in text and "slow: '40'" in text
+    assert "fast: 5" in text and "slow: 40" in text  # --param values are stored typed
 
 
 def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path, monkeypatch):
