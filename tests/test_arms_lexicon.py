@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
+from helpers import save_tiny
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
@@ -198,7 +198,7 @@ def test_lexicon_on_the_phrasebank_test_split(fpb_test):
         pytest.approx((0.5944, 0.4926, 0.6010), abs=5e-5)
 
 
-def test_bt_compare_an_lm_arm_against_the_lexicon(tmp_path, monkeypatch, tokenizer_dir):  # noqa: F811
+def test_bt_compare_an_lm_arm_against_the_lexicon(tmp_path, monkeypatch, tokenizer_dir):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     tiny, out = save_tiny(tmp_path / "tiny", tokenizer_dir), tmp_path / "cmp"
     res = CliRunner().invoke(cli, ["compare", "--start", "2012-09-01", "--end", "2012-12-31",

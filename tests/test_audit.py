@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import stub_scoring
+from helpers import stub_scoring
 from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
 
 from llmbt.cli import audit as cli_audit

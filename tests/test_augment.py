@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ChatMLStub
+from helpers import ChatMLStub
 
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
@@ -23,11 +23,6 @@ from llmbt.signals_cache.finetune.augment import (
 from llmbt.signals_cache.finetune.datasets import Example, normalise_text, quality_report, to_chatml
 from llmbt.signals_cache.finetune.encoding import dataset_hash, example_template
 from llmbt.signals_cache.scoring import prompts as P
-
-try:  # the shared tokenizer fixture lives in test_model.py
-    from test_model import tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import tokenizer_dir  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FPB, SP500_NAMES = SHARED / "fpb" / "fpb50_dev.csv", SHARED / "news" / "sp500_companies.csv"
@@ -176,7 +171,7 @@ def test_training_renders_the_recorded_paraphrase_of_its_own_template():
     assert dataset_hash([plain]) == dataset_hash([Example("x", "bullish", template="headlines-v1")])
 
 
-def test_encoded_examples_carry_their_paraphrase(tokenizer_dir):  # noqa: F811
+def test_encoded_examples_carry_their_paraphrase(tokenizer_dir):
     from transformers import AutoTokenizer
 
     from llmbt.signals_cache.finetune.encoding import encode_examples, render_example

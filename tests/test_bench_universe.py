@@ -53,7 +53,7 @@ def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, 
     """With the model stubbed: n rows each; GOOG and GOOGL share headlines, so the universe pass
     scores far fewer distinct prompts than rows."""
     import numpy as np
-    from conftest import ChatMLStub
+    from helpers import ChatMLStub
 
     from llmbt.experiments.bench import universe_scoring
     from llmbt.feeds import load_news, load_universe

@@ -52,10 +52,7 @@ MESSAGES = [{"role": "system", "content": "Judge <b>\"this\"</b> & é"},
             {"role": "assistant", "content": "bullish"}]
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.mark.parametrize("template", [CHATML, TRICKY])
@@ -87,13 +84,13 @@ def _model_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_the_saved_template_is_plain_json_keyed_by_the_tokenizer_files(tmp_path, _home) -> None:
+def test_the_saved_template_is_plain_json_keyed_by_the_tokenizer_files(tmp_path, llmbt_home) -> None:
     folder = _model_folder(tmp_path)
     tokenizer = SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS)
     assert read_chat_template(str(folder)) is None
     saved = save_chat_template(tokenizer, str(folder))
     path = template_file(str(folder))
-    assert path.parent == _home / "models" / "chat_templates"
+    assert path.parent == llmbt_home / "models" / "chat_templates"
     assert json.loads(path.read_text())["chat_template"] == CHATML
     assert read_chat_template(str(folder)) == saved == ChatTemplate(CHATML, TOKENS)
     assert load_chat_template(ModelSpec(base=str(folder))) == saved  # no tokenizer load
@@ -127,7 +124,7 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules,
 """
 
 
-def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, monkeypatch, _home):
+def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, monkeypatch, llmbt_home):
     folder = _model_folder(tmp_path)
     save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))
     args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",

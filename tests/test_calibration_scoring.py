@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import save_adapter
+from test_calibration import FixedArm, overconfident  # noqa: F401  (fixture)
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
@@ -26,13 +28,6 @@ from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.temperature import scale_rows, stored_temperature
 from llmbt.signals_cache.text_scorers import registry
 
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_calibration import FixedArm, overconfident  # noqa: F401
-    from test_model import save_adapter, save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_calibration import FixedArm, overconfident  # noqa: F401
-    from tests.test_model import save_adapter, save_tiny, tokenizer_dir  # noqa: F401
-
 #: model_fingerprint of the fixed-bytes base/adapter below, computed by the code before this
 #: change (commit 65ea74f): a folder without llmbt_calibration.json must keep these keys.
 GOLDEN = {("base", ""): "ecb8850b13b06f80", ("base", "bars-v1"): "4ec21cb546a3dcf8",
@@ -40,9 +35,7 @@ GOLDEN = {("base", ""): "ecb8850b13b06f80", ("base", "bars-v1"): "4ec21cb546a3dc
 PROMPTS = ["Acme beats estimates; bullish or bearish?", "Bolt sued over fraud", "Rates unchanged"]
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture
@@ -121,11 +114,6 @@ def test_the_opt_out_is_validated_and_keeps_run_ids(fixed) -> None:
     assert build_config(**flags).calibrate is True
     config = build_config(**flags, calibrate=False, adapter=str(fixed[1]))
     assert config.calibrate is False and scoring_spec(config)[0].calibrate is False
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
 
 
 def test_lm_scores_with_a_stored_temperature_through_the_cache_and_bt_score(tiny, tmp_path) -> None:
@@ -207,7 +195,7 @@ def _evaluate(tmp_path, monkeypatch, labels, probs, *extra: str):
     return res, json.loads(out.read_text()) if res.exit_code == 0 else None
 
 
-def test_bt_evaluate_shows_raw_and_calibrated_rows(tmp_path, monkeypatch, overconfident) -> None:
+def test_bt_evaluate_shows_raw_and_calibrated_rows(tmp_path, monkeypatch, overconfident) -> None:  # noqa: F811
     labels, probs = overconfident
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -8,14 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import save_tiny
 
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
-
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 FPB = Path(__file__).resolve().parents[2] / "shared" / "data" / "fpb" / "fpb50_dev.csv"
 
@@ -61,7 +57,7 @@ def test_dataset_build_headline_mode_labels_each_headline_by_later_prices(tmp_pa
 
 
 def test_bar_dataset_files_reload_to_the_prompts_scoring_uses(tmp_path):
-    from conftest import ChatMLStub
+    from helpers import ChatMLStub
 
     from llmbt.feeds import load_prices
     from llmbt.signals_cache.finetune.datasets import load_labelled
@@ -91,7 +87,7 @@ def test_dataset_build_phrasebank_stratified(tmp_path):
     assert counts["test"]["total"] == 386 and counts["train"]["bearish"] == 386
 
 
-def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path, tokenizer_dir):  # noqa: F811
+def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path, tokenizer_dir):
     CliRunner().invoke(cli, ["dataset", "build", "--data", "sample:GOOG", "--out", str(tmp_path)])
     rows = (tmp_path / "test.jsonl").read_text().splitlines()[:24]
     (tmp_path / "few.jsonl").write_text("\n".join(rows) + "\n")
@@ -108,7 +104,7 @@ def test_evaluate_on_dated_examples_reports_direction_and_seed_targets(tmp_path,
     assert 0 < result["base"]["mean_label_mass"] <= 1 and "mean_label_mass" in res.output
 
 
-def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_path, tokenizer_dir):  # noqa: F811
+def test_finetune_flags_reach_the_adapter_and_label_map_reads_own_labels(tmp_path, tokenizer_dir):
     rows = ["label,text"] + [f"{lab},{text} {i}" for i in range(4) for lab, text in (
         ("pos", "Profit soars on record sales"), ("neg", "Loss widens as sales collapse"),
         ("neutral", "Board meets on Tuesday"))]

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy.stats import norm
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
@@ -232,11 +231,6 @@ def test_fold_extras_leave_out_the_ms_per_item_of_models_that_scored_nothing():
     assert "ms per scored item" not in mixed["a"] and mixed["b"]["ms per scored item"] == 12.5
     assert mixed["a"]["Macro F1 (mean of folds)"] == 0.3  # a walk-forward's folds
     assert _fold_extras(_folds([None, None]), returns, one_window=True)["a"]["Macro F1"] == 0.3
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
 
 
 def test_bt_compare_arms_end_to_end(tiny, tmp_path, monkeypatch):

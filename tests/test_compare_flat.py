@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
-from conftest import ChatMLStub, stub_scoring
+from helpers import ChatMLStub, stub_scoring
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli

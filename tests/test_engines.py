@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from test_scoring import HEADLINES, chat_prompts
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
@@ -22,24 +23,15 @@ from llmbt.signals_cache.model.engines import ENGINES, resolve_engine, use_all_c
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model, model_fingerprint
 from llmbt.signals_cache.scoring.scorer import LabelScorer
 
-try:  # the shared tiny-model helpers live in test_model.py / test_scoring.py
-    from test_model import tokenizer_dir  # noqa: F401
-    from test_scoring import HEADLINES, chat_prompts
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import tokenizer_dir  # noqa: F401
-    from tests.test_scoring import HEADLINES, chat_prompts
-
 CPU_ENGINES = [e for e in ENGINES if e not in ("auto", "torch")]
 #: Largest |Δ log P(label)| against float32 on the tiny model.
 TOLERANCE = {"torch-bf16": 0.03}
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
-def _save_model(folder: Path, tokenizer_dir: Path) -> Path:  # noqa: F811
+def _save_model(folder: Path, tokenizer_dir: Path) -> Path:
     """A tiny Llama whose label probabilities are not saturated (small initial weights)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -56,18 +48,18 @@ def _save_model(folder: Path, tokenizer_dir: Path) -> Path:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
+def tiny_unsaturated(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
     return _save_model(tmp_path_factory.mktemp("tiny-engines"), tokenizer_dir)
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
+def adapter(tmp_path_factory: pytest.TempPathFactory, tiny_unsaturated: Path) -> Path:
     """A LoRA adapter on every linear layer, with weights large enough to move the labels."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_unsaturated),
                            LoraConfig(r=4, lora_alpha=8, target_modules=targets))
     torch.manual_seed(2)
     with torch.no_grad():
@@ -89,44 +81,45 @@ def _scores(base: Path, engine: str, adapter: Path | None = None) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny: Path) -> np.ndarray:
-    return _scores(tiny, "torch")
+def reference(tiny_unsaturated: Path) -> np.ndarray:
+    return _scores(tiny_unsaturated, "torch")
 
 
 @pytest.mark.parametrize("engine", CPU_ENGINES)
-def test_engine_scores_within_tolerance_of_float32(tiny: Path, reference: np.ndarray,
+def test_engine_scores_within_tolerance_of_float32(tiny_unsaturated: Path, reference: np.ndarray,
                                                    engine: str) -> None:
-    got = _scores(tiny, engine)
+    got = _scores(tiny_unsaturated, engine)
     assert np.ptp(reference, axis=0).min() > 0.05  # prompts differ: the comparison can fail
     assert np.abs(got - reference).max() < TOLERANCE[engine]
 
 
-def test_engines_convert_the_weights(tiny: Path) -> None:
-    bf16 = load_model(ModelSpec(base=str(tiny), engine="torch-bf16"))
+def test_engines_convert_the_weights(tiny_unsaturated: Path) -> None:
+    bf16 = load_model(ModelSpec(base=str(tiny_unsaturated), engine="torch-bf16"))
     assert bf16.dtype == "bfloat16" and bf16.engine == "torch-bf16"
     assert bf16.model.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
     assert bf16.model.get_output_embeddings().weight.dtype == torch.float32  # float32 logits
     assert bf16.model.get_input_embeddings().weight.dtype == torch.bfloat16  # untied
 
 
-def test_fingerprint_differs_per_engine_and_reference_keeps_its_key(tiny: Path) -> None:
-    prints = {e: model_fingerprint(ModelSpec(base=str(tiny), engine=e), "v1") for e in ENGINES[1:]}
+def test_fingerprint_differs_per_engine_and_reference_keeps_its_key(tiny_unsaturated: Path) -> None:
+    prints = {e: model_fingerprint(ModelSpec(base=str(tiny_unsaturated), engine=e), "v1")
+              for e in ENGINES[1:]}
     assert len(set(prints.values())) == len(prints)
     # the float32 reference keeps the key cached scores had before engines existed
-    legacy = [base_fingerprint(ModelSpec(base=str(tiny))), None, "none", "float32", "v1"]
+    legacy = [base_fingerprint(ModelSpec(base=str(tiny_unsaturated))), None, "none", "float32", "v1"]
     want = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     assert prints["torch"] == want
-    auto = model_fingerprint(ModelSpec(base=str(tiny), engine="auto"), "v1")
+    auto = model_fingerprint(ModelSpec(base=str(tiny_unsaturated), engine="auto"), "v1")
     resolved = resolve_engine("auto", "cpu")
-    assert auto == prints[resolved] and load_model(ModelSpec(base=str(tiny))).engine == resolved
+    assert auto == prints[resolved] and load_model(ModelSpec(base=str(tiny_unsaturated))).engine == resolved
 
 
-def test_adapter_changes_scores_the_same_way_in_every_engine(tiny: Path, adapter: Path,
+def test_adapter_changes_scores_the_same_way_in_every_engine(tiny_unsaturated: Path, adapter: Path,
                                                              reference: np.ndarray) -> None:
-    shift = _scores(tiny, "torch", adapter) - reference
+    shift = _scores(tiny_unsaturated, "torch", adapter) - reference
     assert np.abs(shift).max() > 0.5  # the adapter matters, so the test can fail
     for engine in CPU_ENGINES:
-        moved = _scores(tiny, engine, adapter) - _scores(tiny, engine)
+        moved = _scores(tiny_unsaturated, engine, adapter) - _scores(tiny_unsaturated, engine)
         assert np.abs(moved - shift).max() < 0.1, engine
 
 
@@ -160,11 +153,11 @@ def test_bad_engine_is_one_config_error_line() -> None:
     assert "Did you mean 'torch-bf16'" in res.output and len(res.output.strip().splitlines()) == 1
 
 
-def test_bench_engines_rows(tiny: Path) -> None:
+def test_bench_engines_rows(tiny_unsaturated: Path) -> None:
     from transformers import AutoTokenizer
 
-    prompts = chat_prompts(AutoTokenizer.from_pretrained(tiny), HEADLINES * 2)
-    rows = bench_engines(ModelSpec(base=str(tiny)), prompts, ["torch-bf16"], batch_size=4)
+    prompts = chat_prompts(AutoTokenizer.from_pretrained(tiny_unsaturated), HEADLINES * 2)
+    rows = bench_engines(ModelSpec(base=str(tiny_unsaturated)), prompts, ["torch-bf16"], batch_size=4)
     assert [r["engine"] for r in rows] == ["torch", "torch-bf16"]
     assert rows[0]["agreement"] == 1.0 and rows[0]["max_abs_dscore"] == 0.0
     assert rows[1]["agreement"] >= 0.9 and 0 < rows[1]["max_abs_dscore"] < 0.05

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
+from helpers import save_tiny
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import run_backtest
@@ -131,7 +131,7 @@ def test_workers_get_the_home_and_hugging_face_settings_but_no_keys(monkeypatch,
 
 
 @pytest.mark.slow
-def test_a_walkforward_through_ray_equals_the_serial_one(tmp_path, tokenizer_dir, monkeypatch,  # noqa: F811
+def test_a_walkforward_through_ray_equals_the_serial_one(tmp_path, tokenizer_dir, monkeypatch,
                                                          ray_executor):
     """Tiny random Llama, real LoRA steps and scoring; separate homes, so both train and score.
 

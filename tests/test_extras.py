@@ -19,10 +19,7 @@ from llmbt.signals_cache.finetune.training import tensorboard_writer
 from llmbt.signals_cache.model.loading import _convert_gguf
 from llmbt.signals_cache.model.quantization import bnb_config
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))  # no cached download answers
+pytestmark = pytest.mark.usefixtures("llmbt_home")  # no cached download answers
 
 
 def missing(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ChatMLStub
+from helpers import ChatMLStub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -12,10 +12,7 @@ from llmbt.feeds import DataError, fetch_to_cache, load_prices, sources
 COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 def yahoo_frame(ticker: str = "AAPL", start: str = "2024-01-02", n: int = 5,
@@ -63,14 +60,14 @@ def test_yahoo_multiindex_frame_is_normalised(monkeypatch) -> None:
     assert df["open"].iloc[0] == 184.5 and df["volume"].iloc[1] == 50_001_000.0
 
 
-def test_second_call_is_served_from_the_parquet_cache(monkeypatch, home) -> None:
+def test_second_call_is_served_from_the_parquet_cache(monkeypatch, llmbt_home) -> None:
     use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
     first = load_prices("yahoo:AAPL", "2024-01-02", "2024-01-08")
     offline = use_yahoo(monkeypatch, FakeYahoo(error=ConnectionError("no route to host")))
     again = load_prices("yahoo:AAPL", "2024-01-03", "2024-01-05")
     assert offline.calls == []
     pd.testing.assert_frame_equal(again, first.iloc[1:4])
-    [path] = (home / "prices").glob("*.parquet")
+    [path] = (llmbt_home / "prices").glob("*.parquet")
     assert path.name.startswith("yahoo_AAPL_1d-")
     meta = pq.read_schema(path).metadata
     assert b"llmbt" in meta and b"pickle" not in b"".join(meta.values())
@@ -126,10 +123,10 @@ def test_open_ended_request_is_cached_until_refresh(monkeypatch) -> None:
         load_prices("yahoo:AAPL", refresh=True)
 
 
-def test_fetch_to_cache_then_load_offline(monkeypatch, home) -> None:
+def test_fetch_to_cache_then_load_offline(monkeypatch, llmbt_home) -> None:
     use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
     path = fetch_to_cache("yahoo:AAPL", "2024-01-02", "2024-01-08")
-    assert path.is_file() and path.parent == home / "prices"
+    assert path.is_file() and path.parent == llmbt_home / "prices"
     cached = pd.read_parquet(path)
     assert list(cached.columns) == COLUMNS and str(cached.index.tz) == "UTC"
     use_yahoo(monkeypatch, FakeYahoo(error=ConnectionError("offline")))
@@ -259,7 +256,7 @@ def test_yahoo_frame_for_another_ticker_is_rejected(monkeypatch) -> None:
         load_prices("yahoo:AAPL", "2024-01-02")
 
 
-def test_corrupt_cache_is_reported(monkeypatch, home) -> None:
+def test_corrupt_cache_is_reported(monkeypatch, llmbt_home) -> None:
     use_yahoo(monkeypatch, FakeYahoo(yahoo_frame()))
     path = fetch_to_cache("yahoo:AAPL", "2024-01-02", "2024-01-08")
     path.write_bytes(b"not parquet")
@@ -411,8 +408,8 @@ def test_timeframe_lengths(interval: str, ms: int) -> None:
     assert sources._timeframe_ms(interval) == ms
 
 
-def test_cache_names_are_safe_and_distinct(home) -> None:
+def test_cache_names_are_safe_and_distinct(llmbt_home) -> None:
     a = sources.cache_path("ccxt:bybit:BTC/USDT", "1h")
     b = sources.cache_path("ccxt:bybit:BTC_USDT", "1h")
-    assert a.parent == home / "prices" and "/" not in a.name and a != b
+    assert a.parent == llmbt_home / "prices" and "/" not in a.name and a != b
     assert a != sources.cache_path("ccxt:bybit:BTC/USDT", "1d")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BAD, FAST, GOOD, B, Ex, N, R, toy_examples
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.finetune.encoding import collate, dataset_hash, encode_examples, render_example
@@ -25,48 +25,9 @@ from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_
 from llmbt.signals_cache.scoring.prompts import get_template
 from llmbt.signals_cache.scoring.scorer import LabelScorer
 
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
-
-B, R, N = "bullish", "bearish", "neutral"
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
-@dataclass
-class Ex:
-    text: str
-    label: str
-    symbol: str = ""
-    forward_return: float | None = None
-
-
-GOOD = ["Profit soars on record sales", "Company raises full-year guidance",
-        "Shares jump after upgrade", "Wins large government contract"]
-BAD = ["Loss widens as sales collapse", "Company cuts guidance sharply",
-       "Shares plunge after downgrade", "Regulator opens fraud probe"]
-FLAT = ["Board meets on Tuesday", "Annual report published today",
-        "Company moves head office", "Dividend unchanged from last year"]
-
-
-def toy_examples(repeat: int) -> list[Ex]:
-    rows = [Ex(t, B, "ACME") for t in GOOD] + [Ex(t, R, "ACME") for t in BAD]
-    rows += [Ex(t, N) for t in FLAT]
-    return (rows * repeat)[: 32 if repeat > 1 else len(rows)]
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
-
-
-FAST = {"lr": 1e-2, "batch_size": 8, "warmup_ratio": 0.0, "eval_every": 10, "dropout": 0.0}
 
 # ---------------------------------------------------------------- metrics
 
@@ -374,7 +335,7 @@ def test_prefix_adapter_loads_and_scores(tiny: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", ["bars-v1", "bars-v2"])
 def test_bar_training_prompts_equal_the_backtest_prompts(goog, version: str) -> None:
     """Training and scoring see the very same text: bar features keep their line breaks."""
-    from conftest import ChatMLStub
+    from helpers import ChatMLStub
 
     from llmbt.signals_cache.finetune.encoding import example_fields, render_example
     from llmbt.signals_cache.finetune.labelling import bar_examples

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FAST, save_tiny, toy_examples
 
 from llmbt.errors import ConfigError
 from llmbt.experiments.bench.train import TrainBench, bench_train, save_random_model, synthetic_headlines
@@ -16,13 +17,6 @@ from llmbt.signals_cache.finetune.trainer import TrainConfig, finetune
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
 from llmbt.signals_cache.scoring.prompts import get_template
 from llmbt.signals_cache.scoring.scorer import LabelScorer
-
-try:  # the shared tiny-model helpers live in test_model.py and test_finetune.py
-    from test_finetune import FAST, toy_examples
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_finetune import FAST, toy_examples
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 
 def _cuda() -> bool:
@@ -35,14 +29,12 @@ needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU (bitsandby
                                 "QLoRA on CUDA); run `pytest -m gpu` on a GPU machine")
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen"])
 def random_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                 tokenizer_dir: Path) -> Path:  # noqa: F811
+                 tokenizer_dir: Path) -> Path:
     return save_random_model(request.param, tmp_path_factory.mktemp(request.param), tokenizer_dir)
 
 
@@ -74,7 +66,7 @@ def test_cpu_qlora_trains_after_a_validation_pass(random_model: Path, tmp_path: 
     assert meta["versions"]["bitsandbytes"]  # the 4-bit base's library is recorded
 
 
-def test_unknown_shape_lists_the_known_ones(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
+def test_unknown_shape_lists_the_known_ones(tmp_path: Path, tokenizer_dir: Path) -> None:
     with pytest.raises(ConfigError, match="llama-7b"):
         save_random_model("llama-8b", tmp_path, tokenizer_dir)
 
@@ -101,7 +93,7 @@ def test_quantized_scoring_on_cuda_is_close_to_bf16(random_model: Path, quantiza
 
 @pytest.mark.gpu
 @needs_cuda
-def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
+def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -> None:
     tiny = save_tiny(tmp_path / "tiny", tokenizer_dir)  # the learnable tiny Llama of the CPU tests
     cfg = TrainConfig(method="qlora", max_steps=20, early_stopping_patience=0, **FAST)
     spec = ModelSpec(base=str(tiny), device="cuda")
@@ -120,7 +112,7 @@ def test_qlora_trains_on_cuda_and_reloads(tmp_path: Path, tokenizer_dir: Path) -
                   - scores[0]).max() > 1e-3  # the adapter changes the scores
 
 
-def test_bench_train_cli_writes_one_row_per_variant(tmp_path: Path, tokenizer_dir: Path) -> None:  # noqa: F811
+def test_bench_train_cli_writes_one_row_per_variant(tmp_path: Path, tokenizer_dir: Path) -> None:
     from click.testing import CliRunner
 
     from llmbt.cli import cli

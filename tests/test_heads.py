@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import save_tiny
 
 from llmbt.cli import cli
 from llmbt.errors import ConfigError, DataError, LlmbtError
@@ -26,11 +27,6 @@ from llmbt.signals_cache.heads.linear import (
 from llmbt.signals_cache.heads.scorer import EmbeddingHeadScorer, evaluate_head, load_head
 from llmbt.signals_cache.heads.train import HeadConfig, fit_logistic, train_head
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
-
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 SENTENCES = {
     "bullish": ["Profit soars on record sales", "Shares jump after strong quarterly earnings",
@@ -52,11 +48,6 @@ def examples(index: slice) -> list[Example]:
 TRAIN, VAL = examples(slice(0, 3)), examples(slice(3, 5))
 SMALL = HeadConfig(layers=(1, 2), poolings=("mean", "last"), c_grid=(0.1, 10.0), batch_size=4,
                    autocast=False)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir) -> Path:  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny-head"), tokenizer_dir)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +148,7 @@ def test_loaded_head_scores_exactly_as_at_training(trained, tiny) -> None:
     assert again.fingerprint == result["fingerprint"] and len(again.fingerprint) == 16
 
 
-def test_head_refuses_another_base_naming_both_fingerprints(trained, tokenizer_dir, tmp_path) -> None:  # noqa: F811
+def test_head_refuses_another_base_naming_both_fingerprints(trained, tokenizer_dir, tmp_path) -> None:
     out, meta = trained
     other = save_tiny(tmp_path / "other", tokenizer_dir, seed=1)
     with pytest.raises(LlmbtError, match=rf"fingerprint {meta['base_fingerprint']}.*has "

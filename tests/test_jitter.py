@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ChatMLStub
+from helpers import ChatMLStub
 from test_portfolio_run import _config
 
 from llmbt.cli import cli

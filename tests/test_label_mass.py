@@ -14,15 +14,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import save_tiny
 
 from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.scorer import LabelScorer
-
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 PIECES = ["<pad>", "B", "ull", "ear", "ish", "Ne", "utral", "bull", "bear", "neutral",
           " bull", " bear", " neutral", " Bull", " Bear", " Neutral"]
@@ -159,7 +155,7 @@ def brute_force(loaded: LoadedModel, prompt: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> LoadedModel:  # noqa: F811
+def tiny_loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> LoadedModel:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
         folder = save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir, hidden=32)
@@ -175,16 +171,16 @@ def _prompts(tokenizer) -> list[str]:
             for t in texts]
 
 
-def test_tiny_llama_labels_are_multi_token(tiny: LoadedModel) -> None:
-    multi = [s for label in LABELS for s in variant_sequences(tiny.tokenizer, label) if len(s) > 1]
+def test_tiny_llama_labels_are_multi_token(tiny_loaded: LoadedModel) -> None:
+    multi = [s for label in LABELS for s in variant_sequences(tiny_loaded.tokenizer, label) if len(s) > 1]
     assert len(multi) >= 4  # with SmolLM2's tokenizer: Bullish = B·ull·ish, Neutral = Ne·utral …
 
 
 @pytest.mark.parametrize("prefix_reuse", [False, True])
-def test_tiny_llama_matches_brute_force(tiny: LoadedModel, prefix_reuse: bool) -> None:
-    prompts = _prompts(tiny.tokenizer)
-    expected = np.vstack([brute_force(tiny, p) for p in prompts])
-    scorer = LabelScorer(tiny)
+def test_tiny_llama_matches_brute_force(tiny_loaded: LoadedModel, prefix_reuse: bool) -> None:
+    prompts = _prompts(tiny_loaded.tokenizer)
+    expected = np.vstack([brute_force(tiny_loaded, p) for p in prompts])
+    scorer = LabelScorer(tiny_loaded)
     raw = scorer.label_probs(prompts, batch_size=2, prefix_reuse=prefix_reuse)
     np.testing.assert_allclose(np.log(raw), np.log(expected), atol=1e-4, rtol=0)
     probs = scorer.score(prompts, batch_size=3, prefix_reuse=prefix_reuse)
@@ -193,8 +189,8 @@ def test_tiny_llama_matches_brute_force(tiny: LoadedModel, prefix_reuse: bool) -
                                atol=1e-4, rtol=0)
 
 
-def test_tree_pass_equals_one_row_per_label_prefix(tiny: LoadedModel) -> None:
-    prompts = _prompts(tiny.tokenizer)
-    tree = LabelScorer(tiny).label_probs(prompts, batch_size=3)
-    rows = LabelScorer(tiny, tree=False).label_probs(prompts, batch_size=3)
+def test_tree_pass_equals_one_row_per_label_prefix(tiny_loaded: LoadedModel) -> None:
+    prompts = _prompts(tiny_loaded.tokenizer)
+    tree = LabelScorer(tiny_loaded).label_probs(prompts, batch_size=3)
+    rows = LabelScorer(tiny_loaded, tree=False).label_probs(prompts, batch_size=3)
     np.testing.assert_allclose(np.log(tree), np.log(rows), atol=1e-4, rtol=0)

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 from llmbt.cli import cli
 from llmbt.engine import runner
@@ -17,15 +16,7 @@ from llmbt.feeds import load_prices, symbol_of
 from llmbt.signals_cache.signals import _decay
 from llmbt.strategies.llm_sentiment import zscore_score
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 def _config(tiny, tmp_path, **kw) -> RunConfig:

@@ -143,7 +143,7 @@ def test_dataset_build_anonymize_masks_the_training_headlines(tmp_path):
 
 
 def test_anonymised_bar_prompts_show_company_a_and_miss_the_plain_cache(tmp_path, monkeypatch):
-    from conftest import stub_scoring
+    from helpers import stub_scoring
 
     from llmbt.engine.runner import load_history, run_backtest
     from llmbt.experiments.evaluation import window_examples

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import save_adapter, save_tiny
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.cache import cache_key
@@ -28,31 +29,7 @@ from llmbt.signals_cache.model.loading import (
     model_fingerprint,
 )
 
-try:  # moved to conftest.py; re-exported here for the test files that import them from test_model
-    from conftest import CHATML, save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.conftest import CHATML, save_tiny, tokenizer_dir  # noqa: F401
-
-
-def save_adapter(base: Path, out: Path, scale: float = 0.0) -> Path:
-    """Save a LoRA adapter for the model in ``base``; ``scale`` perturbs its weights."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base)
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.add_(scale)
-    peft_model.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +175,7 @@ def test_load_local_folder(tiny: Path) -> None:
 
 
 def test_fingerprint_stable_and_memoised(
-    tiny: Path, adapter: Path, _home: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: Path, adapter: Path, llmbt_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmbt.signals_cache.model import hashing
 
@@ -211,7 +188,7 @@ def test_fingerprint_stable_and_memoised(
     assert model_fingerprint(ModelSpec(base=str(tiny), quantization="4bit"), "bars-v1") != (
         model_fingerprint(ModelSpec(base=str(tiny)), "bars-v1")
     )
-    memo = json.loads((_home / "fingerprints.json").read_text())
+    memo = json.loads((llmbt_home / "fingerprints.json").read_text())
     assert str((adapter / "adapter_model.safetensors").resolve()) in memo
 
 
@@ -264,7 +241,7 @@ def test_adapter_metadata_fingerprint_checked(tiny: Path, adapter: Path, tmp_pat
 
 
 def test_gguf_store_is_atomic(
-    tiny: Path, tmp_path: Path, _home: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: Path, tmp_path: Path, llmbt_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF not really")
@@ -277,7 +254,7 @@ def test_gguf_store_is_atomic(
     monkeypatch.setattr(model_mod, "_convert_gguf", broken)
     with pytest.raises(LlmbtError, match="killed"):
         load_model(ModelSpec(base=str(gguf)))
-    assert not (_home / "models").exists() or not any((_home / "models").iterdir())
+    assert not (llmbt_home / "models").exists() or not any((llmbt_home / "models").iterdir())
     calls = []
     monkeypatch.setattr(
         model_mod, "_convert_gguf", lambda s, out: calls.append(shutil.copytree(tiny, out))
@@ -285,7 +262,7 @@ def test_gguf_store_is_atomic(
     first = load_model(ModelSpec(base=str(gguf)))
     load_model(ModelSpec(base=str(gguf)))
     assert len(calls) == 1
-    assert Path(first.source).parent == _home / "models"
+    assert Path(first.source).parent == llmbt_home / "models"
 
 
 def test_four_bit_on_cpu(tiny: Path) -> None:

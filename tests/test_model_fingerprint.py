@@ -10,25 +10,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import save_tiny
 
 from llmbt.errors import LlmbtError
 from llmbt.signals_cache.model import hashing
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
-
-try:
-    from conftest import save_tiny
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.conftest import save_tiny
 
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40
 REPO = "tiny-owner/tiny-llama"
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture
@@ -70,11 +63,11 @@ def test_folder_rewritten_with_the_same_size_and_mtime_changes_fingerprint(
     assert base_fingerprint(ModelSpec(base=str(folder))) != before
 
 
-def test_a_file_just_written_is_hashed_again(tmp_path: Path, _home: Path) -> None:
+def test_a_file_just_written_is_hashed_again(tmp_path: Path, llmbt_home: Path) -> None:
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"x" * 64)
     assert hashing.file_sha256(path) == hashlib.sha256(b"x" * 64).hexdigest()
-    assert not (_home / "fingerprints.json").exists()  # racily clean: not memoised yet
+    assert not (llmbt_home / "fingerprints.json").exists()  # racily clean: not memoised yet
 
 
 def test_hub_fingerprint_follows_the_cached_commit(hub: Path, tmp_path: Path,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import save_tiny, save_tiny_gpt2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,11 +21,6 @@ from llmbt.errors import ConfigError
 from llmbt.experiments.arms import Arm, arm_config, parse_arm
 from llmbt.experiments.splitters import WalkForward
 from llmbt.signals_cache.model.schedule import ModelSchedule, Segment, load_schedule
-
-try:
-    from conftest import save_tiny, save_tiny_gpt2
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.conftest import save_tiny, save_tiny_gpt2
 
 TODAY = dt.date(2026, 12, 6)
 

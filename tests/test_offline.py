@@ -17,11 +17,7 @@ from llmbt.feeds import fetch_to_cache
 from llmbt.feeds.prices import history_start
 from llmbt.signals_cache.scoring.labels import LABELS
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture()
@@ -100,13 +96,13 @@ def test_ccxt_backtest_gets_a_start_and_runs_offline(monkeypatch, seen):
     assert (seen[0].index < pd.Timestamp("2024-03-15", tz="UTC")).sum() >= 260
 
 
-def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
+def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, tmp_path):
     from llmbt.experiments.results import write_results
     from llmbt.experiments.splitters import WalkForward
     from llmbt.reports.compare import compare_results
 
     offline = yahoo_cached_then_offline(monkeypatch)
-    adapter = home / "adapter"
+    adapter = tmp_path / "adapter"
     adapter.mkdir()
     meta = {"metrics": {"train_loss": {"mean_last_10pct": 1.0}, "best_val_loss": 1.1, "seconds": 0.0}}
     monkeypatch.setattr(wf, "train_adapter", lambda cfg, train, val, parent: (str(adapter), meta, True))
@@ -116,19 +112,19 @@ def test_walkforward_and_compare_from_run_offline(monkeypatch, seen, home):
     result = wf.run_walkforward(cfg, say=lambda _: None)
     assert len(result.ok) == len(result.folds) >= 3
     assert pd.Timestamp(result.ok[0].facts["train_start"]) >= pd.Timestamp("2021-06-01", tz="UTC")
-    folder = write_results(result, home / "wf")
+    folder = write_results(result, tmp_path / "wf")
     comp = compare_results(folder, say=lambda _: None)
     assert offline.calls == [] and (folder / "comparison.html").is_file()
     assert (folder / "prices.csv").is_file() and "DSR" in comp.metrics.index
 
 
-def test_compare_arms_runs_offline(monkeypatch, seen, home):
+def test_compare_arms_runs_offline(monkeypatch, seen, tmp_path):
     from llmbt.cli.flows import compare_arms
 
     offline = yahoo_cached_then_offline(monkeypatch)
     monkeypatch.setattr(arms_mod, "signal_quality_frame", fake_quality)
     cfg = RunConfig(strategy="llm_sentiment", data="yahoo:TEST", start="2021-06-01", end="2022-06-30")
-    arms = [arms_mod.Arm("a"), arms_mod.Arm("b", adapter=str(home))]
-    compare_arms(cfg, arms, home / "cmp", say=lambda _: None)
-    assert offline.calls == [] and (home / "cmp" / "comparison.html").is_file()
+    arms = [arms_mod.Arm("a"), arms_mod.Arm("b", adapter=str(tmp_path))]
+    compare_arms(cfg, arms, tmp_path / "cmp", say=lambda _: None)
+    assert offline.calls == [] and (tmp_path / "cmp" / "comparison.html").is_file()
     assert all(h.index[0] == seen[0].index[0] for h in seen)  # every arm: the same history

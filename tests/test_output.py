@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import save_tiny
 
 from llmbt.cli import cli
 from llmbt.signals_cache import progress
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
-
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +71,7 @@ def test_llmbt_bars_follow_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_loading_bars_hidden_by_default_shown_with_v(
-    tmp_path: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tmp_path: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = save_tiny(tmp_path / "tiny", tokenizer_dir)
     capsys.readouterr()
@@ -88,7 +84,7 @@ def test_loading_bars_hidden_by_default_shown_with_v(
 
 
 def test_bars_hidden_when_transformers_is_imported_after_the_set_up(
-    tmp_path: Path, tokenizer_dir: Path  # noqa: F811
+    tmp_path: Path, tokenizer_dir: Path
 ) -> None:
     """A fresh ``bt`` process: the set-up does not import transformers, the load still hides the
     bars, and nothing warns (the KV cache keyword, the weights loading)."""
@@ -114,13 +110,10 @@ def _scoring_run(tmp_path: Path, *flags: str):
     every prompt from its length (no weights), the signal cache empty."""
     from types import SimpleNamespace
 
+    from test_cached_run import CHATML, TOKENS, StubScorer, _model_folder
+
     from llmbt.signals_cache import signals
     from llmbt.signals_cache.model.chat_template import save_chat_template
-
-    try:
-        from test_cached_run import CHATML, TOKENS, StubScorer, _model_folder
-    except ModuleNotFoundError:  # tests/ imported as a package
-        from tests.test_cached_run import CHATML, TOKENS, StubScorer, _model_folder
     tmp_path.mkdir()
     folder = _model_folder(tmp_path)
     save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))

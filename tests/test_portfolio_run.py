@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import stub_scoring
+from helpers import stub_scoring
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig

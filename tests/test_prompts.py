@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import ChatMLStub
+from helpers import ChatMLStub
 
 from llmbt.errors import ConfigError, DataError, LlmbtError
 from llmbt.signals_cache.scoring import prompts

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import save_tiny
+from test_label_mass import brute_force
 
 from llmbt.errors import LlmbtError
 from llmbt.experiments.bench.scoring import bench_scoring
@@ -15,13 +17,6 @@ from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.labelseq import label_sequences, spellings
 from llmbt.signals_cache.scoring.scorer import GenerateParser, LabelScorer
-
-try:  # the shared tiny-model helpers live in test_model.py
-    from test_label_mass import brute_force
-    from test_model import save_tiny, tokenizer_dir  # noqa: F401
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_label_mass import brute_force
-    from tests.test_model import save_tiny, tokenizer_dir  # noqa: F401
 
 SYSTEM = (
     "You are a disciplined financial news analyst. Judge the likely effect of the headline on "
@@ -50,13 +45,11 @@ def chat_prompts(tokenizer: object, headlines: list[str]) -> list[str]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> LoadedModel:  # noqa: F811
+def loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> LoadedModel:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
         folder = save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
@@ -126,7 +119,7 @@ def test_prefix_memo_cropped_for_other_prompts(
     )
 
 
-def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,  # noqa: F811
+def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,
                                          prompts: list[str]) -> None:
     """The scorer's GQA-in-PyTorch attention gives transformers' own SDPA results."""
     import torch

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import stub_scoring
+from helpers import stub_scoring
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import BAD, FAST, FLAT, GOOD, save_adapter, toy_examples
 
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
@@ -24,13 +25,6 @@ from llmbt.signals_cache.model.seqcls import load_seqcls
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.prompts import get_template
 from llmbt.signals_cache.text_scorers.registry import kinds, make_scorer
-
-try:  # the shared tiny-model helpers live in test_model.py / test_finetune.py
-    from test_finetune import BAD, FAST, FLAT, GOOD, toy_examples
-    from test_model import save_adapter
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_finetune import BAD, FAST, FLAT, GOOD, toy_examples
-    from tests.test_model import save_adapter
 
 TEXTS = GOOD + BAD + FLAT
 

@@ -60,7 +60,7 @@ def test_headlines_of_one_bar_are_confidence_weighted_without_decay():
 def scored(monkeypatch) -> list[str]:
     """Stub the tokenizer and the model: record every prompt sent to scoring; each prompt's
     probabilities depend on its text only (as a model's would)."""
-    from conftest import ChatMLStub
+    from helpers import ChatMLStub
 
     from llmbt.signals_cache import signals
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FAST, toy_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,11 +22,6 @@ from llmbt.signals_cache.finetune.speed import epoch_batches, padding_fraction, 
 from llmbt.signals_cache.finetune.trainer import META_FILE, TrainConfig, finetune
 from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
 from llmbt.signals_cache.scoring.prompts import get_template
-
-try:  # the shared examples live in test_finetune.py
-    from test_finetune import FAST, toy_examples
-except ModuleNotFoundError:  # tests/ imported as a package
-    from tests.test_finetune import FAST, toy_examples
 
 pytestmark = pytest.mark.usefixtures("llmbt_home")  # tiny, tokenizer_dir: conftest.py
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ChatMLStub, stub_scoring
+from helpers import ChatMLStub, stub_scoring
 from test_trials import GOOG, returns_with_sharpe
 
 import llmbt.cli.wf  # noqa: F401  (registers compare and walkforward)

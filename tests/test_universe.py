@@ -23,10 +23,7 @@ UTC = "UTC"
 SP500 = "sp500_prices_2013_2016.csv.gz"
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +284,7 @@ def yahoo_frame(ticker: str, n: int, base: float) -> pd.DataFrame:
     return frame
 
 
-def test_yahoo_list_loads_each_ticker_and_caches_each(monkeypatch, home) -> None:
+def test_yahoo_list_loads_each_ticker_and_caches_each(monkeypatch, llmbt_home) -> None:
     calls: list[str] = []
     frames = {"AAPL": yahoo_frame("AAPL", 5, 185.0), "MSFT": yahoo_frame("MSFT", 4, 370.0)}
     monkeypatch.setattr(sources, "_yahoo_download",
@@ -295,7 +292,7 @@ def test_yahoo_list_loads_each_ticker_and_caches_each(monkeypatch, home) -> None
     uni = load_universe("yahoo:aapl,MSFT", "2024-01-02", "2024-01-08")
     assert calls == ["AAPL", "MSFT"] and uni.symbols == ["AAPL", "MSFT"]
     assert len(uni.prices["MSFT"]) == 4 and uni.tradable()["MSFT"].tolist() == [True] * 4 + [False]
-    assert len(list((home / "prices").glob("*.parquet"))) == 2
+    assert len(list((llmbt_home / "prices").glob("*.parquet"))) == 2
 
     def offline(*args):
         raise ConnectionError("no route to host")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import stub_scoring
+from helpers import stub_scoring
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ChatMLStub
+from helpers import ChatMLStub
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import universe

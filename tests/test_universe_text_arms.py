@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from conftest import stub_scoring
+from helpers import stub_scoring
 from test_universe_signals import _bars, _news
 
 import llmbt.cli.run  # noqa: F401  (registers run)

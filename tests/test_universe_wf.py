@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 from llmbt.engine.config import RunConfig
 from llmbt.experiments import universe_wf as uwf
@@ -82,11 +81,6 @@ def test_an_example_is_its_symbols_excess_over_the_equal_weight_universe(shared)
     assert e.forward_return == pytest.approx(own["GS"] - np.mean(list(own.values())))
     day = (e.time - pd.Timedelta("1ns")).tz_convert("America/New_York").date()  # date-only headline
     assert entry.date() > day  # traded from the next session on
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny-uwf"), tokenizer_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
@@ -18,11 +17,6 @@ from llmbt.experiments.walkforward import WalkForwardConfig, fold_examples, run_
 from llmbt.feeds import load_prices
 
 TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
 
 
 @pytest.fixture(autouse=True)

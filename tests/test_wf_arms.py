@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_universe_wf import SYMBOLS, TRAIN, make_config
 
 import llmbt.cli.wf  # noqa: F401  (registers walkforward)
@@ -148,11 +147,6 @@ def run_folds(args: list[str], out: Path) -> tuple[Result, list[str]]:
     folds = sorted(p.stem for p in (out / "folds").glob("fold-*.json"))
     assert len(folds) >= 2
     return res, folds
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny-wf-arms"), tokenizer_dir)
 
 
 def test_lexicon_and_embedding_arms_get_rows_per_fold_and_enter_the_spa_and_dsr(

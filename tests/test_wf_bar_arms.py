@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_model import save_tiny, tokenizer_dir  # noqa: F401  (fixture)
 from test_walkforward import TRAIN
 from test_wf_arms import lexicon_and_head_arms, recording_trainers, run_folds
 
@@ -81,11 +80,6 @@ class _Tested(Exception):
 
 def _stop_at_testing(*args) -> None:
     raise _Tested
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer_dir):  # noqa: F811
-    return save_tiny(tmp_path_factory.mktemp("tiny-wf-bar-arms"), tokenizer_dir)
 
 
 def test_lexicon_and_embedding_arms_trade_every_fold_of_a_single_symbol_walkforward(
