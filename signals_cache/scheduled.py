@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmbt.signals_cache.scoring.pipeline import ScoreResult, scoring_line
+from llmbt.signals_cache.scoring.pipeline import ScoreResult, cost_facts
 
 WARMUP_HINT = "; a run also scores its strategy's warm-up before --start"
 #: ``render(spec, rows)``: the texts to score of the items at ``rows`` under model ``spec``.
@@ -129,16 +129,8 @@ def scheduled_info(sched: Scheduled, req: Any, version: str, n: int) -> dict[str
     result, kept = sched.result, int(sched.keep.sum())
     segments = sched.facts["schedule"]
     load = sum(s["load_seconds"] for s in segments)
-    scored_ms = 1000 * result.seconds / result.items_scored if result.items_scored else None
-    info = {
-        "signals": f"{n} {req.mode[:-1]} prompts ({kept} scored), template {version}, "
-                   f"{len(segments)} model(s) of schedule {req.schedule.path}",
-        "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
-                       f"{result.hits} cache hits, {result.misses} misses)",
-        "scoring": scoring_line(result, kept, load),
-        "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
-        "scorer fingerprint": f"schedule {result.fingerprint} ({version})",
-    }
-    if scored_ms is not None:
-        info["ms per scored item"] = round(scored_ms, 1)
+    info = {"signals": f"{n} {req.mode[:-1]} prompts ({kept} scored), template {version}, "
+                       f"{len(segments)} model(s) of schedule {req.schedule.path}"}
+    info |= cost_facts(result, kept, load)
+    info["scorer fingerprint"] = f"schedule {result.fingerprint} ({version})"
     return info | sched.facts

@@ -31,7 +31,7 @@ from llmbt.signals_cache.model.loading import (
 )
 from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
 from llmbt.signals_cache.scoring.features import bar_features, valid_mask
-from llmbt.signals_cache.scoring.pipeline import ScoreResult, score_with_cache, scoring_line
+from llmbt.signals_cache.scoring.pipeline import ScoreResult, cost_facts, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
 from llmbt.signals_cache.scoring.temperature import calibrated, scale_rows
 
@@ -329,17 +329,11 @@ def score_info(result: ScoreResult, scorer: Any, req: SignalRequest, version: st
     """The run facts of one scoring pass of ``n`` prompts; ``ms per scored item`` only when the
     model scored some (a fully cached run has no per-item time)."""
     what = f"model {req.spec.base}" if req.arm == "lm" else f"text scorer {req.arm}"
-    scored = ({"ms per scored item": round(1000 * result.seconds / result.items_scored, 1)}
-              if result.items_scored else {})
     return {
         "signals": f"{n} {req.mode[:-1]} prompts, template {version}, {what}"
                    + (f" + adapter {req.spec.adapter or req.arm_path}"
                       if req.spec.adapter or req.arm_path else "") + _temperature_note(scorer),
-        "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
-                       f"{result.hits} cache hits, {result.misses} misses)",
-        "scoring": scoring_line(result, n, getattr(scorer, "load_seconds", 0.0)),
-    } | scored | {
-        "cache hit rate": round(result.hits / max(result.hits + result.misses, 1), 4),
+    } | cost_facts(result, n, getattr(scorer, "load_seconds", 0.0)) | {
         "mean label mass": float(f"{result.label_mass.mean():.4g}") if n else float("nan"),
     } | ({"scorer fingerprint": f"{result.fingerprint} ({version})"} if result.fingerprint else {})
 

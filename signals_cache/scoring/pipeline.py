@@ -174,6 +174,20 @@ def scoring_line(result: ScoreResult, n: int, load_seconds: float = 0.0) -> str:
             + (f", model load {load_seconds:.1f} s" if load_seconds else ""))
 
 
+def cost_facts(result: ScoreResult, n: int, load_seconds: float = 0.0) -> dict[str, object]:
+    """The run facts of what scoring ``n`` prompts cost, in the order a run prints them:
+    ``model calls``, ``scoring`` (:func:`scoring_line`), ``ms per scored item`` (only when the
+    model scored some: a fully cached run has no per-item time) and ``cache hit rate``."""
+    facts: dict[str, object] = {
+        "model calls": f"{result.model_calls} ({result.items_scored} prompts scored, "
+                       f"{result.hits} cache hits, {result.misses} misses)",
+        "scoring": scoring_line(result, n, load_seconds)}
+    if result.items_scored:
+        facts["ms per scored item"] = round(1000 * result.seconds / result.items_scored, 1)
+    facts["cache hit rate"] = round(result.hits / max(result.hits + result.misses, 1), 4)
+    return facts
+
+
 def _dedupe(prompts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Distinct prompts in first-seen order, and each input's position among them."""
     positions: dict[str, int] = {}
