@@ -31,18 +31,18 @@ def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
     """
     from llmbt.errors import LlmbtError
     from llmbt.experiments.studies import load_recipe, run_study
-    from llmbt.reports.studies import study_table
+    from llmbt.reports.studies import render_tables
 
     stale = []
     for path in recipes:
         recipe = load_recipe(path)
         res = run_study(recipe, Path(out) / recipe.name)
-        table = study_table(res.returns, res.extra)
-        click.echo(f"study {recipe.name}: run {res.run_id}\n{table}")
+        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns, res.folds)
+        click.echo(f"study {recipe.name}: run {res.run_id}\n" + "\n".join(tables.values()))
         if check:
-            stale += [] if _same(Path(docs), recipe.name, table) else [recipe.name]
+            stale += [] if _same(Path(docs), recipe.name, tables) else [recipe.name]
         else:
-            _write(recipe, res, table, Path(path), Path(docs))
+            _write(recipe, res, tables, Path(path), Path(docs))
     if stale:
         raise LlmbtError(f"regenerated tables differ from the docs: {', '.join(stale)}; run "
                          "bt study run without --check and commit the result")
@@ -60,18 +60,18 @@ def list_cmd(folder: str) -> None:
                    f"{recipe.title}")
 
 
-def _same(docs: Path, name: str, table: str) -> bool:
-    from llmbt.reports.studies import blocks_in
+def _same(docs: Path, name: str, tables: dict[str, str]) -> bool:
+    from llmbt.reports.studies import block_name, blocks_in
 
     page = docs / "results" / f"{name}.md"
-    found = blocks_in(page.read_text(encoding="utf-8")) if page.is_file() else []
-    return any(n == name and t == table for n, _, t in found)
+    found = {n: t for n, _, t in blocks_in(page.read_text(encoding="utf-8"))} if page.is_file() else {}
+    return all(found.get(block_name(name, key)) == table for key, table in tables.items())
 
 
-def _write(recipe, res, table: str, path: Path, docs: Path) -> None:
+def _write(recipe, res, tables: dict[str, str], path: Path, docs: Path) -> None:
     from llmbt.experiments.results import git_state
     from llmbt.experiments.studies import machine
-    from llmbt.reports.studies import replace_blocks, results_markdown
+    from llmbt.reports.studies import block_name, replace_blocks, results_markdown
 
     state = git_state()
     commit = (state["git_commit"] or "unknown")[:7] + (" (dirty)" if state["dirty"] else "")
@@ -80,9 +80,11 @@ def _write(recipe, res, table: str, path: Path, docs: Path) -> None:
                   f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.")
     page = docs / "results" / f"{recipe.name}.md"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(results_markdown(recipe.title, recipe.name, recipe.fingerprint(), table,
-                                     provenance, res.facts), encoding="utf-8")
+    page.write_text(results_markdown(recipe.title, recipe.name, recipe.fingerprint(), tables,
+                                     provenance, res.facts, recipe.notes), encoding="utf-8")
     click.echo(f"wrote {page}")
     for md in [Path("README.md"), *sorted(docs.rglob("*.md"))]:
-        if md.is_file() and md != page and replace_blocks(md, recipe.name, recipe.fingerprint(), table):
+        changed = [replace_blocks(md, block_name(recipe.name, key), recipe.fingerprint(), table)
+                   for key, table in tables.items()] if md.is_file() and md != page else []
+        if any(changed):
             click.echo(f"updated {md}")

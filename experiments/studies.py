@@ -4,12 +4,17 @@ A recipe (``studies/NAME.yaml``) names the study, what it runs and with which co
 
     name: demo
     title: The demo, llm_sentiment on the GOOG sample with the embedded model
-    kind: run                # run (bt run), walkforward (bt walkforward)
+    kind: run                # run (bt run), walkforward (bt walkforward), evaluate, bench
     quick: false             # true: finishes in under a minute from a cold cache (CI runs it)
-    config: {strategy: llm_sentiment}          # RunConfig fields
+    config: {strategy: llm_sentiment}          # RunConfig fields (kinds run and walkforward)
     walkforward:                               # kind walkforward: WalkForwardConfig fields
       splitter: {train: 252, test: 63, embargo: 5}
       horizon: 5
+
+Kind ``evaluate`` scores labelled sentences with several arms (its ``evaluate:`` block:
+:mod:`llmbt.experiments.study_evaluate`), kind ``bench`` runs a benchmark suite (its ``bench:``
+block: :mod:`llmbt.experiments.study_bench`); their tables have a column per arm or a row per
+measurement instead of the metric table of return series.
 
 :func:`run_study` runs it (from the caches when warm: the signal cache, the adapter store) and
 returns per-series returns and the run's facts; :mod:`llmbt.reports.studies` renders the table
@@ -32,14 +37,14 @@ import yaml
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError, did_you_mean
 
-KINDS = ("run", "walkforward")
+KINDS = ("run", "walkforward", "evaluate", "bench")
 #: The extra rows of a portfolio study, as ``bt run`` prints them.
 PORTFOLIO_ROWS = (
     ("Fills", lambda s: f"{int(s['fills']):,}"),
     ("Commission paid", lambda s: f"{s.get('commission', 0.0):,.0f}"),
     ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
 )
-_KEYS = ("name", "title", "kind", "quick", "config", "walkforward", "notes")
+_KEYS = ("name", "title", "kind", "quick", "config", "notes", *KINDS[1:])
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Recipe:
     title: str
     kind: str
     config: dict[str, Any]
-    walkforward: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # the block named by the kind
     quick: bool = False
     notes: str = ""
 
@@ -62,21 +67,25 @@ class Recipe:
             raise ConfigError(f"study {self.name}: {exc}") from exc
 
     def fingerprint(self) -> str:
-        """16-hex hash of what decides the result: kind, config and walk-forward settings."""
-        blob = json.dumps([self.kind, self.run_config().to_dict(), self.walkforward],
+        """16-hex hash of what decides the result: kind, config and the kind's settings."""
+        blob = json.dumps([self.kind, self.run_config().to_dict(), self.settings],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
 class StudyResult:
-    """What a study produced: return series by name, the run id and the run's facts."""
+    """What a study produced: return series by name (kinds run, walkforward) or raw table rows
+    (``columns``: evaluate, one dict of metrics per arm; bench, one dict per measurement), the
+    run id and the run's facts."""
 
     recipe: Recipe
     returns: dict[str, pd.Series]
     run_id: str
     facts: dict[str, Any]
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folds: pd.DataFrame | None = None  # a walk-forward's folds.csv: one row per fold and model
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -100,16 +109,32 @@ def load_recipe(path: str | Path) -> Recipe:
                           f"{path.stem!r} (the docs name a study by it)")
     recipe = Recipe(name=data["name"], title=str(data.get("title", data["name"])),
                     kind=data["kind"], config=dict(data.get("config") or {}),
-                    walkforward=dict(data.get("walkforward") or {}),
+                    settings=dict(data.get(data["kind"]) or {}),
                     quick=bool(data.get("quick", False)), notes=str(data.get("notes", "")))
     recipe.run_config()  # validated now, before anything runs
+    _check_settings(recipe)
     return recipe
+
+
+def _check_settings(recipe: Recipe) -> None:
+    if recipe.kind == "evaluate":
+        from llmbt.experiments.study_evaluate import eval_settings
+
+        eval_settings(recipe.settings, recipe.name)
+    elif recipe.kind == "bench":
+        from llmbt.experiments.study_bench import bench_settings
+
+        bench_settings(recipe.settings, recipe.name)
 
 
 def run_study(recipe: Recipe, out: str | Path) -> StudyResult:
     """Run ``recipe``, writing what the command writes (a results folder) under ``out``."""
     if recipe.kind == "walkforward":
         return _walkforward(recipe, Path(out))
+    if recipe.kind == "evaluate":
+        return _evaluate(recipe, Path(out))
+    if recipe.kind == "bench":
+        return _bench(recipe, Path(out))
     return _run(recipe)
 
 
@@ -135,18 +160,51 @@ def _run(recipe: Recipe) -> StudyResult:
 
 
 def _walkforward(recipe: Recipe, out: Path) -> StudyResult:
+    from llmbt.experiments.arms import parse_arm
     from llmbt.experiments.results import read_results, write_results
     from llmbt.experiments.splitters import WalkForward
     from llmbt.experiments.walkforward import WalkForwardConfig, run_walkforward
 
-    settings = dict(recipe.walkforward)
+    settings = dict(recipe.settings)
     split = WalkForward(**settings.pop("splitter", {}))
+    settings["arms"] = tuple(map(parse_arm, settings.get("arms", ())))  # as --arm takes them
     cfg = WalkForwardConfig(run=recipe.run_config(), splitter=split, **settings)
     result = run_walkforward(cfg, say=lambda _: None)
     write_results(result, out)
-    returns = {name: series.dropna() for name, series in read_results(out)["returns"].items()}
+    written = read_results(out)
+    returns = {name: series.dropna() for name, series in written["returns"].items()}
     return StudyResult(recipe, returns, cfg.run_id, {"folds": f"{len(result.ok)} of "
-                                                     f"{len(result.folds)} ok"})
+                                                     f"{len(result.folds)} ok"},
+                       folds=written["folds"])
+
+
+def _evaluate(recipe: Recipe, out: Path) -> StudyResult:
+    from llmbt.experiments.study_evaluate import eval_settings, run_evaluate
+
+    settings = eval_settings(recipe.settings, recipe.name)
+    columns = run_evaluate(settings, say=lambda line: print(f"study {recipe.name}: {line}"))
+    _write_json(out, columns)
+    test = next(iter(columns.values()))["n"]
+    return StudyResult(recipe, {}, recipe.fingerprint(), {"test sentences": f"{test:,}"},
+                       columns=columns)
+
+
+def _bench(recipe: Recipe, out: Path) -> StudyResult:
+    import os
+
+    from llmbt.experiments.study_bench import bench_settings, run_bench
+
+    load = os.getloadavg()[0]  # other work on the machine slows every figure
+    columns = run_bench(bench_settings(recipe.settings, recipe.name))
+    _write_json(out, columns)
+    facts = {"load average when it started": f"{load:.2f} ({os.cpu_count()} cores)"}
+    return StudyResult(recipe, {}, recipe.fingerprint(), facts, columns=columns)
+
+
+def _write_json(out: Path, columns: dict[str, dict[str, Any]]) -> None:
+    """The raw numbers of a study's table, as ``OUT/results.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(columns, indent=2, default=float), encoding="utf-8")
 
 
 def _facts(info: dict[str, Any]) -> dict[str, Any]:

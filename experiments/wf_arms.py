@@ -29,16 +29,12 @@ Sharpe difference against the base model (one symbol: :func:`llmbt.reports.compa
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmbt.experiments.arms import Arm
 from llmbt.experiments.wf_config import TRAINED_KINDS, WalkForwardConfig, head_config
 from llmbt.experiments.wf_folds import train_adapter
-from llmbt.paths import llmbt_home
 
 
 def train_fold_arms(cfg: WalkForwardConfig, split: Mapping[str, list],
@@ -74,26 +70,9 @@ def train_fold_head(cfg: WalkForwardConfig, arm: Arm, train: Sequence[Any],
     Returns:
         The head folder, its metadata and whether it was reused.
     """
-    from llmbt.signals_cache.finetune.encoding import dataset_hash
-    from llmbt.signals_cache.heads.linear import HEAD_META
-    from llmbt.signals_cache.heads.scorer import HEAD_ENGINE
-    from llmbt.signals_cache.heads.train import train_head
-    from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
+    from llmbt.experiments.adapter_store import stored_head
 
-    base = arm.model or cfg.run.model
-    hcfg = head_config(cfg.head)
-    key = hashlib.sha256(json.dumps(
-        ["embeddings", base_fingerprint(ModelSpec(base=base, engine=HEAD_ENGINE)),
-         dataset_hash(list(train)), dataset_hash(list(val)), dataclasses.asdict(hcfg)],
-        sort_keys=True, default=str).encode()).hexdigest()[:16]
-    folder = llmbt_home() / "heads" / key
-    if (folder / HEAD_META).is_file():
-        return str(folder), json.loads((folder / HEAD_META).read_text()), True
-    tmp = folder.with_name(key + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    meta = train_head(train, val, base, tmp, hcfg)
-    tmp.rename(folder)
-    return str(folder), meta, False
+    return stored_head(arm.model or cfg.run.model, train, val, head_config(cfg.head))
 
 
 def train_fold_seqcls(cfg: WalkForwardConfig, arm: Arm, train: Sequence[Any],

@@ -4,10 +4,7 @@ examples, and the per-fold adapter store (:func:`train_adapter`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +18,6 @@ from llmbt.engine.runner import RunResult
 from llmbt.experiments.executors import make_executor
 from llmbt.experiments.splitters import Fold
 from llmbt.experiments.wf_config import BASE, TUNED, WalkForwardConfig
-from llmbt.paths import llmbt_home
 
 log = logging.getLogger(__name__)
 
@@ -153,29 +149,10 @@ def fold_split(cfg: WalkForwardConfig, examples: list) -> dict[str, list]:
 
 def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
                   parent: str | None) -> tuple[str, dict[str, Any], bool]:
-    """The fold's adapter folder, its metadata and whether it was reused from the store.
-
-    Adapters live under ``$LLMBT_HOME/adapters/<hash>``, the hash covering the base weights,
-    the training and validation examples, the hyper-parameters (:meth:`TrainConfig.identity`)
-    and the parent adapter; an
-    adapter is written to a temporary folder and renamed when complete.
-    """
-    from llmbt.signals_cache.finetune.encoding import dataset_hash
-    from llmbt.signals_cache.finetune.trainer import META_FILE, finetune
-    from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
-    from llmbt.signals_cache.model.quantization import resolve_device_dtype
+    """The fold's adapter folder, its metadata and whether it was reused from the store
+    (:func:`llmbt.experiments.adapter_store.stored_adapter`)."""
+    from llmbt.experiments.adapter_store import stored_adapter
+    from llmbt.signals_cache.model.loading import ModelSpec
 
     spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, engine=cfg.run.engine)
-    tcfg = cfg.train_config()
-    device = resolve_device_dtype(spec.device, spec.dtype)[0]
-    key = hashlib.sha256(json.dumps([base_fingerprint(spec), dataset_hash(train), dataset_hash(val),
-                                     tcfg.identity(device), parent],
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    folder = llmbt_home() / "adapters" / key
-    if (folder / META_FILE).is_file():
-        return str(folder), json.loads((folder / META_FILE).read_text()), True
-    tmp = folder.with_name(key + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    meta = finetune(train, val, spec, tmp, tcfg, resume_adapter=parent, progress=True)
-    tmp.rename(folder)
-    return str(folder), meta, False
+    return stored_adapter(spec, train, val, cfg.train_config(), parent)

@@ -26,7 +26,7 @@ import pandas as pd
 from llmbt.engine.metrics import bars_per_year as periods_per_year
 from llmbt.reports.metrics import METRICS, headline_metrics
 
-BLOCK = re.compile(r"<!-- study:(?P<name>[\w-]+) recipe:(?P<hash>[0-9a-f]{16}) -->\n"
+BLOCK = re.compile(r"<!-- study:(?P<name>[\w/-]+) recipe:(?P<hash>[0-9a-f]{16}) -->\n"
                    r"(?P<table>.*?)<!-- /study:(?P=name) -->", re.S)
 
 
@@ -43,16 +43,120 @@ def study_table(returns: Mapping[str, pd.Series], extra: Mapping[str, Mapping[st
     return "\n".join(lines) + "\n"
 
 
+#: The rows of an ``evaluate`` study: label and how a column's metrics give the cell.
+EVAL_ROWS = (
+    ("weighted F1", lambda m: f"{m['weighted_f1']:.3f}"),
+    ("macro F1", lambda m: f"{m['macro_f1']:.3f}"),
+    ("accuracy", lambda m: f"{m['accuracy']:.3f}"),
+    ("F1 bullish / bearish / neutral",
+     lambda m: " / ".join(f"{m['per_class'][k]['f1']:.2f}" for k in ("bullish", "bearish", "neutral"))),
+    ("mean confidence", lambda m: f"{m['mean_confidence']:.2f}"),
+    ("ECE / Brier", lambda m: f"{m['ece']:.3f} / {m['brier']:.2f}"),
+    ("ms per sentence", lambda m: f"{m['ms_per_item']:.1f}"),
+    ("training", lambda m: _training(m)),
+)
+
+
+def render_table(kind: str, returns: Mapping[str, pd.Series], extra: Mapping[str, Mapping[str, str]],
+                 columns: Mapping[str, Mapping[str, object]]) -> str:
+    """The markdown table of a study of ``kind``: the metric table of ``returns`` (run,
+    walkforward), the rows of :data:`EVAL_ROWS` per arm (evaluate) or one row per measurement
+    (bench)."""
+    if kind == "evaluate":
+        return _grid(list(columns), [(label, [fmt(m) for m in columns.values()])
+                                     for label, fmt in EVAL_ROWS], "Metric")
+    if kind == "bench":
+        keys = list(dict.fromkeys(k for c in columns.values() for k in c))
+        return _grid(list(columns), [(k.replace("_", " "), [_value(c.get(k)) for c in columns.values()])
+                                     for k in keys], "Measurement")
+    return study_table(returns, extra)
+
+
+#: The per-fold columns of a walk-forward study, when its folds.csv has them: label, format.
+FOLD_COLUMNS = (("sharpe", "Sharpe", "{:.2f}"), ("total_return", "return", "{:.1%}"),
+                ("eval_f1", "macro F1", "{:.2f}"), ("turnover", "turnover", "{:.1%}"))
+
+
+def fold_table(folds: pd.DataFrame) -> str:
+    """One row per fold of a walk-forward's ``folds.csv``: its test window, then each
+    :data:`FOLD_COLUMNS` metric it has for each model (``—`` where a fold traded nothing)."""
+    models = list(dict.fromkeys(folds["model"]))
+    metrics = [(col, label, fmt) for col, label, fmt in FOLD_COLUMNS if col in folds.columns]
+    names = ["test window"] + [f"{m} {label}" for _, label, _ in metrics for m in models]
+    rows = []
+    for fold, part in folds.groupby("fold", sort=True):
+        by_model = part.set_index("model")
+        first = part.iloc[0]
+        cells = [f"{first['test_start']:%Y-%m-%d} … {first['test_end']:%Y-%m-%d}"]
+        cells += [_cell(by_model, m, col, fmt) for col, _, fmt in metrics for m in models]
+        rows.append((str(fold), cells))
+    return _grid(names, rows, "Fold")
+
+
+def _cell(by_model: pd.DataFrame, model: str, column: str, fmt: str) -> str:
+    value = by_model[column].get(model) if model in by_model.index else None
+    return "—" if value is None or pd.isna(value) else fmt.format(value)
+
+
+def _grid(names: list[str], rows: list[tuple[str, list[str]]], corner: str) -> str:
+    lines = [f"| {corner} | " + " | ".join(names) + " |", "|---" + "|---:" * len(names) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _training(metrics: Mapping[str, object]) -> str:
+    seconds = metrics.get("train_seconds")
+    if seconds is None:
+        return "—"
+    minutes, rest = divmod(round(float(seconds)), 60)
+    step = metrics.get("best_step")
+    return f"{minutes} min {rest} s" + (f", best step {step}" if step else "")
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
 def block(name: str, recipe_hash: str, table: str) -> str:
     """``table`` between the study's markers."""
     return f"<!-- study:{name} recipe:{recipe_hash} -->\n{table}<!-- /study:{name} -->"
 
 
-def results_markdown(title: str, name: str, recipe_hash: str, table: str, provenance: str,
-                     facts: Mapping[str, object]) -> str:
-    """The whole ``docs/results/NAME.md`` page."""
+def render_tables(kind: str, returns: Mapping[str, pd.Series], extra: Mapping[str, Mapping[str, str]],
+                  columns: Mapping[str, Mapping[str, object]],
+                  folds: pd.DataFrame | None = None) -> dict[str, str]:
+    """Every table of a study by block name: ``""`` the main one (:func:`render_table`), and for
+    a walk-forward ``folds`` (:func:`fold_table`), published as block ``NAME/folds``."""
+    tables = {"": render_table(kind, returns, extra, columns)}
+    if folds is not None and len(folds):
+        tables["folds"] = fold_table(folds)
+    return tables
+
+
+def block_name(study: str, table: str) -> str:
+    """The marker name of a study's ``table`` (``""``: the study's own name)."""
+    return f"{study}/{table}" if table else study
+
+
+def study_of(name: str) -> str:
+    """The study a block ``name`` belongs to (``universe_walkforward/folds``: ``universe_walkforward``)."""
+    return name.split("/", 1)[0]
+
+
+def results_markdown(title: str, name: str, recipe_hash: str, tables: Mapping[str, str],
+                     provenance: str, facts: Mapping[str, object], about: str = "") -> str:
+    """The whole ``docs/results/NAME.md`` page (``about``: the recipe's notes, before the tables)."""
     notes = "".join(f"- {k}: {v}\n" for k, v in facts.items())
-    return (f"# {title}\n\n{block(name, recipe_hash, table)}\n\n{provenance}\n"
+    more = "".join(f"\n\n## Per {key.rstrip('s')}\n\n{block(block_name(name, key), recipe_hash, t)}"
+                   for key, t in tables.items() if key)
+    return (f"# {title}\n\n" + (f"{about.strip()}\n\n" if about.strip() else "")
+            + f"{block(name, recipe_hash, tables[''])}{more}\n\n{provenance}\n"
             + (f"\n{notes}" if notes else ""))
 
 
