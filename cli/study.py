@@ -37,7 +37,8 @@ def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
     for path in recipes:
         recipe = load_recipe(path)
         res = run_study(recipe, Path(out) / recipe.name)
-        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns, res.folds)
+        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns, res.folds,
+                               _statistics(recipe, Path(out) / recipe.name))
         click.echo(f"study {recipe.name}: run {res.run_id}\n" + "\n".join(tables.values()))
         if check:
             stale += [] if _same(Path(docs), recipe.name, tables) else [recipe.name]
@@ -58,6 +59,15 @@ def list_cmd(folder: str) -> None:
         recipe = load_recipe(path)
         click.echo(f"{recipe.name:28} {recipe.kind:12} {'quick' if recipe.quick else 'slow':6} "
                    f"{recipe.title}")
+
+
+def _statistics(recipe, folder: Path) -> str:
+    """A walk-forward study's statistics table, from its results folder ("" for other kinds)."""
+    if recipe.kind != "walkforward":
+        return ""
+    from llmbt.reports.study_stats import walkforward_statistics
+
+    return walkforward_statistics(folder)
 
 
 def _same(docs: Path, name: str, tables: dict[str, str]) -> bool:

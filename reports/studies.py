@@ -130,13 +130,21 @@ def block(name: str, recipe_hash: str, table: str) -> str:
 
 def render_tables(kind: str, returns: Mapping[str, pd.Series], extra: Mapping[str, Mapping[str, str]],
                   columns: Mapping[str, Mapping[str, object]],
-                  folds: pd.DataFrame | None = None) -> dict[str, str]:
+                  folds: pd.DataFrame | None = None, statistics: str = "") -> dict[str, str]:
     """Every table of a study by block name: ``""`` the main one (:func:`render_table`), and for
-    a walk-forward ``folds`` (:func:`fold_table`), published as block ``NAME/folds``."""
+    a walk-forward ``folds`` (:func:`fold_table`) and ``statistics``
+    (:func:`llmbt.reports.study_stats.walkforward_statistics`), published as blocks
+    ``NAME/folds`` and ``NAME/statistics``."""
     tables = {"": render_table(kind, returns, extra, columns)}
     if folds is not None and len(folds):
         tables["folds"] = fold_table(folds)
+    if statistics:
+        tables["statistics"] = statistics
     return tables
+
+
+#: The results page's heading of each table beside the main one.
+HEADINGS = {"folds": "Per fold", "statistics": "Statistics (the run's own arms as the trials)"}
 
 
 def block_name(study: str, table: str) -> str:
@@ -153,7 +161,7 @@ def results_markdown(title: str, name: str, recipe_hash: str, tables: Mapping[st
                      provenance: str, facts: Mapping[str, object], about: str = "") -> str:
     """The whole ``docs/results/NAME.md`` page (``about``: the recipe's notes, before the tables)."""
     notes = "".join(f"- {k}: {v}\n" for k, v in facts.items())
-    more = "".join(f"\n\n## Per {key.rstrip('s')}\n\n{block(block_name(name, key), recipe_hash, t)}"
+    more = "".join(f"\n\n## {HEADINGS[key]}\n\n{block(block_name(name, key), recipe_hash, t)}"
                    for key, t in tables.items() if key)
     return (f"# {title}\n\n" + (f"{about.strip()}\n\n" if about.strip() else "")
             + f"{block(name, recipe_hash, tables[''])}{more}\n\n{provenance}\n"

@@ -135,3 +135,4 @@ def test_an_interrupted_training_leaves_nothing_the_store_takes_for_finished(tmp
     assert adapter_store._stored(folder, "meta.json", train)[2] is False
     reused = adapter_store._stored(folder, "meta.json", boom)  # not trained again
     assert reused == (str(folder), {"metrics": {"seconds": 1.0}}, True)
+

@@ -226,3 +226,13 @@ def test_jitter_of_a_walkforward_folder_reruns_each_fold_from_the_cache(first_ru
         sharpe = sharpe_ratio(first_run.stitched(arm), 252)
         assert line.startswith(f"{arm}: stitched Sharpe {sharpe:.2f}; 2 runs")
         assert f"min {sharpe:.2f} / median {sharpe:.2f} / max {sharpe:.2f} (spread 0.00)" in line
+
+
+def test_a_walkforward_study_publishes_its_statistics_from_the_folder_alone(first_run, tmp_path):
+    from llmbt.reports.study_stats import walkforward_statistics
+
+    out = write_results(first_run, tmp_path / "uwf-stats")
+    table = walkforward_statistics(out)
+    assert table.startswith("| Statistic | base | lora |\n"), table
+    assert "| mean daily IC (t, p) |" in table and "| Sharpe − base, 95 % CI (p) | — |" in table
+    assert table == walkforward_statistics(out)  # seeded bootstraps: byte for byte
