@@ -12,12 +12,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from llmbt.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from llmbt.strategies.params import StrategyParams
 
 SIZERS = ("percent", "fixed")
 #: Fields added after run ids were first published: left out of the id at their default, so
@@ -47,7 +49,9 @@ class RunConfig:
         cash: starting cash. commission: fraction of traded value (0.001 = 0.1 %).
         slippage: fraction of price paid on every fill, against the trader.
         sizer: ``percent`` (of portfolio value, ``size`` in %) or ``fixed`` (``size`` units).
-        params: strategy parameters (``--param key=value``).
+        params: strategy parameters (``--param key=value``): a mapping when made, stored as the
+            strategy's typed frozen value (:class:`~llmbt.strategies.params.StrategyParams`,
+            its ``to_dict()`` in the YAML and the run id).
         benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
@@ -90,7 +94,7 @@ class RunConfig:
     slippage: float = 0.0
     sizer: str = "percent"
     size: float = 95.0
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: StrategyParams | Mapping[str, Any] = field(default_factory=dict)
     benchmark: str = "buy_and_hold"
     mode: str = "bars"
     news: str | None = None
@@ -114,7 +118,6 @@ class RunConfig:
     before_first: str = "refuse"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "params", MappingProxyType(dict(self.params or {})))
         for name in ("cash", "commission", "slippage", "size", "batch_size"):
             _coerce_number(self, name)
         _check(self.cash > 0, "--cash", self.cash, "must be positive, e.g. --cash 100000")
@@ -152,14 +155,14 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the YAML form)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return data | {"params": dict(self.params)}
+        return data | {"params": self.params.to_dict()}
 
     def replace(self, **overrides: Any) -> RunConfig:
         """A copy with the given fields changed; ``None`` values are ignored (flag not given)."""
         given = {k: v for k, v in overrides.items() if v is not None}
         _reject_unknown(given)
         if "params" in given:
-            given["params"] = {**self.params, **given["params"]}
+            given["params"] = {**self.params.to_dict(), **_param_values(given["params"])}
         return dataclasses.replace(self, **given)
 
     @classmethod
@@ -272,8 +275,13 @@ def _check_schedule(cfg: RunConfig) -> None:
 
 
 def _check_params(cfg: RunConfig) -> None:
-    """``params`` validated once against the strategy and stored typed (``--param fast=5`` and
+    """``params`` validated once into the strategy's typed frozen value (``--param fast=5`` and
     YAML ``fast: 5`` are one configuration, one run id); nothing downstream coerces them again."""
     from llmbt.strategies.registry import validated_params
 
-    object.__setattr__(cfg, "params", MappingProxyType(validated_params(cfg.strategy, cfg.params)))
+    object.__setattr__(cfg, "params", validated_params(cfg.strategy, cfg.params))
+
+
+def _param_values(params: Any) -> dict[str, Any]:
+    """The given values of ``params``: a typed value's ``to_dict()``, or the mapping itself."""
+    return params.to_dict() if hasattr(params, "to_dict") else dict(params)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -27,6 +28,9 @@ from llmbt.feeds.selection import (
     selection_mask,
 )
 from llmbt.feeds.universe import Universe
+
+if TYPE_CHECKING:
+    from llmbt.strategies.params import StrategyParams
 
 SURVIVOR_ONLY = ("survivor-only: every symbol trades to the last bar and no --membership was given, "
                  "so names that were delisted or left the index in the period are missing; that "
@@ -157,9 +161,9 @@ def selection_summary(chosen: Eligible, since: pd.Timestamp, cash_bars: int) -> 
     return text
 
 
-def needed_names(params: Mapping) -> int:
-    """Eligible names a rebalance needs: the strategy's ``min_names`` (at least 1)."""
-    return max(int(params.get("min_names", 1) or 1), 1)
+def needed_names(params: StrategyParams) -> int:
+    """Eligible names a rebalance needs: the strategy's ``min_names`` (typed; at least 1)."""
+    return max(getattr(params, "min_names", 1), 1)
 
 
 def universe_facts(config: RunConfig, universe: Universe, news: pd.DataFrame | None,
@@ -186,7 +190,7 @@ def _structural(config: RunConfig, most_names: int) -> str:
     from llmbt.strategies.registry import get_strategy
 
     cls = get_strategy(config.strategy)
-    return cls.structural_note(dict(config.params), most_names)
+    return cls.structural_note(config.params, most_names)
 
 
 #: The universe facts every output says, in this order.

@@ -29,6 +29,7 @@ from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
 from llmbt.strategies.portfolio import EqualWeight, PortfolioStrategy
+from llmbt.strategies.portfolio_params import PortfolioParams
 from llmbt.strategies.registry import get_strategy
 
 #: Bars of history before ``--start`` for the realised volatility (20 bars) and settling.
@@ -64,14 +65,14 @@ class PortfolioInputs:
     """What a portfolio run's signals and weights are computed from, loaded once.
 
     Attributes:
-        strategy: the :class:`PortfolioStrategy` class. params: its validated parameters.
+        strategy: the :class:`PortfolioStrategy` class. params: its typed parameters (the config's).
         spec: what it scores (decay, warm-up). universe: the bars, warm-up history included.
         news: the headlines (``load_news`` columns; None when nothing reads them).
         cache_only: refuse to score what the signal cache lacks (``--jitter``).
     """
 
     strategy: type
-    params: dict
+    params: PortfolioParams
     spec: Any
     universe: Universe
     news: pd.DataFrame | None
@@ -82,7 +83,7 @@ def load_inputs(config: RunConfig, cache_only: bool = False) -> PortfolioInputs:
     """The strategy, its parameters, the universe's bars and the headlines of ``config``
     (``cache_only``: scores must come from the signal cache, no model is loaded)."""
     cls = get_strategy(config.strategy)
-    params = cls.checked_params(config.params)
+    params = config.params  # typed when the config was made
     eligibility.check(config)
     spec = cls.signal_spec(params)
     universe = _load(config, _history_bars(spec, config))
@@ -172,8 +173,7 @@ def run_portfolio_on(config: RunConfig, universe: Universe, news: pd.DataFrame |
     """
     started = time.perf_counter() if started is None else started
     cls = get_strategy(config.strategy)
-    params = cls.checked_params(config.params)
-    inputs = PortfolioInputs(cls, params, cls.signal_spec(params), universe, news)
+    inputs = PortfolioInputs(cls, config.params, cls.signal_spec(config.params), universe, news)
     return _run(config, inputs, with_benchmark, started)
 
 
@@ -207,7 +207,7 @@ def history_bars(config: RunConfig) -> int:
     """Bars of history a portfolio run needs before ``--start`` (volatility, warm-up, decay, the
     ``--select`` look-back)."""
     cls = get_strategy(config.strategy)
-    spec = cls.signal_spec(cls.checked_params(config.params))
+    spec = cls.signal_spec(config.params)
     return _history_bars(spec, config)
 
 
@@ -284,12 +284,12 @@ def simulate_window(config: RunConfig, window: dict[str, pd.DataFrame], weights:
 
 
 def _benchmark(config: RunConfig, universe: Universe, window: dict[str, pd.DataFrame],
-               params: dict, selected: pd.DataFrame | None) -> PortfolioRun:
+               params: PortfolioParams, selected: pd.DataFrame | None) -> PortfolioRun:
     """The equal-weight universe on the same bars, rebalance schedule, costs and selection."""
     if config.benchmark not in ("equal_weight", "buy_and_hold"):
         raise ConfigError(f"--benchmark {config.benchmark!r}: a portfolio is compared with "
                           "equal_weight (the default for portfolios) or none")
-    keep = {k: params[k] for k in ("rebalance", "gross")}
+    keep = PortfolioParams(rebalance=params.rebalance, gross=params.gross)
     tradable = universe.tradable()
     chosen = None if selected is None else eligibility.Eligible(selected == 1, "")
     allowed = tradable if chosen is None else tradable & chosen.mask

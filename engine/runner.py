@@ -26,7 +26,7 @@ from llmbt.errors import ConfigError
 from llmbt.feeds import load_prices
 from llmbt.feeds.calendar import periods_per_year  # re-exported: reports may not import feeds
 from llmbt.strategies.base import SignalStrategy
-from llmbt.strategies.registry import check_bars, get_strategy, with_defaults
+from llmbt.strategies.registry import check_bars, get_strategy
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -116,8 +116,7 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
     if prices is None:
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
-    params = dict(config.params)  # typed when the config was made
-    check_bars(cls, params, len(prices), config.data)
+    check_bars(cls, config.params, len(prices), config.data)  # typed when the config was made
     frame, info, columns = prices, {}, ()
     if issubclass(cls, SignalStrategy) and history is None:
         history = load_history(config) if loaded_here and config.start else prices
@@ -127,12 +126,12 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         signals, info = prepare_signals(cls, history, config)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
-    result = _run_cerebro(config, frame, cls, params, columns)
+    result = _run_cerebro(config, frame, cls, columns)
     result.signal_info = info
     result.signals = frame[list(columns)] if columns else None
     if with_benchmark and config.benchmark not in ("none", config.strategy):
         bench = dataclasses.replace(config, strategy=config.benchmark, params={})
-        bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), {}, ())
+        bench = _run_cerebro(bench, prices, get_strategy(config.benchmark), ())
         result.benchmark_returns = bench.returns.rename(config.benchmark)
     result.seconds = time.perf_counter() - started
     return result
@@ -163,17 +162,16 @@ def load_history(config: RunConfig) -> pd.DataFrame:
     from llmbt.feeds.prices import history_start
 
     cls = get_strategy(config.strategy)
-    params = with_defaults(cls, dict(config.params))
-    bars = cls.warmup_bars(params) if issubclass(cls, SignalStrategy) else 0
+    bars = cls.warmup_bars(config.params) if issubclass(cls, SignalStrategy) else 0
     start = history_start(config.start, bars, config.interval)
     return load_prices(config.data, start, config.end, interval=config.interval)
 
 
 def _run_cerebro(config: RunConfig, frame: pd.DataFrame, cls: type[bt.Strategy],
-                 params: dict, columns: tuple[str, ...]) -> RunResult:
+                 columns: tuple[str, ...]) -> RunResult:
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=False)
     cerebro.adddata(make_feed(frame, columns))
-    cerebro.addstrategy(cls, **params)
+    cerebro.addstrategy(cls, **config.params.all_values())
     _setup_broker(cerebro, config)
     cerebro.addanalyzer(EquityCurve, _name="equity")
     cerebro.addanalyzer(TradeLog, _name="tradelog")

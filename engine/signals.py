@@ -16,7 +16,6 @@ from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news, symbol_of
 from llmbt.signals_cache.hindsight import hindsight_line
-from llmbt.strategies.registry import with_defaults
 
 
 def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, dict]:
@@ -41,8 +40,7 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
     ``bt audit lookahead`` recomputes the signals of truncated data through the same code."""
     from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
-    params = with_defaults(cls, config.params)
-    spec = cls.signal_spec(params)
+    spec = cls.signal_spec(config.params)  # typed when the config was made
     model, arm = scoring_spec(config)
     req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),
                         cache_dir=config.cache_dir, batch_size=config.batch_size,
@@ -51,7 +49,7 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
                         masker=load_masker(config), **arm)
     frame, info = compute_signals(prices, req, news)
     facts = lookahead_info(config, prices.index, bars=config.mode == "bars")
-    return cls.finish_signals(frame, params), info | facts
+    return cls.finish_signals(frame, config.params), info | facts
 
 
 def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:

@@ -90,15 +90,6 @@ def combined_scorer(fingerprints: Sequence[str]) -> str:
     return distinct[0] if len(distinct) == 1 else digest(list(fingerprints))
 
 
-def strategy_params(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every parameter of ``strategy``: its defaults overridden by ``params``, coerced as a run
-    coerces them (so ``--param fast=10`` and YAML ``fast: 10`` are one configuration)."""
-    from llmbt.strategies.registry import check_params, get_strategy, with_defaults
-
-    cls = get_strategy(strategy)
-    return with_defaults(cls, check_params(cls, dict(params)))
-
-
 def bar_text(when: Any) -> str:
     """A bar's time as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC; naive times are UTC): sortable text."""
     ts = pd.Timestamp(when)

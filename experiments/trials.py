@@ -34,7 +34,6 @@ from llmbt.experiments.trial_ids import (
     config_key,
     data_fingerprint,
     scorer_fingerprint,
-    strategy_params,
 )
 from llmbt.feeds.calendar import periods_per_year
 from llmbt.paths import llmbt_home
@@ -149,7 +148,7 @@ def make_trial(config: Any, returns: pd.Series, info: Mapping[str, Any], command
     """
     returns = returns.astype(float)
     ppy = periods_per_year(returns.index)
-    params = strategy_params(config.strategy, config.params)
+    params = config.params.all_values()  # typed, with the defaults, when the config was made
     data, scorer = data_fingerprint(config.to_dict()), scorer or scorer_fingerprint(config, info)
     first, last = bar_text(returns.index[0]), bar_text(returns.index[-1])
     return Trial(key=config_key(data, config.strategy, params, scorer, first, last), data=data,

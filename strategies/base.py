@@ -16,6 +16,8 @@ from typing import ClassVar
 import backtrader as bt
 import pandas as pd
 
+from llmbt.strategies.params import StrategyParams
+
 
 @dataclass(frozen=True)
 class SignalSpec:
@@ -30,6 +32,13 @@ class SignalSpec:
     warmup: int = 0
 
 
+@dataclass(frozen=True)
+class SignalParams(StrategyParams):
+    """What every signal strategy has: whether a negative signal goes short."""
+
+    allow_short: bool = False
+
+
 class SignalStrategy(bt.Strategy):
     """Trade a precomputed ``signal`` column: > 0 long, < 0 short (if allowed), 0 flat."""
 
@@ -39,30 +48,31 @@ class SignalStrategy(bt.Strategy):
     #: plus 150 bars for their exponential averages to settle (rounded, they then equal the
     #: features of a full history, so prompts and cached scores do not depend on it).
     history_bars: ClassVar[int] = 200
-    params = (("allow_short", False),)
+    Params: ClassVar[type[StrategyParams]] = SignalParams
+    params = SignalParams.bt_params()
 
     @classmethod
-    def warmup_bars(cls, params: dict) -> int:
+    def warmup_bars(cls, params: StrategyParams) -> int:
         """Bars of history to load before ``--start``: :attr:`history_bars` plus the
-        strategy's ``lookback`` parameter when it has one (``params`` over the defaults)."""
-        return cls.history_bars + int(params.get("lookback") or 0)
+        strategy's ``lookback`` parameter when it has one."""
+        return cls.history_bars + (getattr(params, "lookback", 0) or 0)
 
     @classmethod
-    def signal_spec(cls, params: dict) -> SignalSpec:
+    def signal_spec(cls, params: StrategyParams) -> SignalSpec:
         """What the engine scores for this run before the loop (default: plain scores).
 
         Args:
-            params: the run's ``--param`` values over the class defaults.
+            params: the run's typed parameters (:attr:`Params`).
         """
         return SignalSpec()
 
     @classmethod
-    def finish_signals(cls, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+    def finish_signals(cls, frame: pd.DataFrame, params: StrategyParams) -> pd.DataFrame:
         """The columns ``next()`` reads, from the scored ones (pure: no model, no I/O).
 
         Args:
             frame: ``score``, ``confidence`` and ``vol`` per bar, indexed like the prices.
-            params: the run's ``--param`` values over the class defaults.
+            params: the run's typed parameters (:attr:`Params`).
         """
         return frame
 

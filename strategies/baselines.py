@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import backtrader as bt
 
+from llmbt.errors import ConfigError
+from llmbt.strategies.params import StrategyParams
 from llmbt.strategies.registry import register
+
+
+@dataclass(frozen=True)
+class SmaCrossParams(StrategyParams):
+    """``sma_cross``: the fast and slow SMA periods (bars), and whether a cross below goes short."""
+
+    fast: int = 10
+    slow: int = 30
+    allow_short: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.fast < self.slow:
+            raise ConfigError(f"sma_cross needs 0 < --param fast < --param slow, got fast={self.fast} "
+                              f"slow={self.slow}: e.g. --param fast=10 --param slow=30")
 
 
 @register("buy_and_hold")
@@ -12,7 +31,8 @@ class BuyAndHold(bt.Strategy):
     """Buy once on the first bar (filled at the second bar's open) and hold to the end; a buy the
     broker rejects (e.g. a gap above the cash) is placed again on the next bar."""
 
-    params = ()
+    Params = StrategyParams
+    params = StrategyParams.bt_params()
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Margin, order.Rejected):
@@ -31,19 +51,15 @@ class SmaCross(bt.Strategy):
     Signals use closes up to the current bar; orders fill at the next bar's open.
     """
 
-    params = (("fast", 10), ("slow", 30), ("allow_short", False))
+    Params = SmaCrossParams
+    params = SmaCrossParams.bt_params()
 
     @classmethod
-    def min_bars(cls, params: dict) -> tuple[int, str]:
+    def min_bars(cls, params: SmaCrossParams) -> tuple[int, str]:
         """Bars needed before the first crossover can be seen, and why."""
-        return int(params["slow"]) + 1, f"slow={params['slow']} bars for the slow SMA + 1 for the crossover"
+        return params.slow + 1, f"slow={params.slow} bars for the slow SMA + 1 for the crossover"
 
     def __init__(self) -> None:
-        if not 0 < self.p.fast < self.p.slow:
-            from llmbt.errors import ConfigError
-
-            raise ConfigError(f"sma_cross needs 0 < fast < slow, got fast={self.p.fast} "
-                              f"slow={self.p.slow}: e.g. --param fast=10 --param slow=30")
         fast = bt.ind.SMA(self.data.close, period=self.p.fast)
         slow = bt.ind.SMA(self.data.close, period=self.p.slow)
         self.cross = bt.ind.CrossOver(fast, slow)

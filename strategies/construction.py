@@ -17,10 +17,13 @@ best-ranked names at every rebalance: the full re-rank.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from llmbt.strategies.portfolio_params import LlmNewsPortfolioParams
 
 
 @dataclass
@@ -32,7 +35,8 @@ class Book:
     weights: np.ndarray | None = None
 
 
-def hold_long(order: np.ndarray, ok: np.ndarray, book: Book, bar: int, p: Mapping) -> list[int]:
+def hold_long(order: np.ndarray, ok: np.ndarray, book: Book, bar: int,
+              p: LlmNewsPortfolioParams) -> list[int]:
     """The names to hold long at rebalance ``bar``, best-ranked first.
 
     Args:
@@ -40,14 +44,13 @@ def hold_long(order: np.ndarray, ok: np.ndarray, book: Book, bar: int, p: Mappin
         ok: which names can be ranked now (a bar, a finite score, selected).
         book: the holdings so far (its ``since`` is updated).
         bar: this bar's position in the calendar.
-        p: ``top_k``, ``n_drop``, ``band``, ``min_hold``.
+        p: the typed parameters: ``top_k``, ``n_drop``, ``band``, ``min_hold``.
     """
-    top_k = p["top_k"]
-    n_drop = top_k if p.get("n_drop") is None else p["n_drop"]
+    top_k = p.top_k
+    n_drop = top_k if p.n_drop is None else p.n_drop
     rank = {int(j): r for r, j in enumerate(order)}
     held = [j for j in book.since if ok[j]]
-    stays = [j for j in held if rank[j] < top_k + p.get("band", 0)
-             or bar - book.since[j] < p.get("min_hold", 0)]
+    stays = [j for j in held if rank[j] < top_k + p.band or bar - book.since[j] < p.min_hold]
     leavers = sorted((j for j in held if j not in stays), key=lambda j: -rank[j])
     entrants = [int(j) for j in order if int(j) not in book.since]
     free = max(top_k - len(stays) - len(leavers), 0)  # slots that need no swap

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from llmbt.errors import ConfigError
-from llmbt.strategies.base import SignalSpec, SignalStrategy
+from llmbt.strategies.base import SignalParams, SignalSpec, SignalStrategy
+from llmbt.strategies.params import choice, number
 from llmbt.strategies.registry import register
 
 SIZINGS = ("fixed", "confidence", "vol_target", "kelly")
+NORMALIZE = ("zscore", "none")
 
 
 def zscore_score(score: pd.Series, lookback: int) -> pd.Series:
@@ -30,6 +33,45 @@ def zscore_score(score: pd.Series, lookback: int) -> pd.Series:
     roll = seen.rolling(lookback, min_periods=max(5, lookback // 3))
     z = (seen - roll.mean()) / roll.std().replace(0.0, float("nan"))
     return (z / 2).clip(-1, 1).reindex(score.index)
+
+
+@dataclass(frozen=True)
+class LlmSentimentParams(SignalParams):
+    """``llm_sentiment``'s parameters (see :class:`LlmSentiment`), with its rules: ``-1 <= exit
+    <= entry <= 1``, ``min_confidence`` and ``kelly_fraction`` fractions, the risk limits and
+    ``half_life`` not negative, ``vol_target`` positive and a z-score ``lookback`` of 5 bars or more."""
+
+    entry: float = 0.25
+    exit: float = 0.0
+    min_confidence: float = 0.4
+    sizing: str = "fixed"
+    vol_target: float = 0.15
+    kelly_fraction: float = 0.5
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    max_hold: int = 0
+    half_life: float = 0.0
+    normalize: str = "zscore"
+    lookback: int = 60
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        choice("sizing", self.sizing, SIZINGS)
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(f"--param normalize={self.normalize!r} must be zscore or none")
+        if not -1 <= self.exit <= self.entry <= 1:
+            raise ConfigError(f"llm_sentiment needs -1 <= exit <= entry <= 1, got entry={self.entry} "
+                              f"exit={self.exit}: e.g. --param entry=0.2 --param exit=0")
+        for key in ("min_confidence", "kelly_fraction"):
+            if number(key, getattr(self, key), 0.0, f"e.g. --param {key}=0.5") > 1:
+                raise ConfigError(f"--param {key}={getattr(self, key)!r} must be in [0, 1]")
+        for key in ("stop_loss", "take_profit", "max_hold", "half_life"):
+            number(key, getattr(self, key), 0.0, f"0 = off, e.g. --param {key}=0")
+        if not self.vol_target > 0:
+            raise ConfigError(f"--param vol_target={self.vol_target!r} must be > 0, e.g. 0.15")
+        if self.normalize == "zscore" and self.lookback < 5:
+            raise ConfigError(f"--param lookback={self.lookback} must be at least 5 bars for "
+                              "normalize=zscore, e.g. --param lookback=60")
 
 
 @register("llm_sentiment")
@@ -51,34 +93,23 @@ class LlmSentiment(SignalStrategy):
     """
 
     signal_columns = ("score", "confidence", "vol")
-    params = (
-        ("entry", 0.25), ("exit", 0.0), ("min_confidence", 0.4), ("allow_short", False),
-        ("sizing", "fixed"), ("vol_target", 0.15), ("kelly_fraction", 0.5),
-        ("stop_loss", 0.0), ("take_profit", 0.0), ("max_hold", 0), ("half_life", 0.0),
-        ("normalize", "zscore"), ("lookback", 60),
-    )
+    Params = LlmSentimentParams
+    params = LlmSentimentParams.bt_params()
 
     @classmethod
-    def signal_spec(cls, params: dict) -> SignalSpec:
+    def signal_spec(cls, params: LlmSentimentParams) -> SignalSpec:
         """Headline decay, and the z-score's ``lookback`` as scored bars before ``--start``."""
-        if params["normalize"] not in ("zscore", "none"):
-            raise ConfigError(f"--param normalize={params['normalize']!r} must be zscore or none")
-        warmup = int(params["lookback"]) if params["normalize"] == "zscore" else 0
-        return SignalSpec(half_life=float(params["half_life"]), warmup=warmup)
+        warmup = params.lookback if params.normalize == "zscore" else 0
+        return SignalSpec(half_life=float(params.half_life), warmup=warmup)
 
     @classmethod
-    def finish_signals(cls, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+    def finish_signals(cls, frame: pd.DataFrame, params: LlmSentimentParams) -> pd.DataFrame:
         """``normalize=zscore``: the score relative to its trailing ``lookback`` bars."""
-        if params["normalize"] == "zscore":
-            frame["score"] = zscore_score(frame["score"], int(params["lookback"]))
+        if params.normalize == "zscore":
+            frame["score"] = zscore_score(frame["score"], params.lookback)
         return frame
 
     def __init__(self) -> None:
-        if self.p.sizing not in SIZINGS:
-            raise ConfigError(f"--param sizing={self.p.sizing!r} is not one of {', '.join(SIZINGS)}")
-        if not -1 <= self.p.exit <= self.p.entry <= 1:
-            raise ConfigError(f"llm_sentiment needs -1 <= exit <= entry <= 1, got entry={self.p.entry} "
-                              f"exit={self.p.exit}: e.g. --param entry=0.2 --param exit=0")
         self.trade_returns: list[float] = []  # net P&L / entry value of each closed trade
         self._entry_values: dict[int, float] = {}
         self.entry_bar, self.entry_price = 0, 0.0

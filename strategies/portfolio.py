@@ -21,12 +21,11 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.errors import ConfigError
 from llmbt.strategies.base import SignalSpec
 from llmbt.strategies.construction import Book, cap_turnover, hold_long
-from llmbt.strategies.registry import register, with_defaults
-
-WEIGHTINGS = ("equal", "confidence", "inverse_vol")
+from llmbt.strategies.portfolio_params import LlmNewsPortfolioParams, PortfolioParams
+from llmbt.strategies.registry import register
 
 
 class PortfolioStrategy(bt.Strategy):
@@ -38,31 +37,25 @@ class PortfolioStrategy(bt.Strategy):
 
     #: Signal panels :meth:`target_weights` reads (the engine scores them before the loop).
     signal_panels: ClassVar[tuple[str, ...]] = ()
-    params = (("rebalance", 1), ("gross", 0.95))
+    Params: ClassVar[type[PortfolioParams]] = PortfolioParams
+    params = PortfolioParams.bt_params()
 
     @classmethod
-    def checked_params(cls, params: Mapping) -> dict:
-        """``params`` over the class defaults, validated; raises :class:`ConfigError`."""
-        p = with_defaults(cls, dict(params))
-        p["rebalance"] = _integer(p, "rebalance", 1, "bars between rebalances, e.g. --param rebalance=5")
-        p["gross"] = _fraction(p, "gross", "cap on the sum of |weights|, e.g. --param gross=0.95")
-        return p
-
-    @classmethod
-    def signal_spec(cls, params: Mapping) -> SignalSpec:
+    def signal_spec(cls, params: PortfolioParams | Mapping) -> SignalSpec:
         """What the engine scores before the loop (default: nothing decayed, no warm-up)."""
         return SignalSpec()
 
     @classmethod
     def target_weights(cls, signals: Mapping[str, pd.DataFrame], tradable: pd.DataFrame,
-                       params: Mapping, anchor: pd.Timestamp | None = None) -> pd.DataFrame:
+                       params: PortfolioParams | Mapping, anchor: pd.Timestamp | None = None) -> pd.DataFrame:
         """Target weights decided at each bar's close (calendar × symbols, like ``tradable``).
 
         Args:
             signals: panels by name (``score``, ``confidence``, ``vol``); reindexed to ``tradable``
                 (dates or symbols they lack are NaN).
             tradable: bool panel, True where the symbol has a bar.
-            params: the run's ``--param`` values (class defaults fill the rest).
+            params: the run's typed parameters (:attr:`Params`), used as they are; a mapping of
+                ``--param`` values is made into them first (:meth:`StrategyParams.of`).
             anchor: the first traded bar (``--start``): rebalances fall every ``rebalance`` bars
                 counted from it, so the schedule does not depend on how much warm-up history was
                 loaded before it (None: from the first row).
@@ -74,7 +67,7 @@ class PortfolioStrategy(bt.Strategy):
         Raises:
             ConfigError: a bad parameter or a missing panel, naming the ``--param`` and the fix.
         """
-        p = cls.checked_params(params)
+        p = cls.Params.of(params)
         ok = tradable.fillna(False).astype(bool)
         panels = {name: _aligned(signals, name, ok) for name in cls.signal_panels if name in signals}
         cls.check_panels(panels, p)
@@ -83,32 +76,32 @@ class PortfolioStrategy(bt.Strategy):
         trade = ok.to_numpy()
         state: dict = {}  # what a rebalance leaves to the next (the holdings), in bar order
         first = 0 if anchor is None else int(ok.index.searchsorted(anchor))
-        for i in range(first % p["rebalance"], len(ok), p["rebalance"]):
+        for i in range(first % p.rebalance, len(ok), p.rebalance):
             row = {name: panel[i] for name, panel in panels.items()}
             state["bar"] = i
             out[i] = cls.row_weights(row, trade[i], rank, p, state)
         return pd.DataFrame(out, index=ok.index, columns=ok.columns)
 
     @classmethod
-    def check_panels(cls, panels: Mapping[str, np.ndarray], params: Mapping) -> None:
+    def check_panels(cls, panels: Mapping[str, np.ndarray], params: PortfolioParams) -> None:
         """Refuse a run whose ``params`` need a panel that ``panels`` lacks (default: none needed)."""
 
     @classmethod
-    def structural_note(cls, params: Mapping, most_names: int) -> str:
+    def structural_note(cls, params: PortfolioParams | Mapping, most_names: int) -> str:
         """A sentence when, by construction, the scores cannot change what is held ('' when they
         can); ``most_names``: the most names with a bar (and selected) at any traded bar."""
         return ""
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping, state: dict | None = None) -> np.ndarray:
+                    params: PortfolioParams, state: dict | None = None) -> np.ndarray:
         """The weights of one rebalance bar (NaN where not tradable, or all NaN to skip it).
 
         Args:
             panels: each signal panel's row at this bar, as float arrays.
             tradable: which symbols have a bar now.
             rank: each symbol's position in name order (for deterministic ties).
-            params: validated parameters.
+            params: the typed parameters.
             state: carried from one rebalance to the next (``bar``: this bar's position; the
                 subclass keeps its holdings here); None for a bar decided alone.
         """
@@ -156,10 +149,10 @@ class EqualWeight(PortfolioStrategy):
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping, state: dict | None = None) -> np.ndarray:
+                    params: PortfolioParams, state: dict | None = None) -> np.ndarray:
         """``gross / N`` for each of the ``N`` tradable symbols."""
         n = int(tradable.sum())
-        return np.where(tradable, params["gross"] / n if n else np.nan, np.nan)
+        return np.where(tradable, params.gross / n if n else np.nan, np.nan)
 
 
 @register("llm_news_portfolio")
@@ -184,49 +177,24 @@ class LlmNewsPortfolio(PortfolioStrategy):
     """
 
     signal_panels = ("score", "confidence", "vol")
-    params = (
-        ("top_k", 5), ("bottom_k", 0), ("entry", None), ("allow_short", False),
-        ("weighting", "equal"), ("max_weight", 0.2), ("net", 1.0), ("min_confidence", 0.0),
-        ("half_life", 3.0), ("min_names", 1), ("rebalance", 5),
-        ("n_drop", None), ("band", 10), ("min_hold", 0), ("max_turnover", None),
-    )
+    Params = LlmNewsPortfolioParams
+    params = LlmNewsPortfolioParams.bt_params()
 
     @classmethod
-    def checked_params(cls, params: Mapping) -> dict:
-        """Validated parameters over the defaults; raises :class:`ConfigError` naming the fix."""
-        p = super().checked_params(params)
-        p["top_k"] = _integer(p, "top_k", 1, "names held long, e.g. --param top_k=5")
-        p["bottom_k"] = _integer(p, "bottom_k", 0, "names held short, e.g. --param bottom_k=5")
-        p["min_names"] = _integer(p, "min_names", 0, "ranked names a rebalance needs, e.g. "
-                                  "--param min_names=10")
-        p["max_weight"] = _fraction(p, "max_weight", "cap per name, e.g. --param max_weight=0.2")
-        p["net"] = _fraction(p, "net", "cap on |sum of weights|, e.g. --param net=1", zero=True)
-        p["min_confidence"] = _fraction(p, "min_confidence", "e.g. --param min_confidence=0.4",
-                                        zero=True)
-        p["half_life"] = _number(p, "half_life", 0.0, "headline decay in bars, e.g. --param half_life=3")
-        p["entry"] = None if p["entry"] in (None, "", "none", "None") else _fraction(
-            p, "entry", "a score threshold in (0, 1], e.g. --param entry=0.3")
-        _turnover_params(p)
-        if p["weighting"] not in WEIGHTINGS:
-            raise ConfigError(f"--param weighting={p['weighting']!r} is not one of "
-                              f"{', '.join(WEIGHTINGS)}.{did_you_mean(p['weighting'], WEIGHTINGS)}")
-        return p
-
-    @classmethod
-    def signal_spec(cls, params: Mapping) -> SignalSpec:
+    def signal_spec(cls, params: LlmNewsPortfolioParams | Mapping) -> SignalSpec:
         """Headline decay ``half_life``; warm-up: 5 half-lives of scored bars before ``--start``
         (an older headline keeps under 1/32 of its weight)."""
-        p = cls.checked_params(params)
-        return SignalSpec(half_life=p["half_life"], warmup=math.ceil(5 * p["half_life"]))
+        p = cls.Params.of(params)
+        return SignalSpec(half_life=p.half_life, warmup=math.ceil(5 * p.half_life))
 
     @classmethod
-    def check_panels(cls, panels: Mapping[str, np.ndarray], params: Mapping) -> None:
+    def check_panels(cls, panels: Mapping[str, np.ndarray], params: LlmNewsPortfolioParams) -> None:
         """``score`` always; ``confidence`` for min_confidence > 0 or confidence weighting;
         ``vol`` for inverse_vol weighting."""
         need = {"score": "ranking"}
-        if params["min_confidence"] > 0 or params["weighting"] == "confidence":
+        if params.min_confidence > 0 or params.weighting == "confidence":
             need["confidence"] = "min_confidence/weighting=confidence"
-        if params["weighting"] == "inverse_vol":
+        if params.weighting == "inverse_vol":
             need["vol"] = "weighting=inverse_vol"
         for name, why in need.items():
             if name not in panels:
@@ -235,27 +203,27 @@ class LlmNewsPortfolio(PortfolioStrategy):
                                   "--param weighting / --param min_confidence.")
 
     @classmethod
-    def structural_note(cls, params: Mapping, most_names: int) -> str:
+    def structural_note(cls, params: LlmNewsPortfolioParams | Mapping, most_names: int) -> str:
         """Long-only ranking (no ``entry``, no shorts, no confidence weighting or floor) with
         ``top_k`` at least every name: each rebalance holds every name, whatever the scores."""
-        p = cls.checked_params(params)
-        if (p["entry"] is not None or p["bottom_k"] or p["weighting"] == "confidence"
-                or p["min_confidence"] > 0 or p["top_k"] < most_names):
+        p = cls.Params.of(params)
+        if (p.entry is not None or p.bottom_k or p.weighting == "confidence"
+                or p.min_confidence > 0 or p.top_k < most_names):
             return ""
-        return (f"the scores cannot change the holdings: top_k={p['top_k']} >= the {most_names} "
+        return (f"the scores cannot change the holdings: top_k={p.top_k} >= the {most_names} "
                 "names with a bar, so every rebalance holds every name and any difference between "
                 "scorers is structural (zero), not evidence; lower --param top_k or widen the universe")
 
     @classmethod
     def row_weights(cls, panels: Mapping[str, np.ndarray], tradable: np.ndarray, rank: np.ndarray,
-                    params: Mapping, state: dict | None = None) -> np.ndarray:
+                    params: PortfolioParams, state: dict | None = None) -> np.ndarray:
         """Rank, select (with the turnover rules of :mod:`~llmbt.strategies.construction`),
         weigh and cap one rebalance bar (all NaN when it is skipped)."""
         score, base, ok = panels["score"], _base_weights(panels, params), tradable.copy()
         ok &= np.isfinite(score) & np.isfinite(base)
-        if "confidence" in panels and params["min_confidence"] > 0:
-            ok &= panels["confidence"] >= params["min_confidence"]
-        if ok.sum() < max(params["min_names"], 1):
+        if "confidence" in panels and params.min_confidence > 0:
+            ok &= panels["confidence"] >= params.min_confidence
+        if ok.sum() < max(params.min_names, 1):
             return np.full(len(tradable), np.nan)
         state = {"bar": 0} if state is None else state
         book = state.setdefault("book", Book())
@@ -263,114 +231,63 @@ class LlmNewsPortfolio(PortfolioStrategy):
         raw = np.zeros(len(tradable))
         raw[longs], raw[shorts] = base[longs], -base[shorts]
         weights = _scaled(raw, params)
-        if params["max_turnover"] is not None:
+        if params.max_turnover is not None:
             weights = _capped(weights, order, book, params, state["bar"])
         book.weights = weights
         return np.where(tradable, weights, np.nan)
 
 
-def _select(score: np.ndarray, ok: np.ndarray, rank: np.ndarray, p: Mapping, book: Book,
+def _select(score: np.ndarray, ok: np.ndarray, rank: np.ndarray, p: LlmNewsPortfolioParams, book: Book,
             bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of the longs and shorts among the ``ok`` names (ties: symbol name order), and the
     ranking (best first)."""
     idx = np.flatnonzero(ok)
     best = idx[np.lexsort((rank[idx], -score[idx]))]
-    if p["entry"] is not None:
-        shorting = p["bottom_k"] > 0 or p["allow_short"]
-        shorts = idx[score[idx] <= -p["entry"]] if shorting else idx[:0]
-        return idx[score[idx] >= p["entry"]], shorts, best
+    if p.entry is not None:
+        shorting = p.bottom_k > 0 or p.allow_short
+        shorts = idx[score[idx] <= -p.entry] if shorting else idx[:0]
+        return idx[score[idx] >= p.entry], shorts, best
     longs = np.asarray(hold_long(best, ok, book, bar, p), dtype=np.int64)
     rest = idx[np.lexsort((rank[idx], score[idx]))]
-    return longs, rest[~np.isin(rest, longs)][: p["bottom_k"]], best
+    return longs, rest[~np.isin(rest, longs)][: p.bottom_k], best
 
 
-def _capped(weights: np.ndarray, order: np.ndarray, book: Book, p: Mapping, bar: int) -> np.ndarray:
+def _capped(weights: np.ndarray, order: np.ndarray, book: Book, p: LlmNewsPortfolioParams,
+            bar: int) -> np.ndarray:
     """The trades that fit ``max_turnover``, best first; the book keeps what is really held."""
     old = book.weights if book.weights is not None else np.zeros(len(weights))
     priority = np.full(len(weights), -np.inf)
     priority[order] = -np.arange(len(order), dtype=float)
-    out = cap_turnover(old, weights, priority, p["max_turnover"])
+    out = cap_turnover(old, weights, priority, p.max_turnover)
     held = {int(j) for j in np.flatnonzero(out > 0)}
     book.since = {j: book.since.get(j, bar) for j in held}
     return out
 
 
-def _turnover_params(p: dict) -> None:
-    """Validate ``n_drop``, ``band``, ``min_hold`` and ``max_turnover`` in place."""
-    none = (None, "", "none", "None")
-    if p["n_drop"] not in none:
-        p["n_drop"] = _integer(p, "n_drop", 1, "names replaced at most per rebalance, e.g. "
-                               "--param n_drop=1")
-        if p["n_drop"] > p["top_k"]:
-            raise ConfigError(f"--param n_drop={p['n_drop']} must be at most top_k={p['top_k']} "
-                              "(n_drop = top_k is the full re-rank)")
-    else:
-        p["n_drop"] = None
-    p["band"] = _integer(p, "band", 0, "extra ranks a held name may slip, e.g. --param band=5")
-    p["min_hold"] = _integer(p, "min_hold", 0, "bars before a name may leave, e.g. --param min_hold=5")
-    if p["max_turnover"] in none:
-        p["max_turnover"] = None
-        return
-    number = _number(p, "max_turnover", 0.0, "sum of |weight changes| per rebalance, e.g. "
-                     "--param max_turnover=0.4")
-    if not 0 < number <= 2:
-        raise ConfigError(f"--param max_turnover={p['max_turnover']!r} must be in (0, 2] (2 = the "
-                          "whole book sold and bought again), e.g. --param max_turnover=0.4")
-    p["max_turnover"] = number
-
-
-def _base_weights(panels: Mapping[str, np.ndarray], p: Mapping) -> np.ndarray:
+def _base_weights(panels: Mapping[str, np.ndarray], p: LlmNewsPortfolioParams) -> np.ndarray:
     """Unsigned raw weight per name: 1, the confidence or 1 / vol (NaN/inf where undefined)."""
-    if p["weighting"] == "confidence":
+    if p.weighting == "confidence":
         return panels["confidence"].astype(float)
-    if p["weighting"] == "inverse_vol":
+    if p.weighting == "inverse_vol":
         vol = panels["vol"].astype(float)
         return np.divide(1.0, vol, out=np.full(len(vol), np.nan), where=vol > 0)
     return np.ones(len(panels["score"]))
 
 
-def _scaled(raw: np.ndarray, p: Mapping) -> np.ndarray:
+def _scaled(raw: np.ndarray, p: LlmNewsPortfolioParams) -> np.ndarray:
     """Scale to ``gross``, cap each name at ``max_weight``, cut the larger side to ``net``."""
     total = np.abs(raw).sum()
     if total == 0:
         return raw
-    w = np.clip(raw / total * p["gross"], -p["max_weight"], p["max_weight"])
+    w = np.clip(raw / total * p.gross, -p.max_weight, p.max_weight)
     longs, shorts = w[w > 0].sum(), -w[w < 0].sum()
-    if longs - shorts > p["net"]:
-        w[w > 0] *= (p["net"] + shorts) / longs
-    elif shorts - longs > p["net"]:
-        w[w < 0] *= (p["net"] + longs) / shorts
+    if longs - shorts > p.net:
+        w[w > 0] *= (p.net + shorts) / longs
+    elif shorts - longs > p.net:
+        w[w < 0] *= (p.net + longs) / shorts
     return w
 
 
 def _aligned(signals: Mapping[str, pd.DataFrame], name: str, like: pd.DataFrame) -> np.ndarray:
     """Panel ``name`` on ``like``'s calendar and symbols, as a float array (missing = NaN)."""
     return signals[name].reindex(index=like.index, columns=like.columns).to_numpy(dtype=float)
-
-
-def _number(p: dict, key: str, minimum: float, hint: str) -> float:
-    value = p[key]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not number >= minimum or not math.isfinite(number):
-        raise ConfigError(f"--param {key}={value!r} must be a number >= {minimum:g} ({hint})")
-    return number
-
-
-def _integer(p: dict, key: str, minimum: int, hint: str) -> int:
-    try:
-        number = _number(p, key, minimum, hint)
-    except ConfigError:
-        number = None
-    if number is None or number != int(number) or isinstance(p[key], bool):
-        raise ConfigError(f"--param {key}={p[key]!r} must be an integer >= {minimum} ({hint})")
-    return int(number)
-
-
-def _fraction(p: dict, key: str, hint: str, zero: bool = False) -> float:
-    number = _number(p, key, 0.0, hint)
-    if number > 1 or (number == 0 and not zero):
-        raise ConfigError(f"--param {key}={p[key]!r} must be in {'[0' if zero else '(0'}, 1] ({hint})")
-    return number

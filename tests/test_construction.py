@@ -41,8 +41,8 @@ def ranks(score: pd.DataFrame, t: int) -> dict[str, int]:
 
 
 def test_the_defaults_rebalance_every_5_bars_with_a_band_of_10():
-    p = LlmNewsPortfolio.checked_params({})
-    rules = (p["rebalance"], p["band"], p["n_drop"], p["min_hold"], p["max_turnover"])
+    p = LlmNewsPortfolio.Params()
+    rules = (p.rebalance, p.band, p.n_drop, p.min_hold, p.max_turnover)
     assert rules == (5, 10, None, 0, None)
 
 
@@ -118,7 +118,7 @@ def test_max_turnover_caps_each_rebalance_and_trades_the_best_first():
 ])
 def test_bad_turnover_parameters_are_one_line(params, match):
     with pytest.raises(ConfigError, match=match):
-        LlmNewsPortfolio.checked_params({"top_k": 4} | params)
+        LlmNewsPortfolio.Params.from_mapping({"top_k": 4} | params)
 
 
 def test_a_construction_that_holds_every_name_is_said_plainly(shared_news, monkeypatch, tmp_path):

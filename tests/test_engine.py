@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -179,8 +180,8 @@ def test_a_bad_normalize_is_refused_before_anything_is_scored(goog, monkeypatch)
         raise AssertionError("scored before the parameters were checked")
 
     monkeypatch.setattr(signals, "compute_signals", never)
-    cfg = RunConfig(strategy="llm_sentiment", start="2012-06-01", params={"normalize": "rank"})
-    with pytest.raises(ConfigError, match="normalize='rank' must be zscore or none"):
+    with pytest.raises(ConfigError, match="normalize='rank' must be zscore or none"):  # at creation
+        cfg = RunConfig(strategy="llm_sentiment", start="2012-06-01", params={"normalize": "rank"})
         run_backtest(cfg, prices=goog.loc["2012-06-01":], with_benchmark=False)
 
 
@@ -189,13 +190,13 @@ def test_params_are_validated_once_into_typed_values_naming_the_param():
 
     flag = RunConfig(strategy="sma_cross", params={"fast": "5"})
     yaml_like = RunConfig(strategy="sma_cross", params={"fast": 5})
-    assert flag.params["fast"] == 5 and isinstance(flag.params["fast"], int)
+    assert flag.params.fast == 5 and isinstance(flag.params.fast, int)
     assert flag.run_id == yaml_like.run_id  # --param fast=5 and YAML fast: 5 are one configuration
     with pytest.raises(ConfigError, match=r"--param fsat: .*Did you mean 'fast'"):
         RunConfig(strategy="sma_cross", params={"fsat": 3})
-    with pytest.raises(ConfigError, match=r"--param fast='five' is not a int"):
+    with pytest.raises(ConfigError, match=r"--param fast='five' must be an integer"):
         RunConfig(strategy="sma_cross", params={"fast": "five"})
     with pytest.raises(ConfigError, match=r"top_k"):  # the strategy's own rule, at creation
         RunConfig(strategy="llm_news_portfolio", params={"top_k": "0"})
-    with pytest.raises(TypeError):
-        flag.params["fast"] = 7  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        flag.params.fast = 7  # frozen

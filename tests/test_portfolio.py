@@ -9,7 +9,7 @@ import pytest
 from llmbt.engine.portfolio import simulate, union_calendar
 from llmbt.errors import ConfigError, DataError, LlmbtError
 from llmbt.strategies.portfolio import EqualWeight, LlmNewsPortfolio
-from llmbt.strategies.registry import available, check_params, get_strategy
+from llmbt.strategies.registry import available, get_strategy
 
 DAYS = pd.date_range("2021-01-04", periods=8, freq="B", tz="UTC", name="timestamp")
 
@@ -27,7 +27,7 @@ def weights(scores: pd.DataFrame, tradable: pd.DataFrame | None = None, **params
 def test_both_strategies_are_registered_and_listed():
     assert {"llm_news_portfolio", "equal_weight"} <= set(available())
     assert get_strategy("llm_news_portfolio") is LlmNewsPortfolio
-    assert check_params(LlmNewsPortfolio, {"top_k": "3"}) == {"top_k": 3}
+    assert LlmNewsPortfolio.Params.from_mapping({"top_k": "3"}).to_dict() == {"top_k": 3}
     assert "top" in (LlmNewsPortfolio.__doc__ or "") and "equal" in (EqualWeight.__doc__ or "")
 
 

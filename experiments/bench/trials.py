@@ -67,7 +67,7 @@ def bench_trials(bench: TrialsBench) -> dict[str, float]:
     result = run_backtest(config, with_benchmark=False)
 
     def record(fast: int) -> float:
-        cfg = config.replace(params={"fast": fast})
+        cfg = config.replace(params={"fast": fast, "slow": fast + 30})  # a valid pair, one key each
         return _ms(lambda: record_run(cfg, result.returns, result.signal_info, "run"))
 
     with _fresh_ledger():
