@@ -63,7 +63,7 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """16-hex hash of what decides the result: kind, config and walk-forward settings."""
-        blob = json.dumps([self.kind, self.run_config().to_dict(), self.walkforward],
+        blob = json.dumps([self.kind, self.run_config().id_dict(), self.walkforward],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -76,14 +76,14 @@ def train_fold_head(cfg: WalkForwardConfig, arm: Arm, train: Sequence[Any],
     """
     from llmbt.signals_cache.finetune.encoding import dataset_hash
     from llmbt.signals_cache.heads.linear import HEAD_META
-    from llmbt.signals_cache.heads.scorer import HEAD_ENGINE
+    from llmbt.signals_cache.heads.scorer import HEAD_PRECISION
     from llmbt.signals_cache.heads.train import train_head
     from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 
     base = arm.model or cfg.run.model
     hcfg = head_config(cfg.head)
     key = hashlib.sha256(json.dumps(
-        ["embeddings", base_fingerprint(ModelSpec(base=base, engine=HEAD_ENGINE)),
+        ["embeddings", base_fingerprint(ModelSpec(base=base, precision=HEAD_PRECISION)),
          dataset_hash(list(train)), dataset_hash(list(val)), dataclasses.asdict(hcfg)],
         sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = llmbt_home() / "heads" / key

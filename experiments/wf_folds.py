@@ -165,7 +165,7 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
     from llmbt.signals_cache.model.quantization import resolve_device_dtype
 
-    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, engine=cfg.run.engine)
+    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, precision=cfg.run.precision)
     tcfg = cfg.train_config()
     device = resolve_device_dtype(spec.device, spec.dtype)[0]
     key = hashlib.sha256(json.dumps([base_fingerprint(spec), dataset_hash(train), dataset_hash(val),
