@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from llmbt.cli.logs import setup_logging
@@ -76,8 +78,7 @@ def run_options(func):
                      "or Hugging Face id."),
         click.option("--adapter", help="peft (LoRA) adapter folder applied to --model."),
         click.option("--quantization", help="none, 8bit or 4bit (bitsandbytes)."),
-        click.option("--engine", help="Scoring engine: auto (default: the fastest measured exact "
-                     "enough here), torch (float32 reference) or torch-bf16."),
+        precision_option(),
         click.option("--prompt", help="Prompt template version, e.g. bars-v1 (default: the mode's)."),
         click.option("--scorer", help="What scores the texts: lm (default: --model's label "
                      "probabilities on prompts) or a text scorer such as lexicon (the raw text)."),
@@ -104,6 +105,42 @@ def run_options(func):
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def precision_option(default: str | None = None, note: str = ""):
+    """``--precision`` (auto, float32, bf16) and its hidden old name ``--engine`` (auto, torch,
+    torch-bf16; one deprecation line on stderr). The command gets ``precision``: the value given,
+    else ``default`` (None: not given, the YAML's or the config's default stands). ``note`` ends
+    the help."""
+    def decorate(func):
+        @functools.wraps(func)
+        def merged(*args, engine: str | None = None, **kwargs):
+            kwargs["precision"] = _merged_precision(kwargs.get("precision"), engine) or default
+            return func(*args, **kwargs)
+
+        merged = click.option("--engine", hidden=True, help="Deprecated name of --precision "
+                              "(torch = float32, torch-bf16 = bf16).")(merged)
+        return click.option("--precision", metavar="[auto|float32|bf16]", help="Scoring precision: "
+                            "auto (default: the fastest measured exact enough here), float32 (the "
+                            "reference) or bf16 (CPU); each has its own cache entries."
+                            + (f" {note}" if note else ""))(merged)
+    return decorate
+
+
+def _merged_precision(precision: str | None, engine: str | None) -> str | None:
+    """``--precision``, or the precision an old ``--engine`` value names (announced on stderr)."""
+    from llmbt.errors import ConfigError
+    from llmbt.signals_cache.model.precision import check_precision, from_engine
+
+    if engine is not None:
+        if precision is not None:
+            raise ConfigError(f"--engine {engine} and --precision {precision}: --engine is the old "
+                              "name of --precision; give only --precision")
+        precision = from_engine(engine)
+        click.echo(f"--engine is deprecated: use --precision {precision}", err=True)
+    if precision is not None:
+        check_precision(precision)
+    return precision
 
 
 def build_config(config_path: str | None, params: tuple[str, ...], **flags):

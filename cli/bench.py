@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import click
@@ -25,37 +26,60 @@ def bench() -> None:
 @click.option("--prompt", default=None, help="Bar prompt template version (default: bars-v2).")
 @click.option("--cached-run", "cached_run", type=click.IntRange(min=0), default=3, show_default=True,
               help="Timed process pairs of a cached llm_sentiment run vs sma_cross (0: skip).")
-@click.option("--engines", default="torch,torch-bf16", show_default=True,
-              help="Scoring engines compared with torch float32 on the same prompts; none skips.")
-@click.option("--news", default=None, help="Also compare the engines on -n headline prompts "
+@click.option("--precisions", default=None, help="Scoring precisions compared with float32 on "
+              "the same prompts, comma-separated; none skips.  [default: float32,bf16]")
+@click.option("--engines", hidden=True, help="Deprecated name of --precisions.")
+@click.option("--news", default=None, help="Also compare the precisions on -n headline prompts "
               "(headlines-v2) of this news file; 'shared' = the shared Reuters headlines.")
-@click.option("--adapter", default=None, help="peft adapter applied in every engine's rows.")
-@click.option("--engines-only", is_flag=True, help="Skip the generate/batched paths and backtests.")
+@click.option("--adapter", default=None, help="peft adapter applied in every precision's rows.")
+@click.option("--precisions-only", is_flag=True, help="Skip the generate/batched paths and backtests.")
+@click.option("--engines-only", is_flag=True, hidden=True, help="Deprecated name of --precisions-only.")
 def bench_scoring_cmd(model: str, data: str, n: int, n_generate: int, batch_size: int, start: str,
-                      prompt: str | None, cached_run: int, engines: str, news: str | None,
-                      adapter: str | None, engines_only: bool) -> None:
+                      prompt: str | None, cached_run: int, precisions: str | None,
+                      engines: str | None, news: str | None, adapter: str | None,
+                      precisions_only: bool, engines_only: bool) -> None:
     """Generate-then-parse vs batched label scoring vs batched + prefix reuse; cache lookups/s;
-    cached llm_sentiment backtest vs sma_cross wall time; then each --engines engine against the
-    torch float32 path (items/s, ratio, label agreement, |Δscore|, peak RSS) on bar prompts (and
+    cached llm_sentiment backtest vs sma_cross wall time; then each --precisions precision against
+    the float32 path (items/s, ratio, label agreement, |Δscore|, peak RSS) on bar prompts (and
     --news headline prompts).
 
-    Example: bt bench scoring -n 256 --news shared --engines torch-bf16
+    Example: bt bench scoring -n 256 --news shared --precisions bf16
     """
     from llmbt.engine.config import RunConfig
     from llmbt.experiments.bench.suite import bar_prompt_sample, bench_all
 
-    if not engines_only:
+    names = _precision_names(precisions, engines)
+    if engines_only:
+        click.echo("--engines-only is deprecated: use --precisions-only", err=True)
+    if not (precisions_only or engines_only):
         config = RunConfig(data=data, start=start, model=model, batch_size=batch_size)
         for key, value in bench_all(model, data, n, n_generate, batch_size, config, prompt).items():
             click.echo(f"{key:<28} {_fmt(value)}")
         if cached_run:
             _print_cached_run(data, start, model, None, cached_run)
-    names = [e.strip() for e in engines.split(",") if e.strip() and e.strip() != "none"]
     if names:
         sets = {"bars": bar_prompt_sample(model, data, n, prompt)}
         if news:
             sets["headlines"] = _headline_prompts(news, n, model)
-        _bench_engines(model, adapter, sets, names, batch_size)
+        _bench_precisions(model, adapter, sets, names, batch_size)
+
+
+def _precision_names(precisions: str | None, engines: str | None) -> list[str]:
+    """The ``--precisions`` list, or the old ``--engines`` list in today's names (announced on
+    stderr); ConfigError for both, or for a name that is no precision."""
+    from llmbt.errors import ConfigError
+    from llmbt.signals_cache.model.precision import check_precision, from_engine
+
+    if engines is not None and precisions is not None:
+        raise ConfigError("--engines is the old name of --precisions; give only --precisions")
+    text = engines if engines is not None else precisions or "float32,bf16"
+    names = [p.strip() for p in text.split(",") if p.strip() and p.strip() != "none"]
+    if engines is not None:
+        names = [from_engine(p) for p in names]
+        click.echo(f"--engines is deprecated: use --precisions {','.join(names) or 'none'}", err=True)
+    for name in names:
+        check_precision(name)
+    return names
 
 
 @bench.command("cached-run")
@@ -102,30 +126,30 @@ def _print_cached_run(data: str, start: str, model: str, cache_dir: str | None, 
 
 
 def _headline_prompts(news: str, n: int, model: str) -> list[str]:
-    from llmbt.experiments.bench.engines import headline_prompt_sample
+    from llmbt.experiments.bench.precision import headline_prompt_sample
     from llmbt.experiments.bench.universe import DEFAULT_NEWS
 
     return headline_prompt_sample(DEFAULT_NEWS if news == "shared" else news, n, model)
 
 
-def _bench_engines(model: str, adapter: str | None, sets: dict[str, list[str]],
-                   names: list[str], batch_size: int) -> None:
-    from llmbt.experiments.bench.engines import bench_engines
+def _bench_precisions(model: str, adapter: str | None, sets: dict[str, list[str]],
+                      names: list[str], batch_size: int) -> None:
+    from llmbt.experiments.bench.precision import bench_precisions
     from llmbt.signals_cache.model.loading import ModelSpec
 
     spec = ModelSpec(base=model, adapter=adapter)
     errors = []
     for kind, prompts in sets.items():
-        for row in bench_engines(spec, prompts, names, batch_size):
-            click.echo(f"engine {kind:<9} " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+        for row in bench_precisions(spec, prompts, names, batch_size):
+            click.echo(f"precision {kind:<9} " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
             if row.get("std_dscore"):
-                errors.append((float(row["std_dscore"]), str(row.get("engine"))))
+                errors.append((float(row["std_dscore"]), str(row.get("precision"))))
     if errors:  # the largest error seen: what --jitter perturbs scores by
         from llmbt.experiments.jitter import store_sigma
 
-        sigma, engine = max(errors)
-        store_sigma(sigma, f"{engine} vs torch")
-        click.echo(f"stored for --jitter: sigma {sigma:.4g} (std of the score difference, {engine} "
+        sigma, precision = max(errors)
+        store_sigma(sigma, f"{precision} vs float32")
+        click.echo(f"stored for --jitter: sigma {sigma:.4g} (std of the score difference, {precision} "
                    "vs the float32 reference)")
 
 
@@ -261,20 +285,26 @@ def _bench_scoring(prices: dict, news_path: str, symbol: str, n: int) -> None:
                f"{rows[0]['ms_per_row'] / rows[1]['ms_per_row']:,.2f}x per row")
 
 
-@bench.command("engine-backtest")
+@bench.command("precision-backtest")
 @run_options
-@click.option("--candidate", default="torch-bf16", show_default=True,
-              help="Engine compared with the float32 reference (torch).")
-def bench_engine_backtest_cmd(candidate: str, **kwargs) -> None:
-    """The same backtest scored by torch (float32) and by --candidate: share of identical entries
-    and exits (goal >= 95 %) and the Sharpe gap (goal <= 0.05). Scores each engine's misses.
+@click.option("--candidate", default="bf16", show_default=True,
+              help="Precision compared with the float32 reference.")
+def bench_precision_backtest_cmd(candidate: str, **kwargs) -> None:
+    """The same backtest scored in float32 and in --candidate: share of identical entries and
+    exits (goal >= 95 %) and the Sharpe gap (goal <= 0.05). Scores each precision's misses.
 
-    Example: bt bench engine-backtest --strategy llm_sentiment --data sample:GOOG
+    Example: bt bench precision-backtest --strategy llm_sentiment --data sample:GOOG
     """
-    from llmbt.experiments.bench.engine_backtest import compare_engines
+    from llmbt.experiments.bench.precision_backtest import compare_precisions
 
-    for key, value in compare_engines(build_config(**kwargs), candidate=candidate).items():
+    for key, value in compare_precisions(build_config(**kwargs), candidate=candidate).items():
         click.echo(f"{key:<28} {_fmt(value)}")
+
+
+_OLD_NAME = copy.copy(bench_precision_backtest_cmd)  # the name before --engine became --precision
+_OLD_NAME.name, _OLD_NAME.hidden = "engine-backtest", True
+_OLD_NAME.deprecated = "Use bt bench precision-backtest."
+bench.add_command(_OLD_NAME)
 
 
 @bench.command("trials")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from llmbt.cli.base import cli
+from llmbt.cli.base import cli, precision_option
 from llmbt.cli.ml import label_map_option, parse_label_map
 from llmbt.cli.news_eval import news_ic, news_options
 
@@ -17,10 +17,7 @@ from llmbt.cli.news_eval import news_ic, news_options
 @click.option("--data", type=click.Path(exists=True, dir_okay=False),
               help="Labelled test file (CSV/JSONL label,text): accuracy, F1, calibration.")
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model.")
-@click.option("--engine", type=click.Choice(["auto", "torch", "torch-bf16"]), default="auto",
-              show_default=True, help="Scoring engine of the model rows, as bt run --engine (auto: "
-              "the fastest measured exact enough here; torch: float32; torch-bf16: ~2x faster on a "
-              "CPU with native bf16). Heads and seqcls adapters score in float32.")
+@precision_option("auto", note="Of the model rows; heads and seqcls adapters score in float32.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False),
               help="Adapter folder: evaluated side by side with its base (a --method seqcls "
               "adapter as its classifier).")
@@ -40,7 +37,7 @@ from llmbt.cli.news_eval import news_ic, news_options
 @click.option("--no-base", is_flag=True, help="With --adapter or --arm, skip the base model.")
 @label_map_option
 @news_options
-def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibration, template, batch_size,
+def evaluate(data, model, precision, adapter, arm_texts, calibrate_on, no_calibration, template, batch_size,
              json_out, no_base, label_map, **news) -> None:
     """Accuracy, macro/weighted F1, per-class P/R, confusion, calibration (ECE, Brier), ms/item;
     with --news, each row's daily IC on dated headlines against next-day excess returns.
@@ -66,10 +63,12 @@ def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibrati
         raise ConfigError("a model schedule picks each item's model by its date, and --data's "
                           "labelled sentences have none: use --model-schedule or schedule= with "
                           "--news only")
-    runs = _label_runs(data, calibrate_on, label_map, arms, model, adapter, template, batch_size,
-                       calibrate=not no_calibration, engine=engine) if data else {a.name: {} for a in arms}
+    runs = {a.name: {} for a in arms} if not data else _label_runs(
+        data, calibrate_on, label_map, arms, model, adapter, template, batch_size,
+        calibrate=not no_calibration, precision=precision)
     if news["news"]:
-        stats_of = news_ic(arms, news, model, batch_size, calibrate=not no_calibration, engine=engine)
+        stats_of = news_ic(arms, news, model, batch_size, calibrate=not no_calibration,
+                           precision=precision)
         for name, stats in stats_of.items():
             runs[name]["news_ic"] = stats
     main = runs["head" if "head" in runs else "adapter"] if adapter else runs[next(iter(runs))]
@@ -83,10 +82,10 @@ def evaluate(data, model, engine, adapter, arm_texts, calibrate_on, no_calibrati
 
 def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...], arms: list,
                 model: str, adapter: str | None, template: str, batch_size: int,
-                calibrate: bool = True, engine: str = "auto") -> dict[str, dict]:
+                calibrate: bool = True, precision: str = "auto") -> dict[str, dict]:
     """Each row's metrics on the labelled ``data`` (temperature fitted on ``calibrate_on``, else
-    the one stored beside the row's folder unless ``calibrate`` is off); ``engine`` scores the
-    model rows."""
+    the one stored beside the row's folder unless ``calibrate`` is off); the model rows score in
+    ``precision``."""
     from llmbt.signals_cache.finetune.datasets import load_labelled
     from llmbt.signals_cache.finetune.evaluate import evaluate_arm
     from llmbt.signals_cache.scoring.temperature import stored_temperature
@@ -94,7 +93,7 @@ def _label_runs(data: str, calibrate_on: str | None, label_map: tuple[str, ...],
     mapping = parse_label_map(label_map)
     examples = load_labelled(data, label_map=mapping)
     val = load_labelled(calibrate_on, label_map=mapping) if calibrate_on else None
-    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size, engine),
+    runs = {arm.name: evaluate_arm(examples, _scorer_arm(arm, model, template, batch_size, precision),
                                    val_examples=val, temperature=None if val else
                                    stored_temperature(arm.adapter, calibrate)) for arm in arms}
     row = "head" if "head" in runs else "adapter"
@@ -121,8 +120,8 @@ def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> lis
     return rows
 
 
-def _scorer_arm(arm, model: str, template: str, batch_size: int, engine: str = "auto"):
-    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts with ``engine``
+def _scorer_arm(arm, model: str, template: str, batch_size: int, precision: str = "auto"):
+    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts in ``precision``
     (its own model, adapter and prompt where it names them) or its text scorer."""
     from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
     from llmbt.signals_cache.heads.linear import is_head_folder
@@ -135,7 +134,7 @@ def _scorer_arm(arm, model: str, template: str, batch_size: int, engine: str = "
     if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
         return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
     if arm.kind == "lm":
-        return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter, engine=engine),
+        return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter, precision=precision),
                      arm.prompt or template, batch_size)
     return TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
 

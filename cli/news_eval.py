@@ -39,10 +39,10 @@ def news_options(func):
 
 
 def news_ic(arms: Sequence[Any], flags: dict[str, Any], model: str, batch_size: int,
-            say=click.echo, calibrate: bool = True, engine: str = "auto") -> dict[str, dict]:
+            say=click.echo, calibrate: bool = True, precision: str = "auto") -> dict[str, dict]:
     """Each arm's daily-IC statistics (:data:`llmbt.reports.news_ic.NEWS_IC_KEYS`) on the
     headlines of ``flags`` (the values of :func:`news_options`), by arm name; ``calibrate`` False
-    ignores temperatures stored beside the arms' folders; ``engine`` scores the model arms.
+    ignores temperatures stored beside the arms' folders; the model arms score in ``precision``.
 
     Raises:
         ConfigError: ``--news`` without ``--universe``.
@@ -57,7 +57,7 @@ def news_ic(arms: Sequence[Any], flags: dict[str, Any], model: str, batch_size: 
     config = RunConfig(strategy="llm_news_portfolio", data=flags["universe"], symbols=flags["symbols"],
                        start=flags["start"], end=flags["end"], news=flags["news"],
                        news_tz=flags["news_tz"], model=model, batch_size=batch_size,
-                       calibrate=calibrate, engine=engine, model_schedule=flags["model_schedule"],
+                       calibrate=calibrate, precision=precision, model_schedule=flags["model_schedule"],
                        cutoff_gap=flags["cutoff_gap"], before_first=flags["before_first"])
     res = evaluate_news(config, arms, min_names=flags["min_names"])
     for name, info in res["info"].items():

@@ -18,10 +18,10 @@ from llmbt.cli.base import build_config, cli, run_options
 @click.option("--save-config", type=click.Path(dir_okay=False), help="Write the resolved config "
               "as YAML (reusable with --config).")
 @click.option("--jitter", type=int, default=0, help="Portfolio runs: re-run N times from the "
-              "cached scores plus the scoring engine's numeric error; report the Sharpe's spread "
+              "cached scores plus the scoring precision's numeric error; report the Sharpe's spread "
               "and the share of identical fills (no model call).")
 @click.option("--jitter-sigma", type=float, default=None, help="The noise's standard deviation "
-              "(default: what `bt bench scoring --engines` measured and stored).")
+              "(default: what `bt bench scoring --precisions` measured and stored).")
 def run(report: str | None, no_report: bool, save_config: str | None, jitter: int,
         jitter_sigma: float | None, **kwargs) -> None:
     """Run one backtest, print its metrics and write a QuantStats tearsheet.

@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import click
 
-from llmbt.cli.base import cli
-from llmbt.engine.config import ENGINES, QUANTIZATIONS
+from llmbt.cli.base import cli, precision_option
+from llmbt.engine.config import QUANTIZATIONS
 from llmbt.errors import DataError
 
 _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL", '
@@ -41,9 +41,7 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
 @click.option("--adapter", default=None, help="peft (LoRA) adapter folder applied to --model.")
 @click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
               help="bitsandbytes quantization of --model (as bt run --quantization).")
-@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
-              help="Scoring engine (as bt run --engine): auto, torch (float32 reference) or "
-              "torch-bf16; each has its own cache entries.")
+@precision_option("auto")
 @click.option("--anonymize", is_flag=True, help="Mask company names and tickers in each headline "
               "(Company A = the item's symbol) before scoring, as bt run --anonymize does.")
 @click.option("--names", default=None, help="CSV symbol,company of the names --anonymize masks, "
@@ -64,7 +62,7 @@ _EXAMPLE = {"headlines": '{"timestamp": "2024-05-01T13:30:00Z", "symbol": "AAPL"
               show_default=True, help="With --model-schedule: refuse items before the first "
               "cutoff, or skip them (null scores).")
 def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | None,
-          quantization: str, engine: str, anonymize: bool, names: str | None, prompt: str | None,
+          quantization: str, precision: str, anonymize: bool, names: str | None, prompt: str | None,
           batch_size: int, cache_dir: str | None, no_calibration: bool, model_schedule: str | None,
           cutoff_gap: int, before_first: str) -> None:
     """Score headlines (or rendered prompts) and write one JSON line per item: symbol, timestamp,
@@ -80,7 +78,7 @@ def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | No
     from llmbt.signals_cache.provider import ScoreStream
     from llmbt.signals_cache.signals import SignalRequest
 
-    config = RunConfig(model=model, adapter=adapter, quantization=quantization, engine=engine,
+    config = RunConfig(model=model, adapter=adapter, quantization=quantization, precision=precision,
                        calibrate=not no_calibration, anonymize=anonymize, names=names,
                        model_schedule=model_schedule, cutoff_gap=cutoff_gap,
                        before_first=before_first)

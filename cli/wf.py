@@ -148,10 +148,10 @@ def _report(folder: Path, trials: str) -> None:
 @click.option("--out", default=None, help="Output folder for --arm (default out/compare-<run id>).")
 @trials_option
 @click.option("--jitter", type=int, default=0, help="Universe arms: re-run each arm N times from "
-              "its cached scores plus the scoring engine's numeric error, and say whether each "
+              "its cached scores plus the scoring precision's numeric error, and say whether each "
               "Sharpe difference exceeds that spread (no model call).")
 @click.option("--jitter-sigma", type=float, default=None, help="The noise's standard deviation "
-              "(default: what `bt bench scoring --engines` measured and stored).")
+              "(default: what `bt bench scoring --precisions` measured and stored).")
 def compare(folder, arms, horizon, out, trials, jitter, jitter_sigma, **kwargs) -> None:
     """A/B comparison: metrics, signal quality, cost, and whether the difference is real
     (paired bootstrap Sharpe CI, PSR/DSR, McNemar); writes comparison.html and tearsheets.

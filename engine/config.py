@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,7 +31,12 @@ _ID_DEFAULTS = {"model_cutoff": None, "anonymize": False, "names": None, "scorer
 BEFORE_FIRST = ("refuse", "skip")  # = llmbt.signals_cache.model.schedule.BEFORE_FIRST
 MODES = ("bars", "headlines")
 QUANTIZATIONS = ("none", "8bit", "4bit")
-ENGINES = ("auto", "torch", "torch-bf16")  # = llmbt.signals_cache.model.engines.ENGINES
+PRECISIONS = ("auto", "float32", "bf16")  # = llmbt.signals_cache.model.precision.PRECISIONS
+#: Each precision under its old name (YAML key ``engine``, flag ``--engine``): what run ids hash, so
+#: runs from before the rename keep their ids (= llmbt.signals_cache.model.precision.ENGINE_NAMES).
+ENGINE_NAMES = {"auto": "auto", "float32": "torch", "bf16": "torch-bf16"}
+_FROM_ENGINE = {name: precision for precision, name in ENGINE_NAMES.items()}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,10 @@ class RunConfig:
         benchmark: strategy run on the same data as the benchmark (``buy_and_hold``) or ``none``.
         mode, news, news_tz: signal mode, headline file and its time zone (LLM strategies).
         model, adapter, quantization: the scoring model (LLM strategies).
-        engine: scoring engine (``--engine``): ``torch`` (float32, the reference),
-            ``torch-bf16``, or ``auto`` (the fastest measured exact enough here;
-            :func:`llmbt.signals_cache.model.engines.resolve_engine`).
+        precision: scoring precision (``--precision``): ``float32`` (the reference), ``bf16``,
+            or ``auto`` (the fastest measured exact enough here;
+            :func:`llmbt.signals_cache.model.precision.resolve_precision`). Read from an old
+            ``engine`` key too (:meth:`from_dict`).
         prompt: prompt template version (``bars-v2``…); None = the mode's default. Checked
             against ``mode`` by :func:`llmbt.engine.signals.check_prompt` before data is loaded.
         batch_size: scoring batch size. cache_dir: signal cache folder (default under the home dir).
@@ -102,7 +109,7 @@ class RunConfig:
     model: str = "smollm2-135m"
     adapter: str | None = None
     quantization: str = "none"
-    engine: str = "auto"
+    precision: str = "auto"
     prompt: str | None = None
     batch_size: int = 16
     cache_dir: str | None = None
@@ -130,7 +137,7 @@ class RunConfig:
                "must be in (0, 100] for --sizer percent, or a positive number of units for fixed")
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--quantization", self.quantization, QUANTIZATIONS)
-        _check_choice("--engine", self.engine, ENGINES)
+        _check_precision(self.precision)
         _check(self.batch_size >= 1, "--batch-size", self.batch_size, "must be at least 1")
         _check_dates(self.start, self.end)
         _check_lookahead_controls(self)
@@ -145,7 +152,7 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """A stable 12-hex-digit hash of every field: equal configs give equal ids."""
-        data = {k: v for k, v in self.to_dict().items() if _ID_DEFAULTS.get(k, ...) != v}
+        data = {k: v for k, v in self.id_dict().items() if _ID_DEFAULTS.get(k, ...) != v}
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -157,6 +164,13 @@ class RunConfig:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         return data | {"params": self.params.to_dict()}
 
+    def id_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` as ids and fingerprints hash it: the precision under its old key and
+        name (``engine``: ``auto``, ``torch`` or ``torch-bf16``), so ids from before the rename stay."""
+        data = self.to_dict()
+        data["engine"] = ENGINE_NAMES[data.pop("precision")]
+        return data
+
     def replace(self, **overrides: Any) -> RunConfig:
         """A copy with the given fields changed; ``None`` values are ignored (flag not given)."""
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -166,12 +180,15 @@ class RunConfig:
         return dataclasses.replace(self, **given)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> RunConfig:
-        """Build from a mapping, rejecting unknown keys with "Did you mean …?"."""
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config", warn: bool = True) -> RunConfig:
+        """Build from a mapping, rejecting unknown keys with "Did you mean …?". An old ``engine``
+        key is read as ``precision`` (``torch`` as ``float32``, ``torch-bf16`` as ``bf16``),
+        logging a deprecation warning unless ``warn`` is off (a results folder written before)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        data = _renamed_engine(dict(data), source, warn)
         _reject_unknown(data, source)
-        return cls(**dict(data))
+        return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
@@ -213,6 +230,29 @@ def _check_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{_flag_key(flag)} = {value!r} is not one of {', '.join(choices)}."
                           f"{did_you_mean(str(value), choices)}")
+
+
+def _check_precision(value: Any) -> None:
+    if value in _FROM_ENGINE and value not in PRECISIONS:
+        raise ConfigError(f"{_flag_key('--precision')} = {value!r} is the old --engine name: "
+                          f"use {_FROM_ENGINE[value]}")
+    _check_choice("--precision", value, PRECISIONS)
+
+
+def _renamed_engine(data: dict[str, Any], source: str, warn: bool) -> dict[str, Any]:
+    """``data`` with an old ``engine`` key (auto, torch, torch-bf16) as ``precision``."""
+    if "engine" not in data:
+        return data
+    value = data.pop("engine")
+    if "precision" in data:
+        raise ConfigError(f"{source}: 'engine' is the old name of 'precision'; keep only precision")
+    if value not in _FROM_ENGINE:
+        raise ConfigError(f"{source}: engine {value!r} is not one of {', '.join(_FROM_ENGINE)}."
+                          f"{did_you_mean(str(value), _FROM_ENGINE)} (engine is the old name of "
+                          f"precision: use precision: {', '.join(PRECISIONS)})")
+    if warn:
+        log.warning("%s: key 'engine' is deprecated: use precision: %s", source, _FROM_ENGINE[value])
+    return data | {"precision": _FROM_ENGINE[value]}
 
 
 def _coerce_number(cfg: RunConfig, name: str) -> None:

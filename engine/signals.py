@@ -61,7 +61,7 @@ def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
     lm = config.scorer == "lm"
     spec = ModelSpec(base=config.model, adapter=config.adapter if lm else None,
-                     quantization=config.quantization, engine=config.engine,
+                     quantization=config.quantization, precision=config.precision,
                      calibrate=config.calibrate)
     fields = {"arm": config.scorer, "arm_path": None if lm else config.adapter}
     return spec, fields | ({"schedule": run_schedule(config)} if config.model_schedule else {})
@@ -69,7 +69,7 @@ def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
 def scorer_fingerprints(config: RunConfig) -> list[str]:
     """The signal-cache fingerprint(s) of ``config``'s scorer, as a run of it keys its scores:
-    the model with its adapter, quantization, engine, dtype and calibration, or the text scorer
+    the model with its adapter, quantization, precision, dtype and calibration, or the text scorer
     (``--scorer``); one per model of a ``--model-schedule``. What ``bt cache clear`` removes."""
     from llmbt.signals_cache.signals import SignalRequest, scorer_of
 

@@ -51,11 +51,11 @@ def stored_head(base: str, train: Sequence[Any], val: Sequence[Any],
     """
     from llmbt.signals_cache.finetune.encoding import dataset_hash
     from llmbt.signals_cache.heads.linear import HEAD_META
-    from llmbt.signals_cache.heads.scorer import HEAD_ENGINE
+    from llmbt.signals_cache.heads.scorer import HEAD_PRECISION
     from llmbt.signals_cache.heads.train import train_head
     from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint
 
-    key = _key(["embeddings", base_fingerprint(ModelSpec(base=base, engine=HEAD_ENGINE)),
+    key = _key(["embeddings", base_fingerprint(ModelSpec(base=base, precision=HEAD_PRECISION)),
                 dataset_hash(list(train)), dataset_hash(list(val)), dataclasses.asdict(hcfg)])
     return _stored(llmbt_home() / "heads" / key, HEAD_META,
                    lambda tmp: train_head(list(train), list(val), base, tmp, hcfg))

@@ -1,12 +1,13 @@
 """How fragile a portfolio result is: the same run from the cached scores, perturbed N times.
 
-A scoring engine's numeric error (float32 vs bf16: |Δscore| ~ 0.01, :mod:`llmbt.experiments.bench.engines`)
-agrees on every label and can still change which names rank first. ``--jitter N`` re-runs the
-backtest N times with every score plus seeded Gaussian noise of that size (σ: ``--jitter-sigma``, or
-what ``bt bench scoring --engines`` measured and stored, :func:`stored_sigma`), without a model call
-(a cache miss is an error: run once without ``--jitter`` first), and reports the spread of the
-Sharpe ratio, the share of the run's fills that every perturbed run repeats, and whether a
-difference between two arms is larger than that spread. σ = 0 reproduces the run exactly.
+A scoring precision's numeric error (float32 vs bf16: |Δscore| ~ 0.01,
+:mod:`llmbt.experiments.bench.precision`) agrees on every label and can still change which names
+rank first. ``--jitter N`` re-runs the backtest N times with every score plus seeded Gaussian noise
+of that size (σ: ``--jitter-sigma``, or what ``bt bench scoring --precisions`` measured and stored,
+:func:`stored_sigma`), without a model call (a cache miss is an error: run once without
+``--jitter`` first), and reports the spread of the Sharpe ratio, the share of the run's fills that
+every perturbed run repeats, and whether a difference between two arms is larger than that spread.
+σ = 0 reproduces the run exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from llmbt.engine.portfolio_run import (
 from llmbt.errors import ConfigError
 from llmbt.paths import llmbt_home
 
-SIGMA_FILE = "engine_error.json"
+SIGMA_FILE = "precision_error.json"
+#: Where the σ was stored before ``--engine`` became ``--precision`` (still read).
+OLD_SIGMA_FILE = "engine_error.json"
 
 
 @dataclass
@@ -61,26 +64,24 @@ class JitterResult:
 
 
 def stored_sigma() -> float | None:
-    """σ of the score error ``bt bench scoring --engines`` measured and stored, if any."""
-    path = llmbt_home() / SIGMA_FILE
-    if not path.is_file():
-        return None
-    return float(json.loads(path.read_text())["sigma"])
+    """σ of the score error ``bt bench scoring --precisions`` measured and stored, if any."""
+    found = [p for p in (llmbt_home() / SIGMA_FILE, llmbt_home() / OLD_SIGMA_FILE) if p.is_file()]
+    return float(json.loads(found[0].read_text())["sigma"]) if found else None
 
 
-def store_sigma(sigma: float, engines: str) -> None:
-    """Keep the measured σ (std of Δscore between ``engines``) for later ``--jitter`` runs."""
+def store_sigma(sigma: float, precisions: str) -> None:
+    """Keep the measured σ (std of Δscore between ``precisions``) for later ``--jitter`` runs."""
     path = llmbt_home() / SIGMA_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"sigma": sigma, "engines": engines}) + "\n")
+    path.write_text(json.dumps({"sigma": sigma, "precisions": precisions}) + "\n")
 
 
 def resolve_sigma(sigma: float | None) -> float:
     """``--jitter-sigma`` or the stored measurement; ConfigError naming both fixes when neither."""
     value = stored_sigma() if sigma is None else sigma
     if value is None:
-        raise ConfigError("--jitter needs the size of the scoring engine's error: run `bt bench "
-                          "scoring --engines torch,torch-bf16` once (it stores it), or pass "
+        raise ConfigError("--jitter needs the size of the scoring precision's error: run `bt bench "
+                          "scoring --precisions float32,bf16` once (it stores it), or pass "
                           "--jitter-sigma, e.g. --jitter-sigma 0.01")
     if not value >= 0:
         raise ConfigError(f"--jitter-sigma {value!r} must be >= 0, e.g. 0.01")
@@ -176,7 +177,7 @@ def jitter_walkforward(folder: str | Path, n: int, sigma: float) -> list[str]:
     if not meta.get("universe") or meta.get("compare"):
         raise ConfigError(f"--jitter with --from needs a universe walk-forward's folder; {folder} "
                           "is not one (for bt compare --arm, pass --jitter to the compare itself)")
-    run = RunConfig.from_dict(meta["run"])
+    run = RunConfig.from_dict(meta["run"], warn=False)  # saved by llmbt: an old key is no typo
     folds = pd.read_csv(folder / "folds.csv")
     lines = []
     for arm in (BASE, TUNED):

@@ -137,7 +137,8 @@ def write_arms_results(res: dict[str, Any], config: RunConfig, arms: list[Arm], 
     meta = {"run": config.to_dict(), "arms": [a.name for a in arms], "horizon": horizon,
             "arm_specs": {a.name: dataclasses.asdict(a) for a in arms}, "compare": True,
             "universe": res.get("opens") is not None}
-    config_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    hashed = meta | {"run": config.id_dict()}  # the hash from before precision was renamed
+    config_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:12]
     _dump(out / "config.json", {"run_id": config.run_id, "config_hash": config_hash, **meta})
     hindsight = "; ".join(arms_hindsight(res["info"]))  # each arm's scorer has its own
     _dump(out / "run.json", {"run_id": config.run_id, "config_hash": config_hash, **git_state(),

@@ -68,7 +68,7 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """16-hex hash of what decides the result: kind, config and the kind's settings."""
-        blob = json.dumps([self.kind, self.run_config().to_dict(), self.settings],
+        blob = json.dumps([self.kind, self.run_config().id_dict(), self.settings],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -16,8 +16,8 @@
       cached_run: 3         # timed process pairs (0: none)
 
     bench:
-      suite: engines        # bt bench scoring --engines: each scoring engine against float32
-      engines: [torch, torch-bf16]
+      suite: precision      # bt bench scoring --precisions: each precision against float32
+      precisions: [float32, bf16]
       n: 256                # bar prompts of data, and with news: that many headline prompts
       news: shared          # a news file, or shared (the Reuters headlines); omit for bars only
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from llmbt.errors import ConfigError, did_you_mean
 
-SUITES = ("scoring", "engines")
+SUITES = ("scoring", "precision")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class BenchSettings:
     batch_size: int = 16
     start: str = "2012-06-01"
     cached_run: int = 3
-    engines: tuple[str, ...] = ("torch", "torch-bf16")
+    precisions: tuple[str, ...] = ("float32", "bf16")
     news: str | None = None
 
 
@@ -64,14 +64,14 @@ def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
     if data.get("suite") not in SUITES:
         raise ConfigError(f"study {study} bench: suite {data.get('suite')!r} must be one of "
                           f"{', '.join(SUITES)}.{did_you_mean(str(data.get('suite')), SUITES)}")
-    return BenchSettings(**{k: tuple(v) if k == "engines" else v for k, v in data.items()})
+    return BenchSettings(**{k: tuple(v) if k == "precisions" else v for k, v in data.items()})
 
 
 def run_bench(settings: BenchSettings) -> dict[str, dict[str, Any]]:
     """The suite's measurements: one column of rows per model (scoring) or per prompt set and
-    engine (engines)."""
-    if settings.suite == "engines":
-        return _engines(settings)
+    precision (precision)."""
+    if settings.suite == "precision":
+        return _precisions(settings)
     return {settings.model: _scoring(settings)}
 
 
@@ -88,8 +88,8 @@ def _scoring(s: BenchSettings) -> dict[str, Any]:
     return out
 
 
-def _engines(s: BenchSettings) -> dict[str, dict[str, Any]]:
-    from llmbt.experiments.bench.engines import bench_engines, headline_prompt_sample
+def _precisions(s: BenchSettings) -> dict[str, dict[str, Any]]:
+    from llmbt.experiments.bench.precision import bench_precisions, headline_prompt_sample
     from llmbt.experiments.bench.suite import bar_prompt_sample
     from llmbt.experiments.bench.universe import DEFAULT_NEWS
     from llmbt.signals_cache.model.loading import ModelSpec
@@ -100,6 +100,7 @@ def _engines(s: BenchSettings) -> dict[str, dict[str, Any]]:
         sets[f"{s.n} headlines"] = headline_prompt_sample(news, s.n, s.model)
     columns = {}
     for name, prompts in sets.items():
-        for row in bench_engines(ModelSpec(base=s.model), prompts, list(s.engines), s.batch_size):
-            columns[f"{name}, {row['engine']}"] = row
+        for row in bench_precisions(ModelSpec(base=s.model), prompts, list(s.precisions),
+                                    s.batch_size):
+            columns[f"{name}, {row['precision']}"] = row
     return columns

@@ -5,7 +5,7 @@ its signals, and the key of its configuration.
   ``--select``, ``--membership``, ``--news`` and ``--news-tz``; a local file stands for its resolved
   path, size and modification time (a folder: those of its files), a remote source for its URI;
 - the **scorer fingerprint** is ``none`` for a run that scored nothing (``sma_cross``), else a hash of
-  the scorer kind, model, adapter, quantization, engine, prompt, mode, calibration, anonymization and
+  the scorer kind, model, adapter, quantization, precision, prompt, mode, calibration, anonymization and
   the signal cache's own fingerprint of the scorer (``scorer fingerprint`` in the run facts);
 - a **configuration** is (data, strategy, parameters with their defaults, scorer, first and last
   traded bar): recording one again replaces it.
@@ -75,8 +75,9 @@ def scorer_fingerprint(config: Any, info: Mapping[str, Any]) -> str:
     (``RunResult.signal_info``): :data:`NO_SCORER` when nothing was scored (no facts)."""
     if not info:
         return NO_SCORER
+    ids = config.id_dict()  # the precision as ``engine``, its name before the rename: ids stay
     parts = {"kind": config.scorer, "model": config.model, "adapter": config.adapter,
-             "quantization": config.quantization, "engine": config.engine, "prompt": config.prompt,
+             "quantization": config.quantization, "engine": ids["engine"], "prompt": config.prompt,
              "mode": config.mode, "calibrate": config.calibrate, "anonymize": config.anonymize,
              "names": source_identity(config.names) if config.anonymize else None,
              "cache": info.get("scorer fingerprint")}

@@ -143,8 +143,8 @@ class WalkForwardConfig:
     @property
     def run_id(self) -> str:
         """12 hex digits of the config's hash (``fail_fast``, ``executor`` and ``ray_address``
-        excluded: they change no result)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        excluded: they change no result; the run as :meth:`RunConfig.id_dict` hashes it)."""
+        blob = json.dumps(self.to_dict() | {"run": self.run.id_dict()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

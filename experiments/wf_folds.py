@@ -154,5 +154,5 @@ def train_adapter(cfg: WalkForwardConfig, train: list, val: list,
     from llmbt.experiments.adapter_store import stored_adapter
     from llmbt.signals_cache.model.loading import ModelSpec
 
-    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, engine=cfg.run.engine)
+    spec = ModelSpec(base=cfg.run.model, quantization=cfg.run.quantization, precision=cfg.run.precision)
     return stored_adapter(spec, train, val, cfg.train_config(), parent)

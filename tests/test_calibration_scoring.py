@@ -52,7 +52,7 @@ def fixed(tmp_path: Path) -> tuple[Path, Path]:
 
 def _spec(base: Path, adapter: Path | None = None, **kw) -> ModelSpec:
     return ModelSpec(base=str(base), adapter=adapter and str(adapter), device="cpu",
-                     dtype="float32", engine="torch", **kw)
+                     dtype="float32", precision="float32", **kw)
 
 
 def test_scaling_keeps_the_label_the_mass_and_lowers_confidence_when_t_above_one() -> None:

@@ -70,9 +70,9 @@ def test_jitter_without_cached_scores_says_to_run_once_first(shared_news, tmp_pa
 
 def test_sigma_comes_from_the_flag_or_the_stored_measurement(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    with pytest.raises(ConfigError, match="bt bench scoring --engines"):
+    with pytest.raises(ConfigError, match="bt bench scoring --precisions"):
         resolve_sigma(None)
-    store_sigma(0.012, "torch,torch-bf16")
+    store_sigma(0.012, "float32,bf16")
     assert resolve_sigma(None) == 0.012 and resolve_sigma(0.5) == 0.5
     res = CliRunner().invoke(cli, ["run", "--strategy", "sma_cross", "--jitter", "5", "--no-report"])
     assert res.exit_code != 0 and "--jitter re-runs a portfolio" in res.output

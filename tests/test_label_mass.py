@@ -159,7 +159,7 @@ def tiny_loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
         folder = save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir, hidden=32)
-        return load_model(ModelSpec(base=str(folder), device="cpu", engine="torch"))
+        return load_model(ModelSpec(base=str(folder), device="cpu", precision="float32"))
 
 
 def _prompts(tokenizer) -> list[str]:

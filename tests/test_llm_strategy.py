@@ -151,8 +151,8 @@ def test_cache_clear_names_any_scorer_as_a_run_keys_it(tiny, tmp_path):
     from llmbt.signals_cache.cache import SignalCache
 
     cache_dir = str(tmp_path / "signals")
-    ref = RunConfig(model=str(tiny), engine="torch")
-    bf16, lex = ref.replace(engine="torch-bf16"), RunConfig(scorer="lexicon")
+    ref = RunConfig(model=str(tiny), precision="float32")
+    bf16, lex = ref.replace(precision="bf16"), RunConfig(scorer="lexicon")
     keys = {name: scorer_fingerprints(cfg)[0] for name, cfg in
             {"ref": ref, "bf16": bf16, "lex": lex}.items()}
     assert len(set(keys.values())) == 3
@@ -160,7 +160,7 @@ def test_cache_clear_names_any_scorer_as_a_run_keys_it(tiny, tmp_path):
         for key in keys.values():
             c.put_many(key, "bars-v2", ["a", "b"], [[0.2, 0.3, 0.5]] * 2)
     runner = CliRunner()
-    out = runner.invoke(cli, ["cache", "clear", "--model", str(tiny), "--engine", "torch-bf16",
+    out = runner.invoke(cli, ["cache", "clear", "--model", str(tiny), "--precision", "bf16",
                               "--cache-dir", cache_dir]).output
     assert f"removed 2 entries of scorer {keys['bf16']}" in out
     out = runner.invoke(cli, ["cache", "clear", "--scorer", "lexicon", "--cache-dir", cache_dir]).output

@@ -165,7 +165,7 @@ def test_eight_bit_on_cpu_refused(tiny: Path) -> None:
 
 
 def test_load_local_folder(tiny: Path) -> None:
-    loaded = load_model(ModelSpec(base=str(tiny), device="cpu", engine="torch"))
+    loaded = load_model(ModelSpec(base=str(tiny), device="cpu", precision="float32"))
     assert not loaded.model.training
     assert loaded.tokenizer.padding_side == "left"
     assert loaded.tokenizer.pad_token_id is not None
@@ -200,7 +200,7 @@ def test_fingerprint_follows_adapter_weights(tiny: Path, tmp_path: Path) -> None
     assert model_fingerprint(spec, "v1") != before
 
 
-def test_fingerprint_and_cache_key_follow_the_resolved_dtype_and_engine(tiny: Path) -> None:
+def test_fingerprint_and_cache_key_follow_the_resolved_dtype_and_precision(tiny: Path) -> None:
     def keys(**kw) -> tuple[str, str]:
         fingerprint = model_fingerprint(ModelSpec(base=str(tiny), device="cpu", **kw), "v1")
         return fingerprint, cache_key(fingerprint, "v1", "the same prompt")
@@ -208,8 +208,8 @@ def test_fingerprint_and_cache_key_follow_the_resolved_dtype_and_engine(tiny: Pa
     by_dtype = {d: keys(dtype=d) for d in ("float32", "bfloat16", "float16")}
     assert len({f for f, _ in by_dtype.values()}) == len({k for _, k in by_dtype.values()}) == 3
     assert keys(dtype="auto") == by_dtype["float32"]  # auto is float32 on the CPU: one key
-    bf16_engine = keys(engine="torch-bf16")
-    assert bf16_engine not in by_dtype.values() and bf16_engine != keys(engine="torch")
+    bf16_precision = keys(precision="bf16")
+    assert bf16_precision not in by_dtype.values() and bf16_precision != keys(precision="float32")
 
 
 def test_adapter_loads_and_changes_outputs(tiny: Path, adapter: Path) -> None:

@@ -206,13 +206,14 @@ def test_bt_evaluate_engine_reaches_the_model_rows_on_sentences_and_on_news(tmp_
     data = tmp_path / "t.csv"
     data.write_text("label,text\npositive,Profit soars\n")
     args = ["evaluate", "--data", str(data), "--arm", "lexicon", "--news", "n.csv", "--universe",
-            "csv:p.csv", "--engine", "torch-bf16"]
+            "csv:p.csv", "--precision", "bf16"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert seen["spec"][0].engine == "torch-bf16" and seen["spec"][1] is None  # base; lexicon
-    assert seen["config"].engine == "torch-bf16"
+    assert seen["spec"][0].precision == "bf16" and seen["spec"][1] is None  # base; lexicon
+    assert seen["config"].precision == "bf16"
     res = CliRunner().invoke(cli, [*args[:-1], "fp16"])
-    assert res.exit_code != 0 and "'fp16' is not one of 'auto', 'torch', 'torch-bf16'" in res.output
+    assert res.exit_code != 0 and "--precision 'fp16' is not valid" in res.output
+    assert "Choose from auto, float32, bf16" in res.output
 
 
 def test_headlines_from_before_the_period_are_not_scored_or_piled_onto_its_first_bar(

@@ -184,17 +184,17 @@ def _universe_files(tmp_path: Path) -> dict[str, str]:
             "names": str(tmp_path / "names.csv"), "jsonl": _jsonl(news)}
 
 
-def _other_engine() -> str:
-    from llmbt.signals_cache.model.engines import resolve_engine
+def _other_precision() -> str:
+    from llmbt.signals_cache.model.precision import resolve_precision
 
-    return "torch" if resolve_engine("auto", "cpu") != "torch" else "torch-bf16"
+    return "float32" if resolve_precision("auto", "cpu") != "float32" else "bf16"
 
 
-@pytest.mark.parametrize("flags", [["--engine", "other"], ["--quantization", "4bit"]])
-def test_bt_score_reproduces_a_bt_run_scored_with_engine_quantization_and_anonymize(
+@pytest.mark.parametrize("flags", [["--precision", "other"], ["--quantization", "4bit"]])
+def test_bt_score_reproduces_a_bt_run_scored_with_precision_quantization_and_anonymize(
         model, tmp_path, flags):
     files = _universe_files(tmp_path)
-    flags = [_other_engine() if f == "other" else f for f in flags]
+    flags = [_other_precision() if f == "other" else f for f in flags]
     flags += ["--model", str(model), "--anonymize", "--names", files["names"],
               "--cache-dir", str(tmp_path / "signals")]
     run = CliRunner().invoke(cli, ["run", "--strategy", "llm_news_portfolio", "--data",
@@ -211,7 +211,7 @@ def test_bt_score_reproduces_a_bt_run_scored_with_engine_quantization_and_anonym
     assert res.exit_code == 0, res.output
     assert StubScorer.sent == scored  # every item was a cache hit of the run's keys
     out = [json.loads(line) for line in res.output.splitlines()]
-    spec = ModelSpec(base=str(model), engine=flags[1] if flags[0] == "--engine" else "auto",
+    spec = ModelSpec(base=str(model), precision=flags[1] if flags[0] == "--precision" else "auto",
                      quantization=flags[1] if flags[0] == "--quantization" else "none")
     assert {r["fingerprint"] for r in out} == {model_fingerprint(spec, "")}
     assert model_fingerprint(spec, "") != model_fingerprint(ModelSpec(base=str(model)), "")

@@ -53,7 +53,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Loa
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.mktemp("home")))
         folder = save_tiny(tmp_path_factory.mktemp("tiny"), tokenizer_dir)
-        return load_model(ModelSpec(base=str(folder), device="cpu", engine="torch"))
+        return load_model(ModelSpec(base=str(folder), device="cpu", precision="float32"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_gqa_attention_equals_stock_sdpa(tmp_path: Path, tokenizer_dir: Path,
     from llmbt.signals_cache.model.kv import GQA_SDPA
 
     fresh = load_model(ModelSpec(base=str(save_tiny(tmp_path, tokenizer_dir)), device="cpu",
-                                   engine="torch"))
+                                   precision="float32"))
     ids = fresh.tokenizer(prompts[3], add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         stock = fresh.model(input_ids=ids).logits[0, -1]
@@ -246,7 +246,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     home = tmp_path_factory.getbasetemp() / "llmbt-real-home"  # shared with test_model
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(home))
-        return load_model(ModelSpec(engine="torch"))  # the float32 reference path
+        return load_model(ModelSpec(precision="float32"))  # the float32 reference path
 
 
 @pytest.mark.slow

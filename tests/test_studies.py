@@ -27,7 +27,8 @@ def test_every_table_in_the_docs_names_a_study_whose_recipe_still_matches() -> N
     for page, name, recipe_hash, table in blocks:
         recipe = load_recipe(ROOT / "studies" / f"{study_of(name)}.yaml")
         assert recipe.fingerprint() == recipe_hash, f"{page}: {name}'s recipe changed; re-run it"
-        assert table.startswith(("| Metric |", "| Measurement |", "| Fold |")), f"{page}: {name}"
+        assert table.startswith(("| Metric |", "| Measurement |", "| Fold |", "| Statistic |", "- ")), \
+            f"{page}: the {name} table is empty"
         results = blocks_in((ROOT / "docs" / "results" / f"{study_of(name)}.md").read_text())
         assert [t for n, _, t in results if n == name] == [table], f"{page}: {name} is stale"
 

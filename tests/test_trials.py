@@ -109,8 +109,8 @@ def test_an_llm_run_has_a_scorer_fingerprint_from_its_cache_identity():
     base = scorer_fingerprint(llm, info)
     assert base != NO_SCORER and scorer_fingerprint(llm, {}) == NO_SCORER  # nothing scored
     changed = [llm.replace(prompt="bars-v1"), llm.replace(adapter="adapters/x"),
-               llm.replace(quantization="8bit"), llm.replace(engine="torch"), llm.replace(scorer="lexicon"),
-               llm.replace(model="other")]
+               llm.replace(quantization="8bit"), llm.replace(precision="float32"),
+               llm.replace(scorer="lexicon"), llm.replace(model="other")]
     assert len({scorer_fingerprint(c, info) for c in changed} | {base}) == len(changed) + 1
     assert scorer_fingerprint(llm, {"scorer fingerprint": "fedcba9876543210 (bars-v2)"}) != base
     assert scorer_fingerprint(llm.replace(cash=1.0, start="2015-01-01"), info) == base

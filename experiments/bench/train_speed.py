@@ -64,7 +64,7 @@ def bench_finetune(model: str, examples: Sequence[Any], *, steps: int, batch_siz
     n_train = steps * batch_size
     if len(examples) < n_train + n_val:
         raise ConfigError(f"the bench needs {n_train + n_val} examples, got {len(examples)}.")
-    loaded = load_model(ModelSpec(base=model, device=device, engine="torch"))
+    loaded = load_model(ModelSpec(base=model, device=device, precision="float32"))
     base = TrainConfig(max_steps=steps, batch_size=batch_size, early_stopping_patience=0)
     template, width = get_template(base.template), base.max_length
     train = encode_examples(examples[:n_train], loaded.tokenizer, template, width)

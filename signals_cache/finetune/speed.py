@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from llmbt.signals_cache.model.engines import cpu_flags
+from llmbt.signals_cache.model.precision import cpu_flags
 
 #: Values of ``--precision``.
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -95,7 +95,7 @@ def _trainable_model(spec: ModelSpec, cfg: TrainConfig, resume_adapter: str | No
         loaded = LoadedModel(model, tokenizer, "", spec, device)
     else:
         loaded = load_model(dataclasses.replace(spec, adapter=None, quantization=quantization,
-                                                engine="torch"))  # trains float32 weights
+                                                precision="float32"))  # trains float32 weights
     return loaded, wrap_trainable(loaded.model, cfg, resume_adapter)
 
 

@@ -19,8 +19,8 @@ from llmbt.signals_cache.heads.embed import DEFAULT_MAX_LENGTH, extract_features
 from llmbt.signals_cache.heads.linear import HEAD_FORMAT, LinearHead, read_head
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
 
-#: Engine the base runs in for a head: float32 weights (bf16 only through the head's autocast).
-HEAD_ENGINE = "torch"
+#: Precision the base runs in for a head: float32 weights (bf16 only through the head's autocast).
+HEAD_PRECISION = "float32"
 
 
 def extraction_settings(meta: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def load_head(folder: str | Path, model: str | None = None, *, device: str = "au
         LlmbtError: ``model`` is not the base the head was trained on, or cannot be loaded.
     """
     head, meta = read_head(folder)
-    spec = ModelSpec(base=model or meta["base_model"], device=device, engine=HEAD_ENGINE)
+    spec = ModelSpec(base=model or meta["base_model"], device=device, precision=HEAD_PRECISION)
     check_base(folder, meta, spec)
     return EmbeddingHeadScorer(load_model(spec), head, meta, batch_size=batch_size)
 

@@ -21,7 +21,7 @@ from llmbt.signals_cache.finetune.encoding import dataset_hash
 from llmbt.signals_cache.finetune.evaluate import classification_metrics
 from llmbt.signals_cache.heads.embed import DEFAULT_MAX_LENGTH, check_pooling, extract_features
 from llmbt.signals_cache.heads.linear import LinearHead, save_head
-from llmbt.signals_cache.heads.scorer import HEAD_ENGINE
+from llmbt.signals_cache.heads.scorer import HEAD_PRECISION
 from llmbt.signals_cache.model.loading import ModelSpec, base_fingerprint, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 
@@ -151,7 +151,7 @@ def train_head(examples_train: Sequence[Any], examples_val: Sequence[Any], base:
         raise ConfigError("the head chooses layer, pooling and C on validation: pass --val FILE "
                           "or a --data file large enough for a 10 % validation split.")
     started = time.perf_counter()
-    spec = ModelSpec(base=base, device=device, engine=HEAD_ENGINE)
+    spec = ModelSpec(base=base, device=device, precision=HEAD_PRECISION)
     loaded = load_model(spec)
     train_x, val_x = head_features(loaded, examples_train, cfg), head_features(loaded, examples_val, cfg)
     extracted = time.perf_counter()

@@ -32,16 +32,17 @@ from llmbt.signals_cache.model.chat_template import (
     read_chat_template,
     save_chat_template,
 )
-from llmbt.signals_cache.model.engines import (
-    ENGINES,
-    REFERENCE,
-    apply_engine,
-    engine_dtype,
-    resolve_engine,
-    use_all_cores,
-)
 from llmbt.signals_cache.model.hashing import atomic_write_text, file_sha256, files_digest
 from llmbt.signals_cache.model.hub import HUB_FIX, hub_commit, hub_snapshot
+from llmbt.signals_cache.model.precision import (
+    ENGINE_NAMES,
+    REFERENCE,
+    apply_precision,
+    check_precision,
+    precision_dtype,
+    resolve_precision,
+    use_all_cores,
+)
 from llmbt.signals_cache.model.quantization import bnb_config, resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
 from llmbt.signals_cache.scoring.temperature import check_calibrate, stored_temperature
@@ -64,7 +65,7 @@ def _choice(flag: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to load: --model, --adapter, --quantization, --device, --engine (:mod:`.engines`), the
+    """What to load: --model, --adapter, --quantization, --device, --precision (:mod:`.precision`), the
     torch ``dtype``; ``calibrate`` (False: ``--no-calibration``) applies the temperature stored
     beside the adapter (:func:`spec_temperature`) to the cached scores."""
 
@@ -73,7 +74,7 @@ class ModelSpec:
     quantization: Quantization = "none"
     dtype: str = "auto"
     device: str = "auto"
-    engine: str = "auto"
+    precision: str = "auto"
     calibrate: bool = True
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ class ModelSpec:
         _choice("--quantization", self.quantization, QUANTIZATIONS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("--device", self.device, DEVICES)
-        _choice("--engine", self.engine, ENGINES)
+        check_precision(self.precision)
         check_calibrate(self.calibrate)
 
 
@@ -100,7 +101,7 @@ class LoadedModel:
     device: str
     dtype: str = "float32"
     source: str = ""
-    engine: str = REFERENCE
+    precision: str = REFERENCE
 
     def fingerprint_for(self, template_version: str) -> str:
         """:func:`model_fingerprint` of this spec with ``template_version``."""
@@ -176,18 +177,20 @@ def spec_temperature(spec: ModelSpec) -> float | None:
 
 def model_fingerprint(spec: ModelSpec, template_version: str) -> str:
     """Stable 16-hex sha256 of the base weights, the adapter weights and config, quantization,
-    the resolved dtype, the resolved engine, ``template_version``, the applied temperature
+    the resolved dtype, the resolved precision, ``template_version``, the applied temperature
     (:func:`spec_temperature`) and, for a base without a chat template, the completion template's
     version (:func:`.chat_template.prompt_format`): a change to any changes the cache key. The
-    reference engine, no temperature and a chat template add nothing (their keys are those from
-    before engines, temperatures and completion templates)."""
+    reference precision, no temperature and a chat template add nothing (their keys are those from
+    before precisions, temperatures and completion templates)."""
     adapter = adapter_digest(spec.adapter) if spec.adapter is not None else None
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
-    engine = resolve_engine(spec.engine, device, spec.quantization)
+    precision = resolve_precision(spec.precision, device, spec.quantization)
     payload = [base_fingerprint(spec), adapter, spec.quantization, dtype]
     payload.append(template_version)
-    if engine != REFERENCE:
-        payload.append(f"engine:{engine}")
+    if precision != REFERENCE:
+        # The flag's old name ("engine:torch-bf16"), not "precision:bf16": the key names the
+        # numerics, which the rename left alone, so scores cached before it keep their keys.
+        payload.append(f"engine:{ENGINE_NAMES[precision]}")
     temperature = spec_temperature(spec)
     if temperature is not None:
         payload.append(f"temperature:{temperature!r}")
@@ -293,7 +296,7 @@ def prepare_tokenizer(tokenizer: Any, source: str) -> Any:
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load ``spec`` for inference (an adapter is merged into unquantized weights, then the
-    engine casts them, :mod:`.engines`).
+    precision casts them, :mod:`.precision`).
 
     Raises:
         LlmbtError: the model or adapter cannot be loaded, the adapter belongs to another base
@@ -301,7 +304,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """
     import torch
     device, dtype = resolve_device_dtype(spec.device, spec.dtype)
-    engine = resolve_engine(spec.engine, device, spec.quantization)
+    precision = resolve_precision(spec.precision, device, spec.quantization)
     quant = bnb_config(spec.quantization, device, dtype)
     if device == "cpu":
         use_all_cores()
@@ -314,12 +317,12 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.adapter is not None:
         check_trained_base(spec)
         model = attach_adapter(model, spec.adapter, spec.base, merge=quant is None)
-    model = apply_engine(model.eval(), engine)  # after the merge: the adapter is cast too
+    model = apply_precision(model.eval(), precision)  # after the merge: the adapter is cast too
     tokenizer = prepare_tokenizer(tokenizer, source)
     save_chat_template(tokenizer, source)
     fingerprint = model_fingerprint(spec, "")
-    return LoadedModel(model, tokenizer, fingerprint, spec, device, engine_dtype(engine, dtype),
-                       source, engine)
+    return LoadedModel(model, tokenizer, fingerprint, spec, device, precision_dtype(precision, dtype),
+                       source, precision)
 
 
 def check_trained_base(spec: ModelSpec) -> None:

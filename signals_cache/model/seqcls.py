@@ -15,13 +15,13 @@ from typing import Any
 
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.signals_cache.model.adapters import attach_adapter
-from llmbt.signals_cache.model.engines import use_all_cores
 from llmbt.signals_cache.model.loading import (
     ModelSpec,
     check_trained_base,
     local_source,
     prepare_tokenizer,
 )
+from llmbt.signals_cache.model.precision import use_all_cores
 from llmbt.signals_cache.model.quantization import resolve_device_dtype
 from llmbt.signals_cache.progress import apply_transformers_bars
 from llmbt.signals_cache.scoring.labels import LABELS

@@ -1,6 +1,6 @@
-"""The same backtest with two scoring engines: do the trades and the Sharpe ratio survive?
+"""The same backtest in two scoring precisions: do the trades and the Sharpe ratio survive?
 
-An engine is exact enough when the backtest it drives makes the same decisions as the float32
+A precision is exact enough when the backtest it drives makes the same decisions as the float32
 reference: at least :data:`MIN_SAME` of the entries and exits are identical and the Sharpe ratios
 differ by at most :data:`MAX_SHARPE_GAP`. Entries and exits are ``(time, symbol, side)`` events:
 for a single-instrument strategy its trades' entry and exit times, for a portfolio each bar where a
@@ -20,10 +20,10 @@ MIN_SAME = 0.95
 MAX_SHARPE_GAP = 0.05
 
 
-def compare_engines(config: RunConfig, reference: str = "torch",
-                    candidate: str = "torch-bf16") -> dict[str, Any]:
-    """Run ``config`` with each engine and compare their entries/exits and Sharpe ratios."""
-    runs = {name: _run(config.replace(engine=name)) for name in (reference, candidate)}
+def compare_precisions(config: RunConfig, reference: str = "float32",
+                       candidate: str = "bf16") -> dict[str, Any]:
+    """Run ``config`` in each precision and compare their entries/exits and Sharpe ratios."""
+    runs = {name: _run(config.replace(precision=name)) for name in (reference, candidate)}
     events = {name: _events(result) for name, result in runs.items()}
     a, b = events[reference], events[candidate]
     same = len(a & b) / max(len(a | b), 1)

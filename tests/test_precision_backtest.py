@@ -1,4 +1,4 @@
-"""The same backtest with two engines: entries/exits agreement and the Sharpe gap."""
+"""The same backtest in two scoring precisions: entries/exits agreement and the Sharpe gap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from llmbt.engine.config import RunConfig
-from llmbt.experiments.bench import engine_backtest
+from llmbt.experiments.bench import precision_backtest
 
 
 def _portfolio(weights: list[list[float]], sharpe: float) -> SimpleNamespace:
@@ -36,7 +36,7 @@ HELD = [[0.5, 0], [0.5, 0], [0, 0.5]]
     (_single(["d1", "d2"], 0.5), _single(["d1", "d3"], 0.5), 2 / 6, False),
 ])
 def test_agreement_and_sharpe_gap(monkeypatch, ref, cand, same, passed):
-    runs = {"torch": ref, "torch-bf16": cand}
-    monkeypatch.setattr(engine_backtest, "_run", lambda config: runs[config.engine])
-    out = engine_backtest.compare_engines(RunConfig(strategy="llm_sentiment"))
+    runs = {"float32": ref, "bf16": cand}
+    monkeypatch.setattr(precision_backtest, "_run", lambda config: runs[config.precision])
+    out = precision_backtest.compare_precisions(RunConfig(strategy="llm_sentiment"))
     assert out["same_events"] == pytest.approx(same) and out["passed"] is passed

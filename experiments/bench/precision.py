@@ -1,11 +1,11 @@
-"""Scoring engines side by side on the same prompts: speed, exactness against float32, memory.
+"""Scoring precisions side by side on the same prompts: speed, exactness against float32, memory.
 
-Each engine (:mod:`llmbt.signals_cache.model.engines`) loads the same model (and adapter), scores
-the same prompts with batched label scoring and shared-prefix reuse (today's path), and is
-compared with the ``torch`` float32 reference: items/s and their ratio, label agreement (same
-argmax), mean / p99 / max |Δscore| (score = P(bull) − P(bear), as the strategies read it) and
-the peak resident memory while that engine was loaded and scoring (and how much above the
-process's size before its load that was).
+Each precision (:mod:`llmbt.signals_cache.model.precision`) loads the same model (and adapter),
+scores the same prompts with batched label scoring and shared-prefix reuse (today's path), and is
+compared with the ``float32`` reference: items/s and their ratio, label agreement (same argmax),
+mean / p99 / max |Δscore| (score = P(bull) − P(bear), as the strategies read it) and the peak
+resident memory while that precision was loaded and scoring (and how much above the process's
+size before its load that was).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from llmbt.signals_cache.model.engines import REFERENCE
 from llmbt.signals_cache.model.loading import ModelSpec, load_model
+from llmbt.signals_cache.model.precision import REFERENCE
 
 
 def headline_prompt_sample(path: str | Path, n: int, model: str = "smollm2-135m",
@@ -37,20 +37,20 @@ def headline_prompt_sample(path: str | Path, n: int, model: str = "smollm2-135m"
     return [render(template_for("headlines", version), tokenizer, headline=t) for t in texts]
 
 
-def bench_engines(spec: ModelSpec, prompts: Sequence[str], engines: Sequence[str],
-                  batch_size: int = 16) -> list[dict[str, Any]]:
-    """One row per engine (the reference first, added when missing) scored on ``prompts``."""
-    order = [REFERENCE] + [e for e in engines if e != REFERENCE]
+def bench_precisions(spec: ModelSpec, prompts: Sequence[str], precisions: Sequence[str],
+                     batch_size: int = 16) -> list[dict[str, Any]]:
+    """One row per precision (the reference first, added when missing) scored on ``prompts``."""
+    order = [REFERENCE] + [p for p in precisions if p != REFERENCE]
     rows, ref = [], None
-    for engine in order:
-        row, probs = _one_engine(replace(spec, engine=engine), list(prompts), batch_size)
+    for precision in order:
+        row, probs = _one_precision(replace(spec, precision=precision), list(prompts), batch_size)
         ref = probs if ref is None else ref
         base_ips = rows[0]["items_per_s"] if rows else row["items_per_s"]
-        rows.append(row | {"vs_torch": row["items_per_s"] / base_ips} | _exactness(probs, ref))
+        rows.append(row | {"vs_float32": row["items_per_s"] / base_ips} | _exactness(probs, ref))
     return rows
 
 
-def _one_engine(spec: ModelSpec, prompts: list[str], batch_size: int) -> tuple[dict, np.ndarray]:
+def _one_precision(spec: ModelSpec, prompts: list[str], batch_size: int) -> tuple[dict, np.ndarray]:
     from llmbt.signals_cache.scoring.scorer import LabelScorer
 
     with _PeakRss() as rss:
@@ -65,7 +65,7 @@ def _one_engine(spec: ModelSpec, prompts: list[str], batch_size: int) -> tuple[d
         labels, prefix = scorer.labels, scorer.last_prefix_len
         del scorer, loaded
         gc.collect()
-    row = {"engine": spec.engine, "items_per_s": ips, "load_s": load_s,
+    row = {"precision": spec.precision, "items_per_s": ips, "load_s": load_s,
            "peak_rss_mib": rss.peak_mib, "added_rss_mib": rss.peak_mib - rss.start_mib,
            "prefix_tokens": prefix, "n_prompts": len(prompts)}
     return row, _signed(probs, labels)
