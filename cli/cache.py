@@ -38,13 +38,14 @@ def cache_stats(cache_dir: str | None) -> None:
 def cache_clear(model: str | None, adapter: str | None, quantization: str, precision: str,
                 scorer: str, model_schedule: str | None, no_calibration: bool,
                 cache_dir: str | None) -> None:
-    """Remove cached scores: all, or one scorer's, named as bt run names it.
+    """Remove cached scores: all, or (any scorer flag given) one scorer's, named as bt run names it.
 
     Example: bt cache clear --model smollm2-135m --precision bf16
     """
     from llmbt.signals_cache.cache import SignalCache
 
-    named = model is not None or scorer != "lm" or model_schedule is not None
+    named = (model, adapter, model_schedule) != (None, None, None) or no_calibration or \
+        (scorer, quantization, precision) != ("lm", "none", "auto")  # any scorer flag names one
     fingerprints = _fingerprints(model, adapter, quantization, precision, scorer, model_schedule,
                                  no_calibration) if named else [None]
     with SignalCache(cache_dir) as c:

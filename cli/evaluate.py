@@ -121,22 +121,19 @@ def _arms(adapter: str | None, arm_texts: tuple[str, ...], no_base: bool) -> lis
 
 
 def _scorer_arm(arm, model: str, template: str, batch_size: int, precision: str = "auto"):
-    """What scores ``arm``'s labelled sentences: the model on ``template`` prompts in ``precision``
-    (its own model, adapter and prompt where it names them) or its text scorer."""
-    from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
-    from llmbt.signals_cache.heads.linear import is_head_folder
-    from llmbt.signals_cache.model.adapters import is_seqcls_adapter
-    from llmbt.signals_cache.model.loading import ModelSpec
-    from llmbt.signals_cache.text_scorers.registry import make_scorer
+    """What scores ``arm``'s labelled sentences, from its scorer identity: the model on
+    ``template`` prompts in ``precision`` (its own model, adapter and prompt where it names them),
+    the head or classifier its folder holds, or its text scorer; raw probabilities (a stored
+    temperature is reported beside them, not applied)."""
+    from llmbt.signals_cache.finetune.evaluate import evaluation_arm
+    from llmbt.signals_cache.scorer_id import ScorerId
 
-    if arm.kind == "lm" and arm.adapter and is_head_folder(arm.adapter):  # bt head train's folder
-        return TextArm(make_scorer("embeddings", model=arm.model, path=arm.adapter), batch_size)
-    if arm.kind == "lm" and arm.adapter and is_seqcls_adapter(arm.adapter):  # a classifier adapter
-        return TextArm(make_scorer("seqcls", model=arm.model or model, path=arm.adapter), batch_size)
-    if arm.kind == "lm":
-        return LMArm(ModelSpec(base=arm.model or model, adapter=arm.adapter, precision=precision),
-                     arm.prompt or template, batch_size)
-    return TextArm(make_scorer(arm.kind, model=arm.model or model, path=arm.adapter), batch_size)
+    fields = {"precision": precision, "calibrate": False, "template": arm.prompt or template}
+    if arm.kind == "lm":  # a folder may hold a head or a classifier adapter
+        scorer = ScorerId.for_folder(arm.adapter, arm.model, default_model=model, **fields)
+    else:
+        scorer = ScorerId(kind=arm.kind, model=arm.model or model, adapter=arm.adapter, **fields)
+    return evaluation_arm(scorer, batch_size)
 
 
 def _save_calibration(adapter: str, calibration: dict, fitted_on: str, template: str) -> None:

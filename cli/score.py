@@ -74,18 +74,15 @@ def score(source: str, mode: str, fmt: str | None, model: str, adapter: str | No
     Example: echo '{"symbol": "AAPL", "headline": "Apple beats estimates"}' | bt score
     """
     from llmbt.engine.config import RunConfig
-    from llmbt.engine.signals import load_masker, scoring_spec
+    from llmbt.engine.signals import run_request
     from llmbt.signals_cache.provider import ScoreStream
-    from llmbt.signals_cache.signals import SignalRequest
 
     config = RunConfig(model=model, adapter=adapter, quantization=quantization, precision=precision,
                        calibrate=not no_calibration, anonymize=anonymize, names=names,
                        model_schedule=model_schedule, cutoff_gap=cutoff_gap,
-                       before_first=before_first)
-    spec, fields = scoring_spec(config)  # bt run's model spec, so its fingerprint and cache keys
-    req = SignalRequest(spec=spec, mode=mode, prompt=prompt, cache_dir=cache_dir,
-                        batch_size=batch_size, progress=False, masker=load_masker(config),
-                        schedule=fields.get("schedule"))
+                       before_first=before_first, prompt=prompt, cache_dir=cache_dir,
+                       batch_size=batch_size)
+    req = run_request(config, mode=mode, progress=False)  # bt run's scorer: its cache keys
     fmt = fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")
     with ScoreStream(req) as stream, _open(source) as handle:
         lines = Lines(handle)

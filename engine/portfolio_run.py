@@ -23,7 +23,7 @@ import pandas as pd
 from llmbt.engine import eligibility
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio import PortfolioRun, simulate
-from llmbt.engine.signals import load_masker, lookahead_info, scoring_spec
+from llmbt.engine.signals import lookahead_info, run_request
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_news
 from llmbt.feeds.prices import history_start
@@ -225,16 +225,12 @@ def _load(config: RunConfig, bars: int) -> Universe:
 def _signals(config: RunConfig, inputs: PortfolioInputs, symbols: list[str] | None):
     """Score the headlines of ``symbols`` (None: all; a selection never holds the others, and a
     symbol's scores depend on its own headlines only)."""
-    from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
     spec = inputs.spec
-    model, arm = scoring_spec(config)
-    req = SignalRequest(spec=model, mode="headlines", cache_dir=config.cache_dir,
-                        batch_size=config.batch_size, half_life=spec.half_life,
-                        prompt=config.prompt, warmup=spec.warmup,
-                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), cache_only=inputs.cache_only, **arm)
+    req = run_request(config, mode="headlines", half_life=spec.half_life, warmup=spec.warmup,
+                      score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
+                      cache_only=inputs.cache_only)
     prices = inputs.universe.prices
     if symbols is not None:
         prices = {s: prices[s] for s in symbols}

@@ -38,47 +38,51 @@ def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,
                  news: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
     """:func:`prepare_signals` from already-loaded headlines ``news`` (None: no headlines), so
     ``bt audit lookahead`` recomputes the signals of truncated data through the same code."""
-    from llmbt.signals_cache.signals import SignalRequest, compute_signals
+    from llmbt.signals_cache.signals import compute_signals
 
     spec = cls.signal_spec(config.params)  # typed when the config was made
-    model, arm = scoring_spec(config)
-    req = SignalRequest(spec=model, mode=config.mode, symbol=symbol_of(config.data),
-                        cache_dir=config.cache_dir, batch_size=config.batch_size,
-                        half_life=spec.half_life, prompt=config.prompt, warmup=spec.warmup,
-                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), **arm)
+    req = run_request(config, mode=config.mode, symbol=symbol_of(config.data),
+                      half_life=spec.half_life, warmup=spec.warmup,
+                      score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
     frame, info = compute_signals(prices, req, news)
     facts = lookahead_info(config, prices.index, bars=config.mode == "bars")
     return cls.finish_signals(frame, config.params), info | facts
 
 
-def scoring_spec(config: RunConfig) -> tuple[Any, dict[str, Any]]:
-    """(ModelSpec, SignalRequest arm fields) of ``config``: a text scorer (``--scorer``) takes the
-    run's ``--adapter`` as its own artefact folder (a head, a classifier adapter), the LM as its
-    peft adapter; ``--no-calibration`` rides on the spec for both. With ``--model-schedule`` the
-    fields also carry the loaded schedule, whose rows replace the spec's model and adapter."""
-    from llmbt.signals_cache.model.loading import ModelSpec
+def scorer_id(config: RunConfig) -> Any:
+    """The run's :class:`~llmbt.signals_cache.scorer_id.ScorerId`, built once from its flags: the
+    model (``--model``, ``--adapter``, ``--quantization``, ``--precision``) or the text scorer
+    ``--scorer`` (which takes ``--adapter`` as its own artefact folder), ``--no-calibration`` and
+    ``--prompt``. Every command that scores for a run (``bt run``, ``bt score``, ``bt compare``,
+    the walk-forward, ``bt evaluate --news``) and ``bt cache clear`` name the scorer through it."""
+    from llmbt.signals_cache.scorer_id import ScorerId
 
-    lm = config.scorer == "lm"
-    spec = ModelSpec(base=config.model, adapter=config.adapter if lm else None,
-                     quantization=config.quantization, precision=config.precision,
-                     calibrate=config.calibrate)
-    fields = {"arm": config.scorer, "arm_path": None if lm else config.adapter}
-    return spec, fields | ({"schedule": run_schedule(config)} if config.model_schedule else {})
+    return ScorerId(kind=config.scorer, model=config.model, adapter=config.adapter,
+                    quantization=config.quantization, precision=config.precision,
+                    calibrate=config.calibrate, template=config.prompt)
+
+
+def run_request(config: RunConfig, **fields: Any) -> Any:
+    """The :class:`~llmbt.signals_cache.signals.SignalRequest` of ``config``: its scorer
+    (:func:`scorer_id`), signal cache, batch size, ``--anonymize`` masker and ``--model-schedule``
+    (whose rows replace the scorer's model and adapter by item time); ``fields`` add the rest
+    (mode, symbol, decay, warm-up...)."""
+    from llmbt.signals_cache.signals import SignalRequest
+
+    return SignalRequest(scorer=scorer_id(config), cache_dir=config.cache_dir,
+                         batch_size=config.batch_size, masker=load_masker(config),
+                         schedule=run_schedule(config), **fields)
 
 
 def scorer_fingerprints(config: RunConfig) -> list[str]:
-    """The signal-cache fingerprint(s) of ``config``'s scorer, as a run of it keys its scores:
-    the model with its adapter, quantization, precision, dtype and calibration, or the text scorer
-    (``--scorer``); one per model of a ``--model-schedule``. What ``bt cache clear`` removes."""
-    from llmbt.signals_cache.signals import SignalRequest, scorer_of
-
-    spec, fields = scoring_spec(config)
-    req = SignalRequest(spec=spec, **fields)
-    if req.schedule is None:
-        return [scorer_of(req)[1]]
-    return list(dict.fromkeys(scorer_of(SignalRequest(spec=req.schedule.spec(k, spec)))[1]
-                              for k in range(len(req.schedule.segments))))
+    """The signal-cache fingerprint(s) of ``config``'s scorer, as a run of it keys its scores
+    (:meth:`~llmbt.signals_cache.scorer_id.ScorerId.fingerprint`); one per model of a
+    ``--model-schedule``. What ``bt cache clear`` removes."""
+    scorer, schedule = scorer_id(config), run_schedule(config)
+    if schedule is None:
+        return [scorer.fingerprint()]
+    return list(dict.fromkeys(scorer.with_model(seg.model, seg.adapter).fingerprint()
+                              for seg in schedule.segments))
 
 
 def run_schedule(config: RunConfig) -> Any:

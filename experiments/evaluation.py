@@ -11,7 +11,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.runner import RunResult
-from llmbt.engine.signals import bar_symbol, scoring_spec
+from llmbt.engine.signals import bar_symbol, run_request
 from llmbt.errors import LlmbtError
 from llmbt.experiments.trial_ids import scorer_fingerprint
 
@@ -46,19 +46,16 @@ def signal_quality_frame(run_cfg: RunConfig, examples: list,
     from llmbt.signals_cache.model.loading import load_tokenizer
     from llmbt.signals_cache.scoring.labels import LABELS
     from llmbt.signals_cache.scoring.prompts import template_for
-    from llmbt.signals_cache.signals import SignalRequest, score_prompts
+    from llmbt.signals_cache.signals import score_prompts
 
     if not examples:
         raise LlmbtError("the test window has no labelled bar; use a longer --test window.")
-    spec, arm = scoring_spec(run_cfg)
-    req = SignalRequest(spec=spec, symbol=examples[0].symbol, cache_dir=run_cfg.cache_dir,
-                        batch_size=run_cfg.batch_size, prompt=run_cfg.prompt, progress=False,
-                        **arm)
+    req = run_request(run_cfg, symbol=examples[0].symbol, progress=False)
     if req.schedule is not None:  # each example scored by the model of its bar's time
         examples, probs = scheduled_probs(examples, req)
     else:
         if run_cfg.scorer == "lm":  # a text scorer reads the bar's feature lines, not a prompt
-            template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(spec)
+            template, tokenizer = template_for("bars", run_cfg.prompt), load_tokenizer(req.spec)
             prompts = [render_example(template, tokenizer, e.text, e.symbol) for e in examples]
         else:
             prompts = [e.text for e in examples]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_news
-from llmbt.engine.signals import load_masker, scoring_spec
+from llmbt.engine.signals import run_request
 from llmbt.errors import ConfigError
 from llmbt.experiments.arms import Arm, arm_config, check_arm_prompt
 from llmbt.feeds.universe import Universe, load_universe, parse_symbols
@@ -76,12 +76,8 @@ def arm_scores(config: RunConfig, universe: Universe,
                news: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
     """One arm's undecayed panels (:func:`~llmbt.signals_cache.universe.universe_signals`) of the
     headlines aligned to bars from ``config.start`` on."""
-    from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
-    spec, arm = scoring_spec(config)
-    req = SignalRequest(spec=spec, mode="headlines", cache_dir=config.cache_dir,
-                        batch_size=config.batch_size, half_life=0.0, prompt=config.prompt,
-                        score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None,
-                        masker=load_masker(config), **arm)
+    req = run_request(config, mode="headlines", half_life=0.0,
+                      score_from=pd.Timestamp(config.start, tz="UTC") if config.start else None)
     return universe_signals(universe.prices, news, req)

@@ -137,14 +137,12 @@ def _trained(arm: EvalArm, settings: EvalSettings,
 
 
 def _scorer(arm: EvalArm, settings: EvalSettings, folder: str | None) -> Any:
-    """What scores ``arm``'s sentences: the model on the recipe's prompt (with its adapter), a
-    trained head or classifier adapter, or a text scorer."""
-    from llmbt.signals_cache.finetune.evaluate import LMArm, TextArm
-    from llmbt.signals_cache.model.loading import ModelSpec
-    from llmbt.signals_cache.text_scorers.registry import make_scorer
+    """What scores ``arm``'s sentences, from its scorer identity: the model on the recipe's
+    prompt (with its adapter), a trained head or classifier adapter, or a text scorer."""
+    from llmbt.signals_cache.finetune.evaluate import evaluation_arm
+    from llmbt.signals_cache.scorer_id import ScorerId
 
-    base = arm.model or settings.model
     kind = {"head": "embeddings", "seqcls": "seqcls"}.get(arm.train or "", arm.kind)
-    if kind == "lm":
-        return LMArm(ModelSpec(base=base, adapter=folder), settings.template, settings.batch_size)
-    return TextArm(make_scorer(kind, model=base, path=folder), settings.batch_size)
+    scorer = ScorerId(kind=kind, model=arm.model or settings.model, adapter=folder,
+                      calibrate=False, template=settings.template)
+    return evaluation_arm(scorer, settings.batch_size)

@@ -76,7 +76,7 @@ class ScoreStream:
     def model(self, k: int = -1) -> _Model:
         """The stream's model (``k = -1``), or segment ``k``'s of its schedule, made once."""
         if k not in self._models:
-            spec = self.req.spec if k < 0 else self.req.schedule.spec(k, self.req.spec)
+            spec = (self.req if k < 0 else self.req.for_segment(k)).spec
             self._models[k] = _Model.of(spec)
         return self._models[k]
 

@@ -63,9 +63,9 @@ def score_scheduled(times: Any, render: Render, req: Any, version: str,
     parts, rows_facts = [], []
     for k in np.unique(segment[segment >= 0]):
         rows = np.flatnonzero(segment == k)
-        spec = schedule.spec(int(k), req.spec)
-        result, scorer = score(render(spec, rows), dataclasses.replace(
-            req, spec=spec, schedule=None), version)
+        segment_req = req.for_segment(int(k))
+        spec = segment_req.spec
+        result, scorer = score(render(spec, rows), segment_req, version)
         parts.append((rows, result))
         rows_facts.append(_segment_facts(schedule, int(k), stamps[rows], result, scorer,
                                          model_fingerprint(spec, "")))

@@ -7,9 +7,10 @@ hashes no weights twice and makes zero model calls: torch and transformers are n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,14 @@ from llmbt.signals_cache.model.loading import (
     ModelSpec,
     load_chat_template,
     load_model,
-    model_fingerprint,
     spec_temperature,
 )
 from llmbt.signals_cache.scheduled import scheduled_info, score_scheduled
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.scoring.features import bar_features, valid_mask
 from llmbt.signals_cache.scoring.pipeline import ScoreResult, cost_facts, score_with_cache
 from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, template_for
-from llmbt.signals_cache.scoring.temperature import calibrated, scale_rows
+from llmbt.signals_cache.scoring.temperature import scale_rows
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
 DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
@@ -41,9 +42,10 @@ DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are
 
 @dataclass(frozen=True)
 class SignalRequest:
-    """What to score: the model, the mode and where the cache lives."""
+    """What to score (``scorer``: the one scorer identity, its template included), the mode and
+    where the cache lives."""
 
-    spec: ModelSpec
+    scorer: ScorerId = field(default_factory=ScorerId)
     mode: str = "bars"
     symbol: str = "ASSET"
     cache_dir: str | None = None
@@ -52,12 +54,35 @@ class SignalRequest:
     progress: bool = True
     score_from: pd.Timestamp | None = None  # bars before this (warm-up history) are not scored,
     warmup: int = 0  # except this many scored bars just before it (the strategy's look-back)
-    prompt: str | None = None  # template version; None = the mode's default
     masker: Masker | None = None  # --anonymize: headlines masked, the symbol shown as Company A
-    arm: str = "lm"  # "lm", or a text scorer of llmbt.signals_cache.text_scorers: it scores the raw texts
-    arm_path: str | None = None  # the text scorer's artefact folder (an arm's adapter=)
     cache_only: bool = False  # a cache miss is an error, not a model call (--jitter)
     schedule: Any = None  # a ModelSchedule (--model-schedule): the model is chosen by item time
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The scorer's model spec."""
+        return self.scorer.spec
+
+    @property
+    def arm(self) -> str:
+        """The scorer's kind: ``lm``, or a text scorer that scores the raw texts."""
+        return self.scorer.kind
+
+    @property
+    def arm_path(self) -> str | None:
+        """A text scorer's artefact folder."""
+        return self.scorer.folder
+
+    @property
+    def prompt(self) -> str | None:
+        """The template version; None = the mode's default."""
+        return self.scorer.template
+
+    def for_segment(self, k: int) -> SignalRequest:
+        """This request scored by segment ``k``'s model of its schedule, without the schedule."""
+        seg = self.schedule.segments[k]
+        return dataclasses.replace(self, scorer=self.scorer.with_model(seg.model, seg.adapter),
+                                   schedule=None)
 
 
 class LazyScorer:
@@ -271,14 +296,11 @@ def score_rendered(prompts: list[str], req: SignalRequest, version: str) -> tupl
 def scorer_of(req: SignalRequest) -> tuple[Any, str]:
     """(scorer, cache fingerprint) of ``req``: the lazily loaded model, or a text scorer; either
     scaled by the temperature stored beside its adapter folder unless ``req.spec.calibrate`` is off."""
-    if req.arm == "lm":
+    if req.scorer.is_lm:
         scorer = CacheOnly() if req.cache_only else LazyScorer(req.spec)
-        return scorer, model_fingerprint(req.spec, "")
-    from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
-
-    scorer = make_scorer(req.arm, model=req.spec.base, path=req.arm_path)
-    scorer = calibrated(scorer, req.arm_path, req.spec.calibrate)
-    return scorer, scorer_fingerprint(req.arm, scorer)
+        return scorer, req.scorer.fingerprint()
+    scorer = req.scorer.text_scorer()
+    return scorer, req.scorer.fingerprint(scorer)
 
 
 def per_bar(prices: pd.DataFrame, positions: np.ndarray, result: ScoreResult,

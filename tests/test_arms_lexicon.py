@@ -23,6 +23,7 @@ from llmbt.cli import cli
 from llmbt.errors import ConfigError
 from llmbt.experiments.arms import Arm, parse_arm
 from llmbt.signals_cache.cache import SignalCache
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.text_scorers import lexicon
 from llmbt.signals_cache.text_scorers.registry import get, kinds, make_scorer, register, scorer_fingerprint
 
@@ -117,12 +118,10 @@ def test_parse_arm_kind():
 
 
 def test_lexicon_scores_are_cached_under_their_own_fingerprint(tmp_path):
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest, score_prompts
 
     texts = [t for _, t, _, _ in HAND_CHECKED]
-    req = SignalRequest(spec=ModelSpec(base="smollm2-135m"), cache_dir=str(tmp_path), arm="lexicon",
-                        progress=False)
+    req = SignalRequest(scorer=ScorerId(kind="lexicon"), cache_dir=str(tmp_path), progress=False)
     first, again = score_prompts(texts, req), score_prompts(texts, req)
     assert (first.misses, again.hits, again.misses) == (6, 6, 0)
     np.testing.assert_array_equal(first.probs, again.probs)
@@ -136,7 +135,6 @@ def test_lexicon_scores_are_cached_under_their_own_fingerprint(tmp_path):
 
 
 def test_headline_signals_of_the_lexicon_are_its_scores_per_bar(tmp_path):
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest, compute_signals
 
     index = pd.date_range("2024-01-01", periods=30, freq="D", tz="UTC")
@@ -144,8 +142,8 @@ def test_headline_signals_of_the_lexicon_are_its_scores_per_bar(tmp_path):
                            "volume": 1000.0}, index=index)
     news = pd.DataFrame({"timestamp": index[[3, 5]] + pd.Timedelta(hours=1), "symbol": "ACME",
                          "headline": [HAND_CHECKED[0][1], HAND_CHECKED[1][1]]})
-    req = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines", symbol="ACME",
-                        cache_dir=str(tmp_path), arm="lexicon", progress=False)
+    req = SignalRequest(scorer=ScorerId(kind="lexicon"), mode="headlines", symbol="ACME",
+                        cache_dir=str(tmp_path), progress=False)
     frame, info = compute_signals(prices, req, news)
     scored = frame["score"].dropna()
     assert scored.to_numpy() == pytest.approx([-C2, C2], abs=2e-6)

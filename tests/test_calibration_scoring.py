@@ -24,6 +24,7 @@ from llmbt.errors import ConfigError
 from llmbt.signals_cache import signals
 from llmbt.signals_cache.finetune.calibration import apply_temperature, write_calibration
 from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.temperature import scale_rows, stored_temperature
 from llmbt.signals_cache.text_scorers import registry
@@ -108,12 +109,12 @@ def test_the_opt_out_is_validated_and_keeps_run_ids(fixed) -> None:
     with pytest.raises(ConfigError, match="calibrate = 1 must be true or false"):
         ModelSpec(calibrate=1)
     from llmbt.cli.base import build_config
-    from llmbt.engine.signals import scoring_spec
+    from llmbt.engine.signals import scorer_id
 
     flags = {"config_path": None, "params": ()}
     assert build_config(**flags).calibrate is True
     config = build_config(**flags, calibrate=False, adapter=str(fixed[1]))
-    assert config.calibrate is False and scoring_spec(config)[0].calibrate is False
+    assert config.calibrate is False and scorer_id(config).spec.calibrate is False
 
 
 def test_lm_scores_with_a_stored_temperature_through_the_cache_and_bt_score(tiny, tmp_path) -> None:
@@ -124,8 +125,8 @@ def test_lm_scores_with_a_stored_temperature_through_the_cache_and_bt_score(tiny
     cache = str(tmp_path / "signals")
 
     def run(calibrate: bool):
-        req = signals.SignalRequest(spec=ModelSpec(base=str(tiny), adapter=str(adapter),
-                                                   calibrate=calibrate),
+        req = signals.SignalRequest(scorer=ScorerId(model=str(tiny), adapter=str(adapter),
+                                                    calibrate=calibrate),
                                     mode="headlines", cache_dir=cache, progress=False)
         return signals.score_prompts(PROMPTS, req), req
 
@@ -164,9 +165,9 @@ def test_a_text_arm_folder_with_a_temperature_is_scaled_and_keyed_apart(tmp_path
     folder.mkdir()
 
     def scored(calibrate: bool):
-        req = signals.SignalRequest(spec=ModelSpec(calibrate=calibrate), mode="headlines",
-                                    cache_dir=str(tmp_path / "signals"), progress=False,
-                                    arm="halfsure", arm_path=str(folder))
+        req = signals.SignalRequest(scorer=ScorerId(kind="halfsure", adapter=str(folder),
+                                                    calibrate=calibrate), mode="headlines",
+                                    cache_dir=str(tmp_path / "signals"), progress=False)
         return signals.score_prompts(PROMPTS, req), signals.scorer_of(req)[1]
 
     before, plain_key = scored(True)

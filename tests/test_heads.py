@@ -183,7 +183,7 @@ def test_cli_trains_a_head_and_evaluate_shows_base_and_head(tiny, tmp_path) -> N
 
 def test_embeddings_arm_scores_a_head_folder_in_label_order(trained, tiny) -> None:
     from llmbt.engine.config import RunConfig
-    from llmbt.engine.signals import scoring_spec
+    from llmbt.engine.signals import scorer_id
     from llmbt.signals_cache.scoring.labels import LABELS
     from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
 
@@ -194,8 +194,9 @@ def test_embeddings_arm_scores_a_head_folder_in_label_order(trained, tiny) -> No
     order = [list(direct.labels).index(label) for label in LABELS]
     assert np.array_equal(arm.score(texts, 4), direct.score(texts)[:, order])
     assert scorer_fingerprint("embeddings", arm) == f"arm:embeddings:{direct.fingerprint}"
-    spec, fields = scoring_spec(RunConfig(strategy="llm_sentiment", model=str(tiny),
-                                          adapter=str(out), scorer="embeddings"))
-    assert spec.adapter is None and fields == {"arm": "embeddings", "arm_path": str(out)}
+    scorer = scorer_id(RunConfig(strategy="llm_sentiment", model=str(tiny), adapter=str(out),
+                                 scorer="embeddings"))
+    assert scorer.spec.adapter is None and (scorer.kind, scorer.folder) == ("embeddings", str(out))
+    assert scorer.fingerprint() == f"arm:embeddings:{direct.fingerprint}"  # one identity, one key
     with pytest.raises(ConfigError, match="bt head train"):
         make_scorer("embeddings", path=str(tiny))

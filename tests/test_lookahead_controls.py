@@ -76,7 +76,7 @@ def test_run_ids_of_earlier_runs_are_kept_and_an_anonymised_run_differs():
     cfg = RunConfig()
     added = ("model_cutoff", "anonymize", "names", "scorer", "calibrate", "select", "membership",
              "model_schedule", "cutoff_gap", "before_first")
-    old = {k: v for k, v in cfg.to_dict().items() if k not in added}
+    old = {k: v for k, v in cfg.id_dict().items() if k not in added}
     blob = json.dumps(old, sort_keys=True, default=str)
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]
     assert RunConfig(anonymize=True, names="n.csv").run_id != cfg.run_id

@@ -237,10 +237,10 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -
 
 
 def _bars_request(root: Path, spec=None, schedule=None, cache: Path | None = None):
-    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.scorer_id import ScorerId
     from llmbt.signals_cache.signals import SignalRequest
 
-    return SignalRequest(spec=spec or ModelSpec(), schedule=schedule, cache_dir=str(cache),
+    return SignalRequest(scorer=spec or ScorerId(), schedule=schedule, cache_dir=str(cache),
                          progress=False, batch_size=16,
                          score_from=pd.Timestamp("2012-06-01", tz="UTC"))
 
@@ -267,7 +267,7 @@ def test_a_gpt2_base_without_chat_template_scores_through_the_completion_templat
 
 def test_a_scheduled_run_scores_each_segment_as_its_own_model_and_reruns_from_cache(
         tiny_models: Path, goog, llmbt_home: Path) -> None:
-    from llmbt.signals_cache.model.loading import ModelSpec
+    from llmbt.signals_cache.scorer_id import ScorerId
     from llmbt.signals_cache.signals import compute_signals
 
     prices = goog.loc["2012-01-01":"2013-03-01"]
@@ -279,7 +279,7 @@ def test_a_scheduled_run_scores_each_segment_as_its_own_model_and_reruns_from_ca
     assert len({s["fingerprint"] for s in segments}) == 3
     assert info["hindsight"].startswith("none possible")
     alone = {seg.row: compute_signals(prices, _bars_request(  # batches differ: float noise only
-        tiny_models, spec=ModelSpec(base=seg.model), cache=llmbt_home / "solo"))[0]["score"]
+        tiny_models, spec=ScorerId(model=seg.model), cache=llmbt_home / "solo"))[0]["score"]
         for seg in schedule.segments}
     for k, seg in enumerate(schedule.segments):  # each segment's bars: that model's scores only
         days = [d for d in frame.index[frame["score"].notna()] if schedule.assign([d])[0] == k]
@@ -299,7 +299,6 @@ def test_universe_headlines_are_split_by_their_own_time(tiny_models: Path, goog,
                                                          llmbt_home: Path) -> None:
     import dataclasses
 
-    from llmbt.signals_cache.model.loading import ModelSpec
     from llmbt.signals_cache.signals import SignalRequest
     from llmbt.signals_cache.universe import universe_signals
 
@@ -309,7 +308,7 @@ def test_universe_headlines_are_split_by_their_own_time(tiny_models: Path, goog,
                          "symbol": ["AAA", "BBB", "AAA", "BBB"],
                          "headline": ["Profit soars", "Profit soars", "Fraud probe", "Guidance cut"]})
     schedule = load_schedule(tiny_models / "schedule.yaml")
-    req = SignalRequest(spec=ModelSpec(), mode="headlines", schedule=schedule, progress=False,
+    req = SignalRequest(mode="headlines", schedule=schedule, progress=False,
                         cache_dir=str(llmbt_home / "signals"))
     with pytest.raises(ConfigError, match="1 headline\\(s\\), the first on 2012-03-02"):
         universe_signals(prices, news, req)

@@ -20,6 +20,7 @@ from llmbt.cli.score import batches
 from llmbt.signals_cache import provider, signals, universe
 from llmbt.signals_cache.model.chat_template import save_chat_template
 from llmbt.signals_cache.model.loading import ModelSpec, model_fingerprint
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.signals import SignalRequest
 
 HEADLINES = [("2024-01-02T12:00Z", "AAA", "Acme beats estimates"),
@@ -86,7 +87,7 @@ def test_bt_score_gives_exactly_the_scores_a_portfolio_run_uses(model, tmp_path,
     monkeypatch.setattr(universe, "score_rendered", recording)
     news = pd.DataFrame(HEADLINES, columns=["timestamp", "symbol", "headline"])
     news["timestamp"] = pd.to_datetime(news["timestamp"], utc=True)
-    req = SignalRequest(spec=ModelSpec(base=str(model)), mode="headlines",
+    req = SignalRequest(scorer=ScorerId(model=str(model)), mode="headlines",
                         cache_dir=str(tmp_path / "signals"), progress=False)
     universe.universe_signals({"AAA": _bars(6), "BBB": _bars(6)}, news, req)
     assert seen["version"] == "headlines-v2" and len(StubScorer.sent) == 3  # distinct headlines

@@ -9,7 +9,7 @@ from helpers import ChatMLStub
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import universe
-from llmbt.signals_cache.model.loading import ModelSpec
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.signals_cache.signals import SignalRequest
@@ -52,7 +52,7 @@ def _probs(label: str) -> np.ndarray:
     return out
 
 
-REQ = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines")
+REQ = SignalRequest(mode="headlines")
 
 
 def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent):
@@ -72,7 +72,7 @@ def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent)
 def test_only_the_window_and_its_warmup_are_scored(sent):
     prices = {"AAA": _bars(30)}
     news = _news([(f"2024-01-{d:02d}T12:00Z", "AAA", f"Acme beats estimates {d}") for d in range(1, 29)])
-    req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=3,
+    req = SignalRequest(mode="headlines", warmup=3,
                         score_from=pd.Timestamp("2024-01-20", tz="UTC"))
     universe.universe_signals(prices, news, req)
     days = sorted(int(p.split("estimates ")[1].split("<")[0]) for p in sent)
@@ -85,7 +85,7 @@ def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(
     prices = {"AAA": _bars(10, start="2024-03-01")}
     news = _news([("2023-03-01T12:00Z", "AAA", "Acme sued 2023"), ("2024-02-29T22:00Z", "AAA", GOOD),
                   ("2024-03-02T12:00Z", "AAA", BAD)])
-    req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=5,
+    req = SignalRequest(mode="headlines", warmup=5,
                         score_from=pd.Timestamp("2024-03-03", tz="UTC"))
     panels, _ = universe.universe_signals(prices, news, req)
     assert not any("2023" in p for p in sent) and len(sent) == 2
@@ -93,7 +93,7 @@ def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(
 
 
 def test_a_template_with_the_symbol_is_refused(sent):
-    req = SignalRequest(spec=REQ.spec, mode="headlines", prompt="headlines-v1")
+    req = SignalRequest(scorer=ScorerId(template="headlines-v1"), mode="headlines")
     with pytest.raises(ConfigError, match="headlines-v2"):
         universe.universe_signals({"AAA": _bars(5)}, _news([("2024-01-02", "AAA", GOOD)]), req)
 

@@ -19,7 +19,7 @@ import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
 from llmbt.signals_cache import universe
 from llmbt.signals_cache.cache import SignalCache
-from llmbt.signals_cache.model.loading import ModelSpec
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.signals import SignalRequest, compute_signals
 from llmbt.signals_cache.text_scorers.registry import make_scorer, scorer_fingerprint
 
@@ -36,7 +36,7 @@ def test_a_lexicon_universe_scores_each_distinct_headline_once_under_its_fingerp
     monkeypatch.setattr(universe, "load_chat_template", _no_model)
     news = _news([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
                   ("2024-01-03T12:00Z", "BBB", BAD)])
-    req = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines", arm="lexicon",
+    req = SignalRequest(scorer=ScorerId(kind="lexicon"), mode="headlines",
                         cache_dir=str(tmp_path / "cache"), progress=False)
     panels, info = universe.universe_signals({"AAA": _bars(5), "BBB": _bars(5)}, news, req)
     assert "2 distinct headlines, text scorer lexicon (headlines-text)" in info["signals"]
@@ -49,7 +49,7 @@ def test_a_lexicon_universe_scores_each_distinct_headline_once_under_its_fingerp
     with SignalCache(tmp_path / "cache") as cache:  # keyed by the scorer, not by a model
         assert len(cache.get_many(scorer_fingerprint("lexicon", scorer), "headlines-text",
                                   [GOOD, BAD])) == 2
-    one = SignalRequest(spec=req.spec, mode="headlines", symbol="BBB", arm="lexicon",
+    one = SignalRequest(scorer=req.scorer, mode="headlines", symbol="BBB",
                         cache_dir=req.cache_dir, progress=False)
     frame, single = compute_signals(_bars(5), one, news)  # a single-symbol run shares the entries
     assert single["cache hit rate"] == 1.0

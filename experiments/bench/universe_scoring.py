@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from llmbt.signals_cache.model.loading import ModelSpec, load_tokenizer
+from llmbt.signals_cache.scorer_id import ScorerId
 from llmbt.signals_cache.scoring.prompts import render, template_for
 from llmbt.signals_cache.signals import SignalRequest, score_rendered
 from llmbt.signals_cache.universe import UNIVERSE_TEMPLATE, news_items
@@ -39,8 +40,8 @@ def bench_universe_scoring(prices: Mapping[str, pd.DataFrame], news: pd.DataFram
 def _score_rows(name: str, prices: Mapping[str, pd.DataFrame], news: pd.DataFrame,
                 spec: ModelSpec, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as cache:
-        req = SignalRequest(spec=spec, mode="headlines", cache_dir=cache, batch_size=batch_size,
-                            progress=False)
+        req = SignalRequest(scorer=ScorerId(model=spec.base), mode="headlines", cache_dir=cache,
+                            batch_size=batch_size, progress=False)
         items = news_items(prices, news, req)
         template = template_for("headlines", UNIVERSE_TEMPLATE)
         tokenizer = load_tokenizer(spec)

@@ -172,6 +172,14 @@ class TextArm:
                                "ms_per_item": 1000.0 * seconds / len(texts)}
 
 
+def evaluation_arm(scorer: Any, batch_size: int = 16) -> LMArm | TextArm:
+    """What scores labelled sentences for the :class:`~llmbt.signals_cache.scorer_id.ScorerId`
+    ``scorer``: the model on its template's prompts, or its text scorer on the raw texts."""
+    if scorer.is_lm:
+        return LMArm(scorer.spec, scorer.template or "headlines-v1", batch_size)
+    return TextArm(scorer.text_scorer(), batch_size)
+
+
 def evaluate_arm(examples: Sequence[Any], arm: LMArm | TextArm, *,
                  val_examples: Sequence[Any] | None = None,
                  temperature: float | None = None) -> dict[str, Any]:
