@@ -21,7 +21,7 @@ import pandas as pd
 from llmbt.engine.analyzers import EquityCurve, Rejections, TradeLog
 from llmbt.engine.config import RunConfig
 from llmbt.engine.metrics import sharpe_ratio
-from llmbt.engine.signals import check_prompt, prepare_signals
+from llmbt.engine.signals import check_prompt, prepare_signals, signal_inputs
 from llmbt.errors import ConfigError
 from llmbt.feeds import load_prices
 from llmbt.feeds.calendar import periods_per_year  # re-exported: reports may not import feeds
@@ -117,13 +117,15 @@ def run_backtest(config: RunConfig, prices: pd.DataFrame | None = None,
         prices = load_prices(config.data, config.start, config.end, interval=config.interval)
     cls = get_strategy(config.strategy)
     check_bars(cls, config.params, len(prices), config.data)  # typed when the config was made
-    frame, info, columns = prices, {}, ()
-    if issubclass(cls, SignalStrategy) and history is None:
-        history = load_history(config) if loaded_here and config.start else prices
+    frame, info, columns, news = prices, {}, (), None
+    if issubclass(cls, SignalStrategy):
+        history = history if history is not None else (
+            load_history(config) if loaded_here and config.start else prices)
+        news = signal_inputs(config)  # checked before the header: an error comes alone
     if on_start is not None:
         on_start()
     if issubclass(cls, SignalStrategy):
-        signals, info = prepare_signals(cls, history, config)
+        signals, info = prepare_signals(cls, history, config, news)
         columns = tuple(cls.signal_columns)
         frame = prices.join(signals[list(columns)])  # index-aligned: same bars, nothing shifted
     result = _run_cerebro(config, frame, cls, columns)

@@ -18,20 +18,36 @@ from llmbt.feeds import load_news, symbol_of
 from llmbt.signals_cache.hindsight import hindsight_line
 
 
-def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, dict]:
+def prepare_signals(cls: Any, prices: pd.DataFrame, config: RunConfig,
+                    news: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """Score every bar of ``prices`` as ``cls`` asks and let it finish the columns.
 
     Args:
         cls: the strategy class (a ``SignalStrategy``).
         prices: the bars signals are computed from (the run's bars plus the warm-up history).
         config: the run's configuration (model, prompt, mode, news, cache).
+        news: the run's headlines as :func:`signal_inputs` loaded them (None: loaded here).
 
     Returns:
         A frame indexed like ``prices`` with the strategy's signal columns, and the run facts of the
         scoring (model calls, cache hits…) for the report.
     """
-    news = load_news(config.news, tz=config.news_tz) if config.news else None
-    return signals_from(cls, prices, config, news)
+    return signals_from(cls, prices, config, signal_inputs(config) if news is None else news)
+
+
+def signal_inputs(config: RunConfig) -> pd.DataFrame | None:
+    """The run's headlines (None without ``--news``), loaded and checked with the rest of what
+    scoring reads (``--mode headlines`` has ``--news``, the ``--anonymize`` names file) before
+    the run starts, so such an error is not preceded by the header of a run that never started.
+
+    Raises:
+        ConfigError: ``--mode headlines`` without ``--news``; DataError: a bad news or names file.
+    """
+    if config.mode == "headlines" and not config.news:
+        raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with timestamp, "
+                          "symbol, headline)")
+    load_masker(config)
+    return load_news(config.news, tz=config.news_tz) if config.news else None
 
 
 def signals_from(cls: Any, prices: pd.DataFrame, config: RunConfig,

@@ -81,6 +81,12 @@ def test_bad_inputs_give_one_line_errors_not_tracebacks(tmp_path, monkeypatch):
          "--model-schedule 'bad' not found"),
         (["compare", "--start", "2012-06-01", "--arm", "lexicon", "--arm",
           "name=pit,schedule=bad"], "--arm pit: --model-schedule 'bad' not found"),
+        (["run", "--strategy", "llm_sentiment", "--mode", "headlines", "--no-report"],
+         "--mode headlines needs --news FILE"),
+        (["run", "--strategy", "llm_sentiment", "--news", str(tmp_path / "none.csv"), "--no-report"],
+         "none.csv': file not found"),
+        (["run", "--strategy", "llm_sentiment", "--anonymize", "--names", str(tmp_path / "n.csv"),
+          "--no-report"], "n.csv' not found"),
     ]
     for args, fragment in cases:
         res = CliRunner().invoke(cli, args)

@@ -90,7 +90,7 @@ def test_sizing_rules_buy_the_units_of_their_formula(monkeypatch, sizing, scale)
     prices = load_prices("sample:GOOG", "2012-01-01", "2012-12-31")
     signals = _hand_signals(prices)
     monkeypatch.setattr(runner, "prepare_signals",
-                        lambda cls, history, config: (signals.loc[history.index], {}))
+                        lambda cls, history, config, news=None: (signals.loc[history.index], {}))
     cfg = RunConfig(strategy="llm_sentiment", start="2012-01-01", end="2012-12-31",
                     params={"sizing": sizing, "normalize": "none"})
     run = run_backtest(cfg, prices=prices, with_benchmark=False)

@@ -25,7 +25,7 @@ def seen(monkeypatch) -> list[pd.DataFrame]:
     """llm_sentiment's signals from a formula instead of a model; records each history given."""
     histories: list[pd.DataFrame] = []
 
-    def fake(cls, history, config):
+    def fake(cls, history, config, news=None):
         histories.append(history)
         wave = np.sin(np.arange(len(history)) / 3.0)
         frame = pd.DataFrame({"score": wave, "confidence": 0.6, "vol": 0.2}, index=history.index)
