@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_scoring import HEADLINES, chat_prompts
+from helpers_scoring import HEADLINES, chat_prompts
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig

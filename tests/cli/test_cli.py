@@ -109,12 +109,11 @@ def test_example_yaml_runs():
 
 
 def test_the_docs_list_every_metric():
-    from pathlib import Path
+    from helpers import ROOT
 
     from llmbt.reports import METRICS
 
-    root = Path(__file__).resolve().parents[1]
-    guide = root.joinpath("docs", "guides", "walk-forward-and-statistics.md").read_text()
+    guide = ROOT.joinpath("docs", "guides", "walk-forward-and-statistics.md").read_text()
     for name in METRICS:
         assert name in guide, name
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT
 
 from llmbt.cli import cli
 from llmbt.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
 NOT_BT = {"--help": "click's help option of every command", "--head": "`ray start --head`",
           "--no-deps": "`pip install --no-deps`",

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import save_tiny
+from helpers import SHARED_DATA, save_tiny
 
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
 
-FPB = Path(__file__).resolve().parents[2] / "shared" / "data" / "fpb" / "fpb50_dev.csv"
+FPB = SHARED_DATA / "fpb" / "fpb50_dev.csv"
 
 
 def test_dataset_build_bars_writes_splits_and_report(tmp_path):

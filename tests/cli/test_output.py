@@ -110,13 +110,14 @@ def _scoring_run(tmp_path: Path, *flags: str):
     every prompt from its length (no weights), the signal cache empty."""
     from types import SimpleNamespace
 
-    from test_cached_run import CHATML, TOKENS, StubScorer, _model_folder
+    from helpers_scoring import SMOLLM2_CHATML, SMOLLM2_TOKENS, StubScorer, model_folder
 
     from llmbt.signals_cache import signals
     from llmbt.signals_cache.model.chat_template import save_chat_template
     tmp_path.mkdir()
-    folder = _model_folder(tmp_path)
-    save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))
+    folder = model_folder(tmp_path)
+    save_chat_template(SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS),
+                       str(folder))
     args = [*flags, "run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start",
             "2013-01-01", "--model", str(folder), "--cache-dir", str(tmp_path / "signals"),
             "--no-report", "--batch-size", "8"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_portfolio_golden import read_slice
+from helpers_portfolio import read_slice
 
 from llmbt.engine.eligibility import delisting_note, delistings, survivorship_note
 from llmbt.engine.portfolio import simulate

@@ -2,15 +2,17 @@
 
 The slice (2015, AAPL DHR MSFT PYPL XOM of the shared S&P 500 file) has real gaps: DHR lacks 11
 sessions (10 absent rows and 2015-07-17, whose open is blank and is dropped), PYPL starts on
-2015-07-06. Scores are a fixed hand-made pattern with ties. The reference below re-implements, with
-plain Python/numpy and without Backtrader, the ranking (top 2 by score, ties by symbol name, 0.95
+2015-07-06. Scores are a fixed hand-made pattern with ties. The reference re-implements, with plain
+Python/numpy and without Backtrader, the ranking (top 2 by score, ties by symbol name, 0.95
 split equally, 0.5 cap) and ``order_target_percent``: at each close ``V = cash + Σ units × last
 close``; for each symbol with a bar and a weight, ``units = int(|V·w − held value| / close)``
 toward the target (all of it when the target is 0), reductions first; the broker checks each
 order against the cash at its creation close, then fills it at the symbol's next bar open (an
-order of a symbol without a bar waits), with commission ``|size| × price × 0.001``. From its value at
-each close, its traded value and its held units at each symbol's last close, :func:`reference_stats`
-recomputes the run's returns, Sharpe, max drawdown, turnover and gross exposure with numpy.
+order of a symbol without a bar waits), with commission ``|size| × price × 0.001``. The ranking is
+:func:`reference_weights` below; the slice, the scores and the broker are in helpers_portfolio.py
+(the construction golden test uses them too). From the reference run's value at each close, its
+traded value and its held units at each symbol's last close, :func:`reference_stats` recomputes the
+run's returns, Sharpe, max drawdown, turnover and gross exposure with numpy.
 """
 
 from __future__ import annotations
@@ -20,34 +22,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_portfolio import CASH, COMMISSION, SLICE_SYMBOLS, hand_scores, panels, read_slice, reference_run
 
 from llmbt.engine.portfolio import simulate
-from llmbt.feeds.universe import load_universe
 from llmbt.strategies.portfolio import EqualWeight, LlmNewsPortfolio
 
-SYMBOLS = ("AAPL", "DHR", "MSFT", "PYPL", "XOM")
-START, END = "2015-01-01", "2015-12-31"
-CASH, COMMISSION = 100_000.0, 0.001
 PARAMS = {"top_k": 2, "max_weight": 0.5, "rebalance": 1, "band": 0}  # the full daily re-rank
 GOLDEN = {"final_value": 79_675.21, "fills": 832, "rejected_orders": 11}  # as measured, both ways
-
-
-def read_slice(folder, symbols=SYMBOLS, start=START, end=END) -> dict[str, pd.DataFrame]:
-    """The slice through the product's loader (incomplete rows dropped: no bar that day)."""
-    path = folder / "sp500_prices_2013_2016.csv.gz"
-    return load_universe(f"csv:{path}", start, end, symbols=list(symbols)).prices
-
-
-def hand_scores(calendar: pd.DatetimeIndex, symbols) -> pd.DataFrame:
-    """A fixed pattern in [-1, 1] with steps of 0.5 (so ties are common), not random."""
-    i = np.arange(len(calendar))[:, None]
-    j = np.arange(len(symbols))[None, :]
-    return pd.DataFrame(((7 * i + j * j + (i // 3) * j) % 5 - 2) / 2.0, index=calendar,
-                        columns=list(symbols))
-
-
-def panels(prices: dict[str, pd.DataFrame], field: str) -> pd.DataFrame:
-    return pd.DataFrame({s: f[field] for s, f in prices.items()})
 
 
 def reference_weights(scores: pd.DataFrame, tradable: pd.DataFrame) -> pd.DataFrame:
@@ -59,61 +40,6 @@ def reference_weights(scores: pd.DataFrame, tradable: pd.DataFrame) -> pd.DataFr
         for s in names:
             out.at[t, s] = min(0.95 / len(best), 0.5) if s in best else 0.0
     return out
-
-
-def _order_size(w: float, value: float, units: float, close: float) -> int:
-    target, held = w * value, units * close  # order_target_percent → order_target_value
-    if target == 0 and units:
-        return int(-units)
-    if target > held:
-        return int((target - held) / close)
-    return -int((held - target) / close) if target < held else 0
-
-
-def _cash_after(cash: float, size: float, price: float) -> float:
-    return cash - size * price - abs(size) * price * COMMISSION
-
-
-def reference_run(prices: dict[str, pd.DataFrame], weights: pd.DataFrame) -> dict:
-    """Final value, fills and refused orders of the portfolio, without Backtrader."""
-    opens, closes = panels(prices, "open"), panels(prices, "close")
-    units, last = dict.fromkeys(prices, 0.0), dict.fromkeys(prices, np.nan)
-    cash, placed, waiting, fills, refused, value = CASH, [], [], [], 0, CASH
-    steps = []  # (value, traded value, gross held value) at each close
-    for t in closes.index:
-        has_bar = closes.loc[t].notna()
-        check = cash  # the broker checks last step's orders at their creation close
-        for order in placed:
-            check = _cash_after(check, order[1], order[2])
-            waiting.append(order) if check >= 0 else None
-            refused += check < 0
-        placed, still = [], []
-        for sym, size, _ in waiting:  # fills at the symbol's next open, in order placed
-            if not has_bar[sym]:
-                still.append((sym, size, _))
-                continue
-            after = _cash_after(cash, size, opens.at[t, sym])
-            if size > 0 and after < 0:
-                refused += 1
-                continue
-            cash, units[sym] = after, units[sym] + size
-            fills.append((t, sym, size, opens.at[t, sym]))
-        waiting = still
-        last.update({s: closes.at[t, s] for s in prices if has_bar[s]})
-        value = cash + sum(u * last[s] for s, u in units.items() if u)
-        traded = sum(abs(size * price) for when, _, size, price in fills if when == t)
-        steps.append((value, traded, sum(abs(u * last[s]) for s, u in units.items() if u)))
-        sells, buys = [], []
-        for sym in prices:
-            w = weights.at[t, sym] if sym in weights.columns else np.nan
-            if not has_bar[sym] or not math.isfinite(w) or (w == 0 and not units[sym]):
-                continue
-            (sells if w * value < units[sym] * last[sym] else buys).append((sym, w))
-        for sym, w in sells + buys:
-            size = _order_size(w, value, units[sym], last[sym])
-            placed += [(sym, size, last[sym])] if size else []
-    return {"final_value": value, "fills": fills, "refused": refused,
-            "steps": pd.DataFrame(steps, index=closes.index, columns=["value", "traded", "gross"])}
 
 
 def reference_stats(steps: pd.DataFrame) -> dict:
@@ -155,7 +81,7 @@ def slice_inputs(slice_prices):
 
 
 def test_the_slice_has_a_late_start_and_missing_bars(slice_prices):
-    assert set(slice_prices) == set(SYMBOLS)
+    assert set(slice_prices) == set(SLICE_SYMBOLS)
     assert slice_prices["PYPL"].index[0] == pd.Timestamp("2015-07-06", tz="UTC")
     assert len(slice_prices["DHR"]) == 241 and len(slice_prices["AAPL"]) == 252
     assert pd.Timestamp("2015-07-17", tz="UTC") not in slice_prices["DHR"].index
@@ -194,7 +120,7 @@ def test_contributions_sum_to_the_pnl_to_the_cent(slice_prices, slice_inputs):
     by_hand = (run.fills["size"].abs() * run.fills["price"] * COMMISSION).sum()
     assert run.stats["commission"] == pytest.approx(by_hand, rel=1e-12)  # what the run paid
     assert c["fills"].sum() == len(run.fills) and abs(c["share"].sum() - 1) < 1e-9
-    assert set(c.index) == set(SYMBOLS)
+    assert set(c.index) == set(SLICE_SYMBOLS)
 
 
 def test_no_order_fills_on_a_day_its_symbol_has_no_bar(slice_prices, slice_inputs):

@@ -6,33 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import stub_scoring
+from helpers_portfolio import PORTFOLIO_SYMBOLS, portfolio_config
 
 from llmbt.cli import cli
-from llmbt.engine.config import RunConfig
 from llmbt.engine.portfolio_run import run_portfolio_backtest
 from llmbt.errors import ConfigError
-from llmbt.signals_cache import universe
-
-SYMBOLS = "AAPL,BA,GS,GM,JPM"
-DAILY_TOP2 = {"top_k": 2, "rebalance": 1, "band": 0}  # the full daily re-rank of the top 2
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    return stub_scoring(monkeypatch, universe)
-
-
-def _config(shared_news, **kw) -> RunConfig:
-    base = dict(strategy="llm_news_portfolio", symbols=SYMBOLS, start="2015-03-02",
-                end="2015-06-30", data=f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
-                news=str(shared_news / "reuters_headlines_2013_2016.csv.gz"),
-                news_tz="America/New_York", params=DAILY_TOP2)
-    return RunConfig(**(base | kw))
 
 
 def test_a_universe_run_trades_the_window_and_scores_each_headline_once(shared_news, sent):
-    result = run_portfolio_backtest(_config(shared_news))
+    result = run_portfolio_backtest(portfolio_config(shared_news))
     run, bench = result.run, result.benchmark
     assert run.equity.index[0] == pd.Timestamp("2015-03-02", tz="UTC")
     assert run.equity.index[-1] == pd.Timestamp("2015-06-30", tz="UTC")
@@ -42,20 +24,20 @@ def test_a_universe_run_trades_the_window_and_scores_each_headline_once(shared_n
     # the signals the weights came from were known at each close: a headline dated D is on D+1 at
     # the earliest, and weights are NaN (no order) where a symbol has no bar
     assert result.panels["score"].index.equals(run.equity.index)
-    assert set(result.weights.columns) == set(SYMBOLS.split(","))
+    assert set(result.weights.columns) == set(PORTFOLIO_SYMBOLS.split(","))
 
 
 def test_headlines_before_the_warmup_are_not_scored(shared_news, sent):
-    run_portfolio_backtest(_config(shared_news, params={"top_k": 2, "half_life": 1.0}))
+    run_portfolio_backtest(portfolio_config(shared_news, params={"top_k": 2, "half_life": 1.0}))
     warm = len(sent)
     sent.clear()
-    run_portfolio_backtest(_config(shared_news, params={"top_k": 2, "half_life": 8.0}))
+    run_portfolio_backtest(portfolio_config(shared_news, params={"top_k": 2, "half_life": 8.0}))
     assert len(sent) > warm  # a longer decay needs more history, and only then is it scored
 
 
 def test_the_cli_prints_metrics_ic_and_contributions(shared_news, sent, tmp_path):
-    cfg = _config(shared_news)
-    args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", SYMBOLS,
+    cfg = portfolio_config(shared_news)
+    args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", PORTFOLIO_SYMBOLS,
             "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
             "--end", cfg.end, "--param", "top_k=2", "--param", "rebalance=1", "--param", "band=0",
             "--report", str(tmp_path / "pf.html")]
@@ -68,7 +50,7 @@ def test_the_cli_prints_metrics_ic_and_contributions(shared_news, sent, tmp_path
 
 def test_a_portfolio_without_news_is_one_line(shared_news, sent):
     with pytest.raises(ConfigError, match="--news"):
-        run_portfolio_backtest(_config(shared_news, news=None))
+        run_portfolio_backtest(portfolio_config(shared_news, news=None))
 
 
 def test_a_symbol_list_with_an_unknown_symbol_says_did_you_mean(shared_news, sent):
@@ -88,7 +70,8 @@ def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(share
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     raw = pd.read_csv(shared_news / "reuters_headlines_2013_2016.csv.gz")
-    raw = raw[raw["symbol"].isin(SYMBOLS.split(",")) & raw["timestamp"].between("2014-06-01", "2015-06-30")]
+    raw = raw[raw["symbol"].isin(PORTFOLIO_SYMBOLS.split(","))
+              & raw["timestamp"].between("2014-06-01", "2015-06-30")]
     stamps = pd.to_datetime(raw["timestamp"]).dt.tz_localize("UTC") + pd.Timedelta(hours=20)
     items = [{"category": "company", "datetime": int(t.timestamp()), "headline": h, "id": i,
               "image": "", "related": s, "source": "Reuters", "summary": "", "url": f"u{i}"}
@@ -101,14 +84,14 @@ def test_news_from_a_fetched_provider_cache_gives_the_same_run_as_the_file(share
                     and lo.timestamp() <= a["datetime"] < hi.timestamp()]
 
     monkeypatch.setattr(finnhub, "_client", lambda: Client())
-    fetch_news("finnhub", SYMBOLS, "2014-06-01", "2015-06-30")
-    cached = run_portfolio_backtest(_config(shared_news, news="finnhub:"))
+    fetch_news("finnhub", PORTFOLIO_SYMBOLS, "2014-06-01", "2015-06-30")
+    cached = run_portfolio_backtest(portfolio_config(shared_news, news="finnhub:"))
     prompts = list(sent)
     sent.clear()
     path = tmp_path / "timed.csv"
     pd.DataFrame({"timestamp": stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "symbol": raw["symbol"],
                   "headline": raw["headline"]}).to_csv(path, index=False)
-    from_file = run_portfolio_backtest(_config(shared_news, news=str(path), news_tz=None))
+    from_file = run_portfolio_backtest(portfolio_config(shared_news, news=str(path), news_tz=None))
     assert sorted(prompts) == sorted(sent) and len(prompts) > 100
     assert cached.run.stats["final_value"] == from_file.run.stats["final_value"]
 
@@ -121,12 +104,12 @@ def test_universe_arms_refuse_a_bar_prompt_in_one_line():
 
 
 def test_equal_weight_needs_no_news_scores_nothing_and_is_the_benchmark(shared_news, sent):
-    llm = run_portfolio_backtest(_config(shared_news))
+    llm = run_portfolio_backtest(portfolio_config(shared_news))
     sent.clear()
-    ew = run_portfolio_backtest(_config(shared_news, strategy="equal_weight", news=None, params={}))
+    ew = run_portfolio_backtest(portfolio_config(shared_news, strategy="equal_weight", news=None, params={}))
     assert sent == [] and ew.benchmark is None and ew.signal_info == {}
     assert ew.run.returns.to_numpy().tolist() == llm.benchmark.returns.to_numpy().tolist()
     res = CliRunner().invoke(cli, ["run", "--strategy", "equal_weight", "--data", ew.config.data,
-                                   "--symbols", SYMBOLS, "--start", "2015-03-02", "--end",
+                                   "--symbols", PORTFOLIO_SYMBOLS, "--start", "2015-03-02", "--end",
                                    "2015-06-30", "--no-report"])
     assert res.exit_code == 0 and "model calls" not in res.output, res.output

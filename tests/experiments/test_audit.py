@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import stub_scoring
-from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
+from helpers_portfolio import PORTFOLIO_SYMBOLS, portfolio_config
 
 from llmbt.cli import audit as cli_audit
 from llmbt.cli import cli
@@ -33,12 +33,13 @@ INVERSE_VOL = {"top_k": 2, "weighting": "inverse_vol", "max_weight": 1.0, "rebal
 
 def _args(cfg: RunConfig, *extra: str) -> list[str]:
     return ["audit", "lookahead", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols",
-            SYMBOLS, "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
+            PORTFOLIO_SYMBOLS, "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
             "--end", cfg.end, "--param", "top_k=2", *extra]
 
 
-def test_the_engine_check_passes_on_the_product_code(shared_news, sent):  # noqa: F811
-    result = audit_engine(_config(shared_news, params={"top_k": 2, "half_life": 3.0}), cuts=4, seed=1)
+def test_the_engine_check_passes_on_the_product_code(shared_news, sent):
+    cfg = portfolio_config(shared_news, params={"top_k": 2, "half_life": 3.0})
+    result = audit_engine(cfg, cuts=4, seed=1)
     assert result.passed and result.first is None
     assert result.columns == ("score", "confidence", "vol", "weight")
     assert len(result.checks) == 4 and [c.cut for c in result.checks] == sorted(c.cut for c in result.checks)
@@ -47,7 +48,7 @@ def test_the_engine_check_passes_on_the_product_code(shared_news, sent):  # noqa
         assert check.values == check.bars * 5 * 4 and check.mismatches == 0
 
 
-def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypatch):  # noqa: F811
+def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypatch):
     honest = LlmNewsPortfolio.target_weights.__func__
 
     def peeking(cls, signals, tradable, params, anchor=None):  # decides at t with the score of t+1
@@ -55,7 +56,7 @@ def test_a_weight_that_reads_the_next_bar_is_caught(shared_news, sent, monkeypat
         return honest(cls, ahead, tradable, params, anchor)
 
     monkeypatch.setattr(LlmNewsPortfolio, "target_weights", classmethod(peeking))
-    result = audit_engine(_config(shared_news), cuts=3, seed=0)
+    result = audit_engine(portfolio_config(shared_news), cuts=3, seed=0)
     assert not result.passed
     cut, first = result.first
     assert first.column == "weight" and first.date < cut
@@ -67,8 +68,8 @@ def _last_bar_before(calendar: pd.DatetimeIndex, cut: pd.Timestamp) -> pd.Timest
 
 
 def test_weights_sized_on_the_next_bars_volatility_are_caught_at_the_bar_before_each_cut(
-        shared_news, sent, monkeypatch):  # noqa: F811
-    cfg = _config(shared_news, params=INVERSE_VOL)
+        shared_news, sent, monkeypatch):
+    cfg = portfolio_config(shared_news, params=INVERSE_VOL)
     clean = audit_engine(cfg, cuts=3, seed=2)
     assert clean.passed and clean.first is None  # the honest inverse-vol weights pass
     honest = LlmNewsPortfolio.target_weights.__func__
@@ -113,7 +114,7 @@ def test_truncation_drops_the_cut_bar_and_headlines_stamped_at_it():
     assert list(cut.news["timestamp"]) == [days[2] - pd.Timedelta("1s")]
 
 
-def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, sent, monkeypatch):  # noqa: F811
+def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, sent, monkeypatch):
     honest = universe.per_bar
 
     def centred(prices, positions, result, half_life):
@@ -121,7 +122,7 @@ def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, se
         return (frame + frame.shift(-1).fillna(0.0)) / 2  # half of tomorrow's news in today's score
 
     monkeypatch.setattr(universe, "per_bar", centred)
-    res = CliRunner().invoke(cli, _args(_config(shared_news), "--cuts", "3"))
+    res = CliRunner().invoke(cli, _args(portfolio_config(shared_news), "--cuts", "3"))
     assert res.exit_code == 1, res.output
     verdict = res.output.strip().splitlines()[-1]
     assert verdict.startswith("verdict: LOOK-AHEAD: cutting the data at 2015-")
@@ -129,8 +130,8 @@ def test_a_centred_decay_is_caught_and_the_cli_exits_1_naming_it(shared_news, se
     assert "Traceback" not in res.output
 
 
-def test_the_cli_prints_a_row_per_cut_and_passes(shared_news, sent):  # noqa: F811
-    res = CliRunner().invoke(cli, _args(_config(shared_news), "--cuts", "2", "--seed", "3"))
+def test_the_cli_prints_a_row_per_cut_and_passes(shared_news, sent):
+    res = CliRunner().invoke(cli, _args(portfolio_config(shared_news), "--cuts", "2", "--seed", "3"))
     assert res.exit_code == 0, res.output
     rows = [line for line in res.output.splitlines() if line.startswith("2015-")]
     assert len(rows) == 2 and all(line.split()[3] == "0" and line.endswith("-") for line in rows)
@@ -179,7 +180,7 @@ def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, mo
     real = cs.paired_ic_difference
     monkeypatch.setattr(cs, "paired_ic_difference",
                         lambda a, b, **kw: calls.append((a, b)) or real(a, b, **kw))
-    cfg = _config(shared_news, names=str(shared_news / "sp500_companies.csv"))
+    cfg = portfolio_config(shared_news, names=str(shared_news / "sp500_companies.csv"))
     check = model_check(cfg)
     assert any("Company A" in p for p in named) and not check.original.config.anonymize
     assert check.anonymized.config.anonymize and "lies before" in check.hindsight
@@ -199,7 +200,7 @@ def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, mo
 
 def test_the_model_check_needs_a_names_table_and_a_universe(shared_news, named):
     with pytest.raises(ConfigError, match="--names"):
-        model_check(_config(shared_news))
+        model_check(portfolio_config(shared_news))
     with pytest.raises(ConfigError, match="llm_news_portfolio"):
         model_check(RunConfig(strategy="llm_sentiment", names="x.csv"))
     assert engine_audit.truncate_news(None, pd.Timestamp("2015-01-01", tz="UTC")) is None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import ChatMLStub
-from test_portfolio_run import _config
+from helpers_portfolio import portfolio_config
 
 from llmbt.cli import cli
 from llmbt.engine.portfolio_run import run_portfolio_backtest
@@ -38,7 +38,7 @@ def cached(shared_news, monkeypatch, tmp_path):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
     monkeypatch.setattr(signals, "LazyScorer", HashScorer)
-    config = _config(shared_news, cache_dir=str(tmp_path / "signals"))
+    config = portfolio_config(shared_news, cache_dir=str(tmp_path / "signals"))
     return config, run_portfolio_backtest(config)
 
 
@@ -62,7 +62,7 @@ def test_noise_moves_trades_and_widens_the_spread(cached):
 def test_jitter_without_cached_scores_says_to_run_once_first(shared_news, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(universe, "load_chat_template", lambda spec: ChatMLStub())
-    config = _config(shared_news, cache_dir=str(tmp_path / "empty"))
+    config = portfolio_config(shared_news, cache_dir=str(tmp_path / "empty"))
     with pytest.raises(ConfigError, match="not in the signal cache: run the same command once "
                                           "without --jitter first"):
         jitter_portfolio(config, 2, 0.01)

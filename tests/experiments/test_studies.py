@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT, SHARED_DATA
 
 from llmbt.cli import cli
 from llmbt.errors import ConfigError
 from llmbt.experiments.studies import load_recipe
 from llmbt.reports.studies import blocks_in, study_of
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
@@ -80,7 +80,7 @@ def test_a_bad_recipe_is_one_clear_line(tmp_path, text, expected) -> None:
         load_recipe(path)
 
 
-FPB = ROOT.parent / "shared" / "data" / "fpb" / "fpb50_dev.csv"
+FPB = SHARED_DATA / "fpb" / "fpb50_dev.csv"
 
 
 @pytest.mark.skipif(not FPB.is_file(), reason="needs ../shared/data/fpb (the PhraseBank corpus)")

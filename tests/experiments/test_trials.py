@@ -8,10 +8,10 @@ import math
 import multiprocessing
 import sqlite3
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers_experiments import GOOG_SMA, LEDGER_DAYS, returns_with_sharpe
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
@@ -21,30 +21,20 @@ from llmbt.errors import ConfigError
 from llmbt.experiments import trials
 from llmbt.experiments.trial_ids import NO_SCORER, data_fingerprint, scorer_fingerprint
 
-DAYS = pd.bdate_range("2012-01-02", periods=250, tz="UTC")
-GOOG = RunConfig(strategy="sma_cross", data="sample:GOOG", start="2012-01-01", end="2012-12-31")
-
-
-def returns_with_sharpe(sharpe: float, seed: int = 0, days: pd.DatetimeIndex = DAYS) -> pd.Series:
-    """Returns on ``days`` whose annualised Sharpe (252 bars a year) is exactly ``sharpe``."""
-    noise = np.random.default_rng(seed).normal(0, 0.01, len(days))
-    noise = (noise - noise.mean()) / noise.std(ddof=1) * 0.01
-    return pd.Series(noise + sharpe / math.sqrt(252) * 0.01, days)
-
 
 def record(config: RunConfig, sharpe: float, seed: int = 0, command: str = "run") -> str:
     return trials.record_run(config, returns_with_sharpe(sharpe, seed), {}, command)
 
 
 def test_a_trial_holds_its_data_period_strategy_scorer_returns_and_sharpe(ledger):
-    result = run_backtest(GOOG)
-    key = trials.record_run(GOOG, result.returns, result.signal_info, "run")
+    result = run_backtest(GOOG_SMA)
+    key = trials.record_run(GOOG_SMA, result.returns, result.signal_info, "run")
     (trial,) = trials.list_trials(with_returns=True)
-    assert trial.key == key and trial.data == data_fingerprint(GOOG.to_dict())
+    assert trial.key == key and trial.data == data_fingerprint(GOOG_SMA.to_dict())
     assert trial.source == "sample:GOOG"
     assert (trial.first_bar, trial.last_bar) == ("2012-01-03T00:00:00Z", "2012-12-31T00:00:00Z")
     assert trial.strategy == "sma_cross" and trial.params == {"fast": 10, "slow": 30, "allow_short": False}
-    assert trial.scorer == NO_SCORER and trial.run_id == GOOG.run_id and trial.command == "run"
+    assert trial.scorer == NO_SCORER and trial.run_id == GOOG_SMA.run_id and trial.command == "run"
     assert trial.sharpe == result.stats["sharpe"] and trial.periods_per_year == 252
     assert trial.bars == len(result.returns) == 250
     back = trial.series()
@@ -55,14 +45,14 @@ def test_a_trial_holds_its_data_period_strategy_scorer_returns_and_sharpe(ledger
 
 
 def test_the_same_configuration_recorded_twice_is_one_trial(ledger):
-    first = record(GOOG, 1.0)
-    again = record(GOOG.replace(params={"fast": "10"}), 1.0, seed=3)  # the default, as --param gives it
+    first = record(GOOG_SMA, 1.0)
+    again = record(GOOG_SMA.replace(params={"fast": "10"}), 1.0, seed=3)  # the default, as --param gives it
     assert first == again and len(trials.list_trials()) == 1
     assert trials.list_trials()[0].sharpe == pytest.approx(1.0, rel=1e-9)  # the last one recorded
-    record(GOOG.replace(params={"fast": 5}), 1.0)
-    record(GOOG.replace(cash=50_000.0), 1.0)  # costs and cash are no new configuration
+    record(GOOG_SMA.replace(params={"fast": 5}), 1.0)
+    record(GOOG_SMA.replace(cash=50_000.0), 1.0)  # costs and cash are no new configuration
     assert len(trials.list_trials()) == 2
-    shorter = trials.record_run(GOOG, returns_with_sharpe(1.0)[:100], {}, "run")  # another period
+    shorter = trials.record_run(GOOG_SMA, returns_with_sharpe(1.0)[:100], {}, "run")  # another period
     assert shorter != first and len(trials.list_trials()) == 3
 
 
@@ -72,8 +62,8 @@ def _record_many(home: str, worker: int, n: int) -> None:
     os.environ["LLMBT_HOME"] = home
     os.environ.pop("LLMBT_TRIALS", None)
     for i in range(n):
-        record(GOOG.replace(params={"fast": 2 + i, "slow": 100 + worker}), 0.1 * i, seed=i)
-    record(GOOG, 0.5, seed=worker)  # every process: the same configuration
+        record(GOOG_SMA.replace(params={"fast": 2 + i, "slow": 100 + worker}), 0.1 * i, seed=i)
+    record(GOOG_SMA, 0.5, seed=worker)  # every process: the same configuration
 
 
 def test_several_processes_record_at_once_and_every_trial_is_there(ledger):
@@ -100,7 +90,7 @@ def test_bt_run_records_its_trial_and_says_how_many_are_on_its_data(ledger):
     assert "trial ledger: 2 trials on this data (bt trials list --data sample:GOOG)" in res.output
     found = trials.list_trials()
     assert [t.params["fast"] for t in found] == [10, 5] and {t.command for t in found} == {"run"}
-    assert found[1].run_id == GOOG.replace(params={"fast": "5"}).run_id
+    assert found[1].run_id == GOOG_SMA.replace(params={"fast": "5"}).run_id
 
 
 def test_an_llm_run_has_a_scorer_fingerprint_from_its_cache_identity():
@@ -131,8 +121,8 @@ def test_the_data_fingerprint_covers_the_source_the_universe_and_the_news_file(t
 
 
 def test_bt_trials_list_and_clear(ledger):
-    record(GOOG, 1.0)
-    record(GOOG.replace(params={"fast": 5}), -0.5)
+    record(GOOG_SMA, 1.0)
+    record(GOOG_SMA.replace(params={"fast": 5}), -0.5)
     eur = RunConfig(strategy="buy_and_hold", data="sample:EURUSD")
     trials.record_run(eur, returns_with_sharpe(0.3), {}, "compare", arm="base", run_id="abcdef012345")
     res = CliRunner().invoke(cli, ["trials", "list"])
@@ -141,7 +131,7 @@ def test_bt_trials_list_and_clear(ledger):
     assert lines[0].split() == ["when", "(UTC)", "command", "strategy", "data", "period", "Sharpe", "run",
                                 "id"]
     assert "compare base" in lines[3] and "sample:EURUSD [" in lines[3] and "+0.30" in lines[3]
-    assert "2012-01-02..2012-12-14" in lines[1] and "+1.00" in lines[1] and GOOG.run_id in lines[1]
+    assert "2012-01-02..2012-12-14" in lines[1] and "+1.00" in lines[1] and GOOG_SMA.run_id in lines[1]
     assert lines[-1].startswith("3 trials on 2 data fingerprints")
     only = CliRunner().invoke(cli, ["trials", "list", "--data", "sample:EURUSD"]).output
     assert "sample:GOOG" not in only and "1 trial on 1 data fingerprint on sample:EURUSD" in only
@@ -157,16 +147,17 @@ def test_bt_trials_list_and_clear(ledger):
 
 def test_the_ledger_can_be_turned_off(ledger, monkeypatch):
     monkeypatch.setenv("LLMBT_TRIALS", "off")
-    assert record(GOOG, 1.0) is None and not trials.ledger_path().exists()
+    assert record(GOOG_SMA, 1.0) is None and not trials.ledger_path().exists()
     monkeypatch.setenv("LLMBT_TRIALS", "maybe")
     with pytest.raises(ConfigError, match="LLMBT_TRIALS='maybe' is not on or off"):
-        record(GOOG, 1.0)
+        record(GOOG_SMA, 1.0)
 
 
 def test_a_flat_run_is_a_trial_without_a_sharpe(ledger):
-    key = trials.record_run(GOOG, pd.Series(0.0, DAYS), {}, "run")
+    key = trials.record_run(GOOG_SMA, pd.Series(0.0, LEDGER_DAYS), {}, "run")
     (trial,) = trials.list_trials()
-    assert trial.key == key and math.isnan(trial.sharpe) and math.isnan(sharpe_ratio(pd.Series(0.0, DAYS)))
+    assert trial.key == key and math.isnan(trial.sharpe)
+    assert math.isnan(sharpe_ratio(pd.Series(0.0, LEDGER_DAYS)))
     assert trials.overlapping(trial.data, "2012-06-01T00:00:00Z", "2013-01-01T00:00:00Z")[0].key == key
     assert trials.overlapping(trial.data, "2013-01-01T00:00:00Z", "2014-01-01T00:00:00Z") == []
     assert trials.overlapping(trial.data, "2012-06-01T00:00:00Z", "2013-01-01T00:00:00Z", [key]) == []

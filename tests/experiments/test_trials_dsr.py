@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import ChatMLStub, stub_scoring
-from test_trials import GOOG, returns_with_sharpe
+from helpers_experiments import GOOG_SMA, returns_with_sharpe
 
 import llmbt.cli.wf  # noqa: F401  (registers compare and walkforward)
 from llmbt.cli import cli
@@ -37,9 +37,9 @@ def score_frames(index: pd.DatetimeIndex) -> pd.DataFrame:
 
 def folder_of(arms: dict[str, pd.Series]) -> dict:
     """What read_results gives for a bt compare of ``arms`` on GOOG whose arms were recorded."""
-    keys = {name: trials.record_run(GOOG, r, {"scorer fingerprint": name}, "compare", arm=name)
+    keys = {name: trials.record_run(GOOG_SMA, r, {"scorer fingerprint": name}, "compare", arm=name)
             for name, r in arms.items()}
-    return {"run": {"trials": trials.trials_facts(GOOG, keys)}, "config": {"run": GOOG.to_dict()},
+    return {"run": {"trials": trials.trials_facts(GOOG_SMA, keys)}, "config": {"run": GOOG_SMA.to_dict()},
             "returns": arms}
 
 
@@ -49,7 +49,7 @@ def test_the_dsr_falls_as_the_ledger_holds_more_trials(ledger):
     added, seen = [], []
     for i in range(6):
         sharpe = (0.6 + 0.3 * i) * (-1) ** i  # ever wider: the variance does not shrink
-        other = GOOG.replace(params={"fast": 2 + i})
+        other = GOOG_SMA.replace(params={"fast": 2 + i})
         trials.record_run(other, returns_with_sharpe(sharpe, 10 + i), {}, "run")
         added.append(sharpe)
         prior = prior_trials(res, ["a", "b"])
@@ -68,14 +68,14 @@ def test_the_dsr_falls_as_the_ledger_holds_more_trials(ledger):
 def test_only_trials_on_the_same_data_over_an_overlapping_period_count(ledger):
     arms = {"a": returns_with_sharpe(1.5, 1), "b": returns_with_sharpe(0.5, 2)}
     res = folder_of(arms)
-    eur = GOOG.replace(data="sample:EURUSD")
+    eur = GOOG_SMA.replace(data="sample:EURUSD")
     trials.record_run(eur, returns_with_sharpe(3.0), {}, "run")  # other data
     later = pd.bdate_range("2014-01-01", periods=100, tz="UTC")
-    trials.record_run(GOOG, returns_with_sharpe(3.0, days=later), {}, "run")  # after this period
+    trials.record_run(GOOG_SMA, returns_with_sharpe(3.0, days=later), {}, "run")  # after this period
     assert prior_trials(res, ["a", "b"]) == PriorTrials((), "ledger")
     tail = returns_with_sharpe(-1.0)[200:]
-    trials.record_run(GOOG, tail, {}, "run")  # overlaps its last bars
-    trials.record_run(GOOG, returns_with_sharpe(1.5, 1), {"scorer fingerprint": "a"}, "compare", arm="a")
+    trials.record_run(GOOG_SMA, tail, {}, "run")  # overlaps its last bars
+    trials.record_run(GOOG_SMA, returns_with_sharpe(1.5, 1), {"scorer fingerprint": "a"}, "compare", arm="a")
     assert prior_trials(res, ["a", "b"]).sharpes == (sharpe_ratio(tail, 252),)  # "a" is not counted twice
     assert prior_trials(res, ["a", "b"], "run") == PriorTrials((), "run")
 

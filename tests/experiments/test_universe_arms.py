@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import stub_scoring
+from helpers import fake_adapter, stub_scoring
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
@@ -134,13 +134,6 @@ def test_the_universe_pages_are_written_with_the_per_fold_numbers(tmp_path):
 
 
 # --- bt compare --arm of a universe, end to end ----------------------------------------------------------
-
-
-def fake_adapter(folder: Path) -> str:
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
-    (folder / "adapter_model.safetensors").write_bytes(b"")
-    return str(folder)
 
 
 @pytest.fixture

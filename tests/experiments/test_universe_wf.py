@@ -8,21 +8,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_experiments import UWF_SYMBOLS, UWF_TRAIN, universe_wf_config
 
-from llmbt.engine.config import RunConfig
 from llmbt.experiments import universe_wf as uwf
 from llmbt.experiments.results import read_results, write_results
-from llmbt.experiments.splitters import WalkForward
-from llmbt.experiments.walkforward import WalkForwardConfig, run_walkforward
+from llmbt.experiments.walkforward import run_walkforward
 from llmbt.feeds import load_news
 from llmbt.feeds.universe import load_universe
 from llmbt.signals_cache.finetune.universe_labels import (
     excess_forward_returns,
     universe_headline_examples,
 )
-
-SYMBOLS = "AAPL,BA,GS,GM,JPM,MSFT"
-TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4, "max_length": 96}
 
 
 def test_the_universe_mean_counts_only_symbols_with_bars_at_both_ends():
@@ -43,7 +39,7 @@ def test_the_universe_mean_counts_only_symbols_with_bars_at_both_ends():
 @pytest.fixture(scope="module")
 def shared(shared_news):
     prices = load_universe(f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}", "2015-01-01",
-                           "2015-12-31", symbols=SYMBOLS.split(",")).prices
+                           "2015-12-31", symbols=UWF_SYMBOLS.split(",")).prices
     news = load_news(shared_news / "reuters_headlines_2013_2016.csv.gz", tz="America/New_York")
     return prices, news
 
@@ -88,21 +84,11 @@ def _home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path_factory.getbasetemp() / "uwf-home"))
 
 
-def make_config(tiny, shared_news, **kw) -> WalkForwardConfig:
-    run = RunConfig(strategy="llm_news_portfolio", model=str(tiny), symbols=SYMBOLS,
-                    start="2015-03-02", end="2015-07-31", batch_size=16,
-                    data=f"csv:{shared_news / 'sp500_prices_2013_2016.csv.gz'}",
-                    news=str(shared_news / "reuters_headlines_2013_2016.csv.gz"),
-                    news_tz="America/New_York", params={"top_k": 2})
-    base = {"run": run, "splitter": WalkForward(train=40, test=21, embargo=5), "train": TRAIN}
-    return WalkForwardConfig(**(base | kw))
-
-
 @pytest.fixture(scope="module")
 def first_run(tiny, shared_news, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMBT_HOME", str(tmp_path_factory.getbasetemp() / "uwf-home"))
-        return run_walkforward(make_config(tiny, shared_news), say=lambda _: None)
+        return run_walkforward(universe_wf_config(tiny, shared_news), say=lambda _: None)
 
 
 def test_both_arms_trade_every_test_window_after_training_on_all_symbols(first_run):
@@ -116,7 +102,7 @@ def test_both_arms_trade_every_test_window_after_training_on_all_symbols(first_r
             assert run.returns.index[0] == pd.Timestamp(facts["test_start"]), name
             assert run.returns.index[-1] == pd.Timestamp(facts["test_end"]), name
         assert fold.benchmark.index.equals(fold.runs["base"].returns.index)
-        assert set(fold.scores["lora"]["symbol"]) <= set(SYMBOLS.split(","))
+        assert set(fold.scores["lora"]["symbol"]) <= set(UWF_SYMBOLS.split(","))
     stitched = first_run.stitched("lora")
     assert stitched.index.is_monotonic_increasing and not stitched.index.has_duplicates
 
@@ -167,7 +153,7 @@ def test_a_failing_fold_is_recorded_and_the_run_goes_on(tiny, shared_news, monke
         return real(cfg, train, val, parent)
 
     monkeypatch.setattr(uwf, "train_adapter", flaky)
-    result = run_walkforward(make_config(tiny, shared_news), say=lambda _: None)
+    result = run_walkforward(universe_wf_config(tiny, shared_news), say=lambda _: None)
     assert result.folds[0].facts["error"] == "RuntimeError: disk full"
     assert len(result.ok) == len(result.folds) - 1 >= 1
 
@@ -179,12 +165,12 @@ def test_the_cli_runs_a_universe_walkforward_and_compare_reads_it_back(tiny, sha
     import llmbt.cli.wf  # noqa: F401  (registers the commands)
     from llmbt.cli import cli
 
-    cfg = make_config(tiny, shared_news).run
-    args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", SYMBOLS,
+    cfg = universe_wf_config(tiny, shared_news).run
+    args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", UWF_SYMBOLS,
             "--start", cfg.start, "--end", cfg.end, "--data", cfg.data, "--news", cfg.news,
             "--news-tz", cfg.news_tz, "--param", "top_k=2", "--batch-size", "16", "--train", "40",
             "--test", "21", "--embargo", "5", "--out", str(tmp_path / "out"),
-            *[a for k, v in TRAIN.items() for a in ("--train-param", f"{k}={v}")]]
+            *[a for k, v in UWF_TRAIN.items() for a in ("--train-param", f"{k}={v}")]]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "adapter reused" in res.output  # the same folds as first_run: served from the store
@@ -211,8 +197,9 @@ def test_a_universe_walkforward_without_news_is_one_line(tiny, shared_news):
     import llmbt.cli.wf  # noqa: F401
     from llmbt.cli import cli
 
-    res = CliRunner().invoke(cli, ["walkforward", "--strategy", "llm_news_portfolio", "--symbols", SYMBOLS,
-                                   "--data", make_config(tiny, shared_news).run.data, "--out", "x"])
+    res = CliRunner().invoke(cli, ["walkforward", "--strategy", "llm_news_portfolio", "--symbols",
+                                   UWF_SYMBOLS, "--data", universe_wf_config(tiny, shared_news).run.data,
+                                   "--out", "x"])
     assert res.exit_code != 0 and "--news" in res.output and "Traceback" not in res.output, res.output
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_experiments import WF_TRAIN
 
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError
@@ -15,8 +16,6 @@ from llmbt.experiments.results import read_results, write_results
 from llmbt.experiments.splitters import WalkForward
 from llmbt.experiments.walkforward import WalkForwardConfig, fold_examples, run_walkforward
 from llmbt.feeds import load_prices
-
-TRAIN = {"max_steps": 1, "eval_every": 1, "top_layers": 1, "batch_size": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +26,7 @@ def _home(tmp_path_factory, monkeypatch):
 def make_config(tiny, **kw) -> WalkForwardConfig:
     run = RunConfig(strategy="llm_sentiment", model=str(tiny), start="2012-01-01", end="2012-12-31",
                     batch_size=8)
-    base = {"run": run, "splitter": WalkForward(train=100, test=40, embargo=5), "train": TRAIN}
+    base = {"run": run, "splitter": WalkForward(train=100, test=40, embargo=5), "train": WF_TRAIN}
     return WalkForwardConfig(**(base | kw))
 
 

@@ -5,15 +5,21 @@ Llama) with a lexicon arm and a per-fold embedding head next to the base model a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from helpers_experiments import (
+    UWF_SYMBOLS,
+    UWF_TRAIN,
+    lexicon_and_head_arms,
+    recording_trainers,
+    run_folds,
+    universe_wf_config,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_universe_wf import SYMBOLS, TRAIN, make_config
 
 import llmbt.cli.wf  # noqa: F401  (registers walkforward)
 from llmbt.cli import cli
@@ -50,7 +56,7 @@ def test_bad_walkforward_arms_are_one_clear_error(arms, head, message):
     assert message in str(err.value)
 
 
-def test_a_single_symbol_walkforward_takes_arms_too():  # tests/test_wf_bar_arms.py runs one
+def test_a_single_symbol_walkforward_takes_arms_too():  # tests/experiments/test_wf_bar_arms.py runs one
     cfg = wf(run=RunConfig(strategy="llm_sentiment"), arms=(Arm("lexicon", kind="lexicon"),))
     assert not cfg.universe and cfg.to_dict()["arms"][0]["kind"] == "lexicon"
 
@@ -119,45 +125,15 @@ def test_an_arms_fold_examples_all_end_before_the_folds_test_window(train, test,
             assert min(ex.time for ex in seen["e"]) >= fold.train_start - pd.Timedelta("1D")
 
 
-def recording_trainers(seen: dict[str, list]):
-    """``record(name)``: a stand-in for a fold trainer (the LoRA's ``train_adapter`` or an arm's)
-    that stores the examples it was given, train then val, in ``seen[name]`` and returns the
-    artefact ``/store/NAME`` without training."""
-    def record(name: str):
-        def trainer(*args):
-            seen[name] = [*args[-2], *args[-1]]  # (.., train, val)
-            meta = {"metrics": {"train_loss": {}, "best_val_loss": None, "seconds": 0.0}}
-            return f"/store/{name}", meta, False
-        return trainer
-    return record
-
-
-def lexicon_and_head_arms(train: dict, out: Path) -> list[str]:
-    """The tail of ``bt walkforward`` arguments both arm tests share: ``--out``, the fold LoRA's
-    ``train`` budget, a lexicon arm and an embeddings-head arm on layer 1."""
-    return ["--out", str(out), *[a for k, v in train.items() for a in ("--train-param", f"{k}={v}")],
-            "--arm", "lexicon", "--arm", "name=emb,kind=embeddings", "--head-param", "layers=[1]",
-            "--head-param", "c_grid=[0.1]", "--head-param", "batch_size=16"]
-
-
-def run_folds(args: list[str], out: Path) -> tuple[Result, list[str]]:
-    """Run ``bt`` with ``args``, assert it succeeded with two folds or more; (result, fold names)."""
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
-    folds = sorted(p.stem for p in (out / "folds").glob("fold-*.json"))
-    assert len(folds) >= 2
-    return res, folds
-
-
 def test_lexicon_and_embedding_arms_get_rows_per_fold_and_enter_the_spa_and_dsr(
         tiny, shared_news, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    cfg = make_config(tiny, shared_news).run
+    cfg = universe_wf_config(tiny, shared_news).run
     out = tmp_path / "out"
-    args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", SYMBOLS,
+    args = ["walkforward", "--strategy", "llm_news_portfolio", "--model", str(tiny), "--symbols", UWF_SYMBOLS,
             "--start", cfg.start, "--end", cfg.end, "--data", cfg.data, "--news", cfg.news,
             "--news-tz", cfg.news_tz, "--param", "top_k=2", "--batch-size", "16", "--train", "40",
-            "--test", "21", "--embargo", "5", *lexicon_and_head_arms(TRAIN, out)]
+            "--test", "21", "--embargo", "5", *lexicon_and_head_arms(UWF_TRAIN, out)]
     res, folds = run_folds(args, out)
     table = pd.read_csv(out / "folds_ic.csv")
     arms = ["base", "lora", "lexicon", "emb"]
@@ -193,14 +169,14 @@ def test_a_seqcls_arm_is_fine_tuned_per_fold_with_the_loras_budget_and_then_reus
              "neutral": "Acme board meets"}
     train = [Example(f"{t} {i}", label, "AAA", day + pd.Timedelta(days=i), 0.0,
                      day + pd.Timedelta(days=i + 5)) for i in range(4) for label, t in texts.items()]
-    cfg = wf(run=RUN.replace(model=str(tiny)), train=TRAIN,
+    cfg = wf(run=RUN.replace(model=str(tiny)), train=UWF_TRAIN,
              arms=(parse_arm("name=cls,kind=seqcls"),))
     arms, facts = wf_arms.train_fold_arms(cfg, {"train": train[:9], "val": train[9:]}, lambda _: None)
     folder = facts["cls"]["artifact"]
     assert is_seqcls_adapter(folder) and arms[0] == Arm("cls", adapter=folder, kind="seqcls")
     meta = json.loads((tmp_path / folder / "llmbt_adapter.json").read_text())
     assert meta["method"] == "seqcls" and meta["splits"] == {"train": 9, "val": 3}
-    assert meta["hyperparameters"]["max_steps"] == TRAIN["max_steps"]  # the fold LoRA's budget
+    assert meta["hyperparameters"]["max_steps"] == UWF_TRAIN["max_steps"]  # the fold LoRA's budget
     assert make_scorer("seqcls", model=str(tiny), path=folder).score(["Acme beats"], 1).shape == (1, 3)
     _, again = wf_arms.train_fold_arms(cfg, {"train": train[:9], "val": train[9:]}, lambda _: None)
     assert again["cls"]["reused"] and again["cls"]["artifact"] == folder

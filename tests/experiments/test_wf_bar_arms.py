@@ -10,10 +10,9 @@ import json
 
 import pandas as pd
 import pytest
+from helpers_experiments import WF_TRAIN, lexicon_and_head_arms, recording_trainers, run_folds
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_walkforward import TRAIN
-from test_wf_arms import lexicon_and_head_arms, recording_trainers, run_folds
 
 import llmbt.cli.wf  # noqa: F401  (registers walkforward)
 from llmbt.engine.config import RunConfig
@@ -88,7 +87,7 @@ def test_lexicon_and_embedding_arms_trade_every_fold_of_a_single_symbol_walkforw
     out = tmp_path / "out"
     args = ["walkforward", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--model", str(tiny),
             "--start", "2012-01-01", "--end", "2012-12-31", "--batch-size", "8", "--train", "100",
-            "--test", "60", "--embargo", "5", *lexicon_and_head_arms(TRAIN, out)]
+            "--test", "60", "--embargo", "5", *lexicon_and_head_arms(WF_TRAIN, out)]
     res, folds = run_folds(args, out)
     table = pd.read_csv(out / "folds.csv")
     arms = ["base", "lora", "lexicon", "emb"]
@@ -118,7 +117,7 @@ def test_a_seqcls_arm_trains_on_the_folds_bar_examples_and_scores_feature_lines(
     from llmbt.signals_cache.text_scorers.seqcls import adapter_setup
 
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
-    cfg = WalkForwardConfig(run=RUN.replace(model=str(tiny)), train=TRAIN, max_val=8,
+    cfg = WalkForwardConfig(run=RUN.replace(model=str(tiny)), train=WF_TRAIN, max_val=8,
                             splitter=WalkForward(train=60, test=20, embargo=5),
                             arms=(parse_arm("name=cls,kind=seqcls"),))
     offset = int(PRICES.index.searchsorted(pd.Timestamp(RUN.start, tz="UTC")))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_feeds_sources import FakeExchange, FakeYahoo, candles, use_exchange, use_yahoo, yahoo_frame
+from helpers_feeds import FakeExchange, FakeYahoo, candles, use_exchange, use_yahoo, yahoo_frame
 
 from llmbt.engine import runner
 from llmbt.engine.config import RunConfig

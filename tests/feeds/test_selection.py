@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import stub_scoring
+from helpers import fake_adapter, stub_scoring
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
@@ -192,8 +192,6 @@ def test_the_audit_catches_a_selection_that_counts_tomorrows_news(shared_news, m
 
 def test_a_selected_universe_compare_writes_and_shows_its_membership(shared_news, tmp_path,
                                                                      monkeypatch):
-    from test_universe_arms import by_adapter, fake_adapter  # noqa: F401
-
     import llmbt.cli.wf  # noqa: F401  (registers compare)
 
     stub_scoring(monkeypatch, universe_scoring)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_compare_page import SECTION_IDS, build_page
+from helpers_reports import SECTION_IDS, build_page
 
 from llmbt.reports.compare_page import write_comparison_page
 

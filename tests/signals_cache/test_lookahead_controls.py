@@ -9,7 +9,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from test_portfolio_run import SYMBOLS, _config, sent  # noqa: F401  (the stubbed-model fixture)
+from helpers_portfolio import PORTFOLIO_SYMBOLS, portfolio_config
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig
@@ -88,12 +88,12 @@ def test_a_bad_cutoff_flag_is_one_line_naming_the_flag():
     assert res.exit_code != 0 and "--model-cutoff" in res.output and "Traceback" not in res.output
 
 
-def test_anonymised_universe_prompts_name_no_company_and_miss_the_plain_cache(shared_news, sent):  # noqa: F811
+def test_anonymised_universe_prompts_name_no_company_and_miss_the_plain_cache(shared_news, sent):
     names_file = shared_news / "sp500_companies.csv"
-    plain = run_portfolio_backtest(_config(shared_news))
+    plain = run_portfolio_backtest(portfolio_config(shared_news))
     plain_prompts = list(sent)
     sent.clear()
-    masked = run_portfolio_backtest(_config(shared_news, anonymize=True, names=str(names_file)))
+    masked = run_portfolio_backtest(portfolio_config(shared_news, anonymize=True, names=str(names_file)))
     names = load_names(names_file)
     forms = {core_name(c[0]) for c in names.values()} | {s for s in names if len(s) > 1}
     forms |= {"Boeing", "Goldman", "JPMorgan", "J.P. Morgan"}
@@ -113,9 +113,9 @@ def test_anonymised_universe_prompts_name_no_company_and_miss_the_plain_cache(sh
     assert "anonymized" in masked.signal_info and "anonymized" not in plain.signal_info
 
 
-def test_bt_run_prints_the_hindsight_line(shared_news, sent, tmp_path):  # noqa: F811
-    cfg = _config(shared_news)
-    args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", SYMBOLS,
+def test_bt_run_prints_the_hindsight_line(shared_news, sent, tmp_path):
+    cfg = portfolio_config(shared_news)
+    args = ["run", "--strategy", cfg.strategy, "--data", cfg.data, "--symbols", PORTFOLIO_SYMBOLS,
             "--news", cfg.news, "--news-tz", "America/New_York", "--start", cfg.start,
             "--end", cfg.end, "--param", "top_k=2", "--no-report", "--model-cutoff", "2015-04-30"]
     res = CliRunner().invoke(cli, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ChatMLStub
+from helpers import ChatMLStub, daily_bars, news_frame
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache import universe
@@ -15,19 +15,6 @@ from llmbt.signals_cache.scoring.pipeline import ScoreResult
 from llmbt.signals_cache.signals import SignalRequest
 
 GOOD, BAD = "Acme beats estimates", "Acme sued over fraud"
-
-
-def _bars(n: int, start: str = "2024-01-01") -> pd.DataFrame:
-    idx = pd.date_range(start, periods=n, freq="D", tz="UTC", name="timestamp")
-    close = np.linspace(100, 110, n)
-    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
-                         "volume": 1e6}, index=idx)
-
-
-def _news(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({"timestamp": pd.to_datetime([r[0] for r in rows], utc=True),
-                         "symbol": [r[1] for r in rows], "headline": [r[2] for r in rows],
-                         "source": ""})
 
 
 @pytest.fixture
@@ -56,8 +43,8 @@ REQ = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines")
 
 
 def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent):
-    prices = {"AAA": _bars(5), "BBB": _bars(5)}
-    news = _news([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
+    prices = {"AAA": daily_bars(5), "BBB": daily_bars(5)}
+    news = news_frame([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
                   ("2024-01-03T12:00Z", "BBB", BAD), ("2024-01-03T12:00Z", "ZZZ", BAD)])
     panels, _ = universe.universe_signals(prices, news, REQ)
     assert len(sent) == 2 and sum(GOOD in p for p in sent) == 1  # ZZZ is not in the universe
@@ -70,8 +57,8 @@ def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent)
 
 
 def test_only_the_window_and_its_warmup_are_scored(sent):
-    prices = {"AAA": _bars(30)}
-    news = _news([(f"2024-01-{d:02d}T12:00Z", "AAA", f"Acme beats estimates {d}") for d in range(1, 29)])
+    prices = {"AAA": daily_bars(30)}
+    news = news_frame([(f"2024-01-{d:02d}T12:00Z", "AAA", f"Acme beats estimates {d}") for d in range(1, 29)])
     req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=3,
                         score_from=pd.Timestamp("2024-01-20", tz="UTC"))
     universe.universe_signals(prices, news, req)
@@ -82,8 +69,8 @@ def test_only_the_window_and_its_warmup_are_scored(sent):
 def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(sent):
     """Fewer news bars than the warm-up before the start: scoring starts at bar 0, and only the
     headline of the night before the first bar may reach it, not last year's news."""
-    prices = {"AAA": _bars(10, start="2024-03-01")}
-    news = _news([("2023-03-01T12:00Z", "AAA", "Acme sued 2023"), ("2024-02-29T22:00Z", "AAA", GOOD),
+    prices = {"AAA": daily_bars(10, start="2024-03-01")}
+    news = news_frame([("2023-03-01T12:00Z", "AAA", "Acme sued 2023"), ("2024-02-29T22:00Z", "AAA", GOOD),
                   ("2024-03-02T12:00Z", "AAA", BAD)])
     req = SignalRequest(spec=REQ.spec, mode="headlines", warmup=5,
                         score_from=pd.Timestamp("2024-03-03", tz="UTC"))
@@ -95,10 +82,10 @@ def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(
 def test_a_template_with_the_symbol_is_refused(sent):
     req = SignalRequest(spec=REQ.spec, mode="headlines", prompt="headlines-v1")
     with pytest.raises(ConfigError, match="headlines-v2"):
-        universe.universe_signals({"AAA": _bars(5)}, _news([("2024-01-02", "AAA", GOOD)]), req)
+        universe.universe_signals({"AAA": daily_bars(5)}, news_frame([("2024-01-02", "AAA", GOOD)]), req)
 
 
 def test_a_symbol_without_news_has_an_all_nan_score(sent):
-    panels, _ = universe.universe_signals({"AAA": _bars(5), "CCC": _bars(5)},
-                                          _news([("2024-01-02T12:00Z", "AAA", GOOD)]), REQ)
+    panels, _ = universe.universe_signals({"AAA": daily_bars(5), "CCC": daily_bars(5)},
+                                          news_frame([("2024-01-02T12:00Z", "AAA", GOOD)]), REQ)
     assert panels["score"]["CCC"].isna().all() and panels["vol"].shape == (5, 2)

@@ -123,8 +123,7 @@ def test_bad_turnover_parameters_are_one_line(params, match):
 
 def test_a_construction_that_holds_every_name_is_said_plainly(shared_news, monkeypatch, tmp_path):
     from click.testing import CliRunner
-    from helpers import stub_scoring
-    from test_universe_arms import fake_adapter
+    from helpers import fake_adapter, stub_scoring
 
     import llmbt.cli.wf  # noqa: F401  (registers compare)
     from llmbt.cli import cli

@@ -1,6 +1,6 @@
 """Golden: TopkDropout + band on the real 5-symbol slice equals an independent computation of the
-same rules, in its weights and, through the reference broker of the equal-weight golden test, to
-the cent in its final value and fills.
+same rules, in its weights and, through the reference broker of the equal-weight golden test
+(helpers_portfolio.reference_run), to the cent in its final value and fills.
 
 The reference below keeps a list of held names and, at each rebalance bar, drops the names that
 can no longer be ranked (no bar, no score), fills empty slots with the best-ranked names not held,
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_portfolio_golden import CASH, COMMISSION, hand_scores, panels, read_slice, reference_run
+from helpers_portfolio import CASH, COMMISSION, hand_scores, panels, read_slice, reference_run
 
 from llmbt.engine.portfolio import simulate
 from llmbt.strategies.portfolio import LlmNewsPortfolio

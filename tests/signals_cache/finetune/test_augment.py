@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import ChatMLStub
+from helpers import SHARED_DATA, ChatMLStub
 
 import llmbt.cli.ml  # noqa: F401  (registers the commands)
 from llmbt.cli import cli
@@ -24,8 +24,7 @@ from llmbt.signals_cache.finetune.datasets import Example, normalise_text, quali
 from llmbt.signals_cache.finetune.encoding import dataset_hash, example_template
 from llmbt.signals_cache.scoring import prompts as P
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-FPB, SP500_NAMES = SHARED / "fpb" / "fpb50_dev.csv", SHARED / "news" / "sp500_companies.csv"
+FPB, SP500_NAMES = SHARED_DATA / "fpb" / "fpb50_dev.csv", SHARED_DATA / "news" / "sp500_companies.csv"
 NAMES = {"AAPL": ["Apple Inc"], "MSFT": ["Microsoft Corp"], "XOM": ["Exxon Mobil Corp"],
          "PFE": ["Pfizer Inc"], "KO": ["Coca-Cola Company (The)"], "AOS": ["Smith (AO) Corporation"]}
 BULL, BEAR = ("Apple", "Microsoft", "Coca-Cola"), ("Exxon Mobil", "Pfizer")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_scoring import FixedArm
 
 from llmbt.errors import LlmbtError
 from llmbt.signals_cache.finetune.calibration import (
@@ -15,23 +16,6 @@ from llmbt.signals_cache.finetune.calibration import (
     write_calibration,
 )
 from llmbt.signals_cache.finetune.evaluate import classification_metrics, evaluate_arm
-from llmbt.signals_cache.scoring.labels import LABELS
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-@pytest.fixture(scope="module")
-def overconfident():
-    """Labels drawn from softmax(z) (calibrated by construction) and the probabilities of 3·z
-    (over-confident: the right temperature is 3), 4,000 rows: (labels, probs)."""
-    rng = np.random.default_rng(7)
-    z = rng.normal(0, 1.0, size=(4000, 3))
-    true_p = softmax(z)
-    labels = [LABELS[rng.choice(3, p=row)] for row in true_p]
-    return labels, softmax(3 * z)
 
 
 def test_temperature_scaling_finds_t_and_lowers_ece(overconfident):
@@ -54,17 +38,6 @@ def test_calibrated_probabilities_keep_their_temperature_one():
         apply_temperature(probs, 0.0)
     with pytest.raises(LlmbtError, match="not one of"):
         fit_temperature(probs, ["bullish", "sideways"])
-
-
-class FixedArm:
-    """An arm whose probabilities are given per text."""
-
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        self.table = table
-
-    def probs(self, examples):
-        texts = [getattr(e, "text", None) or e[0] for e in examples]
-        return np.array([self.table[t] for t in texts]), LABELS, {"ms_per_item": 0.1}
 
 
 def test_bt_evaluate_reports_ece_before_and_after(overconfident):

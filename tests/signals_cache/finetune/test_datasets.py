@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SHARED_DATA
 
 from llmbt.errors import ConfigError, DataError
 from llmbt.feeds import load_prices
@@ -26,7 +27,7 @@ from llmbt.signals_cache.finetune.datasets import (
 from llmbt.signals_cache.finetune.labelling import bar_examples, headline_examples
 from llmbt.signals_cache.scoring.prompts import BARS_V1, HEADLINES_V1
 
-FPB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fpb" / "fpb50_dev.csv"
+FPB = SHARED_DATA / "fpb" / "fpb50_dev.csv"
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers_scoring import SMOLLM2_CHATML, SMOLLM2_TOKENS, StubScorer, model_folder
 
 from llmbt.cli import cli
 from llmbt.errors import LlmbtError
@@ -27,13 +26,6 @@ from llmbt.signals_cache.model.loading import ModelSpec, load_chat_template
 from llmbt.signals_cache.model.quantization import GPU_NODES
 from llmbt.signals_cache.scoring.prompts import TEMPLATES, render
 
-CHATML = (  # SmolLM2-135M-Instruct's template
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
-    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}")
-TOKENS = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}
 # trim_blocks / lstrip_blocks, tojson, namespace, loop controls, a {% generation %} block and a
 # special token: each renders differently under a differently configured environment
 TRICKY = """{{ bos_token }}
@@ -55,14 +47,15 @@ MESSAGES = [{"role": "system", "content": "Judge <b>\"this\"</b> & é"},
 pytestmark = pytest.mark.usefixtures("llmbt_home")
 
 
-@pytest.mark.parametrize("template", [CHATML, TRICKY])
+@pytest.mark.parametrize("template", [SMOLLM2_CHATML, TRICKY])
 @pytest.mark.parametrize("generation", [True, False])
 def test_rendering_matches_transformers_own_renderer(template: str, generation: bool) -> None:
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    ours = ChatTemplate(template, TOKENS).apply_chat_template(MESSAGES, add_generation_prompt=generation)
+    ours = ChatTemplate(template, SMOLLM2_TOKENS).apply_chat_template(MESSAGES,
+                                                                      add_generation_prompt=generation)
     theirs = render_jinja_template([MESSAGES], chat_template=template,
-                                   add_generation_prompt=generation, **TOKENS)[0][0]
+                                   add_generation_prompt=generation, **SMOLLM2_TOKENS)[0][0]
     assert ours == theirs
     assert "<|im_start|>" in ours  # the special tokens and messages were seen at all
 
@@ -72,43 +65,23 @@ def test_a_template_that_raises_is_one_error_and_tokenizing_is_refused() -> None
     with pytest.raises(LlmbtError, match="refused the prompt: system messages are not supported"):
         refusing.apply_chat_template(MESSAGES)
     with pytest.raises(LlmbtError, match="text only"):
-        ChatTemplate(CHATML).apply_chat_template(MESSAGES, tokenize=True)
-
-
-def _model_folder(tmp_path: Path) -> Path:
-    """A model folder the fingerprint accepts (weights are only hashed, never loaded here)."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "model.safetensors").write_bytes(b"not really weights")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHATML}))
-    return folder
+        ChatTemplate(SMOLLM2_CHATML).apply_chat_template(MESSAGES, tokenize=True)
 
 
 def test_the_saved_template_is_plain_json_keyed_by_the_tokenizer_files(tmp_path, llmbt_home) -> None:
-    folder = _model_folder(tmp_path)
-    tokenizer = SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS)
+    folder = model_folder(tmp_path)
+    tokenizer = SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS)
     assert read_chat_template(str(folder)) is None
     saved = save_chat_template(tokenizer, str(folder))
     path = template_file(str(folder))
     assert path.parent == llmbt_home / "models" / "chat_templates"
-    assert json.loads(path.read_text())["chat_template"] == CHATML
-    assert read_chat_template(str(folder)) == saved == ChatTemplate(CHATML, TOKENS)
+    assert json.loads(path.read_text())["chat_template"] == SMOLLM2_CHATML
+    assert read_chat_template(str(folder)) == saved == ChatTemplate(SMOLLM2_CHATML, SMOLLM2_TOKENS)
     assert load_chat_template(ModelSpec(base=str(folder))) == saved  # no tokenizer load
-    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHATML + " "}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": SMOLLM2_CHATML + " "}))
     assert read_chat_template(str(folder)) is None  # an edited tokenizer is read afresh
     assert save_chat_template(tokenizer, "org/not-a-folder") is None
     assert save_chat_template(SimpleNamespace(chat_template=None), str(folder)) is None
-
-
-class StubScorer:
-    """Stands in for the model: probabilities from the prompt's length, label mass 0.9."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.load_seconds = 0.0
-
-    def score(self, prompts: list[str], batch_size: int) -> np.ndarray:
-        bull = np.array([len(p) % 7 / 10 for p in prompts])
-        return np.column_stack([bull, 0.6 - bull / 2, 0.3 - bull / 2])
 
 
 CHECK = """
@@ -125,8 +98,9 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules,
 
 
 def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, monkeypatch, llmbt_home):
-    folder = _model_folder(tmp_path)
-    save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))
+    folder = model_folder(tmp_path)
+    save_chat_template(SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS),
+                       str(folder))
     args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
             "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
     monkeypatch.setattr(signals, "LazyScorer", StubScorer)
@@ -145,8 +119,9 @@ def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, mon
 
 def test_a_fully_cached_run_says_so_without_a_rate_or_nan(tmp_path, monkeypatch) -> None:
     """Nothing scored: no NaN ms per item and no cache-read rate posing as a scoring speed."""
-    folder = _model_folder(tmp_path)
-    save_chat_template(SimpleNamespace(chat_template=CHATML, special_tokens_map=TOKENS), str(folder))
+    folder = model_folder(tmp_path)
+    save_chat_template(SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS),
+                       str(folder))
     args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
             "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
     monkeypatch.setattr(signals, "LazyScorer", StubScorer)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import save_tiny, save_tiny_gpt2
+from helpers import ROOT, save_tiny, save_tiny_gpt2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +94,7 @@ def test_a_model_folder_without_weights_is_refused_naming_its_row(models: Path) 
 
 
 def test_the_shipped_timagpt2_schedule_is_valid_offline() -> None:
-    path = Path(__file__).parents[1] / "examples" / "point_in_time" / "timagpt2.yaml"
+    path = ROOT / "examples" / "point_in_time" / "timagpt2.yaml"
     schedule = load_schedule(path, today=TODAY)  # hub ids: checked when they load, not here
     assert [s.cutoff.year for s in schedule.segments] == list(range(2011, 2023))
     assert schedule.segments[3].model == "Ti-Ma/TiMaGPT2-2014"

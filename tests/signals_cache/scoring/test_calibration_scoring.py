@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import save_adapter
-from test_calibration import FixedArm, overconfident  # noqa: F401  (fixture)
+from helpers_scoring import FixedArm
 
 from llmbt.cli import cli
 from llmbt.engine.config import RunConfig

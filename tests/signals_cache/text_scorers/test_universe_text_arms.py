@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from helpers import stub_scoring
-from test_universe_signals import _bars, _news
+from helpers import daily_bars, news_frame, stub_scoring
 
 import llmbt.cli.run  # noqa: F401  (registers run)
 import llmbt.cli.wf  # noqa: F401  (registers compare)
@@ -34,11 +33,11 @@ def _no_model(*args, **kwargs):
 def test_a_lexicon_universe_scores_each_distinct_headline_once_under_its_fingerprint(tmp_path,
                                                                                    monkeypatch):
     monkeypatch.setattr(universe, "load_chat_template", _no_model)
-    news = _news([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
+    news = news_frame([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
                   ("2024-01-03T12:00Z", "BBB", BAD)])
     req = SignalRequest(spec=ModelSpec(base="smollm2-135m"), mode="headlines", arm="lexicon",
                         cache_dir=str(tmp_path / "cache"), progress=False)
-    panels, info = universe.universe_signals({"AAA": _bars(5), "BBB": _bars(5)}, news, req)
+    panels, info = universe.universe_signals({"AAA": daily_bars(5), "BBB": daily_bars(5)}, news, req)
     assert "2 distinct headlines, text scorer lexicon (headlines-text)" in info["signals"]
     assert info["model calls"].startswith("1 (2 prompts scored, 0 cache hits")
     scorer = make_scorer("lexicon")
@@ -51,7 +50,7 @@ def test_a_lexicon_universe_scores_each_distinct_headline_once_under_its_fingerp
                                   [GOOD, BAD])) == 2
     one = SignalRequest(spec=req.spec, mode="headlines", symbol="BBB", arm="lexicon",
                         cache_dir=req.cache_dir, progress=False)
-    frame, single = compute_signals(_bars(5), one, news)  # a single-symbol run shares the entries
+    frame, single = compute_signals(daily_bars(5), one, news)  # a single-symbol run shares the entries
     assert single["cache hit rate"] == 1.0
     assert frame["score"].equals(panels["score"]["BBB"].rename("score"))
 
