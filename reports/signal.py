@@ -13,8 +13,9 @@ it forward-fills prices (``prices.ffill()``), so a window ending on a missing op
 panel's last bar) earns a return from a copied price; by default it drops returns beyond 20 standard
 deviations (``filter_zscore=20``); its t-stat counts overlapping multi-bar windows as independent; and it
 pulls in statsmodels, IPython and empyrical. Where it filled nothing (6 names, 3 equal quantiles), this
-module (numpy/pandas only) gave the same daily ICs and quantile returns to 1e-12; tests/test_signal_report.py
-checks the quantile rule on unequal bins, ties and NaN against a plain loop.
+module (numpy/pandas only) gave the same daily ICs and quantile returns to 1e-12;
+tests/reports/test_signal_report.py checks the quantile rule on unequal bins, ties and NaN against a
+plain loop.
 """
 
 from __future__ import annotations

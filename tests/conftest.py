@@ -1,6 +1,8 @@
 """Shared test fixtures: the real GOOG sample read straight from its CSV, the shared news data, the
-tiny-model fixtures (``tokenizer_dir``, ``tiny``) and a fresh ``LLMBT_HOME`` (``llmbt_home``). The plain
-helpers (``save_tiny``, ``ChatMLStub``, ``stub_scoring``...) live in helpers.py."""
+tiny-model fixtures (``tokenizer_dir``, ``tiny``), a fresh ``LLMBT_HOME`` (``llmbt_home``), the trial
+ledger (``ledger``) and the stubbed universe scoring (``sent``). The plain helpers (``save_tiny``,
+``ChatMLStub``, ``stub_scoring``...) live in helpers.py and the helpers_*.py beside it; the fixtures of
+one package's tests live in that folder's conftest.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import save_tiny, tiny_tokenizer
+from helpers import SHARED_DATA, save_tiny, stub_scoring, tiny_tokenizer
 
 GOOG_CSV = (
     Path(importlib.util.find_spec("backtesting").submodule_search_locations[0]) / "test" / "GOOG.csv"
@@ -24,7 +26,7 @@ def goog() -> pd.DataFrame:
     return prices.astype(float)
 
 
-SHARED_NEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "news"
+SHARED_NEWS = SHARED_DATA / "news"
 SP500_PRICES = SHARED_NEWS / "sp500_prices_2013_2016.csv.gz"
 REUTERS_NEWS = SHARED_NEWS / "reuters_headlines_2013_2016.csv.gz"
 
@@ -86,3 +88,12 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LLMBT_TRIALS")
     return tmp_path / "home"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Universe scoring with the tokenizer and the model stubbed (a prompt's P(bullish) is a hash of
+    its text, as a model's depends on its text only): the prompts sent to the model."""
+    from llmbt.signals_cache import universe
+
+    return stub_scoring(monkeypatch, universe)

@@ -1,11 +1,22 @@
 """Plain helpers shared by the test modules (``from helpers import ...``; pyproject puts ``tests/`` on
-the path): a ChatML stub tokenizer and template, stubbed model scoring, savers of random tiny models and
-adapters, and the toy fine-tuning examples. The fixtures live in conftest.py."""
+the path): the repository's root and the shared data folder, a ChatML stub tokenizer and template,
+stubbed model scoring, savers of random tiny models and adapters, a fake adapter folder, the toy
+fine-tuning examples and small bar/news frames. The fixtures live in conftest.py; the helpers of one
+area live beside this module (helpers_feeds, helpers_scoring, helpers_portfolio, helpers_experiments,
+helpers_reports)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository's root (the ``llmbt`` package), whatever folder of ``tests/`` a module sits in."""
+SHARED_DATA = ROOT.parent / "shared" / "data"
+"""The shared real data beside the checkout (see ../shared/data/MANIFEST.md); tests skip without it."""
 
 
 class ChatMLStub:
@@ -147,3 +158,27 @@ def toy_examples(repeat: int) -> list[Ex]:
 
 
 FAST = {"lr": 1e-2, "batch_size": 8, "warmup_ratio": 0.0, "eval_every": 10, "dropout": 0.0}
+
+
+def fake_adapter(folder: Path) -> str:
+    """An adapter folder with the files an adapter has (empty weights): enough for an arm's spec
+    and the cache key, never loaded."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    return str(folder)
+
+
+def daily_bars(n: int, start: str = "2024-01-01") -> pd.DataFrame:
+    """``n`` calendar-daily bars rising from 100 to 110."""
+    idx = pd.date_range(start, periods=n, freq="D", tz="UTC", name="timestamp")
+    close = np.linspace(100, 110, n)
+    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                         "volume": 1e6}, index=idx)
+
+
+def news_frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Headlines from ``(timestamp, symbol, headline)`` rows, as the news loader returns them."""
+    return pd.DataFrame({"timestamp": pd.to_datetime([r[0] for r in rows], utc=True),
+                         "symbol": [r[1] for r in rows], "headline": [r[2] for r in rows],
+                         "source": ""})

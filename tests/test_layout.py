@@ -15,8 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 OLD_TOPS = ("engine", "feeds", "reports", "strategies", "signals_cache", "experiments", "cli")
 SKIP_DIRS = {"build", "dist", "out", "node_modules", "datasets", "adapters"}
 

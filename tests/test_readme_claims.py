@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from helpers import ROOT
 
 from llmbt.experiments.walkforward import WalkForwardConfig
 from llmbt.reports.signal import daily_ic, forward_returns
@@ -17,9 +17,8 @@ from llmbt.signals_cache.finetune.calibration import write_calibration
 from llmbt.signals_cache.model.loading import ModelSpec, spec_temperature
 from llmbt.signals_cache.scoring.temperature import scale_rows
 
-_ROOT = Path(__file__).resolve().parents[1]
 README = " ".join(" ".join(p.read_text().split())  # the README and the docs site's pages
-                  for p in [_ROOT / "README.md", *sorted((_ROOT / "docs").rglob("*.md"))])
+                  for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 
 
 def test_the_universe_walkforward_ic_is_at_the_horizon_as_the_readme_says():

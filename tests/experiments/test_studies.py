@@ -1,0 +1,139 @@
+"""Studies: every table the docs include names a study whose recipe still matches, and the quick
+studies regenerate their committed tables byte for byte from a cold cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import ROOT, SHARED_DATA
+
+from llmbt.cli import cli
+from llmbt.errors import ConfigError
+from llmbt.experiments.studies import load_recipe
+from llmbt.reports.studies import blocks_in, study_of
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _blocks() -> list[tuple[Path, str, str, str]]:
+    return [(page, *found) for page in PAGES for found in blocks_in(page.read_text())]
+
+
+def test_every_table_in_the_docs_names_a_study_whose_recipe_still_matches() -> None:
+    blocks = _blocks()
+    assert {name for _, name, _, _ in blocks} >= {"demo", "sma_goog", "universe_pit_defaults"}
+    for page, name, recipe_hash, table in blocks:
+        recipe = load_recipe(ROOT / "studies" / f"{study_of(name)}.yaml")
+        assert recipe.fingerprint() == recipe_hash, f"{page}: {name}'s recipe changed; re-run it"
+        assert table.startswith(("| Metric |", "| Measurement |", "| Fold |", "| Statistic |", "- ")), \
+            f"{page}: the {name} table is empty"
+        results = blocks_in((ROOT / "docs" / "results" / f"{study_of(name)}.md").read_text())
+        assert [t for n, _, t in results if n == name] == [table], f"{page}: {name} is stale"
+
+
+def test_every_recipe_loads_and_has_its_results_page() -> None:
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        recipe = load_recipe(path)
+        assert (ROOT / "docs" / "results" / f"{recipe.name}.md").is_file(), recipe.name
+
+
+@pytest.mark.parametrize("name", [load_recipe(p).name for p in sorted((ROOT / "studies").glob("*.yaml"))
+                                  if load_recipe(p).quick])
+def test_a_quick_study_regenerates_its_table_from_a_cold_cache(name, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(ROOT)
+    res = CliRunner().invoke(cli, ["study", "run", f"studies/{name}.yaml", "--check",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+
+
+def test_check_fails_when_the_published_table_differs(tmp_path, monkeypatch) -> None:
+    docs = tmp_path / "docs" / "results"
+    docs.mkdir(parents=True)
+    page = (ROOT / "docs" / "results" / "sma_goog.md").read_text()
+    docs.joinpath("sma_goog.md").write_text(page.replace("| Sharpe | 0.", "| Sharpe | 9."))
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    res = CliRunner().invoke(cli, ["study", "run", str(ROOT / "studies" / "sma_goog.yaml"),
+                                   "--check", "--docs", str(tmp_path / "docs"),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "differ from the docs: sma_goog" in res.output
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: x\nkind: run\nconfig: {strategy: sma_cross}\n", "must be the file's name 'bad'"),
+    ("name: bad\nkind: backtest\nconfig: {}\n", "kind 'backtest' must be one of run, walkforward"),
+    ("name: bad\nkind: evaluate\nevaluate: {corpus: x.csv}\n", "give corpus: FILE and a list of arms"),
+    ("name: bad\nkind: evaluate\nevaluate: {corpus: x, arms: [{name: a, train: lorra}]}\n",
+     "train 'lorra' must be one of lora, seqcls, head. Did you mean 'lora'"),
+    ("name: bad\nkind: evaluate\nevaluate: {corpus: x, arms: [{name: a}, {name: a}]}\n",
+     "arm name 'a' is given twice"),
+    ("name: bad\nkind: bench\nbench: {suite: scorng}\n", "suite 'scorng' must be one of scoring"),
+    ("name: bad\nkind: bench\nbench: {suite: scoring, repeat: 3}\n", "unknown key 'repeat'"),
+    ("name: bad\nkind: run\nconfg: {}\n", "unknown key 'confg'. Did you mean 'config'"),
+    ("name: bad\nkind: run\nconfig: {stratgy: sma_cross}\n", "study bad: study bad config: unknown key"),
+])
+def test_a_bad_recipe_is_one_clear_line(tmp_path, text, expected) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(".", r"\.")):
+        load_recipe(path)
+
+
+FPB = SHARED_DATA / "fpb" / "fpb50_dev.csv"
+
+
+@pytest.mark.skipif(not FPB.is_file(), reason="needs ../shared/data/fpb (the PhraseBank corpus)")
+def test_an_evaluate_study_scores_the_test_split_as_bt_dataset_build_splits_it(tmp_path) -> None:
+    from llmbt.experiments.study_evaluate import eval_settings, run_evaluate
+    from llmbt.reports.studies import render_table
+
+    settings = eval_settings({"corpus": str(FPB), "arms": [{"name": "lex", "kind": "lexicon"}]}, "t")
+    columns = run_evaluate(settings, say=lambda _: None)
+    lex = columns["lex"]  # the lexicon's published figures on this split (seed 0)
+    assert (lex["n"], round(lex["weighted_f1"], 3), round(lex["accuracy"], 3)) == (386, 0.594, 0.601)
+    table = render_table("evaluate", {}, {}, columns)
+    assert "| weighted F1 | 0.594 |" in table and "| training | — |" in table
+
+
+def test_an_evaluate_and_a_bench_table_render_each_column() -> None:
+    from llmbt.reports.studies import render_table
+
+    metrics = {"weighted_f1": 0.8504, "macro_f1": 0.845, "accuracy": 0.852, "mean_confidence": 0.86,
+               "per_class": {k: {"f1": f} for k, f in (("bullish", .76), ("bearish", .89),
+                                                         ("neutral", .88))},
+               "ece": 0.05, "brier": 0.24, "ms_per_item": 35.04, "train_seconds": 1269.4,
+               "best_step": 400}
+    table = render_table("evaluate", {}, {}, {"LoRA": metrics})
+    assert "| F1 bullish / bearish / neutral | 0.76 / 0.89 / 0.88 |" in table
+    assert "| training | 21 min 9 s, best step 400 |" in table and "| ms per sentence | 35.0 |" in table
+    bench = render_table("bench", {}, {}, {"a": {"items_per_s": 9.87, "prompt": "bars-v2",
+                                                 "n_prompts": 64}, "b": {"items_per_s": 1234.5}})
+    assert bench.splitlines()[2:] == ["| items per s | 9.870 | 1,234 |", "| prompt | bars-v2 | — |",
+                                      "| n prompts | 64 | — |"]
+
+
+def test_an_interrupted_training_leaves_nothing_the_store_takes_for_finished(tmp_path, monkeypatch) -> None:
+    from llmbt.experiments import adapter_store
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path))
+    folder = tmp_path / "adapters" / "k"
+
+    def boom(tmp: Path) -> dict:
+        tmp.mkdir(parents=True)
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        adapter_store._stored(folder, "meta.json", boom)
+    assert not folder.exists()
+
+    def train(tmp: Path) -> dict:
+        tmp.mkdir(parents=True)
+        (tmp / "meta.json").write_text('{"metrics": {"seconds": 1.0}}')
+        return {"metrics": {"seconds": 1.0}}
+
+    assert adapter_store._stored(folder, "meta.json", train)[2] is False
+    reused = adapter_store._stored(folder, "meta.json", boom)  # not trained again
+    assert reused == (str(folder), {"metrics": {"seconds": 1.0}}, True)
+
