@@ -114,7 +114,7 @@ def _training(metrics: Mapping[str, object]) -> str:
 
 
 def _value(value: object) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN: not measured
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)

@@ -32,7 +32,7 @@ def test_the_universe_walkforward_ic_is_at_the_horizon_as_the_readme_says():
     at = {h: daily_ic(scores, fwd, 5) for h, fwd in forward_returns(opens, (1, horizon)).items()}
     assert horizon == 5 and got.equals(at[5]) and not got.equals(at[1])
     assert "Daily IC (one-day forward returns" not in README
-    assert re.search(r"Daily IC \(`--horizon`-bar forward returns, here 5 bars", README)
+    assert re.search(r"daily IC is of `--horizon`-bar forward returns, here 5 bars", README)
 
 
 def test_scoring_applies_the_stored_temperature_as_the_readme_says(tmp_path):

@@ -138,8 +138,9 @@ def test_lm_scores_with_a_stored_temperature_through_the_cache_and_bt_score(tiny
     assert (np.sign(cal.score) == np.sign(raw.score)).all()
     assert (cal.confidence < raw.confidence).all()  # T > 1 lowers the confidence
     assert run(True)[0].hits == 3 and run(False)[0].hits == 3  # each reloads its own entries
-    stream_req = dataclasses.replace(cal_req, mode="prompts", prompt="headlines-v1",
-                                     cache_dir=str(tmp_path / "fresh"))  # scored, not looked up
+    stream_req = dataclasses.replace(cal_req, mode="prompts", cache_dir=str(tmp_path / "fresh"),
+                                     scorer=dataclasses.replace(cal_req.scorer,
+                                                                template="headlines-v1"))
     with ScoreStream(stream_req) as stream:
         out = stream.score([Item(p) for p in PROMPTS])
     assert [r["confidence"] for r in out] == pytest.approx(list(cal.confidence))
