@@ -37,7 +37,7 @@ def study_table(returns: Mapping[str, pd.Series], extra: Mapping[str, Mapping[st
     values = {n: headline_metrics(r, ppy) for n, r in returns.items()}
     lines = ["| Metric | " + " | ".join(names) + " |", "|---" + "|---:" * len(names) + "|"]
     for metric, (_, fmt) in METRICS.items():
-        lines.append(f"| {metric} | " + " | ".join(fmt.format(values[n][metric]) for n in names) + " |")
+        lines.append(f"| {metric} | " + " | ".join(_metric(fmt, values[n][metric]) for n in names) + " |")
     for row, cells in extra.items():
         lines.append(f"| {row} | " + " | ".join(cells.get(n, "") for n in names) + " |")
     return "\n".join(lines) + "\n"
@@ -121,6 +121,12 @@ def _value(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def _metric(fmt: str, value: float) -> str:
+    """``value`` as ``bt run`` prints it; ``—`` where it is undefined (NaN: an arm that never
+    traded has no Sharpe)."""
+    return "—" if value != value else fmt.format(value)
 
 
 def block(name: str, recipe_hash: str, table: str) -> str:
