@@ -36,6 +36,20 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str], cls=LlmbtEr
     return cls(f"unknown {kind} {name!r}.{did_you_mean(name, choices)} Choose one of: {', '.join(choices)}")
 
 
+def reject_unknown_keys(data: Iterable[str], keys: Iterable[str], where: str) -> None:
+    """Refuse the first key of ``data`` not in ``keys``, as ``WHERE: unknown key 'x'. Did you
+    mean 'y'? Valid keys: ...`` (a YAML config, a recipe block).
+
+    Raises:
+        ConfigError: naming the key, the closest valid one and every valid key.
+    """
+    keys = list(keys)
+    for key in data:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {key!r}.{did_you_mean(key, keys)} "
+                              f"Valid keys: {', '.join(keys)}")
+
+
 def require(module: str, extra: str, what: str) -> ModuleType:
     """Import an optional dependency, or fail with one line naming the extra that installs it.
 

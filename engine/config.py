@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.errors import ConfigError, did_you_mean, reject_unknown_keys
 
 if TYPE_CHECKING:
     from llmbt.strategies.params import StrategyParams
@@ -211,10 +211,7 @@ def field_names() -> list[str]:
 
 
 def _reject_unknown(data: Mapping[str, Any], source: str = "config") -> None:
-    for key in data:
-        if key not in field_names():
-            raise ConfigError(f"{source}: unknown key {key!r}.{did_you_mean(key, field_names())} "
-                              f"Valid keys: {', '.join(field_names())}")
+    reject_unknown_keys(data, field_names(), source)
 
 
 def _flag_key(flag: str) -> str:

@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from llmbt.engine.config import RunConfig
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.errors import ConfigError, reject_unknown_keys
 
 KINDS = ("run", "walkforward", "evaluate", "bench")
 #: The extra rows of a portfolio study, as ``bt run`` prints them.
@@ -99,9 +99,7 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise ConfigError(f"study recipe {str(path)!r} not found; see studies/ for the recipes")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = [k for k in data if k not in _KEYS]
-    if unknown:
-        raise ConfigError(f"study {path}: unknown key {unknown[0]!r}.{did_you_mean(unknown[0], _KEYS)}")
+    reject_unknown_keys(data, _KEYS, f"study {path}")
     if data.get("kind") not in KINDS:
         raise ConfigError(f"study {path}: kind {data.get('kind')!r} must be one of {', '.join(KINDS)}")
     if data.get("name") != path.stem:

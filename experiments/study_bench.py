@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.errors import ConfigError, did_you_mean, reject_unknown_keys
 
 SUITES = ("scoring", "precision")
 
@@ -57,10 +57,7 @@ def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
     Raises:
         ConfigError: an unknown key or suite (with "Did you mean").
     """
-    keys = tuple(BenchSettings.__dataclass_fields__)
-    for key in data:
-        if key not in keys:
-            raise ConfigError(f"study {study} bench: unknown key {key!r}.{did_you_mean(key, keys)}")
+    reject_unknown_keys(data, BenchSettings.__dataclass_fields__, f"study {study} bench")
     if data.get("suite") not in SUITES:
         raise ConfigError(f"study {study} bench: suite {data.get('suite')!r} must be one of "
                           f"{', '.join(SUITES)}.{did_you_mean(str(data.get('suite')), SUITES)}")

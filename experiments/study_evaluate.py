@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmbt.errors import ConfigError, did_you_mean
+from llmbt.errors import ConfigError, did_you_mean, reject_unknown_keys
 
 TRAINERS = ("lora", "seqcls", "head")
 _ARM_KEYS = ("name", "kind", "model", "train", "params")
@@ -63,12 +63,12 @@ def eval_settings(data: dict[str, Any], study: str) -> EvalSettings:
         ConfigError: unknown keys (with "Did you mean"), no arms, a duplicate arm name or an
             unknown ``train``.
     """
-    _known(data, _KEYS, f"study {study} evaluate")
+    reject_unknown_keys(data, _KEYS, f"study {study} evaluate")
     if "corpus" not in data or not data.get("arms"):
         raise ConfigError(f"study {study} evaluate: give corpus: FILE and a list of arms:")
     arms = []
     for raw in data["arms"]:
-        _known(raw, _ARM_KEYS, f"study {study} arm")
+        reject_unknown_keys(raw, _ARM_KEYS, f"study {study} arm")
         arm = EvalArm(**raw)
         if arm.train not in (None, *TRAINERS):
             raise ConfigError(f"study {study} arm {arm.name!r}: train {arm.train!r} must be one "
@@ -77,12 +77,6 @@ def eval_settings(data: dict[str, Any], study: str) -> EvalSettings:
             raise ConfigError(f"study {study}: arm name {arm.name!r} is given twice")
         arms.append(arm)
     return EvalSettings(**{k: v for k, v in data.items() if k != "arms"}, arms=tuple(arms))
-
-
-def _known(data: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    unknown = [k for k in data if k not in keys]
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}.{did_you_mean(unknown[0], keys)}")
 
 
 def run_evaluate(settings: EvalSettings, say: Any = print) -> dict[str, dict[str, Any]]:
