@@ -43,9 +43,10 @@ def signal_inputs(config: RunConfig) -> pd.DataFrame | None:
     Raises:
         ConfigError: ``--mode headlines`` without ``--news``; DataError: a bad news or names file.
     """
+    from llmbt.signals_cache.signals import NO_NEWS
+
     if config.mode == "headlines" and not config.news:
-        raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with timestamp, "
-                          "symbol, headline)")
+        raise ConfigError(NO_NEWS)
     load_masker(config)
     return load_news(config.news, tz=config.news_tz) if config.news else None
 

@@ -37,6 +37,8 @@ from llmbt.signals_cache.scoring.prompts import bar_prompts, headline_prompts, t
 from llmbt.signals_cache.scoring.temperature import scale_rows
 
 SIGNAL_COLUMNS = ("score", "confidence", "vol")
+#: The error of headline scoring without headlines (checked before a run starts, and here).
+NO_NEWS = "--mode headlines needs --news FILE (CSV/JSONL/Parquet with timestamp, symbol, headline)"
 DECAY_HALF_LIVES = 10  # decaying headlines older than this (weight < 0.1 %) are not scored
 
 
@@ -245,8 +247,7 @@ def _headline_inputs(prices, news, template, tokenizer, req: SignalRequest):
 def _headline_rows(prices, news, req: SignalRequest) -> tuple[pd.DataFrame, np.ndarray]:
     """The symbol's headlines the run scores (masked with ``--anonymize``) and their bars."""
     if news is None or news.empty:
-        raise ConfigError("--mode headlines needs --news FILE (CSV/JSONL/Parquet with "
-                          "timestamp, symbol, headline)")
+        raise ConfigError(NO_NEWS)
     news = select_symbol(news, req.symbol)
     positions = align_news_to_bars(news["timestamp"], prices.index, day=news.get("day"))
     keep = positions >= first_headline_bar(positions, prices.index, req)
