@@ -37,8 +37,8 @@ def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
     for path in recipes:
         recipe = load_recipe(path)
         res = run_study(recipe, Path(out) / recipe.name)
-        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns, res.folds,
-                               _statistics(recipe, Path(out) / recipe.name))
+        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns,
+                               *_folds_and_statistics(res.written))
         click.echo(f"study {recipe.name}: run {res.run_id}\n" + "\n".join(tables.values()))
         if check:
             stale += [] if _same(Path(docs), recipe.name, tables) else [recipe.name]
@@ -61,13 +61,14 @@ def list_cmd(folder: str) -> None:
                    f"{recipe.title}")
 
 
-def _statistics(recipe, folder: Path) -> str:
-    """A walk-forward study's statistics table, from its results folder ("" for other kinds)."""
-    if recipe.kind != "walkforward":
-        return ""
+def _folds_and_statistics(written: dict | None) -> tuple:
+    """A walk-forward study's folds and statistics table, from its results folder as the study
+    read it back; (None, "") for the other kinds."""
+    if written is None:
+        return None, ""
     from llmbt.reports.study_stats import walkforward_statistics
 
-    return walkforward_statistics(folder)
+    return written["folds"], walkforward_statistics(written)
 
 
 def _same(docs: Path, name: str, tables: dict[str, str]) -> bool:

@@ -85,7 +85,7 @@ class StudyResult:
     facts: dict[str, Any]
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    folds: pd.DataFrame | None = None  # a walk-forward's folds.csv: one row per fold and model
+    written: dict[str, Any] | None = None  # a walk-forward's results folder, as read_results reads it
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -173,7 +173,7 @@ def _walkforward(recipe: Recipe, out: Path) -> StudyResult:
     returns = {name: series.dropna() for name, series in written["returns"].items()}
     return StudyResult(recipe, returns, cfg.run_id, {"folds": f"{len(result.ok)} of "
                                                      f"{len(result.folds)} ok"},
-                       folds=written["folds"])
+                       written=written)
 
 
 def _evaluate(recipe: Recipe, out: Path) -> StudyResult:

@@ -12,16 +12,13 @@ bootstrap is seeded.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
-def walkforward_statistics(folder: str | Path) -> str:
-    """The markdown statistics of the walk-forward results folder ``folder`` ("" when the
-    folder holds a single model, which has nothing to be compared with)."""
-    from llmbt.experiments.results import read_results
-
-    res = read_results(folder)
+def walkforward_statistics(res: dict[str, Any]) -> str:
+    """The markdown statistics of a walk-forward results folder read by
+    :func:`llmbt.experiments.results.read_results` ("" when it holds a single model, which has
+    nothing to be compared with)."""
     if len(res["scores"]) < 2:
         return ""
     if res["config"].get("universe") or res["opens"] is not None:

@@ -219,7 +219,7 @@ def test_a_walkforward_study_publishes_its_statistics_from_the_folder_alone(firs
     from llmbt.reports.study_stats import walkforward_statistics
 
     out = write_results(first_run, tmp_path / "uwf-stats")
-    table = walkforward_statistics(out)
+    table = walkforward_statistics(read_results(out))
     assert table.startswith("| Statistic | base | lora |\n"), table
     assert "| mean daily IC (t, p) |" in table and "| Sharpe − base, 95 % CI (p) | — |" in table
-    assert table == walkforward_statistics(out)  # seeded bootstraps: byte for byte
+    assert table == walkforward_statistics(read_results(out))  # seeded bootstraps: byte for byte
