@@ -97,13 +97,19 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules,
 """
 
 
-def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, monkeypatch, llmbt_home):
+def _stubbed_run_args(tmp_path, monkeypatch) -> list[str]:
+    """``bt run`` arguments of an llm_sentiment run on a saved tokenizer-only model folder whose
+    scoring is stubbed (StubScorer), its scores cached under tmp_path/signals."""
     folder = model_folder(tmp_path)
     save_chat_template(SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS),
                        str(folder))
-    args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
-            "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
     monkeypatch.setattr(signals, "LazyScorer", StubScorer)
+    return ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
+            "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
+
+
+def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, monkeypatch, llmbt_home):
+    args = _stubbed_run_args(tmp_path, monkeypatch)
     primed = CliRunner().invoke(cli, args)
     assert primed.exit_code == 0 and " misses)" in primed.output and " 0 misses" not in primed.output
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -119,12 +125,7 @@ def test_a_fully_cached_run_imports_neither_torch_nor_transformers(tmp_path, mon
 
 def test_a_fully_cached_run_says_so_without_a_rate_or_nan(tmp_path, monkeypatch) -> None:
     """Nothing scored: no NaN ms per item and no cache-read rate posing as a scoring speed."""
-    folder = model_folder(tmp_path)
-    save_chat_template(SimpleNamespace(chat_template=SMOLLM2_CHATML, special_tokens_map=SMOLLM2_TOKENS),
-                       str(folder))
-    args = ["run", "--strategy", "llm_sentiment", "--data", "sample:GOOG", "--start", "2013-01-01",
-            "--model", str(folder), "--cache-dir", str(tmp_path / "signals"), "--no-report"]
-    monkeypatch.setattr(signals, "LazyScorer", StubScorer)
+    args = _stubbed_run_args(tmp_path, monkeypatch)
     primed = CliRunner().invoke(cli, args)
     assert primed.exit_code == 0, primed.output
     assert "ms per scored item: " in primed.output and " items/s" in primed.output
