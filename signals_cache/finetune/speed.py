@@ -36,6 +36,8 @@ from llmbt.signals_cache.model.precision import cpu_flags
 
 #: Values of ``--precision``.
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Other spellings read as one of :data:`PRECISIONS` (scoring's ``--precision`` says float32).
+PRECISION_ALIASES = {"float32": "fp32"}
 #: Batches per length-sorted chunk of an epoch (more: less padding, less randomness).
 GROUP_BATCHES = 16
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from llmbt.errors import ConfigError
 from llmbt.signals_cache.finetune.encoding import text_fields
-from llmbt.signals_cache.finetune.speed import PRECISIONS, resolve_precision
+from llmbt.signals_cache.finetune.speed import PRECISION_ALIASES, PRECISIONS, resolve_precision
 from llmbt.signals_cache.scoring.prompts import get_template
 
 METHODS = ("lora", "qlora", "prefix", "seqcls")
@@ -68,6 +68,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice("--method", self.method, METHODS)
         _choice("--schedule", self.schedule, SCHEDULES)
+        if self.precision in PRECISION_ALIASES:  # float32, as scoring spells it: the same run
+            object.__setattr__(self, "precision", PRECISION_ALIASES[self.precision])
         _choice("--precision", self.precision, PRECISIONS)
         for name in ("group_by_length", "share_prefix"):
             if not isinstance(getattr(self, name), bool):

@@ -189,6 +189,8 @@ def test_identity_keeps_old_keys_and_tells_precisions_apart(monkeypatch):
     assert "share_prefix" not in TrainConfig(share_prefix=False).identity("cpu")
     assert "precision" not in TrainConfig().identity("cuda")  # auto is fp32 there
     assert TrainConfig(label_smoothing=0.1).identity("cpu")["label_smoothing"] == 0.1
+    spelled = TrainConfig(precision="float32", group_by_length=False, share_prefix=False)
+    assert spelled.precision == "fp32" and spelled == legacy  # scoring's spelling, the same run
 
 
 def test_bf16_autocast_trains_the_tiny_model_and_is_recorded(tiny: Path, tmp_path: Path) -> None:
