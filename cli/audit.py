@@ -8,6 +8,7 @@ import math
 import click
 
 from llmbt.cli.base import build_config, cli, run_options
+from llmbt.reports.audit import engine_verdict, mismatch_words
 
 
 @cli.group()
@@ -34,6 +35,7 @@ def lookahead(cuts: int, seed: int, model_check: bool, **kwargs) -> None:
     --symbols top30.txt --news news.csv.gz --start 2015-01-01 --end 2016-12-30 --cuts 5
     """
     from llmbt.experiments import audit as run_audit
+    from llmbt.reports.audit import model_stats, model_verdict
 
     config = build_config(**kwargs)
     click.echo(f"audit lookahead {config.run_id}: {config.strategy} on {config.data}")
@@ -55,39 +57,9 @@ def engine_table(audit) -> str:
              f"from each cut on removed ({audit.seconds:.1f} s)",
              f"{'cut':<12}{'bars':>7}{'values':>10}{'mismatches':>12}  first mismatch"]
     for c in audit.checks:
-        first = _mismatch(c.first) if c.first else "-"
+        first = mismatch_words(c.first) if c.first else "-"
         lines.append(f"{str(c.cut.date()):<12}{c.bars:>7}{c.values:>10}{c.mismatches:>12}  {first}")
     return "\n".join(lines)
-
-
-def engine_verdict(audit) -> str:
-    """``engine check passed ...`` or ``LOOK-AHEAD: ...`` naming the first changed value."""
-    if audit.passed:
-        values = sum(c.values for c in audit.checks)
-        return (f"engine check passed: {values} values before {len(audit.checks)} cuts "
-                "identical to the full run")
-    cut, first = audit.first
-    return f"LOOK-AHEAD: cutting the data at {cut.date()} changed {_mismatch(first)}"
-
-
-def model_stats(check) -> dict:
-    """IC (1-bar forward, open to open) and Sharpe of each arm, and original - anonymised
-    differences with block-bootstrap CIs (paired daily ICs; paired daily returns)."""
-    from llmbt.feeds.calendar import periods_per_year
-    from llmbt.reports import crosssection as cs
-    from llmbt.reports.signal import daily_ic, forward_returns
-
-    arms = {"original": check.original, "anonymized": check.anonymized}
-    ics = {name: daily_ic(r.panels["score"], forward_returns(r.opens, (1,))[1])
-           for name, r in arms.items()}
-    returns = {name: r.run.returns for name, r in arms.items()}
-    ppy = periods_per_year(returns["original"].index)
-    return {"arms": {name: {"ic": cs.ic_stats(ics[name]), "sharpe": r.run.stats["sharpe"]}
-                     for name, r in arms.items()},
-            "ic_diff": cs.paired_ic_difference(ics["original"], ics["anonymized"]),
-            "sharpe_diff": cs.sharpe_difference_ci(returns["original"], returns["anonymized"], ppy),
-            "hindsight": check.hindsight,
-            "construction": check.original.signal_info.get("construction", "")}
 
 
 def model_table(stats: dict) -> str:
@@ -106,19 +78,6 @@ def model_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def model_verdict(stats: dict) -> str:
-    """Whether anonymising changed the result significantly (a sign of the model's hindsight)."""
-    if stats.get("construction"):
-        return ("model check: not evidence either way: the construction holds every name whatever "
-                "the scores (see construction above)")
-    moved = [name for name in ("ic_diff", "sharpe_diff") if stats[name]["significant"]]
-    if not moved:
-        return "model check: anonymising changed neither IC nor Sharpe significantly"
-    what = " and ".join(n.removesuffix("_diff").replace("ic", "IC").replace("sharpe", "Sharpe")
-                        for n in moved)
-    return f"model check: anonymising changed {what} significantly: part of the result may be hindsight"
-
-
 def _diff_line(what: str, d: dict, fmt: str) -> str:
     level = 1 - d["alpha"]
     ci = ("n/a" if not (math.isfinite(d["low"]) and math.isfinite(d["high"]))
@@ -126,6 +85,3 @@ def _diff_line(what: str, d: dict, fmt: str) -> str:
     return (f"{what} original - anonymised: {d['diff']:{fmt}}, {level:.0%} CI {ci}, "
             f"p {d['p_value']:.3f} ({d['n']} paired days)")
 
-
-def _mismatch(m) -> str:
-    return (f"{m.symbol} {m.date.date()} {m.column}: full {m.full!r}, truncated {m.truncated!r}")

@@ -31,14 +31,11 @@ def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
     """
     from llmbt.errors import LlmbtError
     from llmbt.experiments.studies import load_recipe, run_study
-    from llmbt.reports.studies import render_tables
-
     stale = []
     for path in recipes:
         recipe = load_recipe(path)
         res = run_study(recipe, Path(out) / recipe.name)
-        tables = render_tables(recipe.kind, res.returns, res.extra, res.columns,
-                               *_folds_and_statistics(res.written))
+        tables = _tables(recipe.kind, res)
         click.echo(f"study {recipe.name}: run {res.run_id}\n" + "\n".join(tables.values()))
         if check:
             stale += [] if _same(Path(docs), recipe.name, tables) else [recipe.name]
@@ -59,6 +56,23 @@ def list_cmd(folder: str) -> None:
         recipe = load_recipe(path)
         click.echo(f"{recipe.name:28} {recipe.kind:12} {'quick' if recipe.quick else 'slow':6} "
                    f"{recipe.title}")
+
+
+def _tables(kind: str, res) -> dict[str, str]:
+    """The study's tables by block name (``""``: the main one)."""
+    from llmbt.reports.studies import render_tables
+
+    if res.audit is not None:
+        from llmbt.reports.audit import audit_tables
+
+        return audit_tables(res.audit.engine, res.audit.model)
+    tables = render_tables(kind, res.returns, res.extra, res.columns,
+                           *_folds_and_statistics(res.written))
+    if res.signal is not None:
+        from llmbt.reports.studies import signal_table
+
+        tables["signal"] = signal_table(*res.signal)
+    return tables
 
 
 def _folds_and_statistics(written: dict | None) -> tuple:

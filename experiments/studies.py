@@ -4,7 +4,7 @@ A recipe (``studies/NAME.yaml``) names the study, what it runs and with which co
 
     name: demo
     title: The demo, llm_sentiment on the GOOG sample with the embedded model
-    kind: run                # run (bt run), walkforward (bt walkforward), evaluate, bench
+    kind: run                # run (bt run), walkforward (bt walkforward), evaluate, bench, audit
     quick: false             # true: finishes in under a minute from a cold cache (CI runs it)
     config: {strategy: llm_sentiment}          # RunConfig fields (kinds run and walkforward)
     walkforward:                               # kind walkforward: WalkForwardConfig fields
@@ -14,7 +14,8 @@ A recipe (``studies/NAME.yaml``) names the study, what it runs and with which co
 Kind ``evaluate`` scores labelled sentences with several arms (its ``evaluate:`` block:
 :mod:`llmbt.experiments.study_evaluate`), kind ``bench`` runs a benchmark suite (its ``bench:``
 block: :mod:`llmbt.experiments.study_bench`); their tables have a column per arm or a row per
-measurement instead of the metric table of return series.
+measurement instead of the metric table of return series. Kind ``audit`` runs ``bt audit
+lookahead`` on the recipe's config (its ``audit:`` block: :mod:`llmbt.experiments.study_audit`).
 
 :func:`run_study` runs it (from the caches when warm: the signal cache, the adapter store) and
 returns per-series returns and the run's facts; :mod:`llmbt.reports.studies` renders the table
@@ -31,20 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError, reject_unknown_keys
 
-KINDS = ("run", "walkforward", "evaluate", "bench")
+KINDS = ("run", "walkforward", "evaluate", "bench", "audit")
 #: The extra rows of a portfolio study, as ``bt run`` prints them.
 PORTFOLIO_ROWS = (
     ("Fills", lambda s: f"{int(s['fills']):,}"),
     ("Commission paid", lambda s: f"{s.get('commission', 0.0):,.0f}"),
     ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
 )
-_KEYS = ("name", "title", "kind", "quick", "config", "notes", *KINDS[1:])
+_KEYS = ("name", "title", "kind", "quick", "config", "notes", *KINDS)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class StudyResult:
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     written: dict[str, Any] | None = None  # a walk-forward's results folder, as read_results reads it
+    audit: Any = None  # an audit study's AuditOutcome (engine check, model check)
+    signal: tuple[pd.DataFrame, pd.DataFrame, float] | None = None  # a portfolio's scores, opens, cost
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -115,7 +119,9 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _check_settings(recipe: Recipe) -> None:
-    if recipe.kind == "evaluate":
+    if recipe.kind == "run":
+        _jitter(recipe)
+    elif recipe.kind == "evaluate":
         from llmbt.experiments.study_evaluate import eval_settings
 
         eval_settings(recipe.settings, recipe.name)
@@ -123,6 +129,10 @@ def _check_settings(recipe: Recipe) -> None:
         from llmbt.experiments.study_bench import bench_settings
 
         bench_settings(recipe.settings, recipe.name)
+    elif recipe.kind == "audit":
+        from llmbt.experiments.study_audit import audit_settings
+
+        audit_settings(recipe.settings, recipe.name)
 
 
 def run_study(recipe: Recipe, out: str | Path) -> StudyResult:
@@ -133,6 +143,8 @@ def run_study(recipe: Recipe, out: str | Path) -> StudyResult:
         return _evaluate(recipe, Path(out))
     if recipe.kind == "bench":
         return _bench(recipe, Path(out))
+    if recipe.kind == "audit":
+        return _audit(recipe)
     return _run(recipe)
 
 
@@ -148,13 +160,44 @@ def _run(recipe: Recipe) -> StudyResult:
             runs[str(res.benchmark.returns.name or "equal_weight")] = res.benchmark
         returns = {name: run.returns for name, run in runs.items()}
         extra = {label: {n: fmt(r.stats) for n, r in runs.items()} for label, fmt in PORTFOLIO_ROWS}
-        return StudyResult(recipe, returns, config.run_id, _facts(res.signal_info), extra)
+        extra |= _jitter_rows(recipe, config)
+        return StudyResult(recipe, returns, config.run_id, _facts(res.signal_info), extra,
+                           signal=(res.panels["score"], res.opens, config.commission))
     res = run_backtest(config)
     returns = {config.strategy: res.returns}
     if res.benchmark_returns is not None:
         returns[config.benchmark] = res.benchmark_returns
     trades = {config.strategy: f"{int(res.stats['trades'])}"}
     return StudyResult(recipe, returns, config.run_id, _facts(res.signal_info), {"Trades": trades})
+
+
+def _jitter(recipe: Recipe) -> tuple[int, float]:
+    """A run study's ``run: {jitter: N, jitter_sigma: S}`` (as ``bt run --jitter N
+    --jitter-sigma S``; the σ is in the recipe, not read from this machine's stored
+    measurement); (0, 0.0) without it."""
+    reject_unknown_keys(recipe.settings, ("jitter", "jitter_sigma"), f"study {recipe.name} run")
+    n, sigma = recipe.settings.get("jitter", 0), recipe.settings.get("jitter_sigma")
+    if n and not (isinstance(sigma, int | float) and sigma >= 0):
+        raise ConfigError(f"study {recipe.name} run: jitter {n} needs jitter_sigma: the noise's "
+                          "standard deviation, e.g. 0.022 (std dscore in study precision_speed)")
+    if n:
+        from llmbt.experiments.jitter import check_jitter
+
+        check_jitter(recipe.run_config(), n, sigma)
+    return int(n), float(sigma or 0.0)
+
+
+def _jitter_rows(recipe: Recipe, config: RunConfig) -> dict[str, dict[str, str]]:
+    """The strategy's Sharpe spread and repeated fills under ``--jitter``, as table rows."""
+    n, sigma = _jitter(recipe)
+    if not n:
+        return {}
+    from llmbt.experiments.jitter import jitter_portfolio
+
+    lo, mid, hi = (res := jitter_portfolio(config, n, sigma)).spread()
+    return {f"Sharpe, --jitter {n} σ {sigma:g} (min / median / max)":
+            {config.strategy: f"{lo:.2f} / {mid:.2f} / {hi:.2f}"},
+            "Fills repeated under --jitter": {config.strategy: f"{float(np.mean(res.identical)):.0%}"}}
 
 
 def _walkforward(recipe: Recipe, out: Path) -> StudyResult:
@@ -197,6 +240,14 @@ def _bench(recipe: Recipe, out: Path) -> StudyResult:
     _write_json(out, columns)
     facts = {"load average when it started": f"{load:.2f} ({os.cpu_count()} cores)"}
     return StudyResult(recipe, {}, recipe.fingerprint(), facts, columns=columns)
+
+
+def _audit(recipe: Recipe) -> StudyResult:
+    from llmbt.experiments.study_audit import audit_facts, audit_settings, run_audit
+
+    config = recipe.run_config()
+    outcome = run_audit(config, audit_settings(recipe.settings, recipe.name))
+    return StudyResult(recipe, {}, config.run_id, audit_facts(outcome), audit=outcome)
 
 
 def _write_json(out: Path, columns: dict[str, dict[str, Any]]) -> None:

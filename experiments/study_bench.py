@@ -21,6 +21,39 @@
       n: 256                # bar prompts of data, and with news: that many headline prompts
       news: shared          # a news file, or shared (the Reuters headlines); omit for bars only
 
+    bench:
+      suite: train          # bt bench train --model: bt finetune's loop, one column per variant
+      model: smollm2-135m
+      steps: 12             # timed training steps per variant, batches of batch_size
+      batch_size: 8
+      n_val: 64             # held-out examples for the loss before and after
+      examples: shared      # a labelled file, or shared (../shared/data/fpb/fpb50_dev.csv)
+      variants:             # name: the bt finetune settings it changes (TrainConfig fields)
+        fp32, shuffled: {precision: fp32, group_by_length: false, share_prefix: false}
+        default: {}
+
+    bench:
+      suite: universe       # bt bench universe: the portfolio event loop over a whole universe
+      prices: shared        # long-format prices, or shared (the 499 S&P 500 stocks)
+      top_k: 20
+      scoring: 96           # also score that many headline rows of one symbol and of the universe
+      symbol: AAPL
+
+    bench:
+      suite: shapes         # bt bench train --shape: random-weight models, per quantization
+      shapes: [llama-7b, qwen-7b]
+      quantizations: [none, 8bit, 4bit]
+      device: cuda          # the GPU numbers; tiny-llama / tiny-qwen run on a CPU
+      n: 64                 # prompts scored per variant
+      steps: 5              # timed training steps (not for 8bit)
+      batch_size: 8
+
+    bench:
+      suite: precision_backtest   # bt bench precision-backtest, one column per named run
+      candidate: bf16
+      runs:
+        GOOG demo: {strategy: llm_sentiment}
+
 Every figure is measured in the one run, so ratios compare like with like; the absolute numbers
 are of the machine the study's provenance line names.
 """
@@ -28,16 +61,27 @@ are of the machine the study's provenance line names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmbt.errors import ConfigError, did_you_mean, reject_unknown_keys
 
-SUITES = ("scoring", "precision")
+#: The keys of each suite's ``bench:`` block besides ``suite``; a key of another suite is refused.
+SUITE_KEYS = {
+    "scoring": ("model", "data", "n", "n_generate", "batch_size", "start", "cached_run"),
+    "precision": ("model", "data", "n", "batch_size", "precisions", "news"),
+    "train": ("model", "steps", "batch_size", "n_val", "examples", "variants"),
+    "universe": ("prices", "symbols", "top_k", "scoring", "symbol", "news"),
+    "precision_backtest": ("candidate", "runs"),
+    "shapes": ("shapes", "quantizations", "device", "n", "steps", "batch_size"),
+}
+SUITES = tuple(SUITE_KEYS)
 
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """The ``bench:`` block of a recipe (see the module docstring)."""
+    """The ``bench:`` block of a recipe (see the module docstring); :data:`SUITE_KEYS` says which
+    fields each suite reads."""
 
     suite: str
     model: str = "smollm2-135m"
@@ -49,6 +93,20 @@ class BenchSettings:
     cached_run: int = 3
     precisions: tuple[str, ...] = ("float32", "bf16")
     news: str | None = None
+    steps: int = 12
+    n_val: int = 64
+    examples: str = "shared"
+    variants: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    prices: str = "shared"
+    symbols: int | None = None
+    top_k: int = 20
+    scoring: int | None = None
+    symbol: str = "AAPL"
+    candidate: str = "bf16"
+    runs: tuple[tuple[str, Any], ...] = ()  # (name, RunConfig)
+    shapes: tuple[str, ...] = ("tiny-llama",)
+    quantizations: tuple[str, ...] = ("none", "8bit", "4bit")
+    device: str = "cpu"
 
 
 def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
@@ -61,14 +119,69 @@ def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
     if data.get("suite") not in SUITES:
         raise ConfigError(f"study {study} bench: suite {data.get('suite')!r} must be one of "
                           f"{', '.join(SUITES)}.{did_you_mean(str(data.get('suite')), SUITES)}")
-    return BenchSettings(**{k: tuple(v) if k == "precisions" else v for k, v in data.items()})
+    suite = data["suite"]
+    reject_unknown_keys(data, ("suite", *SUITE_KEYS[suite]), f"study {study} bench suite {suite}")
+    fields = dict(data)
+    for key in ("precisions", "shapes", "quantizations"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    if "variants" in fields:
+        fields["variants"] = _variants(fields["variants"], study)
+    if "runs" in fields:
+        fields["runs"] = _runs(fields["runs"], study)
+    settings = BenchSettings(**fields)
+    for suite, key, example in (("train", "variants", "default: {}"),
+                                ("precision_backtest", "runs", "GOOG demo: {strategy: llm_sentiment}")):
+        if settings.suite == suite and not getattr(settings, key):
+            raise ConfigError(f"study {study} bench: suite {suite} needs {key}: a name per "
+                              f"column and its settings, e.g. {example}.")
+    return settings
+
+
+def _runs(data: Any, study: str) -> tuple[tuple[str, Any], ...]:
+    """``runs:`` as (name, RunConfig) pairs, each refused like a bad flag, naming the run."""
+    from llmbt.engine.config import RunConfig
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"study {study} bench: runs must map a name to its run config, got {data!r}.")
+    return tuple((str(name), RunConfig.from_dict(dict(fields or {}),
+                                                 source=f"study {study} bench run {name!r}"))
+                 for name, fields in data.items())
+
+
+def _variants(data: Any, study: str) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``variants:`` as (name, sorted settings) pairs, each setting a :class:`TrainConfig` field."""
+    import dataclasses
+
+    from llmbt.signals_cache.finetune.train_config import TrainConfig
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"study {study} bench: variants must map a name to its settings, "
+                          f"got {data!r}.")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = []
+    for name, fields in data.items():
+        fields = fields or {}
+        reject_unknown_keys(fields, known, f"study {study} bench variant {name!r}")
+        TrainConfig(**fields)  # a bad value fails here, naming its flag
+        out.append((str(name), tuple(sorted(fields.items()))))
+    return tuple(out)
 
 
 def run_bench(settings: BenchSettings) -> dict[str, dict[str, Any]]:
-    """The suite's measurements: one column of rows per model (scoring) or per prompt set and
-    precision (precision)."""
+    """The suite's measurements: one column of rows per model (scoring), per prompt set and
+    precision (precision), per training variant (train), per named run (precision_backtest),
+    or the one universe loop (universe)."""
     if settings.suite == "precision":
         return _precisions(settings)
+    if settings.suite == "train":
+        return _training(settings)
+    if settings.suite == "universe":
+        return _universe(settings)
+    if settings.suite == "precision_backtest":
+        return _precision_backtests(settings)
+    if settings.suite == "shapes":
+        return _shapes(settings)
     return {settings.model: _scoring(settings)}
 
 
@@ -100,4 +213,72 @@ def _precisions(s: BenchSettings) -> dict[str, dict[str, Any]]:
         for row in bench_precisions(ModelSpec(base=s.model), prompts, list(s.precisions),
                                     s.batch_size):
             columns[f"{name}, {row['precision']}"] = row
+    return columns
+
+
+def _training(s: BenchSettings) -> dict[str, dict[str, Any]]:
+    """Each variant of ``bt finetune``'s loop on the same examples; tokens/s against the first."""
+    from llmbt.experiments.bench.train_speed import DEFAULT_DATA, bench_examples, bench_finetune
+
+    data = DEFAULT_DATA if s.examples == "shared" else s.examples
+    if not Path(data).is_file():
+        raise ConfigError(f"bench examples {str(data)!r} is not a file: set examples: to a "
+                          "labelled file (the shared PhraseBank lives in ../shared/data/fpb/).")
+    examples, _ = bench_examples(data, s.steps * s.batch_size + s.n_val)
+    variants = {name: dict(fields) for name, fields in s.variants}
+    rows = bench_finetune(s.model, examples, steps=s.steps, batch_size=s.batch_size,
+                          n_val=s.n_val, device="cpu", variants=variants)
+    columns = {row.pop("variant"): row for row in rows}
+    first = next(iter(columns.values()))["tokens_per_s"]
+    for row in columns.values():
+        row["vs_first"] = row["tokens_per_s"] / first
+    return columns
+
+
+def _universe(s: BenchSettings) -> dict[str, dict[str, Any]]:
+    """The event loop over the universe against vectorised pandas; with ``scoring``, a column per
+    scoring pass: headline rows of one symbol, then as many rows of the whole universe."""
+    from llmbt.experiments.bench.universe import DEFAULT_DATA, DEFAULT_NEWS, bench_universe, read_long_prices
+
+    prices, dropped = read_long_prices(DEFAULT_DATA if s.prices == "shared" else s.prices, s.symbols)
+    columns = {f"event loop, top {s.top_k}": {"dropped_rows": dropped}
+               | bench_universe(prices, top_k=s.top_k)}
+    if s.scoring:
+        from llmbt.experiments.bench.universe_scoring import bench_universe_scoring
+        from llmbt.feeds import load_news
+
+        news = load_news(DEFAULT_NEWS if (s.news or "shared") == "shared" else s.news,
+                         tz="America/New_York")
+        rows = bench_universe_scoring(prices, news, s.symbol, s.scoring)
+        rows[1]["speedup_per_row_vs_one_symbol"] = rows[0]["ms_per_row"] / rows[1]["ms_per_row"]
+        columns |= {f"scoring: {row.pop('pass')}": row for row in rows}
+    return columns
+
+
+def _precision_backtests(s: BenchSettings) -> dict[str, dict[str, Any]]:
+    """Each named run scored in float32 and in the candidate: identical entries and exits, Sharpe."""
+    from llmbt.experiments.bench.precision_backtest import compare_precisions
+
+    return {name: compare_precisions(config, candidate=s.candidate) for name, config in s.runs}
+
+
+def _shapes(s: BenchSettings) -> dict[str, dict[str, Any]]:
+    """Each shape with random weights, scored and trained per quantization (GPU memory on CUDA)."""
+    import tempfile
+
+    from llmbt.experiments.bench.train import TrainBench, bench_train, save_random_model
+
+    if s.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"bench device {s.device!r}: no CUDA GPU here; run this study on a "
+                              "machine with one, or set device: cpu with tiny shapes.")
+    bench = TrainBench(n_prompts=s.n, steps=s.steps, batch_size=s.batch_size, device=s.device)
+    columns: dict[str, dict[str, Any]] = {}
+    for shape in s.shapes:
+        with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
+            folder = save_random_model(shape, Path(tmp) / shape, device=s.device)
+            for row in bench_train(folder, bench, list(s.quantizations)):
+                columns[f"{shape} {row.pop('quantization')}"] = row
     return columns

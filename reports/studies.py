@@ -150,7 +150,27 @@ def render_tables(kind: str, returns: Mapping[str, pd.Series], extra: Mapping[st
 
 
 #: The results page's heading of each table beside the main one.
-HEADINGS = {"folds": "Per fold", "statistics": "Statistics (the run's own arms as the trials)"}
+HEADINGS = {"folds": "Per fold", "statistics": "Statistics (the run's own arms as the trials)",
+            "engine": "Engine check (every value before each cut against the full run)",
+            "signal": "The signal: IC decay and break-even cost"}
+#: The horizons (bars) of a portfolio run study's signal table.
+SIGNAL_HORIZONS = (1, 2, 5, 10, 20)
+
+
+def signal_table(scores: pd.DataFrame, opens: pd.DataFrame, cost: float) -> str:
+    """A portfolio run's scores against the next bars' open-to-open returns: per horizon the mean
+    daily IC, its non-overlapping t-stat and days, the quintile spread, turnover and break-even
+    cost (:func:`llmbt.reports.decay.ic_decay`), then where the IC peaks and which horizon pays
+    the run's one-way ``cost``."""
+    from llmbt.reports._signal_render import DECAY_NOTE, decay_frame, horizon_line
+    from llmbt.reports.decay import ic_decay
+
+    decay = ic_decay(scores, opens, horizons=SIGNAL_HORIZONS)
+    frame = decay_frame(decay)
+    rows = [(str(h), list(cells)) for h, cells in zip(decay.index, frame.to_numpy(), strict=True)]
+    table = _grid(list(frame.columns), rows, "Horizon (bars)")
+    line = horizon_line(decay, cost)
+    return f"{table}\n{line[0].upper()}{line[1:]}. {DECAY_NOTE} *: non-overlapping windows.\n"
 
 
 def block_name(study: str, table: str) -> str:

@@ -13,7 +13,7 @@ cost at an equal loss is visible in one table. torch is imported lazily.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,11 @@ def bench_examples(data: str | Path | None, n: int, seed: int = 0) -> tuple[list
 
 
 def bench_finetune(model: str, examples: Sequence[Any], *, steps: int, batch_size: int,
-                   n_val: int, device: str = "cpu") -> Iterator[dict[str, Any]]:
-    """One row per :data:`VARIANTS` entry, yielded as each finishes: the first ``steps x
-    batch_size`` examples train, the next ``n_val`` give the held-out loss.
+                   n_val: int, device: str = "cpu",
+                   variants: Mapping[str, Mapping[str, Any]] = VARIANTS) -> Iterator[dict[str, Any]]:
+    """One row per entry of ``variants`` (name: the :class:`TrainConfig` fields it changes from
+    ``bt finetune``'s defaults), yielded as each finishes: the first ``steps x batch_size``
+    examples train, the next ``n_val`` give the held-out loss.
 
     Raises:
         ConfigError: fewer examples than the run needs.
@@ -69,7 +71,7 @@ def bench_finetune(model: str, examples: Sequence[Any], *, steps: int, batch_siz
     template, width = get_template(base.template), base.max_length
     train = encode_examples(examples[:n_train], loaded.tokenizer, template, width)
     val = encode_examples(examples[n_train : n_train + n_val], loaded.tokenizer, template, width)
-    for name, fields in VARIANTS.items():
+    for name, fields in variants.items():
         cfg = dataclasses.replace(base, **fields)
         yield {"variant": name} | _run_variant(loaded, cfg, train, val)
 

@@ -22,6 +22,7 @@ from llmbt.errors import ConfigError
 from llmbt.experiments import audit as engine_audit
 from llmbt.experiments.audit import audit_engine, compare_frames, cut_dates, model_check
 from llmbt.feeds.universe import Universe
+from llmbt.reports.audit import model_stats
 from llmbt.signals_cache import signals as single_signals
 from llmbt.signals_cache import universe
 from llmbt.strategies.llm_sentiment import LlmSentiment
@@ -184,7 +185,7 @@ def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, mo
     check = model_check(cfg)
     assert any("Company A" in p for p in named) and not check.original.config.anonymize
     assert check.anonymized.config.anonymize and "lies before" in check.hindsight
-    stats = cli_audit.model_stats(check)
+    stats = model_stats(check)
     (ic_a, ic_b), = calls
     assert ic_a.index.equals(check.original.panels["score"].index) and ic_b.index.equals(ic_a.index)
     assert not ic_a.dropna().equals(ic_b.dropna())  # the masked arm scored other texts
@@ -196,6 +197,31 @@ def test_the_model_check_pairs_the_daily_ics_of_both_arms(shared_news, named, mo
     table = cli_audit.model_table(stats)
     assert "IC original - anonymised" in table and "Sharpe original - anonymised" in table
     assert "hindsight: the tested period 2015-03-02..2015-06-30 lies before" in table
+
+
+def test_an_audit_study_publishes_the_model_check_and_the_engine_check(shared_news, named):
+    from llmbt.experiments.study_audit import audit_facts, audit_settings, run_audit
+    from llmbt.reports.audit import audit_tables
+
+    cfg = portfolio_config(shared_news, names=str(shared_news / "sp500_companies.csv"))
+    outcome = run_audit(cfg, audit_settings({"cuts": 2, "seed": 1}, "t"))
+    tables = audit_tables(outcome.engine, outcome.model)
+    stats = model_stats(outcome.model)
+    model, engine = tables[""].splitlines(), tables["engine"].splitlines()
+    assert model[0] == "| headlines | mean IC (1 day) | t | days | Sharpe |"
+    original = stats["arms"]["original"]
+    assert model[2] == (f"| original | {original['ic']['mean_ic']:+.4f} | "
+                        f"{original['ic']['t_stat_nonoverlap']:.2f} | {original['ic']['days']:,} | "
+                        f"{original['sharpe']:.2f} |")
+    assert model[4].startswith(f"| original − anonymised | {stats['ic_diff']['diff']:+.4f}, 95% CI [")
+    assert model[-1].startswith("Model check: anonymising changed") and "IC" in model[-1]
+    assert engine[0].startswith("| cut | bars before it |") and len(engine) == 2 + 2 + 2
+    assert all(row.endswith("| 0 | — |") for row in engine[2:4])
+    assert engine[-1].startswith("Engine check passed: ")
+    assert engine[-1].endswith("values before 2 cuts identical to the full run. Columns: score, "
+                               "confidence, vol, weight.")
+    facts = audit_facts(outcome)
+    assert facts["engine check"].endswith("s for 2 cuts") and "lies before" in facts["hindsight"]
 
 
 def test_the_model_check_needs_a_names_table_and_a_universe(shared_news, named):

@@ -62,7 +62,10 @@ def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, 
     class Scorer:
         load_seconds = 0.0
 
+    sizes = []
+
     def fake(prompts, req, version):
+        sizes.append(len(prompts))
         probs = np.full((len(prompts), 3), 1 / 3)
         return ScoreResult(probs, np.ones(len(prompts)), 0, len(prompts), 1, len(prompts), 0.0, 0.0), Scorer()
 
@@ -75,3 +78,4 @@ def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, 
     one, uni = universe_scoring.bench_universe_scoring(prices, news, "GOOG", 40)
     assert one["rows"] == 40 and one["distinct"] >= 38  # a few repeated headlines
     assert uni["rows"] == 40 and uni["distinct"] < 40  # GOOG and GOOGL share headlines
+    assert sizes[0] <= 16 and sizes[1:] == [one["distinct"], uni["distinct"]]  # an untimed batch first

@@ -27,7 +27,8 @@ def test_every_table_in_the_docs_names_a_study_whose_recipe_still_matches() -> N
     for page, name, recipe_hash, table in blocks:
         recipe = load_recipe(ROOT / "studies" / f"{study_of(name)}.yaml")
         assert recipe.fingerprint() == recipe_hash, f"{page}: {name}'s recipe changed; re-run it"
-        assert table.startswith(("| Metric |", "| Measurement |", "| Fold |", "| Statistic |", "- ")), \
+        assert table.startswith(("| Metric |", "| Measurement |", "| Fold |", "| Statistic |", "- ",
+                                 "| headlines |", "| cut |", "| Horizon (bars) |")), \
             f"{page}: the {name} table is empty"
         results = blocks_in((ROOT / "docs" / "results" / f"{study_of(name)}.md").read_text())
         assert [t for n, _, t in results if n == name] == [table], f"{page}: {name} is stale"
@@ -71,6 +72,24 @@ def test_check_fails_when_the_published_table_differs(tmp_path, monkeypatch) -> 
      "arm name 'a' is given twice"),
     ("name: bad\nkind: bench\nbench: {suite: scorng}\n", "suite 'scorng' must be one of scoring"),
     ("name: bad\nkind: bench\nbench: {suite: scoring, repeat: 3}\n", "unknown key 'repeat'"),
+    ("name: bad\nkind: bench\nbench: {suite: train}\n", "suite train needs variants"),
+    ("name: bad\nkind: bench\nbench: {suite: scoring, variants: {a: {}}}\n",
+     "bench suite scoring: unknown key 'variants'"),
+    ("name: bad\nkind: bench\nbench: {suite: train, variants: {a: {precison: bf16}}}\n",
+     "bench variant 'a': unknown key 'precison'. Did you mean 'precision'"),
+    ("name: bad\nkind: bench\nbench: {suite: train, variants: {a: {precision: fp16}}}\n",
+     "--precision 'fp16'"),
+    ("name: bad\nkind: bench\nbench: {suite: precision_backtest}\n",
+     "suite precision_backtest needs runs"),
+    ("name: bad\nkind: bench\nbench: {suite: precision_backtest, runs: {a: {stratgy: x}}}\n",
+     "bench run 'a': unknown key 'stratgy'"),
+    ("name: bad\nkind: audit\nconfig: {}\naudit: {cut: 5}\n", "audit: unknown key 'cut'"),
+    ("name: bad\nkind: run\nconfig: {strategy: llm_news_portfolio}\nrun: {jitter: 20}\n",
+     "jitter 20 needs jitter_sigma"),
+    ("name: bad\nkind: run\nconfig: {}\nrun: {jitter: 3, jitter_sigma: 0.01}\n",
+     "--strategy sma_cross is single-instrument"),
+    ("name: bad\nkind: run\nconfig: {}\nrun: {jiter: 3}\n", "run: unknown key 'jiter'"),
+    ("name: bad\nkind: audit\nconfig: {}\naudit: {cuts: 0}\n", "audit cuts 0 must be a whole number"),
     ("name: bad\nkind: run\nconfg: {}\n", "unknown key 'confg'. Did you mean 'config'"),
     ("name: bad\nkind: run\nconfig: {stratgy: sma_cross}\n", "study bad: study bad config: unknown key"),
 ])
@@ -137,3 +156,70 @@ def test_an_interrupted_training_leaves_nothing_the_store_takes_for_finished(tmp
     reused = adapter_store._stored(folder, "meta.json", boom)  # not trained again
     assert reused == (str(folder), {"metrics": {"seconds": 1.0}}, True)
 
+
+
+def test_a_train_bench_study_times_each_variant_on_the_same_examples(tiny, tmp_path) -> None:
+    from helpers import toy_examples
+
+    from llmbt.experiments.study_bench import bench_settings, run_bench
+    from llmbt.reports.studies import render_table
+
+    corpus = tmp_path / "toy.csv"
+    corpus.write_text("text,label\n" + "".join(f'"{e.text}",{e.label}\n' for e in toy_examples(3)))
+    old = {"precision": "fp32", "group_by_length": False, "share_prefix": False}
+    settings = bench_settings({"suite": "train", "model": str(tiny), "steps": 2, "batch_size": 4,
+                               "n_val": 8, "examples": str(corpus),
+                               "variants": {"old loop": old, "default": {}}}, "t")
+    columns = run_bench(settings)
+    assert list(columns) == ["old loop", "default"]
+    assert columns["old loop"]["precision"] == "fp32" and not columns["old loop"]["share_prefix"]
+    assert columns["default"]["group_by_length"] and columns["default"]["share_prefix"]
+    for row in columns.values():  # the same examples and seed: the same loss before training
+        assert row["steps"] == 2 and row["tokens_per_s"] > 0
+        assert row["val_loss_start"] == columns["old loop"]["val_loss_start"]
+    assert columns["old loop"]["vs_first"] == 1.0
+    assert columns["default"]["vs_first"] == pytest.approx(
+        columns["default"]["tokens_per_s"] / columns["old loop"]["tokens_per_s"])
+    assert "| vs first | 1.000 |" in render_table("bench", {}, {}, columns)
+    with pytest.raises(ConfigError, match="is not a file"):
+        run_bench(bench_settings({"suite": "train", "examples": str(tmp_path / "no.csv"),
+                                  "variants": {"d": {}}}, "t"))
+
+
+def test_a_shapes_bench_study_scores_and_trains_each_shape_and_refuses_cuda_without_a_gpu() -> None:
+    import torch
+
+    from llmbt.experiments.study_bench import bench_settings, run_bench
+
+    settings = bench_settings({"suite": "shapes", "shapes": ["tiny-llama", "tiny-qwen"],
+                               "quantizations": ["none"], "n": 8, "steps": 2, "batch_size": 4}, "t")
+    columns = run_bench(settings)
+    assert list(columns) == ["tiny-llama none", "tiny-qwen none"]
+    for row in columns.values():
+        assert row["device"] == "cpu" and row["score_items_per_s"] > 0
+        assert row["train_tokens_per_s"] > 0 and row["max_abs_diff_vs_none"] == 0.0
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU here"):
+            run_bench(bench_settings({"suite": "shapes", "device": "cuda"}, "t"))
+
+
+@pytest.mark.usefixtures("llmbt_home", "sent")
+def test_a_run_study_adds_the_jitter_spread_and_sigma_zero_reproduces_the_run(shared_news) -> None:
+    from helpers_portfolio import portfolio_config
+
+    from llmbt.experiments.jitter import jitter_portfolio
+    from llmbt.experiments.studies import Recipe, run_study
+
+    config = portfolio_config(shared_news, benchmark="none")
+    fields = config.to_dict()
+    recipe = Recipe("j", "j", "run", fields, {"jitter": 3, "jitter_sigma": 0.02})
+    extra = run_study(recipe, "unused").extra
+    lo, mid, hi = (again := jitter_portfolio(config, 3, 0.02)).spread()
+    assert extra["Sharpe, --jitter 3 σ 0.02 (min / median / max)"] == {
+        config.strategy: f"{lo:.2f} / {mid:.2f} / {hi:.2f}"}
+    assert extra["Fills repeated under --jitter"][config.strategy].endswith("%")
+    still = run_study(Recipe("j", "j", "run", fields, {"jitter": 2, "jitter_sigma": 0}), "x").extra
+    sharpe = f"{again.base.stats['sharpe']:.2f}"
+    assert still["Sharpe, --jitter 2 σ 0 (min / median / max)"][config.strategy] == \
+        f"{sharpe} / {sharpe} / {sharpe}"
+    assert still["Fills repeated under --jitter"] == {config.strategy: "100%"}

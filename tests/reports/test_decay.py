@@ -62,3 +62,16 @@ def test_the_report_says_where_the_signal_peaks_and_what_pays(opens):
     noise = pd.DataFrame(np.random.default_rng(0).normal(size=future.shape), index=DAYS, columns=NAMES)
     flat = with_decay(signal_report(noise, opens), noise, opens, cost=0.05)
     assert "no horizon up to 20 bars pays the run's 5.00% one-way cost" in flat.to_text()
+
+
+def test_a_study_signal_table_has_a_row_per_horizon_and_says_what_peaks_and_pays(opens):
+    from llmbt.reports.studies import SIGNAL_HORIZONS, signal_table
+
+    future = forward_returns(opens, (5,))[5]
+    table = signal_table(future, opens, cost=0.001).splitlines()
+    assert table[0] == ("| Horizon (bars) | mean IC | t-stat* | days* | top-bottom | turnover | "
+                        "break-even cost |")
+    decay = ic_decay(future, opens, horizons=SIGNAL_HORIZONS)
+    assert [row.split(" | ")[0] for row in table[2:7]] == [f"| {h}" for h in SIGNAL_HORIZONS]
+    assert table[4].startswith(f"| 5 | {decay.loc[5, 'mean_ic']:+.4f} | ")
+    assert table[-1].startswith("Mean IC peaks at h=5 (+1.0000") and "0.10% one-way cost" in table[-1]
