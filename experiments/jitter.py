@@ -167,9 +167,22 @@ def jitter_arms(config: RunConfig, arms: list, n: int, sigma: float) -> list[str
 
 
 def jitter_walkforward(folder: str | Path, n: int, sigma: float) -> list[str]:
-    """``bt compare --from DIR --jitter N`` of a universe walk-forward: each model arm's test
-    windows re-run from their cached scores (the LoRA arm with its fold's adapter) plus noise,
-    stitched; one line per arm with the stitched Sharpe and its spread."""
+    """``bt compare --from DIR --jitter N`` of a universe walk-forward: one line per model arm
+    with the stitched Sharpe and the spread of :func:`walkforward_spreads`."""
+    return [f"{arm}: stitched Sharpe {base:.2f}; {n} runs with scores + N(0, {sigma:g}): "
+            f"min {lo:.2f} / median {mid:.2f} / max {hi:.2f} (spread {hi - lo:.2f})"
+            for arm, (base, lo, mid, hi) in walkforward_spreads(folder, n, sigma).items()]
+
+
+def walkforward_spreads(folder: str | Path, n: int,
+                        sigma: float) -> dict[str, tuple[float, float, float, float]]:
+    """Per model arm of a universe walk-forward's results ``folder``: each fold's test window
+    re-run from its cached scores (the LoRA arm with its fold's adapter) plus noise, stitched;
+    the unperturbed stitched Sharpe, then min, median and max of the ``n`` perturbed ones.
+
+    Raises:
+        ConfigError: ``folder`` is not a universe walk-forward's, or a score is not cached.
+    """
     from llmbt.experiments.walkforward import BASE, TUNED
 
     folder = Path(folder)
@@ -179,13 +192,12 @@ def jitter_walkforward(folder: str | Path, n: int, sigma: float) -> list[str]:
                           "is not one (for bt compare --arm, pass --jitter to the compare itself)")
     run = RunConfig.from_dict(meta["run"], warn=False)  # saved by llmbt: an old key is no typo
     folds = pd.read_csv(folder / "folds.csv")
-    lines = []
+    out = {}
     for arm in (BASE, TUNED):
         sharpes = _stitched_jitter(run, folds[folds["model"] == arm], folder, arm == TUNED, n, sigma)
-        lo, mid, hi = np.min(sharpes[1:]), np.median(sharpes[1:]), np.max(sharpes[1:])
-        lines.append(f"{arm}: stitched Sharpe {sharpes[0]:.2f}; {n} runs with scores + N(0, {sigma:g}): "
-                     f"min {lo:.2f} / median {mid:.2f} / max {hi:.2f} (spread {hi - lo:.2f})")
-    return lines
+        out[arm] = (float(sharpes[0]), float(np.min(sharpes[1:])), float(np.median(sharpes[1:])),
+                    float(np.max(sharpes[1:])))
+    return out
 
 
 def _stitched_jitter(run: RunConfig, folds: pd.DataFrame, folder: Path, adapter: bool, n: int,

@@ -10,6 +10,8 @@ A recipe (``studies/NAME.yaml``) names the study, what it runs and with which co
     walkforward:                               # kind walkforward: WalkForwardConfig fields
       splitter: {train: 252, test: 63, embargo: 5}
       horizon: 5
+      jitter: 20                               # a universe: also the --jitter spread per arm
+      jitter_sigma: 0.022
 
 Kind ``evaluate`` scores labelled sentences with several arms (its ``evaluate:`` block:
 :mod:`llmbt.experiments.study_evaluate`), kind ``bench`` runs a benchmark suite (its ``bench:``
@@ -47,6 +49,9 @@ PORTFOLIO_ROWS = (
     ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
 )
 _KEYS = ("name", "title", "kind", "quick", "config", "notes", *KINDS)
+#: A study's ``--jitter`` keys (kind run: its ``run:`` block; kind walkforward: beside the
+#: walk-forward's fields).
+JITTER_KEYS = ("jitter", "jitter_sigma")
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _check_settings(recipe: Recipe) -> None:
-    if recipe.kind == "run":
+    if recipe.kind in ("run", "walkforward"):
         _jitter(recipe)
     elif recipe.kind == "evaluate":
         from llmbt.experiments.study_evaluate import eval_settings
@@ -172,19 +177,24 @@ def _run(recipe: Recipe) -> StudyResult:
 
 
 def _jitter(recipe: Recipe) -> tuple[int, float]:
-    """A run study's ``run: {jitter: N, jitter_sigma: S}`` (as ``bt run --jitter N
-    --jitter-sigma S``; the σ is in the recipe, not read from this machine's stored
-    measurement); (0, 0.0) without it."""
-    reject_unknown_keys(recipe.settings, ("jitter", "jitter_sigma"), f"study {recipe.name} run")
+    """A study's ``jitter: N`` and ``jitter_sigma: S`` (as ``--jitter N --jitter-sigma S``; the σ
+    is in the recipe, not read from this machine's stored measurement), from a run study's
+    ``run:`` block or a universe walk-forward's ``walkforward:`` block; (0, 0.0) without them."""
+    if recipe.kind == "run":
+        reject_unknown_keys(recipe.settings, JITTER_KEYS, f"study {recipe.name} run")
     n, sigma = recipe.settings.get("jitter", 0), recipe.settings.get("jitter_sigma")
     if n and not (isinstance(sigma, int | float) and sigma >= 0):
-        raise ConfigError(f"study {recipe.name} run: jitter {n} needs jitter_sigma: the noise's "
-                          "standard deviation, e.g. 0.022 (std dscore in study precision_speed)")
+        raise ConfigError(f"study {recipe.name} {recipe.kind}: jitter {n} needs jitter_sigma: the "
+                          "noise's standard deviation, e.g. 0.022 (std dscore in study precision_speed)")
     if n:
         from llmbt.experiments.jitter import check_jitter
 
         check_jitter(recipe.run_config(), n, sigma)
     return int(n), float(sigma or 0.0)
+
+
+def _jitter_label(n: int, sigma: float) -> str:
+    return f"Sharpe, --jitter {n} σ {sigma:g} (min / median / max)"
 
 
 def _jitter_rows(recipe: Recipe, config: RunConfig) -> dict[str, dict[str, str]]:
@@ -195,8 +205,7 @@ def _jitter_rows(recipe: Recipe, config: RunConfig) -> dict[str, dict[str, str]]
     from llmbt.experiments.jitter import jitter_portfolio
 
     lo, mid, hi = (res := jitter_portfolio(config, n, sigma)).spread()
-    return {f"Sharpe, --jitter {n} σ {sigma:g} (min / median / max)":
-            {config.strategy: f"{lo:.2f} / {mid:.2f} / {hi:.2f}"},
+    return {_jitter_label(n, sigma): {config.strategy: f"{lo:.2f} / {mid:.2f} / {hi:.2f}"},
             "Fills repeated under --jitter": {config.strategy: f"{float(np.mean(res.identical)):.0%}"}}
 
 
@@ -206,7 +215,7 @@ def _walkforward(recipe: Recipe, out: Path) -> StudyResult:
     from llmbt.experiments.splitters import WalkForward
     from llmbt.experiments.walkforward import WalkForwardConfig, run_walkforward
 
-    settings = dict(recipe.settings)
+    settings = {k: v for k, v in recipe.settings.items() if k not in JITTER_KEYS}
     split = WalkForward(**settings.pop("splitter", {}))
     settings["arms"] = tuple(map(parse_arm, settings.get("arms", ())))  # as --arm takes them
     cfg = WalkForwardConfig(run=recipe.run_config(), splitter=split, **settings)
@@ -216,7 +225,19 @@ def _walkforward(recipe: Recipe, out: Path) -> StudyResult:
     returns = {name: series.dropna() for name, series in written["returns"].items()}
     return StudyResult(recipe, returns, cfg.run_id, {"folds": f"{len(result.ok)} of "
                                                      f"{len(result.folds)} ok"},
-                       written=written)
+                       _walkforward_jitter(recipe, out), written=written)
+
+
+def _walkforward_jitter(recipe: Recipe, out: Path) -> dict[str, dict[str, str]]:
+    """Each model arm's stitched Sharpe spread under ``--jitter`` (``bt compare --from OUT``)."""
+    n, sigma = _jitter(recipe)
+    if not n:
+        return {}
+    from llmbt.experiments.jitter import walkforward_spreads
+
+    spreads = walkforward_spreads(out, n, sigma)
+    return {_jitter_label(n, sigma): {arm: f"{lo:.2f} / {mid:.2f} / {hi:.2f}"
+                                      for arm, (_, lo, mid, hi) in spreads.items()}}
 
 
 def _evaluate(recipe: Recipe, out: Path) -> StudyResult:

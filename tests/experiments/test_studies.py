@@ -89,6 +89,8 @@ def test_check_fails_when_the_published_table_differs(tmp_path, monkeypatch) -> 
     ("name: bad\nkind: run\nconfig: {}\nrun: {jitter: 3, jitter_sigma: 0.01}\n",
      "--strategy sma_cross is single-instrument"),
     ("name: bad\nkind: run\nconfig: {}\nrun: {jiter: 3}\n", "run: unknown key 'jiter'"),
+    ("name: bad\nkind: walkforward\nconfig: {strategy: llm_sentiment}\n"
+     "walkforward: {jitter: 3, jitter_sigma: 0.01}\n", "--strategy llm_sentiment is single-instrument"),
     ("name: bad\nkind: audit\nconfig: {}\naudit: {cuts: 0}\n", "audit cuts 0 must be a whole number"),
     ("name: bad\nkind: run\nconfg: {}\n", "unknown key 'confg'. Did you mean 'config'"),
     ("name: bad\nkind: run\nconfig: {stratgy: sma_cross}\n", "study bad: study bad config: unknown key"),

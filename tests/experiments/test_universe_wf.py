@@ -215,6 +215,19 @@ def test_jitter_of_a_walkforward_folder_reruns_each_fold_from_the_cache(first_ru
         assert f"min {sharpe:.2f} / median {sharpe:.2f} / max {sharpe:.2f} (spread 0.00)" in line
 
 
+def test_a_walkforward_study_adds_each_arms_jitter_spread_to_its_stitched_table(first_run, tmp_path):
+    from llmbt.engine.metrics import sharpe_ratio
+    from llmbt.experiments import studies
+
+    out = write_results(first_run, tmp_path / "uwf-study-jitter")
+    recipe = studies.Recipe("w", "w", "walkforward", first_run.config.run.to_dict(),
+                            {"horizon": 5, "jitter": 2, "jitter_sigma": 0.0})
+    rows = studies._walkforward_jitter(recipe, out)  # sigma 0: every re-run is the run itself
+    for arm in ("base", "lora"):
+        sharpe = f"{sharpe_ratio(first_run.stitched(arm), 252):.2f}"
+        assert rows["Sharpe, --jitter 2 σ 0 (min / median / max)"][arm] == f"{sharpe} / {sharpe} / {sharpe}"
+
+
 def test_a_walkforward_study_publishes_its_statistics_from_the_folder_alone(first_run, tmp_path):
     from llmbt.reports.study_stats import walkforward_statistics
 
