@@ -257,7 +257,8 @@ def _bench(recipe: Recipe, out: Path) -> StudyResult:
     from llmbt.experiments.study_bench import bench_settings, run_bench
 
     load = os.getloadavg()[0]  # other work on the machine slows every figure
-    columns = run_bench(bench_settings(recipe.settings, recipe.name))
+    columns = run_bench(bench_settings(recipe.settings, recipe.name),
+                        say=lambda line: print(f"study {recipe.name}: {line}"))
     _write_json(out, columns)
     facts = {"load average when it started": f"{load:.2f} ({os.cpu_count()} cores)"}
     return StudyResult(recipe, {}, recipe.fingerprint(), facts, columns=columns)

@@ -60,6 +60,7 @@ are of the machine the study's provenance line names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,20 +169,22 @@ def _variants(data: Any, study: str) -> tuple[tuple[str, tuple[tuple[str, Any], 
     return tuple(out)
 
 
-def run_bench(settings: BenchSettings) -> dict[str, dict[str, Any]]:
+def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: None,
+              ) -> dict[str, dict[str, Any]]:
     """The suite's measurements: one column of rows per model (scoring), per prompt set and
     precision (precision), per training variant (train), per named run (precision_backtest),
-    or the one universe loop (universe)."""
+    or the one universe loop (universe); ``say`` gets a line as each column of the long suites
+    (train, precision_backtest, shapes) is measured."""
     if settings.suite == "precision":
         return _precisions(settings)
     if settings.suite == "train":
-        return _training(settings)
+        return _training(settings, say)
     if settings.suite == "universe":
         return _universe(settings)
     if settings.suite == "precision_backtest":
-        return _precision_backtests(settings)
+        return _precision_backtests(settings, say)
     if settings.suite == "shapes":
-        return _shapes(settings)
+        return _shapes(settings, say)
     return {settings.model: _scoring(settings)}
 
 
@@ -216,7 +219,7 @@ def _precisions(s: BenchSettings) -> dict[str, dict[str, Any]]:
     return columns
 
 
-def _training(s: BenchSettings) -> dict[str, dict[str, Any]]:
+def _training(s: BenchSettings, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Each variant of ``bt finetune``'s loop on the same examples; tokens/s against the first."""
     from llmbt.experiments.bench.train_speed import DEFAULT_DATA, bench_examples, bench_finetune
 
@@ -228,7 +231,10 @@ def _training(s: BenchSettings) -> dict[str, dict[str, Any]]:
     variants = {name: dict(fields) for name, fields in s.variants}
     rows = bench_finetune(s.model, examples, steps=s.steps, batch_size=s.batch_size,
                           n_val=s.n_val, device="cpu", variants=variants)
-    columns = {row.pop("variant"): row for row in rows}
+    columns = {}
+    for row in rows:
+        columns[name := row.pop("variant")] = row
+        say(f"{name}: {row['tokens_per_s']:.0f} tokens/s, {row['s_per_step']:.2f} s a step")
     first = next(iter(columns.values()))["tokens_per_s"]
     for row in columns.values():
         row["vs_first"] = row["tokens_per_s"] / first
@@ -255,14 +261,19 @@ def _universe(s: BenchSettings) -> dict[str, dict[str, Any]]:
     return columns
 
 
-def _precision_backtests(s: BenchSettings) -> dict[str, dict[str, Any]]:
+def _precision_backtests(s: BenchSettings, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Each named run scored in float32 and in the candidate: identical entries and exits, Sharpe."""
     from llmbt.experiments.bench.precision_backtest import compare_precisions
 
-    return {name: compare_precisions(config, candidate=s.candidate) for name, config in s.runs}
+    columns = {}
+    for name, config in s.runs:
+        columns[name] = row = compare_precisions(config, candidate=s.candidate)
+        say(f"{name}: {row['same_events']:.1%} identical entries and exits, Sharpe gap "
+            f"{row['sharpe_gap']:.2f}")
+    return columns
 
 
-def _shapes(s: BenchSettings) -> dict[str, dict[str, Any]]:
+def _shapes(s: BenchSettings, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Each shape with random weights, scored and trained per quantization (GPU memory on CUDA)."""
     import tempfile
 
@@ -280,5 +291,6 @@ def _shapes(s: BenchSettings) -> dict[str, dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="llmbt-bench-") as tmp:
             folder = save_random_model(shape, Path(tmp) / shape, device=s.device)
             for row in bench_train(folder, bench, list(s.quantizations)):
-                columns[f"{shape} {row.pop('quantization')}"] = row
+                columns[name := f"{shape} {row.pop('quantization')}"] = row
+                say(f"{name}: {row['score_items_per_s']:.1f} items/s scored")
     return columns

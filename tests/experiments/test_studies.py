@@ -172,8 +172,10 @@ def test_a_train_bench_study_times_each_variant_on_the_same_examples(tiny, tmp_p
     settings = bench_settings({"suite": "train", "model": str(tiny), "steps": 2, "batch_size": 4,
                                "n_val": 8, "examples": str(corpus),
                                "variants": {"old loop": old, "default": {}}}, "t")
-    columns = run_bench(settings)
+    said: list[str] = []
+    columns = run_bench(settings, say=said.append)
     assert list(columns) == ["old loop", "default"]
+    assert [line.split(":")[0] for line in said] == ["old loop", "default"]  # as each finishes
     assert columns["old loop"]["precision"] == "fp32" and not columns["old loop"]["share_prefix"]
     assert columns["default"]["group_by_length"] and columns["default"]["share_prefix"]
     for row in columns.values():  # the same examples and seed: the same loss before training
