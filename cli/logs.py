@@ -24,6 +24,10 @@ from rich.logging import RichHandler
 from llmbt.signals_cache.progress import show_transformers_bars
 
 _MARK = "_llmbt_cli_handler"
+#: Third-party loggers whose warnings are known noise, shown from ``-v`` on: bitsandbytes tries
+#: to fetch a CPU 4-bit kernel from the Hugging Face hub on every import on a CPU with AVX-512-BF16
+#: and warns, over six lines, when the hub (or trust_remote_code) refuses; its own kernels run.
+NOISY = ("bitsandbytes.backends.cpu.ops",)
 
 
 def setup_logging(verbosity: int) -> None:
@@ -35,10 +39,31 @@ def setup_logging(verbosity: int) -> None:
         root.removeHandler(old)
     handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=verbosity > 0,
                           markup=False)
+    handler.addFilter(_WarnOnce())
     setattr(handler, _MARK, True)
     root.addHandler(handler)
     quiet = verbosity < 0
     root.setLevel(logging.ERROR if quiet else logging.DEBUG if verbosity > 1 else logging.WARNING)
     own = logging.ERROR if quiet else logging.DEBUG if verbosity > 0 else logging.INFO
     logging.getLogger("llmbt").setLevel(own)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity > 0 else logging.ERROR)
     show_transformers_bars(verbosity > 0)
+
+
+class _WarnOnce(logging.Filter):
+    """Let a warning through the terminal once per command: a command that loads the same file
+    several times (an audit runs the portfolio three times) would repeat its data warnings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True

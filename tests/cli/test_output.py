@@ -177,3 +177,41 @@ def test_the_gguf_conversion_says_when_it_starts_and_ends_not_with_q(
     bt("-q")
     loading.gguf_store(gguf, "other")
     assert "convert" not in capsys.readouterr().err
+
+
+def test_a_repeated_warning_reaches_the_terminal_once_per_command() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from llmbt.cli.logs import setup_logging\n"
+        "setup_logging(0)\n"
+        "log = logging.getLogger('llmbt.feeds.long_format')\n"
+        "for _ in range(3):\n"
+        "    log.warning('prices %r: dropped %d bars', 'p.csv', 11)\n"
+        "log.warning('prices %r: dropped %d bars', 'other.csv', 2)\n"
+        "log.error('failed'); log.error('failed')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("dropped 11 bars") == 1 and out.stderr.count("dropped 2 bars") == 1
+    assert out.stderr.count("failed") == 2  # only warnings are folded
+
+
+@pytest.mark.parametrize(("verbosity", "shown"), [(0, False), (1, True)])
+def test_bitsandbytes_kernel_download_noise_shows_only_with_v(verbosity: int, shown: bool) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from llmbt.cli.logs import setup_logging\n"
+        f"setup_logging({verbosity})\n"
+        "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('Failed to load CPU gemm_4bit')\n"
+        "logging.getLogger('transformers.x').warning('another library warns')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ("Failed to load CPU gemm_4bit" in out.stderr) is shown
+    assert "another library warns" in out.stderr  # other libraries' warnings still show
