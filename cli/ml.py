@@ -217,8 +217,9 @@ TRAIN_FLAG_HELP: dict[str, str] = {
     "early_stopping_patience": "Validations without improvement before stopping (0 = never).",
     "seed": "Seed of split, init and order.",
     "template": "Prompt template (the one scoring will use).",
-    "precision": "auto, fp32 (or float32, as scoring spells it) or bf16: bf16 autocast forward (LoRA weights and AdamW stay fp32); "
-                 "auto = bf16 on a CPU with native bf16 (AVX-512-BF16/AMX), else fp32.",
+    "precision": "auto, fp32 (or float32, as scoring spells it) or bf16: bf16 autocast forward "
+                 "(LoRA weights and AdamW stay fp32); auto = bf16 on a CPU with native bf16 "
+                 "(AVX-512-BF16/AMX), else fp32.",
     "group_by_length": "Batches of similar length (shuffled, seeded; every example once per "
                        "epoch): less padding.",
     "share_prefix": "Run the prompt prefix a batch shares once (the template's system text; "
