@@ -280,9 +280,9 @@ def _shapes(s: BenchSettings, say: Callable[[str], None]) -> dict[str, dict[str,
     from llmbt.experiments.bench.train import TrainBench, bench_train, save_random_model
 
     if s.device.startswith("cuda"):
-        import torch
+        from llmbt.signals_cache.model.quantization import cuda_available
 
-        if not torch.cuda.is_available():
+        if not cuda_available():
             raise ConfigError(f"bench device {s.device!r}: no CUDA GPU here; run this study on a "
                               "machine with one, or set device: cpu with tiny shapes.")
     bench = TrainBench(n_prompts=s.n, steps=s.steps, batch_size=s.batch_size, device=s.device)

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from llmbt.engine.metrics import bars_per_year
+from llmbt.reports.studies import sentence
 
 
 def model_stats(check) -> dict:
@@ -27,7 +28,6 @@ def model_stats(check) -> dict:
             "sharpe_diff": cs.sharpe_difference_ci(returns["original"], returns["anonymized"], ppy),
             "hindsight": check.hindsight,
             "construction": check.original.signal_info.get("construction", "")}
-
 
 
 def model_verdict(stats: dict) -> str:
@@ -60,7 +60,7 @@ def model_markdown(stats: dict) -> str:
     ic, sharpe = stats["ic_diff"], stats["sharpe_diff"]
     rows.append(f"| original − anonymised | {_ci(ic, '+.4f')} | | {ic['n']:,} | {_ci(sharpe, '+.2f')} |")
     return ("| headlines | mean IC (1 day) | t | days | Sharpe |\n|---|---:|---:|---:|---:|\n"
-            + "\n".join(rows) + f"\n\n{_sentence(model_verdict(stats))}\n")
+            + "\n".join(rows) + f"\n\n{sentence(model_verdict(stats))}\n")
 
 
 def engine_markdown(audit: Any) -> str:
@@ -69,7 +69,7 @@ def engine_markdown(audit: Any) -> str:
             f"{mismatch_words(c.first) if c.first else '—'} |" for c in audit.checks]
     return ("| cut | bars before it | values compared | mismatches | first mismatch |\n"
             "|---|---:|---:|---:|---|\n" + "\n".join(rows)
-            + f"\n\n{_sentence(engine_verdict(audit))} Columns: {', '.join(audit.columns)}.\n")
+            + f"\n\n{sentence(engine_verdict(audit))} Columns: {', '.join(audit.columns)}.\n")
 
 
 def engine_verdict(audit: Any) -> str:
@@ -80,10 +80,6 @@ def engine_verdict(audit: Any) -> str:
                 "identical to the full run")
     cut, first = audit.first
     return f"LOOK-AHEAD: cutting the data at {cut.date()} changed {mismatch_words(first)}"
-
-
-def _sentence(text: str) -> str:
-    return f"{text[0].upper()}{text[1:]}."
 
 
 def _ci(d: dict, fmt: str) -> str:

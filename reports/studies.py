@@ -169,8 +169,12 @@ def signal_table(scores: pd.DataFrame, opens: pd.DataFrame, cost: float) -> str:
     frame = decay_frame(decay)
     rows = [(str(h), list(cells)) for h, cells in zip(decay.index, frame.to_numpy(), strict=True)]
     table = _grid(list(frame.columns), rows, "Horizon (bars)")
-    line = horizon_line(decay, cost)
-    return f"{table}\n{line[0].upper()}{line[1:]}. {DECAY_NOTE} *: non-overlapping windows.\n"
+    return f"{table}\n{sentence(horizon_line(decay, cost))} {DECAY_NOTE} *: non-overlapping windows.\n"
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: its first letter capitalised, a full stop at the end."""
+    return f"{text[0].upper()}{text[1:]}."
 
 
 def block_name(study: str, table: str) -> str:
