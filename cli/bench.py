@@ -274,15 +274,12 @@ def bench_universe_cmd(data: str | None, n_symbols: int | None, top_k: int, n_sc
 
 
 def _bench_scoring(prices: dict, news_path: str, symbol: str, n: int) -> None:
-    from llmbt.experiments.bench.universe_scoring import bench_universe_scoring
-    from llmbt.feeds import load_news
+    from llmbt.experiments.bench.universe_scoring import bench_news_file
 
-    news = load_news(news_path, tz="America/New_York")
-    rows = bench_universe_scoring(prices, news, symbol, n)
+    rows, ratio = bench_news_file(prices, news_path, symbol, n)
     for row in rows:
         click.echo("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
-    click.echo(f"{'universe_vs_one_symbol':<28} "
-               f"{rows[0]['ms_per_row'] / rows[1]['ms_per_row']:,.2f}x per row")
+    click.echo(f"{'universe_vs_one_symbol':<28} {ratio:,.2f}x per row")
 
 
 @bench.command("precision-backtest")

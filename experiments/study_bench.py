@@ -250,13 +250,11 @@ def _universe(s: BenchSettings) -> dict[str, dict[str, Any]]:
     columns = {f"event loop, top {s.top_k}": {"dropped_rows": dropped}
                | bench_universe(prices, top_k=s.top_k)}
     if s.scoring:
-        from llmbt.experiments.bench.universe_scoring import bench_universe_scoring
-        from llmbt.feeds import load_news
+        from llmbt.experiments.bench.universe_scoring import bench_news_file
 
-        news = load_news(DEFAULT_NEWS if (s.news or "shared") == "shared" else s.news,
-                         tz="America/New_York")
-        rows = bench_universe_scoring(prices, news, s.symbol, s.scoring)
-        rows[1]["speedup_per_row_vs_one_symbol"] = rows[0]["ms_per_row"] / rows[1]["ms_per_row"]
+        news = DEFAULT_NEWS if (s.news or "shared") == "shared" else s.news
+        rows, ratio = bench_news_file(prices, news, s.symbol, s.scoring)
+        rows[1]["speedup_per_row_vs_one_symbol"] = ratio
         columns |= {f"scoring: {row.pop('pass')}": row for row in rows}
     return columns
 

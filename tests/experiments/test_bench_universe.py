@@ -79,3 +79,17 @@ def test_the_scoring_comparison_scores_each_distinct_headline_once(shared_news, 
     assert one["rows"] == 40 and one["distinct"] >= 38  # a few repeated headlines
     assert uni["rows"] == 40 and uni["distinct"] < 40  # GOOG and GOOGL share headlines
     assert sizes[0] <= 16 and sizes[1:] == [one["distinct"], uni["distinct"]]  # an untimed batch first
+
+
+def test_a_news_file_is_read_in_new_york_time_and_the_ratio_is_per_row(shared_news, monkeypatch):
+    from llmbt.experiments.bench import universe_scoring
+    from llmbt.feeds import load_news
+
+    path = shared_news / "reuters_headlines_2013_2016.csv.gz"
+    seen = []
+    monkeypatch.setattr(universe_scoring, "bench_universe_scoring",
+                        lambda prices, news, symbol, n: seen.append(news) or
+                        [{"ms_per_row": 6.0}, {"ms_per_row": 4.0}])
+    rows, ratio = universe_scoring.bench_news_file({}, path, "GOOG", 40)
+    assert ratio == 1.5 and rows == [{"ms_per_row": 6.0}, {"ms_per_row": 4.0}]
+    pd.testing.assert_frame_equal(seen[0], load_news(path, tz="America/New_York"))
