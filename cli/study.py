@@ -66,6 +66,12 @@ def _tables(kind: str, res) -> dict[str, str]:
         from llmbt.reports.audit import audit_tables
 
         return audit_tables(res.audit.engine, res.audit.model)
+    if res.compared is not None:  # bt compare --from the folder, the run's own arms as the trials
+        from llmbt.reports.compare import compare_results
+        from llmbt.reports.studies import comparison_tables
+
+        comp = compare_results(res.compared, say=lambda _: None, trials="run")
+        return comparison_tables(comp.metrics, comp.significance)
     tables = render_tables(kind, res.returns, res.extra, res.columns,
                            *_folds_and_statistics(res.written))
     if res.signal is not None:

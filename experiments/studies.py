@@ -4,8 +4,9 @@ A recipe (``studies/NAME.yaml``) names the study, what it runs and with which co
 
     name: demo
     title: The demo, llm_sentiment on the GOOG sample with the embedded model
-    kind: run                # run (bt run), walkforward (bt walkforward), evaluate, bench, audit
+    kind: run                # run (bt run), walkforward (bt walkforward), evaluate, bench, audit, compare
     quick: false             # true: finishes in under a minute from a cold cache (CI runs it)
+    prepare: [examples/point_in_time/make_models.py, out/pit-models]   # optional: a script first
     config: {strategy: llm_sentiment}          # RunConfig fields (kinds run and walkforward)
     walkforward:                               # kind walkforward: WalkForwardConfig fields
       splitter: {train: 252, test: 63, embargo: 5}
@@ -17,7 +18,9 @@ Kind ``evaluate`` scores labelled sentences with several arms (its ``evaluate:``
 :mod:`llmbt.experiments.study_evaluate`), kind ``bench`` runs a benchmark suite (its ``bench:``
 block: :mod:`llmbt.experiments.study_bench`); their tables have a column per arm or a row per
 measurement instead of the metric table of return series. Kind ``audit`` runs ``bt audit
-lookahead`` on the recipe's config (its ``audit:`` block: :mod:`llmbt.experiments.study_audit`).
+lookahead`` on the recipe's config (its ``audit:`` block: :mod:`llmbt.experiments.study_audit`);
+kind ``compare`` runs ``bt compare --arm`` on it (its ``compare:`` block:
+:mod:`llmbt.experiments.study_compare`).
 
 :func:`run_study` runs it (from the caches when warm: the signal cache, the adapter store) and
 returns per-series returns and the run's facts; :mod:`llmbt.reports.studies` renders the table
@@ -41,14 +44,14 @@ import yaml
 from llmbt.engine.config import RunConfig
 from llmbt.errors import ConfigError, reject_unknown_keys
 
-KINDS = ("run", "walkforward", "evaluate", "bench", "audit")
+KINDS = ("run", "walkforward", "evaluate", "bench", "audit", "compare")
 #: The extra rows of a portfolio study, as ``bt run`` prints them.
 PORTFOLIO_ROWS = (
     ("Fills", lambda s: f"{int(s['fills']):,}"),
     ("Commission paid", lambda s: f"{s.get('commission', 0.0):,.0f}"),
     ("Turnover (daily)", lambda s: f"{s['turnover']:.1%}"),
 )
-_KEYS = ("name", "title", "kind", "quick", "config", "notes", *KINDS)
+_KEYS = ("name", "title", "kind", "quick", "config", "notes", "prepare", *KINDS)
 #: A study's ``--jitter`` keys (kind run: its ``run:`` block; kind walkforward: beside the
 #: walk-forward's fields).
 JITTER_KEYS = ("jitter", "jitter_sigma")
@@ -65,6 +68,7 @@ class Recipe:
     settings: dict[str, Any] = field(default_factory=dict)  # the block named by the kind
     quick: bool = False
     notes: str = ""
+    prepare: tuple[str, ...] = ()  # a Python script of the project and its arguments, run first
 
     def run_config(self) -> RunConfig:
         """The recipe's run configuration (refused like a bad flag, naming the recipe)."""
@@ -75,8 +79,9 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """16-hex hash of what decides the result: kind, config and the kind's settings."""
-        blob = json.dumps([self.kind, self.run_config().id_dict(), self.settings],
-                          sort_keys=True, default=str)
+        parts = [self.kind, self.run_config().id_dict(), self.settings]
+        blob = json.dumps(parts + ([list(self.prepare)] if self.prepare else []), sort_keys=True,
+                          default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -95,6 +100,7 @@ class StudyResult:
     written: dict[str, Any] | None = None  # a walk-forward's results folder, as read_results reads it
     audit: Any = None  # an audit study's AuditOutcome (engine check, model check)
     signal: tuple[pd.DataFrame, pd.DataFrame, float] | None = None  # a portfolio's scores, opens, cost
+    compared: Path | None = None  # a compare study's results folder, as bt compare --arm writes it
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -117,10 +123,40 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = Recipe(name=data["name"], title=str(data.get("title", data["name"])),
                     kind=data["kind"], config=dict(data.get("config") or {}),
                     settings=dict(data.get(data["kind"]) or {}),
-                    quick=bool(data.get("quick", False)), notes=str(data.get("notes", "")))
+                    quick=bool(data.get("quick", False)), notes=str(data.get("notes", "")),
+                    prepare=_prepare_command(data.get("prepare"), path))
     recipe.run_config()  # validated now, before anything runs
     _check_settings(recipe)
     return recipe
+
+
+def _prepare_command(raw: Any, path: Path) -> tuple[str, ...]:
+    """The recipe's ``prepare:`` (a script path, or a list: the script then its arguments)."""
+    command = tuple(map(str, [raw] if isinstance(raw, str) else raw or ()))
+    if command and not (command[0].endswith(".py") and Path(command[0]).is_file()):
+        raise ConfigError(f"study {path}: prepare {command[0]!r} must be a Python script of the "
+                          "project (its path from the repository root), then its arguments")
+    return command
+
+
+def prepare(recipe: Recipe) -> None:
+    """Run the recipe's ``prepare`` script with this Python (it saves what the study needs, e.g.
+    local models; it must write the same files every time, so the study stays a recipe).
+
+    Raises:
+        ConfigError: the script failed, with its last output lines.
+    """
+    import subprocess
+    import sys
+
+    if not recipe.prepare:
+        return
+    done = subprocess.run([sys.executable, *recipe.prepare], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+        raise ConfigError(f"study {recipe.name}: prepare {' '.join(recipe.prepare)} exited with "
+                          f"{done.returncode}:\n{tail}")
 
 
 def _check_settings(recipe: Recipe) -> None:
@@ -138,10 +174,16 @@ def _check_settings(recipe: Recipe) -> None:
         from llmbt.experiments.study_audit import audit_settings
 
         audit_settings(recipe.settings, recipe.name)
+    elif recipe.kind == "compare":
+        from llmbt.experiments.study_compare import compare_settings
+
+        compare_settings(recipe.settings, recipe.name)
 
 
 def run_study(recipe: Recipe, out: str | Path) -> StudyResult:
-    """Run ``recipe``, writing what the command writes (a results folder) under ``out``."""
+    """Run ``recipe`` (its ``prepare`` script first), writing what the command writes (a
+    results folder) under ``out``."""
+    prepare(recipe)
     if recipe.kind == "walkforward":
         return _walkforward(recipe, Path(out))
     if recipe.kind == "evaluate":
@@ -150,6 +192,8 @@ def run_study(recipe: Recipe, out: str | Path) -> StudyResult:
         return _bench(recipe, Path(out))
     if recipe.kind == "audit":
         return _audit(recipe)
+    if recipe.kind == "compare":
+        return _compare(recipe, Path(out))
     return _run(recipe)
 
 
@@ -270,6 +314,15 @@ def _audit(recipe: Recipe) -> StudyResult:
     config = recipe.run_config()
     outcome = run_audit(config, audit_settings(recipe.settings, recipe.name))
     return StudyResult(recipe, {}, config.run_id, audit_facts(outcome), audit=outcome)
+
+
+def _compare(recipe: Recipe, out: Path) -> StudyResult:
+    from llmbt.experiments.study_compare import compare_facts, compare_settings, run_compare
+
+    settings = compare_settings(recipe.settings, recipe.name)
+    config = recipe.run_config()
+    folder, info = run_compare(config, settings, out)
+    return StudyResult(recipe, {}, config.run_id, compare_facts(info), compared=folder)
 
 
 def _write_json(out: Path, columns: dict[str, dict[str, Any]]) -> None:

@@ -54,6 +54,13 @@
       runs:
         GOOG demo: {strategy: llm_sentiment}
 
+    bench:
+      suite: schedule       # a --model-schedule run against --model, whole processes, cold and cached
+      schedule: out/pit-models/schedule.csv
+      model: out/pit-models/llama-2012h2
+      start: "2011-10-01"
+      repeats: 3
+
 Every figure is measured in the one run, so ratios compare like with like; the absolute numbers
 are of the machine the study's provenance line names.
 """
@@ -75,6 +82,7 @@ SUITE_KEYS = {
     "universe": ("prices", "symbols", "top_k", "scoring", "symbol", "news"),
     "precision_backtest": ("candidate", "runs"),
     "shapes": ("shapes", "quantizations", "device", "n", "steps", "batch_size"),
+    "schedule": ("schedule", "model", "data", "start", "repeats"),
 }
 SUITES = tuple(SUITE_KEYS)
 
@@ -108,6 +116,16 @@ class BenchSettings:
     shapes: tuple[str, ...] = ("tiny-llama",)
     quantizations: tuple[str, ...] = ("none", "8bit", "4bit")
     device: str = "cpu"
+    schedule: str = ""
+    repeats: int = 3
+
+
+#: (suite, key, what it is) of the keys a suite cannot go without.
+_NEEDS = (("train", "variants", "a name per column and its settings, e.g. default: {}"),
+          ("precision_backtest", "runs", "a name per column and its run config, e.g. GOOG demo: "
+                                         "{strategy: llm_sentiment}"),
+          ("schedule", "schedule", "the schedule file timed against model:, e.g. "
+                                   "out/pit-models/schedule.csv"))
 
 
 def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
@@ -131,11 +149,9 @@ def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
     if "runs" in fields:
         fields["runs"] = _runs(fields["runs"], study)
     settings = BenchSettings(**fields)
-    for suite, key, example in (("train", "variants", "default: {}"),
-                                ("precision_backtest", "runs", "GOOG demo: {strategy: llm_sentiment}")):
+    for suite, key, what in _NEEDS:
         if settings.suite == suite and not getattr(settings, key):
-            raise ConfigError(f"study {study} bench: suite {suite} needs {key}: a name per "
-                              f"column and its settings, e.g. {example}.")
+            raise ConfigError(f"study {study} bench: suite {suite} needs {key}: {what}.")
     return settings
 
 
@@ -185,6 +201,12 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: No
         return _precision_backtests(settings, say)
     if settings.suite == "shapes":
         return _shapes(settings, say)
+    if settings.suite == "schedule":
+        from llmbt.experiments.bench.schedule import ScheduleBench, bench_schedule
+
+        return bench_schedule(ScheduleBench(schedule=settings.schedule, model=settings.model,
+                                            data=settings.data, start=settings.start,
+                                            repeats=settings.repeats))
     return {settings.model: _scoring(settings)}
 
 

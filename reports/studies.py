@@ -149,8 +149,27 @@ def render_tables(kind: str, returns: Mapping[str, pd.Series], extra: Mapping[st
     return tables
 
 
+#: Rows of ``bt compare``'s table that a study leaves out: they measure this run's cache and
+#: machine (a warm re-run scores nothing), not the arms.
+RUN_ROWS = ("ms per scored item", "Cache hit rate")
+
+
+def comparison_tables(metrics: pd.DataFrame, sentences: list[str]) -> dict[str, str]:
+    """A compare study's tables: ``""`` the metric table ``bt compare`` prints (its
+    :data:`~llmbt.reports.metrics.ROW_FORMATS`, blank where undefined; :data:`RUN_ROWS` left
+    out), ``significance`` its sentences, one paragraph each."""
+    from llmbt.reports.metrics import ROW_FORMATS
+
+    kept = metrics.drop(index=[r for r in RUN_ROWS if r in metrics.index])
+    rows = [(str(metric), [_metric(ROW_FORMATS.get(str(metric), "{:.4g}"), float(v)) for v in row])
+            for metric, row in kept.iterrows()]
+    return {"": _grid([str(c) for c in kept.columns], rows, "Metric"),
+            "significance": "".join(f"{text}\n\n" for text in sentences).rstrip("\n") + "\n"}
+
+
 #: The results page's heading of each table beside the main one.
-HEADINGS = {"folds": "Per fold", "statistics": "Statistics (the run's own arms as the trials)",
+HEADINGS = {"significance": "Whether the difference is real",
+            "folds": "Per fold", "statistics": "Statistics (the run's own arms as the trials)",
             "engine": "Engine check (every value before each cut against the full run)",
             "signal": "The signal: IC decay and break-even cost"}
 #: The horizons (bars) of a portfolio run study's signal table.

@@ -28,7 +28,8 @@ def test_every_table_in_the_docs_names_a_study_whose_recipe_still_matches() -> N
         recipe = load_recipe(ROOT / "studies" / f"{study_of(name)}.yaml")
         assert recipe.fingerprint() == recipe_hash, f"{page}: {name}'s recipe changed; re-run it"
         assert table.startswith(("| Metric |", "| Measurement |", "| Fold |", "| Statistic |", "- ",
-                                 "| headlines |", "| cut |", "| Horizon (bars) |")), \
+                                 "| headlines |", "| cut |", "| Horizon (bars) |",
+                                 "The Sharpe difference")), \
             f"{page}: the {name} table is empty"
         results = blocks_in((ROOT / "docs" / "results" / f"{study_of(name)}.md").read_text())
         assert [t for n, _, t in results if n == name] == [table], f"{page}: {name} is stale"
