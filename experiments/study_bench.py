@@ -61,6 +61,13 @@
       start: "2011-10-01"
       repeats: 3
 
+    bench:
+      suite: trials         # bt bench trials: what recording a trial in the ledger adds to a run
+      data: sample:GOOG
+      start: null           # every bar
+      repeats: 20
+      filled: 200
+
 Every figure is measured in the one run, so ratios compare like with like; the absolute numbers
 are of the machine the study's provenance line names.
 """
@@ -83,6 +90,7 @@ SUITE_KEYS = {
     "precision_backtest": ("candidate", "runs"),
     "shapes": ("shapes", "quantizations", "device", "n", "steps", "batch_size"),
     "schedule": ("schedule", "model", "data", "start", "repeats"),
+    "trials": ("data", "start", "repeats", "filled"),
 }
 SUITES = tuple(SUITE_KEYS)
 
@@ -98,7 +106,7 @@ class BenchSettings:
     n: int = 64
     n_generate: int = 8
     batch_size: int = 16
-    start: str = "2012-06-01"
+    start: str | None = "2012-06-01"
     cached_run: int = 3
     precisions: tuple[str, ...] = ("float32", "bf16")
     news: str | None = None
@@ -118,6 +126,7 @@ class BenchSettings:
     device: str = "cpu"
     schedule: str = ""
     repeats: int = 3
+    filled: int = 200
 
 
 #: (suite, key, what it is) of the keys a suite cannot go without.
@@ -189,7 +198,8 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: No
               ) -> dict[str, dict[str, Any]]:
     """The suite's measurements: one column of rows per model (scoring), per prompt set and
     precision (precision), per training variant (train), per named run (precision_backtest),
-    or the one universe loop (universe); ``say`` gets a line as each column of the long suites
+    per arm of a schedule (schedule), or the one universe loop or ledger (universe, trials);
+    ``say`` gets a line as each column of the long suites
     (train, precision_backtest, shapes) is measured."""
     if settings.suite == "precision":
         return _precisions(settings)
@@ -201,6 +211,12 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: No
         return _precision_backtests(settings, say)
     if settings.suite == "shapes":
         return _shapes(settings, say)
+    if settings.suite == "trials":
+        from llmbt.experiments.bench.trials import TrialsBench, bench_trials
+
+        bench = TrialsBench(data=settings.data, start=settings.start, repeats=settings.repeats,
+                            filled=max(settings.filled, settings.repeats + 1))
+        return {f"sma_cross on {settings.data}": bench_trials(bench)}
     if settings.suite == "schedule":
         from llmbt.experiments.bench.schedule import ScheduleBench, bench_schedule
 

@@ -57,7 +57,7 @@ def _ms(call: Callable[[], object]) -> float:
     return 1000 * (time.perf_counter() - started)
 
 
-def bench_trials(bench: TrialsBench) -> dict[str, float]:
+def bench_trials(bench: TrialsBench) -> dict[str, float | int]:
     """Milliseconds per recorded trial: ``first``, the median and the slowest of ``new`` and
     ``replace``, and the median of both once ``filled`` trials are in the ledger."""
     from llmbt.engine.runner import run_backtest
@@ -79,9 +79,9 @@ def bench_trials(bench: TrialsBench) -> dict[str, float]:
         filled_new = [record(10_000 + i) for i in range(bench.repeats)]
         filled_again = [record(3) for _ in range(bench.repeats)]
     slowest = max(new + again + filled_new + filled_again)
-    return {"bars": float(len(result.returns)), "first_ms": first,
+    return {"bars": len(result.returns), "first_ms": first,
             "new_median_ms": statistics.median(new), "replace_median_ms": statistics.median(again),
-            "filled_trials": float(bench.filled + bench.repeats),
+            "filled_trials": bench.filled + bench.repeats,
             "filled_new_median_ms": statistics.median(filled_new),
             "filled_replace_median_ms": statistics.median(filled_again), "slowest_ms": slowest,
             "goal_ms": GOAL_MS}
