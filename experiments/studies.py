@@ -78,7 +78,8 @@ class Recipe:
             raise ConfigError(f"study {self.name}: {exc}") from exc
 
     def fingerprint(self) -> str:
-        """16-hex hash of what decides the result: kind, config and the kind's settings."""
+        """16-hex hash of what decides the result: kind, config, the kind's settings and, when
+        there is one, the prepare command (so the hashes of recipes without one never changed)."""
         parts = [self.kind, self.run_config().id_dict(), self.settings]
         blob = json.dumps(parts + ([list(self.prepare)] if self.prepare else []), sort_keys=True,
                           default=str)
