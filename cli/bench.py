@@ -319,6 +319,6 @@ def bench_trials_cmd(data: str, start: str | None, repeats: int, filled: int) ->
     """
     from llmbt.experiments.bench.trials import TrialsBench, bench_trials
 
-    bench = TrialsBench(data=data, start=start, repeats=repeats, filled=max(filled, repeats + 1))
+    bench = TrialsBench(data=data, start=start, repeats=repeats, filled=filled)
     for key, value in bench_trials(bench).items():
         click.echo(f"{key:<28} {_fmt(value)}")

@@ -215,7 +215,7 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: No
         from llmbt.experiments.bench.trials import TrialsBench, bench_trials
 
         bench = TrialsBench(data=settings.data, start=settings.start, repeats=settings.repeats,
-                            filled=max(settings.filled, settings.repeats + 1))
+                            filled=settings.filled)
         return {f"sma_cross on {settings.data}": bench_trials(bench)}
     if settings.suite == "schedule":
         from llmbt.experiments.bench.schedule import ScheduleBench, bench_schedule

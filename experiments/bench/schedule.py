@@ -38,20 +38,18 @@ class ScheduleBench:
 ARMS = ("schedule", "one model, every cutoff", "one model")
 
 
-def _args(bench: ScheduleBench, arm: str, cache: Path) -> list[str]:
+def _args(bench: ScheduleBench, scorer: list[str], cache: Path) -> list[str]:
     import sys
 
-    scorer = (["--model", bench.model] if arm == ARMS[2] else
-              ["--model-schedule", bench.schedule if arm == ARMS[0] else str(cache.parent / "same.csv")])
     return [sys.executable, "-m", "llmbt", "run", "--strategy", "llm_sentiment", "--data", bench.data,
             "--start", bench.start, "--no-report", "--cache-dir", str(cache), *scorer]
 
 
-def _cold_and_cached(bench: ScheduleBench, arm: str) -> dict[str, float]:
-    """One arm from an empty cache (process, scoring and load seconds), then cached (process)."""
+def _cold_and_cached(bench: ScheduleBench, arm: str, scorer: list[str]) -> dict[str, float]:
+    """One arm (its ``scorer`` flags) from an empty cache (process, scoring and load seconds),
+    then cached (process)."""
     with tempfile.TemporaryDirectory(prefix="llmbt-bench-schedule-") as tmp:
-        _same_model_schedule(bench, Path(tmp) / "same.csv")
-        args = _args(bench, arm, Path(tmp) / "signals")
+        args = _args(bench, scorer, Path(tmp) / "signals")
         cold, out = timed_run(args)
         found = list(_SCORING.finditer(out))
         if not found:
@@ -87,9 +85,15 @@ def bench_schedule(bench: ScheduleBench) -> dict[str, dict[str, float | int]]:
         raise LlmbtError(f"schedule {bench.schedule!r} not found; the study's prepare: script "
                          "saves it (examples/point_in_time/make_models.py)")
     runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
-    for _ in range(max(1, bench.repeats)):
-        for arm, rows in runs.items():
-            rows.append(_cold_and_cached(bench, arm))
+    with tempfile.TemporaryDirectory(prefix="llmbt-bench-schedule-") as tmp:
+        same = Path(tmp) / "same.csv"  # written once, read by every round
+        _same_model_schedule(bench, same)
+        scorers = dict(zip(ARMS, (["--model-schedule", bench.schedule],
+                                  ["--model-schedule", str(same)], ["--model", bench.model]),
+                           strict=True))
+        for _ in range(max(1, bench.repeats)):
+            for arm, rows in runs.items():
+                rows.append(_cold_and_cached(bench, arm, scorers[arm]))
     columns = {arm: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
                | {"rounds": len(rows)} for arm, rows in runs.items()}
     for arm in ARMS[:2]:

@@ -59,7 +59,8 @@ def _ms(call: Callable[[], object]) -> float:
 
 def bench_trials(bench: TrialsBench) -> dict[str, float | int]:
     """Milliseconds per recorded trial: ``first``, the median and the slowest of ``new`` and
-    ``replace``, and the median of both once ``filled`` trials are in the ledger."""
+    ``replace``, and the median of both once ``filled`` trials (at least ``repeats + 1``) are in
+    the ledger."""
     from llmbt.engine.runner import run_backtest
     from llmbt.experiments.trials import record_run
 
@@ -70,18 +71,19 @@ def bench_trials(bench: TrialsBench) -> dict[str, float | int]:
         cfg = config.replace(params={"fast": fast, "slow": fast + 30})  # a valid pair, one key each
         return _ms(lambda: record_run(cfg, result.returns, result.signal_info, "run"))
 
+    filled = max(bench.filled, bench.repeats + 1)
     with _fresh_ledger():
         first = record(2)
         new = [record(3 + i) for i in range(bench.repeats)]
         again = [record(3) for _ in range(bench.repeats)]
-        for i in range(bench.filled - bench.repeats - 1):
+        for i in range(filled - bench.repeats - 1):
             record(100 + i)
         filled_new = [record(10_000 + i) for i in range(bench.repeats)]
         filled_again = [record(3) for _ in range(bench.repeats)]
     slowest = max(new + again + filled_new + filled_again)
     return {"bars": len(result.returns), "first_ms": first,
             "new_median_ms": statistics.median(new), "replace_median_ms": statistics.median(again),
-            "filled_trials": bench.filled + bench.repeats,
+            "filled_trials": filled + bench.repeats,
             "filled_new_median_ms": statistics.median(filled_new),
             "filled_replace_median_ms": statistics.median(filled_again), "slowest_ms": slowest,
             "goal_ms": GOAL_MS}
