@@ -23,7 +23,8 @@ def study() -> None:
               help="The docs folder: results/NAME.md is written there and every marked table "
                    "of the study in it (and in README.md) is rewritten.")
 @click.option("--check", is_flag=True, help="Write nothing: exit 1 when a regenerated table "
-              "differs from the one in DOCS/results/NAME.md.")
+              "differs from the one in DOCS/results/NAME.md, or a figure the docs quote from it "
+              "differs from its cell.")
 def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
     """Run each recipe (from the caches when warm) and write its table.
 
@@ -38,7 +39,8 @@ def run_cmd(recipes: tuple[str, ...], out: str, docs: str, check: bool) -> None:
         tables = _tables(recipe.kind, res)
         click.echo(f"study {recipe.name}: run {res.run_id}\n" + "\n".join(tables.values()))
         if check:
-            stale += [] if _same(Path(docs), recipe.name, tables) else [recipe.name]
+            fresh = _same(Path(docs), recipe.name, tables) and _quotes_match(Path(docs), recipe.name, tables)
+            stale += [] if fresh else [recipe.name]
         else:
             _write(recipe, res, tables, Path(path), Path(docs))
     if stale:
@@ -99,10 +101,27 @@ def _same(docs: Path, name: str, tables: dict[str, str]) -> bool:
     return all(found.get(block_name(name, key)) == table for key, table in tables.items())
 
 
+def _pages(docs: Path) -> list[Path]:
+    """The markdown files whose blocks and quotes ``bt study run`` rewrites."""
+    return [md for md in [Path("README.md"), *sorted(docs.rglob("*.md"))] if md.is_file()]
+
+
+def _quotes_match(docs: Path, name: str, tables: dict[str, str]) -> bool:
+    """Whether every figure the docs quote from the study's tables equals its regenerated cell."""
+    from llmbt.reports.studies import block_name
+    from llmbt.reports.study_quotes import quotes_in, table_cell
+
+    by_block = {block_name(name, key): table for key, table in tables.items()}
+    return all(table_cell(by_block[q.block], q.row, q.column, f"{md}: {q.block}") == q.text
+               for md in _pages(docs) for q in quotes_in(md.read_text(encoding="utf-8"))
+               if q.block in by_block)
+
+
 def _write(recipe, res, tables: dict[str, str], path: Path, docs: Path) -> None:
     from llmbt.experiments.results import git_state
     from llmbt.experiments.studies import machine
     from llmbt.reports.studies import block_name, replace_blocks, results_markdown
+    from llmbt.reports.study_quotes import replace_quotes
 
     state = git_state()
     commit = (state["git_commit"] or "unknown")[:7] + (" (dirty)" if state["dirty"] else "")
@@ -114,8 +133,8 @@ def _write(recipe, res, tables: dict[str, str], path: Path, docs: Path) -> None:
     page.write_text(results_markdown(recipe.title, recipe.name, recipe.fingerprint(), tables,
                                      provenance, res.facts, recipe.notes), encoding="utf-8")
     click.echo(f"wrote {page}")
-    for md in [Path("README.md"), *sorted(docs.rglob("*.md"))]:
+    for md in [md for md in _pages(docs) if md != page]:
         changed = [replace_blocks(md, block_name(recipe.name, key), recipe.fingerprint(), table)
-                   for key, table in tables.items()] if md.is_file() and md != page else []
+                   | replace_quotes(md, block_name(recipe.name, key), table) for key, table in tables.items()]
         if any(changed):
             click.echo(f"updated {md}")

@@ -12,7 +12,8 @@ between two markers, then one provenance line (run id, recipe hash, commit, mach
 
 Any markdown file of the docs (and the README) may hold the same marked block: ``bt study run``
 rewrites each one, so no table there is typed by hand, and a test checks each block names a study
-whose recipe still matches.
+whose recipe still matches. A figure quoted in a sentence is one cell of such a table
+(:mod:`llmbt.reports.study_quotes`).
 """
 
 from __future__ import annotations
