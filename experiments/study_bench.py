@@ -62,6 +62,12 @@
       repeats: 3
 
     bench:
+      suite: select         # bt bench select: each run's rule against a fixed list of the names
+      repeats: 3            # it picks, and the rule over that list; whole cached processes
+      runs:
+        30 of 499: {strategy: llm_news_portfolio, data: "csv:P", select: "news:30:252", ...}
+
+    bench:
       suite: trials         # bt bench trials: what recording a trial in the ledger adds to a run
       data: sample:GOOG
       start: null           # every bar
@@ -91,6 +97,7 @@ SUITE_KEYS = {
     "shapes": ("shapes", "quantizations", "device", "n", "steps", "batch_size"),
     "schedule": ("schedule", "model", "data", "start", "repeats"),
     "trials": ("data", "start", "repeats", "filled"),
+    "select": ("runs", "repeats"),
 }
 SUITES = tuple(SUITE_KEYS)
 
@@ -134,7 +141,8 @@ _NEEDS = (("train", "variants", "a name per column and its settings, e.g. defaul
           ("precision_backtest", "runs", "a name per column and its run config, e.g. GOOG demo: "
                                          "{strategy: llm_sentiment}"),
           ("schedule", "schedule", "the schedule file timed against model:, e.g. "
-                                   "out/pit-models/schedule.csv"))
+                                   "out/pit-models/schedule.csv"),
+          ("select", "runs", "a name per column and its universe run with a select: rule"))
 
 
 def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
@@ -161,6 +169,10 @@ def bench_settings(data: dict[str, Any], study: str) -> BenchSettings:
     for suite, key, what in _NEEDS:
         if settings.suite == suite and not getattr(settings, key):
             raise ConfigError(f"study {study} bench: suite {suite} needs {key}: {what}.")
+    for name, config in settings.runs if settings.suite == "select" else ():
+        if not config.select:
+            raise ConfigError(f"study {study} bench run {name!r}: the select suite times a rule; "
+                              "give the run select: RULE (e.g. news:30:252).")
     return settings
 
 
@@ -197,7 +209,7 @@ def _variants(data: Any, study: str) -> tuple[tuple[str, tuple[tuple[str, Any], 
 def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: None,
               ) -> dict[str, dict[str, Any]]:
     """The suite's measurements: one column of rows per model (scoring), per prompt set and
-    precision (precision), per training variant (train), per named run (precision_backtest),
+    precision (precision), per training variant (train), per named run (precision_backtest, select),
     per arm of a schedule (schedule), or the one universe loop or ledger (universe, trials);
     ``say`` gets a line as each column of the long suites
     (train, precision_backtest, shapes) is measured."""
@@ -217,6 +229,10 @@ def run_bench(settings: BenchSettings, say: Callable[[str], None] = lambda _: No
         bench = TrialsBench(data=settings.data, start=settings.start, repeats=settings.repeats,
                             filled=settings.filled)
         return {f"sma_cross on {settings.data}": bench_trials(bench)}
+    if settings.suite == "select":
+        from llmbt.experiments.bench.select import bench_selection
+
+        return {name: bench_selection(config, settings.repeats) for name, config in settings.runs}
     if settings.suite == "schedule":
         from llmbt.experiments.bench.schedule import ScheduleBench, bench_schedule
 

@@ -255,6 +255,25 @@ def test_bt_bench_select_times_both_runs(shared_news, tmp_path, monkeypatch):
     assert rows["pairs"] == "1" and rows["select_goal"].startswith("<= 10%: ")
 
 
+def test_the_select_study_suite_times_the_rule_against_the_names_it_picks(shared_news, tmp_path,
+                                                                         monkeypatch):
+    from llmbt.experiments.bench.select import bench_selection, selected_names
+
+    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+    cfg = _config(shared_news, scorer="lexicon", start="2015-05-01")
+    names = selected_names(cfg)
+    assert 3 <= len(names) < len(SYMBOLS) and set(names) <= set(SYMBOLS)
+    row = bench_selection(cfg, repeats=1)
+    assert row["names"] == len(names) and row["rounds"] == 1
+    assert min(row[k] for k in ("process_fixed_list_s", "process_rule_over_list_s",
+                                "process_rule_over_file_s")) > 0
+    assert row["rule_over_list_overhead"] == pytest.approx(
+        row["process_rule_over_list_s"] / row["process_fixed_list_s"] - 1)
+    assert row["select_goal"].startswith("<= 10%: ")
+    with pytest.raises(ConfigError, match="needs a run with select: RULE"):
+        selected_names(_config(shared_news, select=None))
+
+
 def test_a_symbol_listed_later_is_no_look_ahead_for_the_audit(shared_news, monkeypatch):
     """CSRA starts trading in Nov 2015: before its first bar its column does not exist in data cut
     earlier, so the selection there is 'no bar' (NaN), not 'not selected', in both."""
