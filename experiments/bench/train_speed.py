@@ -7,7 +7,9 @@ for the same number of steps over the same examples: exactly one epoch of ``step
 batch_size`` examples, batched each variant's way; one untimed step with learning rate 0
 warms the kernels first. Tokens are real (padding not counted). The held-out loss is computed
 the same way for both (fp32, plain batches) on examples neither trained on, so a lower speed
-cost at an equal loss is visible in one table. torch is imported lazily.
+cost at an equal loss is visible in one table. A variant with ``method: seqcls`` trains the
+classification-head LoRA instead, on a freshly loaded classifier of the same base (its held-out
+loss is over the three classes). torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -58,22 +60,43 @@ def bench_finetune(model: str, examples: Sequence[Any], *, steps: int, batch_siz
         ConfigError: fewer examples than the run needs.
         LlmbtError: the model cannot be loaded.
     """
-    from llmbt.signals_cache.finetune.encoding import encode_examples
     from llmbt.signals_cache.finetune.trainer import TrainConfig
-    from llmbt.signals_cache.model.loading import ModelSpec, load_model
-    from llmbt.signals_cache.scoring.prompts import get_template
 
     n_train = steps * batch_size
     if len(examples) < n_train + n_val:
         raise ConfigError(f"the bench needs {n_train + n_val} examples, got {len(examples)}.")
-    loaded = load_model(ModelSpec(base=model, device=device, precision="float32"))
     base = TrainConfig(max_steps=steps, batch_size=batch_size, early_stopping_patience=0)
-    template, width = get_template(base.template), base.max_length
-    train = encode_examples(examples[:n_train], loaded.tokenizer, template, width)
-    val = encode_examples(examples[n_train : n_train + n_val], loaded.tokenizer, template, width)
+    split = (examples[:n_train], examples[n_train : n_train + n_val])
+    language_model: list[Any] = []  # loaded once, on the first label-token variant
     for name, fields in variants.items():
         cfg = dataclasses.replace(base, **fields)
+        loaded, train, val = _prepared(model, device, cfg, split, language_model)
         yield {"variant": name} | _run_variant(loaded, cfg, train, val)
+
+
+def _prepared(model: str, device: str, cfg: Any, split: tuple[Sequence[Any], Sequence[Any]],
+              language_model: list[Any]) -> tuple[Any, Any, Any]:
+    """The base ``cfg.method`` trains and the (train, val) examples encoded its way: the causal
+    LM for label-token methods (loaded once, into ``language_model``), a freshly loaded
+    classifier for ``seqcls`` (its new head initialised from ``cfg.seed``, as ``bt finetune``)."""
+    import torch
+
+    from llmbt.signals_cache.finetune.encoding import encode_classes, encode_examples
+    from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
+    from llmbt.signals_cache.model.seqcls import load_seqcls
+    from llmbt.signals_cache.scoring.prompts import get_template
+
+    spec = ModelSpec(base=model, device=device, precision="float32")
+    if cfg.method == "seqcls":
+        torch.manual_seed(cfg.seed)
+        net, tokenizer, where = load_seqcls(spec, trainable=True)
+        loaded, encode = LoadedModel(net, tokenizer, "", spec, where), encode_classes
+    else:
+        if not language_model:
+            language_model.append(load_model(spec))
+        loaded, encode = language_model[0], encode_examples
+    template = get_template(cfg.template)
+    return loaded, *(encode(part, loaded.tokenizer, template, cfg.max_length) for part in split)
 
 
 def _run_variant(loaded: Any, cfg: Any, train: Any, val: Any) -> dict[str, Any]:
@@ -93,7 +116,8 @@ def _run_variant(loaded: Any, cfg: Any, train: Any, val: Any) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     _reset_peak_rss()
     metrics = fit(model, train, Encoded([], [], 0), cfg, pad, device, progress=False)
-    row = {"precision": metrics["precision"], "group_by_length": cfg.group_by_length,
+    row = {"method": cfg.method, "precision": metrics["precision"],
+           "group_by_length": cfg.group_by_length,
            "share_prefix": cfg.share_prefix, "steps": metrics["steps"],
            "s_per_step": metrics["seconds_per_step"], "tokens_per_s": metrics["train_tokens_per_s"],
            "peak_rss_gib": _peak_rss_gib(), **_batch_cost(train, cfg),

@@ -221,6 +221,28 @@ def test_a_train_bench_study_times_each_variant_on_the_same_examples(tiny, tmp_p
                                   "variants": {"d": {}}}, "t"))
 
 
+def test_a_train_bench_variant_may_train_the_classification_head_lora(tiny, tmp_path) -> None:
+    from helpers import toy_examples
+
+    from llmbt.experiments.study_bench import bench_settings, run_bench
+
+    corpus = tmp_path / "toy.csv"
+    corpus.write_text("text,label\n" + "".join(f'"{e.text}",{e.label}\n' for e in toy_examples(3)))
+    whole = {"method": "seqcls", "share_prefix": False}
+    settings = bench_settings({"suite": "train", "model": str(tiny), "steps": 2, "batch_size": 4,
+                               "n_val": 8, "examples": str(corpus),
+                               "variants": {"lora": {}, "cls whole": whole, "cls": {"method": "seqcls"}}},
+                              "t")
+    columns = run_bench(settings)
+    assert [c["method"] for c in columns.values()] == ["lora", "seqcls", "seqcls"]
+    assert not columns["cls whole"]["share_prefix"] and columns["cls"]["share_prefix"]
+    # each classifier starts from the same fresh head: the same held-out loss before training,
+    # over three classes (not the label tokens' loss of the LoRA)
+    assert columns["cls"]["val_loss_start"] == pytest.approx(columns["cls whole"]["val_loss_start"])
+    assert columns["cls"]["val_loss_start"] != pytest.approx(columns["lora"]["val_loss_start"])
+    assert all(c["steps"] == 2 and c["tokens_per_s"] > 0 for c in columns.values())
+
+
 def test_a_shapes_bench_study_scores_and_trains_each_shape_and_refuses_cuda_without_a_gpu() -> None:
     import torch
 
