@@ -3,8 +3,6 @@ with ``--model-check``, the model check (the same run with and without ``--anony
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from llmbt.cli.base import build_config, cli, run_options
@@ -79,9 +77,7 @@ def model_table(stats: dict) -> str:
 
 
 def _diff_line(what: str, d: dict, fmt: str) -> str:
-    level = 1 - d["alpha"]
-    ci = ("n/a" if not (math.isfinite(d["low"]) and math.isfinite(d["high"]))
-          else f"[{d['low']:{fmt}}, {d['high']:{fmt}}]")
-    return (f"{what} original - anonymised: {d['diff']:{fmt}}, {level:.0%} CI {ci}, "
-            f"p {d['p_value']:.3f} ({d['n']} paired days)")
+    from llmbt.reports.audit import difference_words
+
+    return f"{what} original - anonymised: {difference_words(d, fmt, 3)} ({d['n']} paired days)"
 

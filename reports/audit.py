@@ -58,7 +58,8 @@ def model_markdown(stats: dict) -> str:
             f"{arm['ic']['days']:,} | {arm['sharpe']:.2f} |"
             for label, arm in zip(("original", "anonymised"), stats["arms"].values(), strict=True)]
     ic, sharpe = stats["ic_diff"], stats["sharpe_diff"]
-    rows.append(f"| original − anonymised | {_ci(ic, '+.4f')} | | {ic['n']:,} | {_ci(sharpe, '+.2f')} |")
+    rows.append(f"| original − anonymised | {difference_words(ic, '+.4f')} | | {ic['n']:,} "
+                f"| {difference_words(sharpe, '+.2f')} |")
     return ("| headlines | mean IC (1 day) | t | days | Sharpe |\n|---|---:|---:|---:|---:|\n"
             + "\n".join(rows) + f"\n\n{sentence(model_verdict(stats))}\n")
 
@@ -82,12 +83,14 @@ def engine_verdict(audit: Any) -> str:
     return f"LOOK-AHEAD: cutting the data at {cut.date()} changed {mismatch_words(first)}"
 
 
-def _ci(d: dict, fmt: str) -> str:
+def difference_words(d: dict, fmt: str, p_digits: int = 2) -> str:
+    """A paired difference ``d`` (diff, low, high, alpha, p_value) as ``+0.0123, 95% CI [a, b], p
+    0.45`` (``fmt`` formats the figures; ``CI n/a`` when the interval could not be computed)."""
     if not (math.isfinite(d["low"]) and math.isfinite(d["high"])):
         return f"{d['diff']:{fmt}}, CI n/a"
     level = 1 - d["alpha"]
     return (f"{d['diff']:{fmt}}, {level:.0%} CI [{d['low']:{fmt}}, {d['high']:{fmt}}], "
-            f"p {d['p_value']:.2f}")
+            f"p {d['p_value']:.{p_digits}f}")
 
 
 def mismatch_words(m: Any) -> str:

@@ -18,8 +18,9 @@ GOOD, BAD = "Acme beats estimates", "Acme sued over fraud"
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    """Stub tokenizer and model: record the prompts sent; 'beats' is bullish, 'sued' bearish."""
+def keyword_sent(monkeypatch) -> list[str]:
+    """Stub tokenizer and model: record the prompts sent; 'beats' is bullish, 'sued' bearish (a
+    keyword decides the label, where the shared ``sent`` fixture hashes the text)."""
     calls: list[str] = []
 
     def fake(prompts, req, version):
@@ -42,13 +43,13 @@ def _probs(label: str) -> np.ndarray:
 REQ = SignalRequest(mode="headlines")
 
 
-def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent):
+def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(keyword_sent):
     prices = {"AAA": daily_bars(5), "BBB": daily_bars(5)}
     news = news_frame([("2024-01-02T12:00Z", "AAA", GOOD), ("2024-01-02T12:00Z", "BBB", GOOD),
                   ("2024-01-03T12:00Z", "BBB", BAD), ("2024-01-03T12:00Z", "ZZZ", BAD)])
     panels, _ = universe.universe_signals(prices, news, REQ)
-    assert len(sent) == 2 and sum(GOOD in p for p in sent) == 1  # ZZZ is not in the universe
-    assert not any("AAA" in p or "BBB" in p for p in sent)  # the symbol-free template
+    assert len(keyword_sent) == 2 and sum(GOOD in p for p in keyword_sent) == 1  # ZZZ is not in the universe
+    assert not any("AAA" in p or "BBB" in p for p in keyword_sent)  # the symbol-free template
     score = panels["score"]
     assert list(score.columns) == ["AAA", "BBB"]
     # a headline at 12:00 on Jan 2 is on the first bar opening after it: Jan 3 (no look-ahead)
@@ -56,17 +57,17 @@ def test_a_headline_of_several_symbols_is_scored_once_and_counted_for_each(sent)
     assert score.loc["2024-01-04", "BBB"] == pytest.approx(-0.85)
 
 
-def test_only_the_window_and_its_warmup_are_scored(sent):
+def test_only_the_window_and_its_warmup_are_scored(keyword_sent):
     prices = {"AAA": daily_bars(30)}
     news = news_frame([(f"2024-01-{d:02d}T12:00Z", "AAA", f"Acme beats estimates {d}") for d in range(1, 29)])
     req = SignalRequest(mode="headlines", warmup=3,
                         score_from=pd.Timestamp("2024-01-20", tz="UTC"))
     universe.universe_signals(prices, news, req)
-    days = sorted(int(p.split("estimates ")[1].split("<")[0]) for p in sent)
+    days = sorted(int(p.split("estimates ")[1].split("<")[0]) for p in keyword_sent)
     assert days == list(range(16, 29))  # 3 news bars before Jan 20 (Jan 17–19 ← news of 16–18) on
 
 
-def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(sent):
+def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(keyword_sent):
     """Fewer news bars than the warm-up before the start: scoring starts at bar 0, and only the
     headline of the night before the first bar may reach it, not last year's news."""
     prices = {"AAA": daily_bars(10, start="2024-03-01")}
@@ -75,17 +76,17 @@ def test_headlines_from_before_a_short_history_are_not_piled_onto_its_first_bar(
     req = SignalRequest(mode="headlines", warmup=5,
                         score_from=pd.Timestamp("2024-03-03", tz="UTC"))
     panels, _ = universe.universe_signals(prices, news, req)
-    assert not any("2023" in p for p in sent) and len(sent) == 2
+    assert not any("2023" in p for p in keyword_sent) and len(keyword_sent) == 2
     assert panels["score"].loc["2024-03-01", "AAA"] == pytest.approx(0.85)
 
 
-def test_a_template_with_the_symbol_is_refused(sent):
+def test_a_template_with_the_symbol_is_refused(keyword_sent):
     req = SignalRequest(scorer=ScorerId(template="headlines-v1"), mode="headlines")
     with pytest.raises(ConfigError, match="headlines-v2"):
         universe.universe_signals({"AAA": daily_bars(5)}, news_frame([("2024-01-02", "AAA", GOOD)]), req)
 
 
-def test_a_symbol_without_news_has_an_all_nan_score(sent):
+def test_a_symbol_without_news_has_an_all_nan_score(keyword_sent):
     panels, _ = universe.universe_signals({"AAA": daily_bars(5), "CCC": daily_bars(5)},
                                           news_frame([("2024-01-02T12:00Z", "AAA", GOOD)]), REQ)
     assert panels["score"]["CCC"].isna().all() and panels["vol"].shape == (5, 2)
