@@ -40,11 +40,12 @@ KEYS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "FINNHUB_API_KEY", "MASSIVE_API_K
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
+def home(llmbt_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test of this file: a fresh ``LLMBT_HOME`` (the shared fixture) and no provider's API
+    key from this machine's environment."""
     for key in KEYS:
         monkeypatch.delenv(key, raising=False)
-    return tmp_path / "home"
+    return llmbt_home
 
 
 def utc(text: str) -> pd.Timestamp:
