@@ -2,7 +2,8 @@
 
 from llmbt.errors import ConfigError, DataError, LlmbtError
 from llmbt.feeds.news import align_news_to_bars, load_news
-from llmbt.feeds.prices import fetch_to_cache, load_prices, normalize_prices, validate_prices
+from llmbt.feeds.price_frame import normalize_prices, validate_prices
+from llmbt.feeds.prices import fetch_to_cache, load_prices
 from llmbt.feeds.sources import SOURCES, symbol_of
 from llmbt.feeds.universe import Universe, is_universe, load_universe, parse_symbols
 

@@ -3,7 +3,7 @@
 A long file has the columns ``timestamp, symbol, open, high, low, close, volume`` (any case, any
 order; ``currency`` optional). The whole frame is parsed once; each symbol's rows then become a
 frame of exactly the shape :func:`llmbt.feeds.prices.load_prices` returns and are checked by
-:func:`~llmbt.feeds.prices.validate_prices`, every error naming the symbol. Rows that cannot be a
+:func:`~llmbt.feeds.price_frame.validate_prices`, every error naming the symbol. Rows that cannot be a
 bar (a blank price, as in real archives, or high < low, a non-positive price, negative volume) are
 dropped explicitly: they are returned as ``(symbol, bar time, reason)`` and logged in one warning.
 Duplicate or unsorted timestamps and unreadable values stay errors.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from llmbt.errors import DataError, did_you_mean
-from llmbt.feeds.prices import (
+from llmbt.feeds.price_frame import (
     COLUMNS,
     column_key,
     fmt_time,

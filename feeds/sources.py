@@ -1,7 +1,7 @@
 """Where prices come from: one reader per URI scheme, the network calls, and the download cache.
 
 A price URI is ``SCHEME:TARGET``. Each scheme in :data:`SOURCES` has a reader that returns a *raw*
-frame (any column case, a date index or column); :mod:`llmbt.feeds.prices` normalises and validates it.
+frame (any column case, a date index or column); :mod:`llmbt.feeds.price_frame` normalises and validates it.
 
 The network is touched in exactly two small functions, so tests replace only those:
 :func:`_yahoo_download` (returns yfinance's raw frame) and :func:`_ccxt_exchange` (returns an

@@ -20,7 +20,8 @@ import pandas as pd
 
 from llmbt.errors import DataError, did_you_mean
 from llmbt.feeds.long_format import Dropped, for_symbol, listing, read_long, select
-from llmbt.feeds.prices import COLUMNS, DateLike, fmt_time, load_unsliced, parse_range
+from llmbt.feeds.price_frame import COLUMNS, fmt_time
+from llmbt.feeds.prices import DateLike, load_unsliced, parse_range
 from llmbt.feeds.sources import PriceUri, file_columns, parse_uri
 
 log = logging.getLogger(__name__)
