@@ -20,8 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llmbt.errors import ConfigError, LlmbtError
 from llmbt.experiments.bench.cached import timed_run
 
@@ -116,5 +114,5 @@ def bench_selection(config: Any, repeats: int = 3) -> dict[str, float | int | st
 
 def _command(config: Any, path: Path) -> list[str]:
     """``python -m llmbt run --config PATH`` with ``config`` written to ``path`` as YAML."""
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=True), encoding="utf-8")
+    path.write_text(config.to_yaml(), encoding="utf-8")
     return [sys.executable, "-m", "llmbt", "run", "--config", str(path), "--no-report"]

@@ -61,42 +61,47 @@ def bench_finetune(model: str, examples: Sequence[Any], *, steps: int, batch_siz
         LlmbtError: the model cannot be loaded.
     """
     from llmbt.signals_cache.finetune.trainer import TrainConfig
+    from llmbt.signals_cache.model.loading import ModelSpec, load_model
 
     n_train = steps * batch_size
     if len(examples) < n_train + n_val:
         raise ConfigError(f"the bench needs {n_train + n_val} examples, got {len(examples)}.")
     base = TrainConfig(max_steps=steps, batch_size=batch_size, early_stopping_patience=0)
     split = (examples[:n_train], examples[n_train : n_train + n_val])
-    language_model: list[Any] = []  # loaded once, on the first label-token variant
+    spec = ModelSpec(base=model, device=device, precision="float32")
+    language_model = None  # loaded on the first label-token variant, reused by the others
     for name, fields in variants.items():
         cfg = dataclasses.replace(base, **fields)
-        loaded, train, val = _prepared(model, device, cfg, split, language_model)
+        if cfg.method == "seqcls":
+            loaded = _fresh_classifier(spec, cfg.seed)
+        else:
+            loaded = language_model = language_model or load_model(spec)
+        train, val = _encoded(loaded.tokenizer, cfg, split)
         yield {"variant": name} | _run_variant(loaded, cfg, train, val)
 
 
-def _prepared(model: str, device: str, cfg: Any, split: tuple[Sequence[Any], Sequence[Any]],
-              language_model: list[Any]) -> tuple[Any, Any, Any]:
-    """The base ``cfg.method`` trains and the (train, val) examples encoded its way: the causal
-    LM for label-token methods (loaded once, into ``language_model``), a freshly loaded
-    classifier for ``seqcls`` (its new head initialised from ``cfg.seed``, as ``bt finetune``)."""
+def _fresh_classifier(spec: Any, seed: int) -> Any:
+    """``spec``'s base loaded as the classifier ``--method seqcls`` trains, its new head
+    initialised from ``seed`` (as ``bt finetune``), so every seqcls variant starts alike."""
     import torch
 
-    from llmbt.signals_cache.finetune.encoding import encode_classes, encode_examples
-    from llmbt.signals_cache.model.loading import LoadedModel, ModelSpec, load_model
+    from llmbt.signals_cache.model.loading import LoadedModel
     from llmbt.signals_cache.model.seqcls import load_seqcls
+
+    torch.manual_seed(seed)
+    net, tokenizer, where = load_seqcls(spec, trainable=True)
+    return LoadedModel(net, tokenizer, "", spec, where)
+
+
+def _encoded(tokenizer: Any, cfg: Any, split: tuple[Sequence[Any], Sequence[Any]]) -> tuple[Any, Any]:
+    """The (train, val) examples encoded the way ``cfg.method`` trains on them."""
+    from llmbt.signals_cache.finetune.encoding import encode_classes, encode_examples
     from llmbt.signals_cache.scoring.prompts import get_template
 
-    spec = ModelSpec(base=model, device=device, precision="float32")
-    if cfg.method == "seqcls":
-        torch.manual_seed(cfg.seed)
-        net, tokenizer, where = load_seqcls(spec, trainable=True)
-        loaded, encode = LoadedModel(net, tokenizer, "", spec, where), encode_classes
-    else:
-        if not language_model:
-            language_model.append(load_model(spec))
-        loaded, encode = language_model[0], encode_examples
+    encode = encode_classes if cfg.method == "seqcls" else encode_examples
     template = get_template(cfg.template)
-    return loaded, *(encode(part, loaded.tokenizer, template, cfg.max_length) for part in split)
+    train, val = (encode(part, tokenizer, template, cfg.max_length) for part in split)
+    return train, val
 
 
 def _run_variant(loaded: Any, cfg: Any, train: Any, val: Any) -> dict[str, Any]:
