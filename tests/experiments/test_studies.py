@@ -63,24 +63,24 @@ def test_check_fails_when_the_published_table_differs(tmp_path, monkeypatch) -> 
     assert res.exit_code != 0 and "differ from the docs: sma_goog" in res.output
 
 
+@pytest.mark.usefixtures("llmbt_home")
 @pytest.mark.parametrize(("quoted", "fresh"), [("0.23", True), ("0.24", False)])
-def test_check_compares_the_figures_the_guides_quote(quoted, fresh, tmp_path, monkeypatch) -> None:
+def test_check_compares_the_figures_the_guides_quote(quoted, fresh, tmp_path) -> None:
     docs = tmp_path / "docs"
     (docs / "results").mkdir(parents=True)
     (docs / "results" / "sma_goog.md").write_text((ROOT / "docs" / "results" / "sma_goog.md").read_text())
     quote = f"<!-- quote:sma_goog|Sharpe|sma_cross -->{quoted}<!-- /quote -->"
     (docs / "guide.md").write_text(f"Sharpe {quote}.\n")
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     res = CliRunner().invoke(cli, ["study", "run", str(ROOT / "studies" / "sma_goog.yaml"),
                                    "--check", "--docs", str(docs), "--out", str(tmp_path / "out")])
     assert (res.exit_code == 0) is fresh, res.output
 
 
+@pytest.mark.usefixtures("llmbt_home")
 def test_a_study_run_rewrites_the_figures_the_guides_quote(tmp_path, monkeypatch) -> None:
     guide = tmp_path / "docs" / "guide.md"
     guide.parent.mkdir()
     guide.write_text("Sharpe <!-- quote:sma_goog|Sharpe|sma_cross -->0.24<!-- /quote -->.\n")
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["study", "run", str(ROOT / "studies" / "sma_goog.yaml")])
     assert res.exit_code == 0 and "updated docs/guide.md" in res.output, res.output

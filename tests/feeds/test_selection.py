@@ -255,11 +255,10 @@ def test_bt_bench_select_times_both_runs(shared_news, tmp_path, monkeypatch):
     assert rows["pairs"] == "1" and rows["select_goal"].startswith("<= 10%: ")
 
 
-def test_the_select_study_suite_times_the_rule_against_the_names_it_picks(shared_news, tmp_path,
-                                                                         monkeypatch):
+@pytest.mark.usefixtures("llmbt_home")
+def test_the_select_study_suite_times_the_rule_against_the_names_it_picks(shared_news):
     from llmbt.experiments.bench.select import bench_selection, selected_names
 
-    monkeypatch.setenv("LLMBT_HOME", str(tmp_path / "home"))
     cfg = _config(shared_news, scorer="lexicon", start="2015-05-01")
     names = selected_names(cfg)
     assert 3 <= len(names) < len(SYMBOLS) and set(names) <= set(SYMBOLS)
